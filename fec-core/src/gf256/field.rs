@@ -1,0 +1,170 @@
+//! Scalar arithmetic in GF(2^8) with the reducing polynomial 0x11D.
+//!
+//! 0x11D (x^8 + x^4 + x^3 + x^2 + 1) with generator 2 is the field used by
+//! reed-solomon-erasure, Backblaze JavaReedSolomon, klauspost/reedsolomon and
+//! RFC 8681 section 3.7. Note that the x86 `gf2p8mulb` instruction works in
+//! the AES field 0x11B, which is a different field; our GFNI backend uses
+//! `gf2p8affineqb` with a bit matrix per constant instead.
+
+/// The reducing polynomial, including the x^8 term.
+pub const POLYNOMIAL: u16 = 0x11D;
+
+const fn build_exp_log() -> ([u8; 512], [u8; 256]) {
+    let mut exp = [0u8; 512];
+    let mut log = [0u8; 256];
+    let mut x: u16 = 1;
+    let mut i = 0;
+    while i < 255 {
+        exp[i] = x as u8;
+        exp[i + 255] = x as u8;
+        log[x as usize] = i as u8;
+        x <<= 1;
+        if x & 0x100 != 0 {
+            x ^= POLYNOMIAL;
+        }
+        i += 1;
+    }
+    // exp[510] and exp[511] are reached by log[a] + log[b] only for a, b != 0
+    // with both logs at 254 (sum 508), so they never matter; keep them sane.
+    exp[510] = exp[0];
+    exp[511] = exp[1];
+    (exp, log)
+}
+
+const EXP_LOG: ([u8; 512], [u8; 256]) = build_exp_log();
+/// `EXP[i] = 2^i`, doubled in length so that `EXP[log a + log b]` needs no reduction.
+pub(crate) static EXP: [u8; 512] = EXP_LOG.0;
+/// `LOG[a]` for a != 0; `LOG[0]` is meaningless (0).
+pub(crate) static LOG: [u8; 256] = EXP_LOG.1;
+
+const fn build_mul_table() -> [[u8; 256]; 256] {
+    let mut table = [[0u8; 256]; 256];
+    let mut a = 1;
+    while a < 256 {
+        let mut b = 1;
+        while b < 256 {
+            table[a][b] = EXP_LOG.0[EXP_LOG.1[a] as usize + EXP_LOG.1[b] as usize];
+            b += 1;
+        }
+        a += 1;
+    }
+    table
+}
+
+/// Full 64 KiB product table: `MUL_TABLE[a][b] = a * b`. Used by the scalar
+/// slice kernels, where one table row per constant keeps the loop to one load.
+pub(crate) static MUL_TABLE: [[u8; 256]; 256] = build_mul_table();
+
+/// Product of `a` and `b` in GF(2^8).
+///
+/// ```
+/// use fec_core::gf256;
+/// assert_eq!(gf256::mul(2, 0x80), 0x1D); // x * x^7 = x^8 = 0x1D mod 0x11D
+/// assert_eq!(gf256::mul(0, 7), 0);
+/// ```
+#[inline]
+pub fn mul(a: u8, b: u8) -> u8 {
+    MUL_TABLE[a as usize][b as usize]
+}
+
+/// Multiplicative inverse of `a`, or `None` for zero.
+///
+/// ```
+/// use fec_core::gf256;
+/// let inv = gf256::inv(0x53).unwrap();
+/// assert_eq!(gf256::mul(0x53, inv), 1);
+/// assert_eq!(gf256::inv(0), None);
+/// ```
+#[inline]
+pub fn inv(a: u8) -> Option<u8> {
+    if a == 0 {
+        None
+    } else {
+        Some(EXP[255 - LOG[a as usize] as usize])
+    }
+}
+
+/// `a / b`, or `None` when `b` is zero.
+#[inline]
+pub fn div(a: u8, b: u8) -> Option<u8> {
+    if b == 0 {
+        None
+    } else if a == 0 {
+        Some(0)
+    } else {
+        Some(EXP[LOG[a as usize] as usize + 255 - LOG[b as usize] as usize])
+    }
+}
+
+/// `2^power` (the generator raised to `power`, modulo 255).
+#[inline]
+pub fn exp(power: usize) -> u8 {
+    EXP[power % 255]
+}
+
+/// `a^n`, with `0^0 = 1` as reed-solomon-erasure's Vandermonde matrix expects.
+#[inline]
+pub fn pow(a: u8, n: usize) -> u8 {
+    if n == 0 {
+        1
+    } else if a == 0 {
+        0
+    } else {
+        EXP[(LOG[a as usize] as usize * n) % 255]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Carry-less multiply and reduce, bit by bit: the definition itself.
+    fn reference_mul(mut a: u8, mut b: u8) -> u8 {
+        let mut product = 0u8;
+        while b != 0 {
+            if b & 1 != 0 {
+                product ^= a;
+            }
+            let carry = a & 0x80 != 0;
+            a <<= 1;
+            if carry {
+                a ^= (POLYNOMIAL & 0xFF) as u8;
+            }
+            b >>= 1;
+        }
+        product
+    }
+
+    #[test]
+    fn tables_match_definition() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                assert_eq!(mul(a, b), reference_mul(a, b), "{a} * {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn inverse_and_division() {
+        for a in 1..=255u8 {
+            assert_eq!(mul(a, inv(a).unwrap()), 1);
+            for b in 1..=255u8 {
+                assert_eq!(mul(div(a, b).unwrap(), b), a);
+            }
+        }
+        assert_eq!(div(5, 0), None);
+        assert_eq!(div(0, 5), Some(0));
+    }
+
+    #[test]
+    fn powers() {
+        assert_eq!(pow(0, 0), 1);
+        assert_eq!(pow(0, 3), 0);
+        assert_eq!(pow(2, 8), 0x1D);
+        assert_eq!(exp(255), 1);
+        for a in 1..=255u8 {
+            assert_eq!(pow(a, 255), 1);
+            assert_eq!(pow(a, 2), mul(a, a));
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! GF(2^8) arithmetic (polynomial 0x11D) and slice kernels with run-time
+//! selected SIMD backends.
+//!
+//! Three layers, as in reed-solomon-simd:
+//! - free functions ([`mul_slice`], [`mul_add_slice`], [`xor_slice`]) that use
+//!   the process-wide [`Engine`] chosen once by [`Engine::detect`];
+//! - an [`Engine`] value, for callers that want a particular [`Backend`]
+//!   (tests pin every backend against the scalar one, benches compare them);
+//! - [`MatrixKernel`], the fused multi-source/multi-output kernel with the
+//!   per-coefficient tables expanded once, which Reed-Solomon encode and decode
+//!   run on.
+//!
+//! The backend can be forced with the environment variable
+//! `FEC_CORE_BACKEND=scalar|ssse3|avx2|avx512|gfni`; a backend this CPU lacks
+//! is ignored (the best supported one is used instead), so a forced backend can
+//! never produce an illegal-instruction fault.
+//!
+//! ```
+//! use fec_core::gf256::{self, Backend, Engine};
+//!
+//! let src = [1u8, 2, 3, 4];
+//! let mut dst = [0u8; 4];
+//! gf256::mul_slice(2, &src, &mut dst);
+//! assert_eq!(dst, [2, 4, 6, 8]);
+//!
+//! // Every backend computes the same thing; scalar is always available.
+//! let scalar = Engine::new(Backend::Scalar).unwrap();
+//! let mut again = [0u8; 4];
+//! scalar.mul_slice(2, &src, &mut again);
+//! assert_eq!(dst, again);
+//! ```
+
+mod field;
+mod scalar;
+
+pub use field::{div, exp, inv, mul, pow, POLYNOMIAL};
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+/// An implementation of the slice kernels for one instruction set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Portable table-driven code; available everywhere.
+    Scalar,
+    /// 16-byte nibble tables with `pshufb`.
+    Ssse3,
+    /// 32-byte nibble tables with `vpshufb`.
+    Avx2,
+    /// 64-byte nibble tables with AVX-512BW `vpshufb`.
+    Avx512,
+    /// `gf2p8affineqb` with one 8x8 bit matrix per constant (AVX-512 + GFNI).
+    Gfni,
+}
+
+impl Backend {
+    /// Every backend, slowest first.
+    pub const ALL: [Backend; 5] = [
+        Backend::Scalar,
+        Backend::Ssse3,
+        Backend::Avx2,
+        Backend::Avx512,
+        Backend::Gfni,
+    ];
+
+    /// The lower-case name used by `FEC_CORE_BACKEND` and in bench output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::Ssse3 => "ssse3",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
+            Backend::Gfni => "gfni",
+        }
+    }
+
+    /// Whether this CPU can run the backend.
+    pub fn is_supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Backend::Scalar => true,
+                Backend::Ssse3 => std::arch::is_x86_feature_detected!("ssse3"),
+                Backend::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+                Backend::Avx512 => {
+                    std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512bw")
+                }
+                Backend::Gfni => {
+                    std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512bw")
+                        && std::arch::is_x86_feature_detected!("gfni")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            matches!(self, Backend::Scalar)
+        }
+    }
+
+    /// Every backend this CPU supports, slowest first.
+    pub fn supported() -> Vec<Backend> {
+        Backend::ALL
+            .into_iter()
+            .filter(|b| b.is_supported())
+            .collect()
+    }
+
+    /// The fastest backend this CPU supports.
+    pub fn best() -> Backend {
+        Backend::ALL
+            .into_iter()
+            .rev()
+            .find(|b| b.is_supported())
+            .unwrap_or(Backend::Scalar)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of parsing an unknown backend name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown GF(2^8) backend {0:?}; expected one of scalar, ssse3, avx2, avx512, gfni")]
+pub struct UnknownBackend(pub String);
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownBackend(s.to_owned()))
+    }
+}
+
+/// A handle to one supported backend. It can only be obtained after the CPU
+/// check ([`Engine::new`] returns `None` otherwise), so every kernel call on
+/// it is sound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Engine {
+    backend: Backend,
+}
+
+static DETECTED: OnceLock<Engine> = OnceLock::new();
+
+/// The process-wide engine: `FEC_CORE_BACKEND` if set and supported, else the
+/// best backend. Detected once.
+pub fn engine() -> Engine {
+    Engine::detect()
+}
+
+impl Engine {
+    /// The engine for `backend`, or `None` if this CPU cannot run it.
+    pub fn new(backend: Backend) -> Option<Engine> {
+        backend.is_supported().then_some(Engine { backend })
+    }
+
+    /// The process-wide engine (see [`engine`]).
+    pub fn detect() -> Engine {
+        *DETECTED.get_or_init(|| {
+            let forced = std::env::var("FEC_CORE_BACKEND")
+                .ok()
+                .and_then(|name| name.parse::<Backend>().ok())
+                .and_then(Engine::new);
+            forced.unwrap_or(Engine {
+                backend: Backend::best(),
+            })
+        })
+    }
+
+    /// Which backend this engine runs.
+    pub fn backend(self) -> Backend {
+        self.backend
+    }
+
+    /// `dst[i] = c * src[i]`.
+    ///
+    /// # Panics
+    /// If `src` and `dst` differ in length.
+    pub fn mul_slice(self, c: u8, src: &[u8], dst: &mut [u8]) {
+        assert_eq!(src.len(), dst.len(), "mul_slice: length mismatch");
+        match self.backend {
+            _ => scalar::mul_slice(c, src, dst),
+        }
+    }
+
+    /// `dst[i] ^= c * src[i]`.
+    ///
+    /// # Panics
+    /// If `src` and `dst` differ in length.
+    pub fn mul_add_slice(self, c: u8, src: &[u8], dst: &mut [u8]) {
+        assert_eq!(src.len(), dst.len(), "mul_add_slice: length mismatch");
+        match self.backend {
+            _ => scalar::mul_add_slice(c, src, dst),
+        }
+    }
+
+    /// `dst[i] ^= src[i]`.
+    ///
+    /// # Panics
+    /// If `src` and `dst` differ in length.
+    pub fn xor_slice(self, src: &[u8], dst: &mut [u8]) {
+        assert_eq!(src.len(), dst.len(), "xor_slice: length mismatch");
+        match self.backend {
+            _ => scalar::xor_slice(src, dst),
+        }
+    }
+
+    /// Expands a `rows x cols` coefficient matrix (row-major) into the tables
+    /// this backend's fused kernel needs. Build once, apply many times.
+    ///
+    /// # Panics
+    /// If `coefficients.len() != rows * cols`.
+    pub fn prepare(self, coefficients: &[u8], rows: usize, cols: usize) -> MatrixKernel {
+        assert_eq!(
+            coefficients.len(),
+            rows * cols,
+            "prepare: coefficient count"
+        );
+        MatrixKernel {
+            engine: self,
+            rows,
+            cols,
+            coefficients: coefficients.to_vec(),
+        }
+    }
+}
+
+/// `dst[i] = c * src[i]` on the process-wide engine.
+///
+/// # Panics
+/// If `src` and `dst` differ in length.
+pub fn mul_slice(c: u8, src: &[u8], dst: &mut [u8]) {
+    engine().mul_slice(c, src, dst)
+}
+
+/// `dst[i] ^= c * src[i]` on the process-wide engine.
+///
+/// # Panics
+/// If `src` and `dst` differ in length.
+pub fn mul_add_slice(c: u8, src: &[u8], dst: &mut [u8]) {
+    engine().mul_add_slice(c, src, dst)
+}
+
+/// `dst[i] ^= src[i]` on the process-wide engine.
+///
+/// # Panics
+/// If `src` and `dst` differ in length.
+pub fn xor_slice(src: &[u8], dst: &mut [u8]) {
+    engine().xor_slice(src, dst)
+}
+
+/// A coefficient matrix prepared for one backend: the fused kernel that
+/// computes `outputs[r] = sum over c of matrix[r][c] * inputs[c]` in one pass
+/// over cache-sized chunks of the inputs.
+///
+/// ```
+/// use fec_core::gf256::{self, engine};
+///
+/// // Two outputs from three inputs.
+/// let matrix = [1, 1, 1, 1, 2, 3];
+/// let kernel = engine().prepare(&matrix, 2, 3);
+/// let inputs = [[5u8; 8], [6; 8], [7; 8]];
+/// let mut outputs = [[0u8; 8]; 2];
+/// kernel.apply(&inputs, &mut outputs);
+/// assert_eq!(outputs[0][0], 5 ^ 6 ^ 7);
+/// assert_eq!(outputs[1][0], 5 ^ gf256::mul(2, 6) ^ gf256::mul(3, 7));
+/// ```
+#[derive(Clone, Debug)]
+pub struct MatrixKernel {
+    engine: Engine,
+    rows: usize,
+    cols: usize,
+    coefficients: Vec<u8>,
+}
+
+impl MatrixKernel {
+    /// Number of outputs.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of inputs.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The coefficient matrix, row-major.
+    pub fn coefficients(&self) -> &[u8] {
+        &self.coefficients
+    }
+
+    /// Overwrites each output with its linear combination of the inputs.
+    ///
+    /// # Panics
+    /// If there are not exactly `cols` inputs and `rows` outputs, or if the
+    /// slices differ in length.
+    pub fn apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(&self, inputs: &[S], outputs: &mut [D]) {
+        assert_eq!(inputs.len(), self.cols, "apply: input count");
+        assert_eq!(outputs.len(), self.rows, "apply: output count");
+        let len = inputs.first().map_or(0, |s| s.as_ref().len());
+        for input in inputs {
+            assert_eq!(input.as_ref().len(), len, "apply: input length");
+        }
+        for output in outputs.iter_mut() {
+            assert_eq!(output.as_mut().len(), len, "apply: output length");
+        }
+        match self.engine.backend {
+            _ => scalar::matrix_apply(&self.coefficients, self.cols, inputs, outputs),
+        }
+    }
+}

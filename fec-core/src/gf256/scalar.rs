@@ -1,0 +1,40 @@
+//! Portable table-driven kernels: the reference every SIMD backend is tested
+//! against.
+
+use super::field::MUL_TABLE;
+
+pub(super) fn mul_slice(c: u8, src: &[u8], dst: &mut [u8]) {
+    let row = &MUL_TABLE[c as usize];
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = row[*s as usize];
+    }
+}
+
+pub(super) fn mul_add_slice(c: u8, src: &[u8], dst: &mut [u8]) {
+    let row = &MUL_TABLE[c as usize];
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= row[*s as usize];
+    }
+}
+
+pub(super) fn xor_slice(src: &[u8], dst: &mut [u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= *s;
+    }
+}
+
+pub(super) fn matrix_apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(
+    coefficients: &[u8],
+    cols: usize,
+    inputs: &[S],
+    outputs: &mut [D],
+) {
+    for (r, output) in outputs.iter_mut().enumerate() {
+        let output = output.as_mut();
+        let row = &coefficients[r * cols..(r + 1) * cols];
+        output.fill(0);
+        for (&c, input) in row.iter().zip(inputs) {
+            mul_add_slice(c, input.as_ref(), output);
+        }
+    }
+}
