@@ -1,0 +1,2 @@
+//! Codec benches (work in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! GF(2^8) kernel benches (work in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Compare binary (work in progress).
+fn main() {}

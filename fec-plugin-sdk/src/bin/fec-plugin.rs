@@ -1,0 +1,2 @@
+//! `fec-plugin` command-line tool (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! FEC plugin SDK (work in progress).

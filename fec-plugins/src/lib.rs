@@ -1,0 +1,1 @@
+//! FEC plugins (work in progress).

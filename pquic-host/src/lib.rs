@@ -1,0 +1,1 @@
+//! pquic-host library (work in progress).

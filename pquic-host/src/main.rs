@@ -1,0 +1,2 @@
+//! `pquic-host` binary (work in progress).
+fn main() {}
