@@ -15,6 +15,65 @@ pub enum Error {
     // --- end RLC ---
 
     // --- RaptorQ (raptorq) ---
+    /// A serialized RaptorQ packet or Object Transmission Information of the
+    /// wrong length.
+    #[error("RaptorQ packet of {got} bytes, expected {expected}")]
+    RaptorqPacketLength {
+        /// Bytes required.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// A source block with no symbols or more than K'max.
+    #[error("RaptorQ source block of {got} symbols, must be 1..={max}")]
+    RaptorqSourceSymbols {
+        /// Symbols asked for.
+        got: usize,
+        /// K'max.
+        max: u32,
+    },
+    /// Source block data that is not a non-zero multiple of the symbol size.
+    #[error("RaptorQ source block of {length} bytes is not a non-zero multiple of symbol size {symbol_size}")]
+    RaptorqBlockLength {
+        /// Bytes given.
+        length: usize,
+        /// Symbol size T.
+        symbol_size: u16,
+    },
+    /// Object Transmission Information that RFC 6330 section 4.4.1.2 forbids.
+    #[error("invalid RaptorQ transmission information: {reason}")]
+    RaptorqTransmissionInformation {
+        /// Which constraint failed.
+        reason: &'static str,
+    },
+    /// An encoding symbol id beyond 24 bits.
+    #[error("RaptorQ encoding symbol id {esi} exceeds 24 bits")]
+    RaptorqEncodingSymbolId {
+        /// The id asked for or received.
+        esi: u64,
+    },
+    /// A packet for another source block than the decoder's.
+    #[error("RaptorQ packet of source block {got}, decoder is for block {expected}")]
+    RaptorqBlockMismatch {
+        /// The decoder's block.
+        expected: u8,
+        /// The packet's block.
+        got: u8,
+    },
+    /// A source block number beyond the object's number of blocks.
+    #[error("RaptorQ source block {got} of an object with {blocks} blocks")]
+    RaptorqBlockNumber {
+        /// Block asked for.
+        got: u8,
+        /// Blocks in the object.
+        blocks: u8,
+    },
+    /// More distinct repair symbols than the decoder holds for one block.
+    #[error("RaptorQ decoder already holds {max} repair symbols for this block")]
+    RaptorqTooManyRepairSymbols {
+        /// The cap.
+        max: usize,
+    },
     // --- end RaptorQ ---
 
     // --- pipeline ---

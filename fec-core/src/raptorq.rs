@@ -1,1 +1,428 @@
-//! (work in progress)
+//! RaptorQ (RFC 6330) source blocks through the [`raptorq`](::raptorq) crate,
+//! with fec-core's [`Error`] instead of panics.
+//!
+//! The `raptorq` crate asserts on many inputs a network peer controls: a
+//! short packet in `EncodingPacket::deserialize`, a symbol of the wrong size,
+//! a packet of another source block, an Object Transmission Information with
+//! a zero symbol size. This adapter checks every one of them first, so a
+//! malformed packet is an [`Error`], never a panic.
+//!
+//! Packets are the crate's own [`EncodingPacket`]s: the 4-byte FEC Payload ID
+//! of RFC 6330 section 3.2 (source block number, 24-bit encoding symbol id)
+//! followed by one symbol. So a [`BlockEncoder`]'s packets decode in a plain
+//! `raptorq::Decoder`, and a plain `raptorq::Encoder`'s packets decode in a
+//! [`BlockDecoder`] (both directions are tested in `tests/raptorq_interop.rs`).
+//!
+//! ```
+//! use fec_core::raptorq::{BlockDecoder, BlockEncoder};
+//!
+//! // A source block of k = 4 symbols of T = 16 bytes.
+//! let block: Vec<u8> = (0..64).collect();
+//! let encoder = BlockEncoder::with_symbol_size(0, 16, &block)?;
+//! let mut decoder = BlockDecoder::new(0, 4, 16)?;
+//!
+//! // Lose two source symbols; two repair symbols make up for them.
+//! for packet in encoder.source_packets().into_iter().skip(2) {
+//!     decoder.add_packet(&packet.serialize())?;
+//! }
+//! for packet in encoder.repair_packets(0, 2)? {
+//!     decoder.add_packet(&packet.serialize())?;
+//! }
+//! assert_eq!(decoder.block(), Some(&block[..]));
+//! # Ok::<(), fec_core::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+
+pub use ::raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
+use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder};
+
+use crate::Error;
+
+/// The largest number of source symbols in one block (K'max, RFC 6330
+/// section 5.1.2).
+pub const MAX_SOURCE_SYMBOLS: u32 = 56_403;
+
+/// Encoding symbol ids are 24-bit (RFC 6330 section 3.2).
+pub const MAX_ENCODING_SYMBOL_ID: u32 = (1 << 24) - 1;
+
+/// Bytes of the FEC Payload ID in front of every serialized packet.
+pub const PAYLOAD_ID_LEN: usize = 4;
+
+/// The largest transfer length F (RFC 6330 errata 5548).
+const MAX_TRANSFER_LENGTH: u64 = 942_574_504_275;
+
+/// Checks an Object Transmission Information the way RFC 6330 section
+/// 4.4.1.2 constrains it, so that nothing downstream divides by zero or
+/// exceeds K'max.
+pub fn validate_transmission_information(oti: &ObjectTransmissionInformation) -> Result<(), Error> {
+    let invalid = |reason| Err(Error::RaptorqTransmissionInformation { reason });
+    let symbol_size = u64::from(oti.symbol_size());
+    let alignment = u64::from(oti.symbol_alignment());
+    if symbol_size == 0 {
+        return invalid("symbol size T is zero");
+    }
+    if alignment == 0 || symbol_size % alignment != 0 {
+        return invalid("symbol size T is not a multiple of the alignment Al");
+    }
+    if oti.source_blocks() == 0 {
+        return invalid("number of source blocks Z is zero");
+    }
+    if oti.sub_blocks() == 0 || u64::from(oti.sub_blocks()) > symbol_size / alignment {
+        return invalid("number of sub-blocks N is zero or above T / Al");
+    }
+    if oti.transfer_length() == 0 || oti.transfer_length() > MAX_TRANSFER_LENGTH {
+        return invalid("transfer length F is zero or too large");
+    }
+    let total_symbols = oti.transfer_length().div_ceil(symbol_size);
+    if total_symbols.div_ceil(u64::from(oti.source_blocks())) > u64::from(MAX_SOURCE_SYMBOLS) {
+        return invalid("more than K'max symbols per source block");
+    }
+    Ok(())
+}
+
+/// Parses the 12-byte serialized Object Transmission Information (RFC 6330
+/// section 3.3.2 and 3.3.3) and validates it.
+pub fn parse_transmission_information(
+    bytes: &[u8],
+) -> Result<ObjectTransmissionInformation, Error> {
+    let array: &[u8; 12] = bytes.try_into().map_err(|_| Error::RaptorqPacketLength {
+        expected: 12,
+        got: bytes.len(),
+    })?;
+    let oti = ObjectTransmissionInformation::deserialize(array);
+    validate_transmission_information(&oti)?;
+    Ok(oti)
+}
+
+/// Parses a serialized [`EncodingPacket`] whose symbol must be `symbol_size`
+/// bytes; unlike `EncodingPacket::deserialize`, a short or long packet is an
+/// error.
+pub fn parse_packet(bytes: &[u8], symbol_size: u16) -> Result<EncodingPacket, Error> {
+    let expected = PAYLOAD_ID_LEN + usize::from(symbol_size);
+    if bytes.len() != expected {
+        return Err(Error::RaptorqPacketLength {
+            expected,
+            got: bytes.len(),
+        });
+    }
+    let (id, symbol) = bytes.split_at(PAYLOAD_ID_LEN);
+    let id: &[u8; PAYLOAD_ID_LEN] = id.try_into().map_err(|_| Error::RaptorqPacketLength {
+        expected,
+        got: bytes.len(),
+    })?;
+    Ok(EncodingPacket::new(
+        PayloadId::deserialize(id),
+        symbol.to_vec(),
+    ))
+}
+
+/// The Object Transmission Information of one source block of
+/// `source_symbols` symbols of `symbol_size` bytes, no sub-blocking, alignment 1.
+fn single_block_information(
+    source_symbols: u32,
+    symbol_size: u16,
+) -> Result<ObjectTransmissionInformation, Error> {
+    if source_symbols == 0 || source_symbols > MAX_SOURCE_SYMBOLS {
+        return Err(Error::RaptorqSourceSymbols {
+            got: source_symbols as usize,
+            max: MAX_SOURCE_SYMBOLS,
+        });
+    }
+    if symbol_size == 0 {
+        return Err(Error::RaptorqTransmissionInformation {
+            reason: "symbol size T is zero",
+        });
+    }
+    let length = u64::from(source_symbols) * u64::from(symbol_size);
+    Ok(ObjectTransmissionInformation::new(
+        length,
+        symbol_size,
+        1,
+        1,
+        1,
+    ))
+}
+
+/// Encodes one source block (RFC 6330 section 5.3): the source symbols as
+/// they are (the code is systematic) and any number of repair symbols.
+#[derive(Debug, Clone)]
+pub struct BlockEncoder {
+    inner: SourceBlockEncoder,
+    information: ObjectTransmissionInformation,
+    source_block_number: u8,
+    source_symbols: u32,
+}
+
+impl BlockEncoder {
+    /// A block of `block.len() / symbol_size` source symbols; `block.len()`
+    /// must be a non-zero multiple of `symbol_size`. No sub-blocking,
+    /// alignment 1: the [`transmission_information`](Self::transmission_information)
+    /// tells a plain `raptorq::Decoder` so.
+    pub fn with_symbol_size(
+        source_block_number: u8,
+        symbol_size: u16,
+        block: &[u8],
+    ) -> Result<Self, Error> {
+        if symbol_size == 0 || block.len() % usize::from(symbol_size) != 0 {
+            return Err(Error::RaptorqBlockLength {
+                length: block.len(),
+                symbol_size,
+            });
+        }
+        let source_symbols =
+            u32::try_from(block.len() / usize::from(symbol_size)).unwrap_or(u32::MAX);
+        let information = single_block_information(source_symbols, symbol_size)?;
+        Self::new(source_block_number, &information, block)
+    }
+
+    /// A block laid out as `information` says (symbol size, sub-blocks,
+    /// alignment); `block` is the whole source block, a multiple of the symbol
+    /// size (zero-padded by the caller if the object ends inside it).
+    pub fn new(
+        source_block_number: u8,
+        information: &ObjectTransmissionInformation,
+        block: &[u8],
+    ) -> Result<Self, Error> {
+        validate_transmission_information(information)?;
+        let symbol_size = information.symbol_size();
+        if block.is_empty() || block.len() % usize::from(symbol_size) != 0 {
+            return Err(Error::RaptorqBlockLength {
+                length: block.len(),
+                symbol_size,
+            });
+        }
+        let symbols = block.len() / usize::from(symbol_size);
+        if symbols > MAX_SOURCE_SYMBOLS as usize {
+            return Err(Error::RaptorqSourceSymbols {
+                got: symbols,
+                max: MAX_SOURCE_SYMBOLS,
+            });
+        }
+        Ok(BlockEncoder {
+            inner: SourceBlockEncoder::new(source_block_number, information, block),
+            information: *information,
+            source_block_number,
+            source_symbols: symbols as u32,
+        })
+    }
+
+    /// Number of source symbols K in the block.
+    pub fn source_symbols(&self) -> u32 {
+        self.source_symbols
+    }
+
+    /// Symbol size T in bytes.
+    pub fn symbol_size(&self) -> u16 {
+        self.information.symbol_size()
+    }
+
+    /// The source block number (SBN) in every packet's payload id.
+    pub fn source_block_number(&self) -> u8 {
+        self.source_block_number
+    }
+
+    /// What a receiver needs to build its decoder (RFC 6330 section 3.3).
+    pub fn transmission_information(&self) -> ObjectTransmissionInformation {
+        self.information
+    }
+
+    /// The K source packets, ESI 0..K.
+    pub fn source_packets(&self) -> Vec<EncodingPacket> {
+        self.inner.source_packets()
+    }
+
+    /// `count` repair packets, the first with ESI `K + first_repair`
+    /// (RFC 6330 section 5.3.4). Any range of repair symbols can be asked
+    /// for, in any order: the code is a fountain.
+    pub fn repair_packets(
+        &self,
+        first_repair: u32,
+        count: u32,
+    ) -> Result<Vec<EncodingPacket>, Error> {
+        let last = u64::from(self.source_symbols) + u64::from(first_repair) + u64::from(count);
+        if count > 0 && last - 1 > u64::from(MAX_ENCODING_SYMBOL_ID) {
+            return Err(Error::RaptorqEncodingSymbolId { esi: last - 1 });
+        }
+        Ok(self.inner.repair_packets(first_repair, count))
+    }
+}
+
+/// Decodes one source block from any K or slightly more of its packets
+/// (RFC 6330 section 5.4), in any order, with duplicates.
+///
+/// Memory is bounded: at most K source symbols and `max_repair_symbols`
+/// distinct repair symbols are held (by default K + 64 of them).
+#[derive(Debug, Clone)]
+pub struct BlockDecoder {
+    inner: SourceBlockDecoder,
+    source_block_number: u8,
+    source_symbols: u32,
+    symbol_size: u16,
+    sources_seen: Vec<bool>,
+    repairs_seen: HashSet<u32>,
+    max_repair_symbols: usize,
+    block: Option<Vec<u8>>,
+}
+
+impl BlockDecoder {
+    /// A decoder for a block of `source_symbols` symbols of `symbol_size`
+    /// bytes, no sub-blocking, alignment 1 (as [`BlockEncoder::with_symbol_size`]
+    /// makes).
+    pub fn new(
+        source_block_number: u8,
+        source_symbols: u32,
+        symbol_size: u16,
+    ) -> Result<Self, Error> {
+        let information = single_block_information(source_symbols, symbol_size)?;
+        Ok(Self::build(
+            source_block_number,
+            &information,
+            source_symbols,
+        ))
+    }
+
+    /// A decoder for source block `source_block_number` of the object that
+    /// `information` describes (for packets of a plain `raptorq::Encoder`).
+    pub fn with_transmission_information(
+        information: &ObjectTransmissionInformation,
+        source_block_number: u8,
+    ) -> Result<Self, Error> {
+        validate_transmission_information(information)?;
+        // Partition[] of RFC 6330 section 4.4.1.2: the first ZL blocks have KL
+        // symbols, the remaining ZS blocks KS.
+        let total = information
+            .transfer_length()
+            .div_ceil(u64::from(information.symbol_size()));
+        let blocks = u64::from(information.source_blocks());
+        if u64::from(source_block_number) >= blocks {
+            return Err(Error::RaptorqBlockNumber {
+                got: source_block_number,
+                blocks: information.source_blocks(),
+            });
+        }
+        let large = total.div_ceil(blocks);
+        let small = total / blocks;
+        let large_count = total - small * blocks;
+        let symbols = if u64::from(source_block_number) < large_count {
+            large
+        } else {
+            small
+        };
+        if symbols == 0 {
+            return Err(Error::RaptorqTransmissionInformation {
+                reason: "source block would be empty",
+            });
+        }
+        Ok(Self::build(
+            source_block_number,
+            information,
+            symbols as u32,
+        ))
+    }
+
+    fn build(
+        source_block_number: u8,
+        information: &ObjectTransmissionInformation,
+        source_symbols: u32,
+    ) -> Self {
+        let length = u64::from(source_symbols) * u64::from(information.symbol_size());
+        BlockDecoder {
+            inner: SourceBlockDecoder::new(source_block_number, information, length),
+            source_block_number,
+            source_symbols,
+            symbol_size: information.symbol_size(),
+            sources_seen: vec![false; source_symbols as usize],
+            repairs_seen: HashSet::new(),
+            max_repair_symbols: source_symbols as usize + 64,
+            block: None,
+        }
+    }
+
+    /// Caps the number of distinct repair symbols held; later ones are
+    /// refused with [`Error::RaptorqTooManyRepairSymbols`].
+    pub fn set_max_repair_symbols(&mut self, max: usize) -> &mut Self {
+        self.max_repair_symbols = max;
+        self
+    }
+
+    /// Number of source symbols K.
+    pub fn source_symbols(&self) -> u32 {
+        self.source_symbols
+    }
+
+    /// Symbol size T in bytes.
+    pub fn symbol_size(&self) -> u16 {
+        self.symbol_size
+    }
+
+    /// Adds a serialized packet (payload id + symbol). Returns whether the
+    /// block is decoded now.
+    pub fn add_packet(&mut self, bytes: &[u8]) -> Result<bool, Error> {
+        let packet = parse_packet(bytes, self.symbol_size)?;
+        self.add(packet)
+    }
+
+    /// Adds one packet. Returns whether the block is decoded now. A packet
+    /// of another block, with a symbol of the wrong size or an ESI out of
+    /// range is refused; a duplicate is ignored.
+    pub fn add(&mut self, packet: EncodingPacket) -> Result<bool, Error> {
+        let id = packet.payload_id();
+        if id.source_block_number() != self.source_block_number {
+            return Err(Error::RaptorqBlockMismatch {
+                expected: self.source_block_number,
+                got: id.source_block_number(),
+            });
+        }
+        if packet.data().len() != usize::from(self.symbol_size) {
+            return Err(Error::RaptorqPacketLength {
+                expected: PAYLOAD_ID_LEN + usize::from(self.symbol_size),
+                got: PAYLOAD_ID_LEN + packet.data().len(),
+            });
+        }
+        let esi = id.encoding_symbol_id();
+        if esi > MAX_ENCODING_SYMBOL_ID {
+            return Err(Error::RaptorqEncodingSymbolId {
+                esi: u64::from(esi),
+            });
+        }
+        if self.block.is_some() {
+            return Ok(true);
+        }
+        if let Some(seen) = self.sources_seen.get_mut(esi as usize) {
+            if *seen {
+                return Ok(false);
+            }
+            *seen = true;
+        } else {
+            if self.repairs_seen.contains(&esi) {
+                return Ok(false);
+            }
+            if self.repairs_seen.len() >= self.max_repair_symbols {
+                return Err(Error::RaptorqTooManyRepairSymbols {
+                    max: self.max_repair_symbols,
+                });
+            }
+            self.repairs_seen.insert(esi);
+        }
+        self.block = self.inner.decode(std::iter::once(packet));
+        Ok(self.block.is_some())
+    }
+
+    /// Whether the whole block is known.
+    pub fn is_decoded(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// The decoded source block (K * T bytes), once known.
+    pub fn block(&self) -> Option<&[u8]> {
+        self.block.as_deref()
+    }
+
+    /// The decoded source block, taken out of the decoder.
+    pub fn into_block(self) -> Option<Vec<u8>> {
+        self.block
+    }
+}

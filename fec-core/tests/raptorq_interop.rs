@@ -1,0 +1,263 @@
+//! `fec_core::raptorq` against the `raptorq` crate used directly, both ways,
+//! and its refusal of malformed input.
+
+use fec_core::raptorq::{
+    parse_packet, parse_transmission_information, BlockDecoder, BlockEncoder, EncodingPacket,
+    ObjectTransmissionInformation, PayloadId,
+};
+use fec_core::Error;
+use quickcheck::{QuickCheck, TestResult};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.gen()).collect()
+}
+
+/// Our encoder's packets, serialized, decode in a plain `raptorq::Decoder`.
+#[test]
+fn our_packets_decode_in_plain_raptorq() {
+    let mut rng = StdRng::seed_from_u64(1);
+    for &(k, t) in &[(1usize, 8u16), (10, 64), (32, 1280), (200, 48)] {
+        let block = random_bytes(&mut rng, k * usize::from(t));
+        let encoder = BlockEncoder::with_symbol_size(0, t, &block).unwrap();
+        let lost = k / 4 + 1;
+        let mut packets: Vec<Vec<u8>> = encoder
+            .source_packets()
+            .iter()
+            .skip(lost)
+            .map(EncodingPacket::serialize)
+            .collect();
+        packets.extend(
+            encoder
+                .repair_packets(0, lost as u32 + 2)
+                .unwrap()
+                .iter()
+                .map(EncodingPacket::serialize),
+        );
+        packets.shuffle(&mut rng);
+
+        let mut plain = raptorq::Decoder::new(encoder.transmission_information());
+        let mut decoded = None;
+        for bytes in &packets {
+            decoded = decoded.or(plain.decode(EncodingPacket::deserialize(bytes)));
+        }
+        assert_eq!(decoded.as_deref(), Some(&block[..]), "k={k} t={t}");
+    }
+}
+
+/// Our repair symbols are byte-identical to the crate's for the same block.
+#[test]
+fn repair_symbols_match_plain_raptorq() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let block = random_bytes(&mut rng, 20 * 100);
+    let ours = BlockEncoder::with_symbol_size(0, 100, &block).unwrap();
+    let plain = raptorq::Encoder::new(&block, ours.transmission_information());
+    let theirs = plain.get_encoded_packets(7);
+    let mut mine = ours.source_packets();
+    mine.extend(ours.repair_packets(0, 7).unwrap());
+    assert_eq!(mine, theirs);
+    // Any range of repair symbols, asked for out of order.
+    assert_eq!(ours.repair_packets(3, 4).unwrap(), theirs[23..].to_vec());
+}
+
+/// Packets of a plain `raptorq::Encoder`, with several source blocks and
+/// sub-blocks, decode block by block in ours.
+#[test]
+fn plain_raptorq_packets_decode_in_ours() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let cases = [
+        // F, T, Z, N, Al
+        (10_000u64, 64u16, 3u8, 1u16, 8u8),
+        (12_345, 128, 2, 4, 8),
+        (999, 10, 1, 1, 1),
+    ];
+    for &(length, t, blocks, sub_blocks, alignment) in &cases {
+        let data = random_bytes(&mut rng, length as usize);
+        let information =
+            ObjectTransmissionInformation::new(length, t, blocks, sub_blocks, alignment);
+        // The receiver only sees the 12 serialized bytes.
+        let received_information =
+            parse_transmission_information(&information.serialize()).unwrap();
+        let plain = raptorq::Encoder::new(&data, information);
+        let mut decoders: Vec<BlockDecoder> = (0..blocks)
+            .map(|b| BlockDecoder::with_transmission_information(&received_information, b).unwrap())
+            .collect();
+        let mut packets: Vec<Vec<u8>> = plain
+            .get_encoded_packets(8)
+            .iter()
+            .map(EncodingPacket::serialize)
+            .collect();
+        packets.shuffle(&mut rng);
+        // Drop a few of each block's packets; 8 repairs per block leave margin.
+        packets.truncate(packets.len() - 3 * usize::from(blocks));
+        for bytes in &packets {
+            let block = usize::from(bytes[0]);
+            decoders[block].add_packet(bytes).unwrap();
+        }
+        let mut object = Vec::new();
+        for decoder in decoders {
+            object.extend(decoder.into_block().expect("block decoded"));
+        }
+        object.truncate(length as usize);
+        assert_eq!(object, data, "F={length} T={t} Z={blocks} N={sub_blocks}");
+    }
+}
+
+#[test]
+fn defaults_encoder_packets_decode_in_ours() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let data = random_bytes(&mut rng, 50_000);
+    let plain = raptorq::Encoder::with_defaults(&data, 1200);
+    let information = plain.get_config();
+    let mut decoder = BlockDecoder::with_transmission_information(&information, 0).unwrap();
+    assert_eq!(information.source_blocks(), 1);
+    for packet in plain.get_encoded_packets(10).into_iter().skip(5) {
+        decoder.add(packet).unwrap();
+    }
+    let mut block = decoder.into_block().unwrap();
+    block.truncate(data.len());
+    assert_eq!(block, data);
+}
+
+#[test]
+fn malformed_packets_are_errors() {
+    let block = vec![7u8; 4 * 16];
+    let encoder = BlockEncoder::with_symbol_size(5, 16, &block).unwrap();
+    let mut decoder = BlockDecoder::new(5, 4, 16).unwrap();
+    let good = encoder.source_packets()[0].serialize();
+
+    for len in 0..good.len() {
+        assert!(matches!(
+            decoder.add_packet(&good[..len]),
+            Err(Error::RaptorqPacketLength { .. })
+        ));
+    }
+    let mut long = good.clone();
+    long.push(0);
+    assert!(decoder.add_packet(&long).is_err());
+    assert!(parse_packet(&[], 16).is_err());
+
+    let mut other_block = good.clone();
+    other_block[0] = 6;
+    assert_eq!(
+        decoder.add_packet(&other_block),
+        Err(Error::RaptorqBlockMismatch {
+            expected: 5,
+            got: 6
+        })
+    );
+    let short_symbol = EncodingPacket::new(PayloadId::new(5, 1), vec![0; 15]);
+    assert!(decoder.add(short_symbol).is_err());
+
+    assert!(!decoder.add_packet(&good).unwrap());
+    assert!(!decoder.add_packet(&good).unwrap(), "duplicate ignored");
+    assert!(!decoder.is_decoded());
+}
+
+#[test]
+fn repair_symbols_are_capped() {
+    let block = vec![1u8; 8 * 4];
+    let encoder = BlockEncoder::with_symbol_size(0, 4, &block).unwrap();
+    let mut decoder = BlockDecoder::new(0, 8, 4).unwrap();
+    decoder.set_max_repair_symbols(3);
+    // Repairs of another block with the same number: ESIs beyond what we sent
+    // still count as repairs and fill the cap.
+    let repairs = encoder.repair_packets(100, 4).unwrap();
+    for packet in &repairs[..3] {
+        decoder.add(packet.clone()).unwrap();
+    }
+    assert_eq!(
+        decoder.add(repairs[3].clone()),
+        Err(Error::RaptorqTooManyRepairSymbols { max: 3 })
+    );
+    // The three held suffice with five sources.
+    for packet in encoder.source_packets().into_iter().take(5) {
+        decoder.add(packet).unwrap();
+    }
+    assert_eq!(decoder.block(), Some(&block[..]));
+}
+
+#[test]
+fn bad_parameters_are_errors() {
+    assert!(BlockEncoder::with_symbol_size(0, 0, &[1, 2]).is_err());
+    assert!(BlockEncoder::with_symbol_size(0, 3, &[1, 2]).is_err());
+    assert!(BlockEncoder::with_symbol_size(0, 3, &[]).is_err());
+    assert!(BlockDecoder::new(0, 0, 16).is_err());
+    assert!(BlockDecoder::new(0, 56_404, 16).is_err());
+    assert!(BlockDecoder::new(0, 4, 0).is_err());
+    let encoder = BlockEncoder::with_symbol_size(0, 1, &[1, 2, 3]).unwrap();
+    assert!(encoder.repair_packets((1 << 24) - 4, 1).is_ok());
+    assert!(matches!(
+        encoder.repair_packets((1 << 24) - 4, 2),
+        Err(Error::RaptorqEncodingSymbolId { .. })
+    ));
+    let information = ObjectTransmissionInformation::new(100, 10, 2, 1, 1);
+    assert!(matches!(
+        BlockDecoder::with_transmission_information(&information, 2),
+        Err(Error::RaptorqBlockNumber { got: 2, blocks: 2 })
+    ));
+}
+
+/// Any 12 bytes either parse into information every constructor accepts,
+/// or are an error; nothing panics.
+#[test]
+fn arbitrary_transmission_information_never_panics() {
+    fn property(bytes: Vec<u8>, block: u8) -> TestResult {
+        let Ok(information) = parse_transmission_information(&bytes) else {
+            return TestResult::passed();
+        };
+        if let Ok(decoder) = BlockDecoder::with_transmission_information(&information, block) {
+            // Stay small: the decoder allocates K symbols.
+            assert!(decoder.source_symbols() >= 1);
+        }
+        TestResult::passed()
+    }
+    let mut rng = StdRng::seed_from_u64(5);
+    // Mostly-valid shapes are the interesting ones; random ones too.
+    for _ in 0..2000 {
+        let mut bytes = random_bytes(&mut rng, 12);
+        if rng.gen_bool(0.7) {
+            bytes[0] = 0;
+            bytes[1] = 0;
+            bytes[2] = rng.gen_range(0..2);
+            bytes[6] = 0;
+            bytes[8] = rng.gen_range(0..4);
+            bytes[9] = 0;
+            bytes[10] = rng.gen_range(0..4);
+            bytes[11] = *[0u8, 1, 2, 4, 8].choose(&mut rng).unwrap();
+        }
+        property(bytes, rng.gen_range(0..4));
+    }
+    QuickCheck::new()
+        .tests(500)
+        .quickcheck(property as fn(Vec<u8>, u8) -> TestResult);
+}
+
+/// Random blocks and loss patterns: once a decoder says "decoded", its block
+/// is the one sent; with two symbols of overhead it always decodes here.
+#[test]
+fn random_blocks_round_trip() {
+    fn property(seed: u64) -> bool {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let k = rng.gen_range(1..60usize);
+        let t = rng.gen_range(1..40u16);
+        let block = random_bytes(&mut rng, k * usize::from(t));
+        let encoder = BlockEncoder::with_symbol_size(9, t, &block).unwrap();
+        let mut packets = encoder.source_packets();
+        packets.extend(encoder.repair_packets(0, k as u32 + 4).unwrap());
+        packets.shuffle(&mut rng);
+        let mut decoder = BlockDecoder::new(9, k as u32, t).unwrap();
+        for (received, packet) in packets.into_iter().take(k + 2).enumerate() {
+            if decoder.add(packet).unwrap() {
+                assert!(received + 1 >= k);
+                return decoder.block() == Some(&block[..]);
+            }
+        }
+        false
+    }
+    QuickCheck::new()
+        .tests(60)
+        .quickcheck(property as fn(u64) -> bool);
+}
