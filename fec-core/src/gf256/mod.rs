@@ -30,8 +30,22 @@
 //! assert_eq!(dst, again);
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+// The AVX-512 and GFNI intrinsics are stable since Rust 1.89, above the
+// workspace's declared rust-version (1.85); the workspace MSRV needs raising.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod avx512;
 mod field;
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod gfni;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod ssse3;
 
 pub use field::{div, exp, inv, mul, pow, POLYNOMIAL};
 
@@ -187,9 +201,21 @@ impl Engine {
     /// If `src` and `dst` differ in length.
     pub fn mul_slice(self, c: u8, src: &[u8], dst: &mut [u8]) {
         assert_eq!(src.len(), dst.len(), "mul_slice: length mismatch");
-        match self.backend {
-            _ => scalar::mul_slice(c, src, dst),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Engine` exists only for a backend the CPU supports
+        // (`Engine::new` / `Engine::detect` check), which is the shells'
+        // only requirement besides the equal lengths asserted above.
+        unsafe {
+            match self.backend {
+                Backend::Scalar => scalar::mul_slice(c, src, dst),
+                Backend::Ssse3 => ssse3::mul_slice(c, src, dst),
+                Backend::Avx2 => avx2::mul_slice(c, src, dst),
+                Backend::Avx512 => avx512::mul_slice(c, src, dst),
+                Backend::Gfni => gfni::mul_slice(c, src, dst),
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        scalar::mul_slice(c, src, dst);
     }
 
     /// `dst[i] ^= c * src[i]`.
@@ -198,9 +224,21 @@ impl Engine {
     /// If `src` and `dst` differ in length.
     pub fn mul_add_slice(self, c: u8, src: &[u8], dst: &mut [u8]) {
         assert_eq!(src.len(), dst.len(), "mul_add_slice: length mismatch");
-        match self.backend {
-            _ => scalar::mul_add_slice(c, src, dst),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Engine` exists only for a backend the CPU supports
+        // (`Engine::new` / `Engine::detect` check), which is the shells'
+        // only requirement besides the equal lengths asserted above.
+        unsafe {
+            match self.backend {
+                Backend::Scalar => scalar::mul_add_slice(c, src, dst),
+                Backend::Ssse3 => ssse3::mul_add_slice(c, src, dst),
+                Backend::Avx2 => avx2::mul_add_slice(c, src, dst),
+                Backend::Avx512 => avx512::mul_add_slice(c, src, dst),
+                Backend::Gfni => gfni::mul_add_slice(c, src, dst),
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        scalar::mul_add_slice(c, src, dst);
     }
 
     /// `dst[i] ^= src[i]`.
@@ -209,9 +247,21 @@ impl Engine {
     /// If `src` and `dst` differ in length.
     pub fn xor_slice(self, src: &[u8], dst: &mut [u8]) {
         assert_eq!(src.len(), dst.len(), "xor_slice: length mismatch");
-        match self.backend {
-            _ => scalar::xor_slice(src, dst),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Engine` exists only for a backend the CPU supports
+        // (`Engine::new` / `Engine::detect` check), which is the shells'
+        // only requirement besides the equal lengths asserted above.
+        unsafe {
+            match self.backend {
+                Backend::Scalar => scalar::xor_slice(src, dst),
+                Backend::Ssse3 => ssse3::xor_slice(src, dst),
+                Backend::Avx2 => avx2::xor_slice(src, dst),
+                Backend::Avx512 => avx512::xor_slice(src, dst),
+                Backend::Gfni => gfni::xor_slice(src, dst),
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        scalar::xor_slice(src, dst);
     }
 
     /// Expands a `rows x cols` coefficient matrix (row-major) into the tables
@@ -230,6 +280,7 @@ impl Engine {
             rows,
             cols,
             coefficients: coefficients.to_vec(),
+            expanded: Expanded::new(self.backend, coefficients, rows, cols),
         }
     }
 }
@@ -280,6 +331,56 @@ pub struct MatrixKernel {
     rows: usize,
     cols: usize,
     coefficients: Vec<u8>,
+    expanded: Expanded,
+}
+
+/// Split-nibble product tables for one constant `c`: bytes `0..16` hold
+/// `c * i`, bytes `16..32` hold `c * (i << 4)`, so `c * x` is the XOR of two
+/// 16-entry lookups (`pshufb`).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
+struct NibbleTable([u8; 32]);
+
+impl NibbleTable {
+    fn new(c: u8) -> Self {
+        let mut table = [0u8; 32];
+        for i in 0..16u8 {
+            table[i as usize] = mul(c, i);
+            table[16 + i as usize] = mul(c, i << 4);
+        }
+        NibbleTable(table)
+    }
+}
+
+/// A coefficient matrix in the form a backend's fused kernel reads,
+/// input-major (`[j * rows + r]` multiplies input `j` into output `r`) so that
+/// a group of outputs finds its coefficients for one input side by side.
+#[derive(Clone, Debug)]
+enum Expanded {
+    /// The scalar kernel reads `coefficients` directly.
+    Plain,
+    /// For the `pshufb` backends.
+    Nibbles(Vec<NibbleTable>),
+    /// For GFNI: one `gf2p8affineqb` bit matrix per coefficient.
+    #[cfg(target_arch = "x86_64")]
+    Affine(Vec<u64>),
+}
+
+impl Expanded {
+    fn new(backend: Backend, coefficients: &[u8], rows: usize, cols: usize) -> Self {
+        let input_major = |j: usize, r: usize| coefficients[r * cols + j];
+        let transposed = (0..cols).flat_map(|j| (0..rows).map(move |r| input_major(j, r)));
+        match backend {
+            Backend::Scalar => Expanded::Plain,
+            Backend::Ssse3 | Backend::Avx2 | Backend::Avx512 => {
+                Expanded::Nibbles(transposed.map(NibbleTable::new).collect())
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Gfni => Expanded::Affine(transposed.map(gfni::affine_matrix).collect()),
+            #[cfg(not(target_arch = "x86_64"))]
+            Backend::Gfni => Expanded::Plain,
+        }
+    }
 }
 
 impl MatrixKernel {
@@ -304,6 +405,27 @@ impl MatrixKernel {
     /// If there are not exactly `cols` inputs and `rows` outputs, or if the
     /// slices differ in length.
     pub fn apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(&self, inputs: &[S], outputs: &mut [D]) {
+        let len = self.check_shapes(inputs, outputs);
+        self.run(inputs, outputs, len, false);
+    }
+
+    /// XORs each output's linear combination of the inputs into it
+    /// (`outputs[r] ^= sum over c of matrix[r][c] * inputs[c]`), e.g. to add
+    /// a further batch of inputs to partial results.
+    ///
+    /// # Panics
+    /// As [`MatrixKernel::apply`].
+    pub fn apply_add<S: AsRef<[u8]>, D: AsMut<[u8]>>(&self, inputs: &[S], outputs: &mut [D]) {
+        let len = self.check_shapes(inputs, outputs);
+        self.run(inputs, outputs, len, true);
+    }
+
+    /// Asserts the shapes `apply` documents; returns the common length.
+    fn check_shapes<S: AsRef<[u8]>, D: AsMut<[u8]>>(
+        &self,
+        inputs: &[S],
+        outputs: &mut [D],
+    ) -> usize {
         assert_eq!(inputs.len(), self.cols, "apply: input count");
         assert_eq!(outputs.len(), self.rows, "apply: output count");
         let len = inputs.first().map_or(0, |s| s.as_ref().len());
@@ -313,8 +435,124 @@ impl MatrixKernel {
         for output in outputs.iter_mut() {
             assert_eq!(output.as_mut().len(), len, "apply: output length");
         }
-        match self.engine.backend {
-            _ => scalar::matrix_apply(&self.coefficients, self.cols, inputs, outputs),
+        len
+    }
+
+    fn run<S: AsRef<[u8]>, D: AsMut<[u8]>>(
+        &self,
+        inputs: &[S],
+        outputs: &mut [D],
+        len: usize,
+        add: bool,
+    ) {
+        if len == 0 {
+            return;
+        }
+        match &self.expanded {
+            Expanded::Plain => {
+                scalar::matrix_apply(&self.coefficients, self.cols, inputs, outputs, add)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Expanded::Nibbles(_) | Expanded::Affine(_) => self.run_simd(inputs, outputs, len, add),
+            #[cfg(not(target_arch = "x86_64"))]
+            Expanded::Nibbles(_) => unreachable!("no pshufb backend off x86_64"),
         }
     }
+
+    /// Runs the backend's fused kernel on raw pointers to the buffers.
+    #[cfg(target_arch = "x86_64")]
+    fn run_simd<S: AsRef<[u8]>, D: AsMut<[u8]>>(
+        &self,
+        inputs: &[S],
+        outputs: &mut [D],
+        len: usize,
+        add: bool,
+    ) {
+        with_pointers(inputs, outputs, |input_ptrs, output_ptrs| {
+            // Soundness of every kernel call below: the engine's backend is
+            // supported by this CPU (an `Engine` only exists after that
+            // check) and `expanded` was built for that backend in `prepare`
+            // with rows * cols entries; every pointer comes from a slice of
+            // exactly `len` bytes (checked by `check_shapes`), the outputs are
+            // distinct `&mut` borrows and so overlap neither each other nor
+            // the shared inputs, and all borrows outlive the call.
+            match &self.expanded {
+                Expanded::Affine(table) => {
+                    let call = self.call(table, input_ptrs, output_ptrs, len, add);
+                    // SAFETY: see above; `Affine` is built only for `Gfni`.
+                    unsafe { gfni::matrix_apply(&call) }
+                }
+                Expanded::Nibbles(table) => {
+                    let call = self.call(table, input_ptrs, output_ptrs, len, add);
+                    match self.engine.backend {
+                        // SAFETY: see above.
+                        Backend::Ssse3 => unsafe { ssse3::matrix_apply(&call) },
+                        // SAFETY: see above.
+                        Backend::Avx2 => unsafe { avx2::matrix_apply(&call) },
+                        // SAFETY: see above; `Nibbles` is built only for the
+                        // three `pshufb` backends.
+                        _ => unsafe { avx512::matrix_apply(&call) },
+                    }
+                }
+                Expanded::Plain => unreachable!("run_simd on a scalar kernel"),
+            }
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn call<'a, T>(
+        &self,
+        table: &'a [T],
+        inputs: &'a [*const u8],
+        outputs: &'a [*mut u8],
+        len: usize,
+        add: bool,
+    ) -> lanes::MatrixCall<'a, T> {
+        lanes::MatrixCall {
+            table,
+            rows: self.rows,
+            cols: self.cols,
+            inputs,
+            outputs,
+            len,
+            add,
+        }
+    }
+}
+
+/// Calls `f` with raw pointers to the starts of `inputs` and `outputs`,
+/// collected on the stack for the common small counts.
+#[cfg(target_arch = "x86_64")]
+fn with_pointers<S: AsRef<[u8]>, D: AsMut<[u8]>>(
+    inputs: &[S],
+    outputs: &mut [D],
+    f: impl FnOnce(&[*const u8], &[*mut u8]),
+) {
+    const ON_STACK: usize = 64;
+    let mut input_buf = [std::ptr::null::<u8>(); ON_STACK];
+    let mut output_buf = [std::ptr::null_mut::<u8>(); ON_STACK];
+    let input_vec: Vec<*const u8>;
+    let output_vec: Vec<*mut u8>;
+    let input_ptrs: &[*const u8] = if inputs.len() <= ON_STACK {
+        for (slot, input) in input_buf.iter_mut().zip(inputs) {
+            *slot = input.as_ref().as_ptr();
+        }
+        &input_buf[..inputs.len()]
+    } else {
+        input_vec = inputs.iter().map(|s| s.as_ref().as_ptr()).collect();
+        &input_vec
+    };
+    let output_ptrs: &[*mut u8] = if outputs.len() <= ON_STACK {
+        for (slot, output) in output_buf.iter_mut().zip(outputs.iter_mut()) {
+            *slot = output.as_mut().as_mut_ptr();
+        }
+        &output_buf[..outputs.len()]
+    } else {
+        output_vec = outputs
+            .iter_mut()
+            .map(|d| d.as_mut().as_mut_ptr())
+            .collect();
+        &output_vec
+    };
+    f(input_ptrs, output_ptrs)
 }

@@ -28,11 +28,14 @@ pub(super) fn matrix_apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(
     cols: usize,
     inputs: &[S],
     outputs: &mut [D],
+    add: bool,
 ) {
     for (r, output) in outputs.iter_mut().enumerate() {
         let output = output.as_mut();
         let row = &coefficients[r * cols..(r + 1) * cols];
-        output.fill(0);
+        if !add {
+            output.fill(0);
+        }
         for (&c, input) in row.iter().zip(inputs) {
             mul_add_slice(c, input.as_ref(), output);
         }

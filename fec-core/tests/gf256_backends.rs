@@ -1,0 +1,344 @@
+//! Every SIMD backend this CPU supports against the scalar reference, on
+//! random lengths (0..=70000), random misalignments and random coefficients
+//! (0 and 1 included on purpose: they are the classic special cases).
+
+use fec_core::gf256::{Backend, Engine};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+const MAX_LEN: usize = 70_000;
+const MAX_OFFSET: usize = 64;
+
+fn scalar() -> Engine {
+    Engine::new(Backend::Scalar).expect("scalar is always available")
+}
+
+/// The backends to pin against scalar: every supported one but scalar.
+fn simd_engines() -> Vec<Engine> {
+    Backend::supported()
+        .into_iter()
+        .filter(|&b| b != Backend::Scalar)
+        .map(|b| Engine::new(b).expect("supported backend"))
+        .collect()
+}
+
+fn quickcheck(tests: u64) -> QuickCheck {
+    QuickCheck::new().tests(tests).max_tests(tests * 10)
+}
+
+/// A coefficient, with 0 and 1 drawn far more often than uniform sampling would.
+fn coefficient(g: &mut Gen) -> u8 {
+    match u8::arbitrary(g) % 8 {
+        0 => 0,
+        1 => 1,
+        _ => u8::arbitrary(g),
+    }
+}
+
+/// A length in `0..=max`: half the time short (all tail handling paths),
+/// otherwise anywhere in range.
+fn length(g: &mut Gen, max: usize) -> usize {
+    let short = max.min(300);
+    if bool::arbitrary(g) {
+        usize::arbitrary(g) % (short + 1)
+    } else {
+        usize::arbitrary(g) % (max + 1)
+    }
+}
+
+fn offset(g: &mut Gen) -> usize {
+    usize::arbitrary(g) % MAX_OFFSET
+}
+
+/// SplitMix64: a seeded byte source that, unlike `rand` built without
+/// optimisation, fills megabytes in microseconds.
+struct Bytes(u64);
+
+impl Bytes {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next_u64() as u8
+    }
+}
+
+/// A buffer of `offset + len + slack` random bytes, so the slice under test
+/// `[offset..offset + len]` starts at any alignment and has neighbours whose
+/// bytes must survive.
+fn buffer(rng: &mut Bytes, offset: usize, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; offset + len + MAX_OFFSET];
+    for chunk in buf.chunks_mut(8) {
+        let word = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+    buf
+}
+
+/// One slice-kernel case: a coefficient, a length, and where source and
+/// destination start inside their buffers. Byte contents come from a seeded
+/// RNG (faster than quickcheck's generator for 70 KB, and reproducible from
+/// the printed seed).
+#[derive(Clone, Debug)]
+struct SliceCase {
+    c: u8,
+    len: usize,
+    src_offset: usize,
+    dst_offset: usize,
+    seed: u64,
+}
+
+impl Arbitrary for SliceCase {
+    fn arbitrary(g: &mut Gen) -> Self {
+        SliceCase {
+            c: coefficient(g),
+            len: length(g, MAX_LEN),
+            src_offset: offset(g),
+            dst_offset: offset(g),
+            seed: u64::arbitrary(g),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SliceOp {
+    Mul,
+    MulAdd,
+    Xor,
+}
+
+fn run_slice_op(engine: Engine, op: SliceOp, c: u8, src: &[u8], dst: &mut [u8]) {
+    match op {
+        SliceOp::Mul => engine.mul_slice(c, src, dst),
+        SliceOp::MulAdd => engine.mul_add_slice(c, src, dst),
+        SliceOp::Xor => engine.xor_slice(src, dst),
+    }
+}
+
+/// Runs `op` on every SIMD backend and on scalar with identical inputs and
+/// compares the whole destination buffers (so a stray write outside the
+/// slice fails too).
+fn slice_op_matches_scalar(op: SliceOp, case: SliceCase) -> bool {
+    let mut rng = Bytes(case.seed);
+    let src = buffer(&mut rng, case.src_offset, case.len);
+    let dst = buffer(&mut rng, case.dst_offset, case.len);
+    let src_slice = &src[case.src_offset..case.src_offset + case.len];
+    let dst_range = case.dst_offset..case.dst_offset + case.len;
+
+    let mut expected = dst.clone();
+    run_slice_op(
+        scalar(),
+        op,
+        case.c,
+        src_slice,
+        &mut expected[dst_range.clone()],
+    );
+    simd_engines().into_iter().all(|engine| {
+        let mut got = dst.clone();
+        run_slice_op(engine, op, case.c, src_slice, &mut got[dst_range.clone()]);
+        if got != expected {
+            eprintln!("{op:?} differs on {}: {case:?}", engine.backend());
+        }
+        got == expected
+    })
+}
+
+#[test]
+fn mul_slice_matches_scalar() {
+    quickcheck(200).quickcheck((|case| slice_op_matches_scalar(SliceOp::Mul, case)) as fn(_) -> _);
+}
+
+#[test]
+fn mul_add_slice_matches_scalar() {
+    quickcheck(200)
+        .quickcheck((|case| slice_op_matches_scalar(SliceOp::MulAdd, case)) as fn(_) -> _);
+}
+
+#[test]
+fn xor_slice_matches_scalar() {
+    quickcheck(200).quickcheck((|case| slice_op_matches_scalar(SliceOp::Xor, case)) as fn(_) -> _);
+}
+
+/// Every length 0..=200 and every constant class once, deterministically:
+/// the tail paths are where SIMD kernels usually go wrong.
+#[test]
+fn every_short_length_matches_scalar() {
+    for len in 0..=200 {
+        for (i, c) in [0u8, 1, 2, 0x53, 0xFF].into_iter().enumerate() {
+            for op in [SliceOp::Mul, SliceOp::MulAdd, SliceOp::Xor] {
+                let case = SliceCase {
+                    c,
+                    len,
+                    src_offset: (len + i) % MAX_OFFSET,
+                    dst_offset: (3 * len + i) % MAX_OFFSET,
+                    seed: (len * 8 + i) as u64,
+                };
+                assert!(slice_op_matches_scalar(op, case.clone()), "{op:?} {case:?}");
+            }
+        }
+    }
+}
+
+/// One fused-kernel case: matrix shape and entries, shard length, and the
+/// misalignment of each input and output inside its buffer.
+#[derive(Clone, Debug)]
+struct MatrixCase {
+    rows: usize,
+    cols: usize,
+    coefficients: Vec<u8>,
+    len: usize,
+    input_offsets: Vec<usize>,
+    output_offsets: Vec<usize>,
+    seed: u64,
+}
+
+/// Keeps the scalar reference (rows * cols * len lookups) to a few
+/// milliseconds per case.
+const MATRIX_WORK_BUDGET: usize = 3_000_000;
+
+impl Arbitrary for MatrixCase {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let dimension = |g: &mut Gen| match u8::arbitrary(g) % 4 {
+            0 => 1,
+            _ => 1 + usize::arbitrary(g) % 64,
+        };
+        let rows = dimension(g);
+        let cols = dimension(g);
+        let max_len = MAX_LEN.min(MATRIX_WORK_BUDGET / (rows * cols));
+        MatrixCase {
+            rows,
+            cols,
+            coefficients: (0..rows * cols).map(|_| coefficient(g)).collect(),
+            len: length(g, max_len),
+            input_offsets: (0..cols).map(|_| offset(g)).collect(),
+            output_offsets: (0..rows).map(|_| offset(g)).collect(),
+            seed: u64::arbitrary(g),
+        }
+    }
+}
+
+/// The case's input and output buffers (before the kernel runs).
+fn matrix_buffers(case: &MatrixCase) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut rng = Bytes(case.seed);
+    let inputs = case
+        .input_offsets
+        .iter()
+        .map(|&o| buffer(&mut rng, o, case.len))
+        .collect();
+    let outputs = case
+        .output_offsets
+        .iter()
+        .map(|&o| buffer(&mut rng, o, case.len))
+        .collect();
+    (inputs, outputs)
+}
+
+/// Applies the case's matrix with `engine` (overwriting, or XORing into the
+/// outputs when `add`) and returns the whole output buffers.
+fn run_matrix(
+    engine: Engine,
+    case: &MatrixCase,
+    inputs: &[Vec<u8>],
+    mut outputs: Vec<Vec<u8>>,
+    add: bool,
+) -> Vec<Vec<u8>> {
+    let input_slices: Vec<&[u8]> = inputs
+        .iter()
+        .zip(&case.input_offsets)
+        .map(|(buf, &o)| &buf[o..o + case.len])
+        .collect();
+    let mut output_slices: Vec<&mut [u8]> = outputs
+        .iter_mut()
+        .zip(&case.output_offsets)
+        .map(|(buf, &o)| &mut buf[o..o + case.len])
+        .collect();
+    let kernel = engine.prepare(&case.coefficients, case.rows, case.cols);
+    if add {
+        kernel.apply_add(&input_slices, &mut output_slices);
+    } else {
+        kernel.apply(&input_slices, &mut output_slices);
+    }
+    outputs
+}
+
+fn matrix_matches_scalar(case: MatrixCase, add: bool) -> bool {
+    let (inputs, outputs) = matrix_buffers(&case);
+    let expected = run_matrix(scalar(), &case, &inputs, outputs.clone(), add);
+    simd_engines().into_iter().all(|engine| {
+        let same = run_matrix(engine, &case, &inputs, outputs.clone(), add) == expected;
+        if !same {
+            eprintln!(
+                "apply (add: {add}) differs on {}: rows {} cols {} len {} seed {}",
+                engine.backend(),
+                case.rows,
+                case.cols,
+                case.len,
+                case.seed
+            );
+        }
+        same
+    })
+}
+
+#[test]
+fn matrix_apply_matches_scalar() {
+    quickcheck(200).quickcheck((|case| matrix_matches_scalar(case, false)) as fn(_) -> _);
+}
+
+#[test]
+fn matrix_apply_add_matches_scalar() {
+    quickcheck(150).quickcheck((|case| matrix_matches_scalar(case, true)) as fn(_) -> _);
+}
+
+/// The scalar fused kernel itself against its definition, one product at a
+/// time, so the reference the SIMD backends are pinned to is pinned too.
+#[test]
+fn scalar_matrix_apply_is_the_definition() {
+    let rows = 3;
+    let cols = 5;
+    let len = 37;
+    let mut rng = Bytes(7);
+    let coefficients: Vec<u8> = (0..rows * cols).map(|_| rng.byte()).collect();
+    let inputs: Vec<Vec<u8>> = (0..cols)
+        .map(|_| (0..len).map(|_| rng.byte()).collect())
+        .collect();
+    let mut outputs = vec![vec![0xAAu8; len]; rows];
+    scalar()
+        .prepare(&coefficients, rows, cols)
+        .apply(&inputs, &mut outputs);
+    for (r, output) in outputs.iter().enumerate() {
+        for (i, &byte) in output.iter().enumerate() {
+            let expected = (0..cols).fold(0u8, |acc, c| {
+                acc ^ fec_core::gf256::mul(coefficients[r * cols + c], inputs[c][i])
+            });
+            assert_eq!(byte, expected, "output {r} byte {i}");
+        }
+    }
+}
+
+#[test]
+fn backend_names_parse() {
+    for backend in Backend::ALL {
+        assert_eq!(backend.name().parse::<Backend>(), Ok(backend));
+        assert_eq!(
+            backend.to_string().to_uppercase().parse::<Backend>(),
+            Ok(backend)
+        );
+    }
+    assert_eq!(" gfni\n".parse::<Backend>(), Ok(Backend::Gfni));
+    assert!("avx1024".parse::<Backend>().is_err());
+    assert!("".parse::<Backend>().is_err());
+}
+
+#[test]
+fn engine_reports_its_backend() {
+    for backend in Backend::supported() {
+        assert_eq!(Engine::new(backend).map(Engine::backend), Some(backend));
+    }
+    assert!(Backend::supported().contains(&Backend::best()));
+    assert!(Backend::supported().contains(&Backend::Scalar));
+}
