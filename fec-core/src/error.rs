@@ -12,6 +12,68 @@ pub enum Error {
     // --- end Reed-Solomon ---
 
     // --- RLC (rlc) ---
+    /// An RFC 8681 density threshold (DT) above 15.
+    #[error("RLC density threshold {dt} is out of range 0..=15")]
+    RlcDensityThreshold {
+        /// The rejected value.
+        dt: u8,
+    },
+    /// A coding window of zero symbols, or larger than allowed (the 12-bit
+    /// NSS field, or the configured maximum).
+    #[error("RLC window of {nss} source symbols is outside 1..={max}")]
+    RlcWindowSize {
+        /// The requested number of source symbols.
+        nss: usize,
+        /// The largest window accepted here.
+        max: usize,
+    },
+    /// An FEC Payload ID of the wrong length.
+    #[error("RLC FEC payload ID needs {expected} bytes, got {got}")]
+    RlcPayloadIdLength {
+        /// Bytes a payload ID of this kind occupies.
+        expected: usize,
+        /// Bytes supplied.
+        got: usize,
+    },
+    /// A source or repair symbol whose length is not the configured size E.
+    #[error("RLC symbol of {got} bytes, expected {expected}")]
+    RlcSymbolSize {
+        /// The configured symbol size E.
+        expected: usize,
+        /// The length supplied.
+        got: usize,
+    },
+    /// A repair symbol was requested while the encoder holds no source.
+    #[error("RLC encoder window is empty")]
+    RlcEmptyWindow,
+    /// A repair sub-window that the encoder does not (or no longer) hold.
+    #[error("RLC window [{first_esi}, +{nss}) is not held by the encoder")]
+    RlcWindowNotHeld {
+        /// First ESI of the requested window.
+        first_esi: u32,
+        /// Number of source symbols requested.
+        nss: usize,
+    },
+    /// A repair symbol whose payload ID was already received with other bytes.
+    #[error("RLC repair symbol (key {repair_key}, first ESI {first_source_esi}) repeated with different data")]
+    RlcConflictingRepair {
+        /// Repair key of the conflicting symbol.
+        repair_key: u16,
+        /// First source ESI of its window.
+        first_source_esi: u32,
+    },
+    /// A source symbol whose ESI is already known with other bytes.
+    #[error("RLC source symbol {esi} repeated with different data")]
+    RlcConflictingSource {
+        /// ESI of the conflicting symbol.
+        esi: u32,
+    },
+    /// An encoder or decoder configuration that cannot work.
+    #[error("invalid RLC configuration: {reason}")]
+    RlcConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
     // --- end RLC ---
 
     // --- RaptorQ (raptorq) ---

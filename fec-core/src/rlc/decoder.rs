@@ -1,0 +1,632 @@
+//! The sliding-window decoder: an incremental Gauss-Jordan elimination over
+//! the source symbols that are missing, fed by repair symbols as they come.
+//!
+//! Invariants of the equation store (`rows`):
+//! - a row only has non-zero coefficients on *unknown* sources inside the
+//!   held span (known ones are substituted out at once);
+//! - every row has a pivot column, and no other row has a non-zero
+//!   coefficient there (reduced form), so when a row is left with its pivot
+//!   alone, that pivot's source is exactly determined and is released.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
+use super::{Field, RepairPayloadId, MAX_WINDOW};
+use crate::gf256::{self, engine, Engine};
+use crate::Error;
+
+/// Limits and parameters of a [`Decoder`]. Build with [`DecoderConfig::new`]
+/// and adjust the public fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Coefficient field the sender uses (FEC Encoding ID 9 = GF(2),
+    /// 10 = GF(2^8)).
+    pub field: Field,
+    /// Symbol size E in bytes.
+    pub symbol_size: usize,
+    /// Largest repair window (NSS) accepted; larger ones are errors.
+    /// `1..=4095`, default 64.
+    pub max_window: usize,
+    /// How many consecutive ESIs, ending at the newest seen, the decoder
+    /// keeps: older sources and the equations that still need them are
+    /// evicted. At least `max_window`; default `2 * max_window`. Memory is
+    /// about `max_span * symbol_size` for sources plus
+    /// `max_equations * (max_span + symbol_size)`.
+    pub max_span: usize,
+    /// Most pending (not yet solved) equations kept; at the limit the one
+    /// with the oldest pivot is dropped. Default `max_window`.
+    pub max_equations: usize,
+}
+
+impl DecoderConfig {
+    /// Defaults for the given field and symbol size.
+    pub fn new(field: Field, symbol_size: usize) -> DecoderConfig {
+        DecoderConfig {
+            field,
+            symbol_size,
+            max_window: 64,
+            max_span: 128,
+            max_equations: 64,
+        }
+    }
+
+    /// Sets [`Self::max_window`] and, to keep them consistent, `max_span`
+    /// to twice that and `max_equations` to it.
+    pub fn with_window(mut self, max_window: usize) -> DecoderConfig {
+        self.max_window = max_window;
+        self.max_span = max_window.saturating_mul(2);
+        self.max_equations = max_window;
+        self
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.symbol_size == 0 || self.symbol_size > usize::from(u16::MAX) {
+            return Err(Error::RlcConfig {
+                reason: "symbol size must be 1..=65535 bytes",
+            });
+        }
+        check_window_size(self.max_window, MAX_WINDOW)?;
+        if self.max_span < self.max_window || self.max_span > 1 << 20 {
+            return Err(Error::RlcConfig {
+                reason: "max_span must be at least max_window and at most 2^20",
+            });
+        }
+        if self.max_equations == 0 || self.max_equations > self.max_span {
+            return Err(Error::RlcConfig {
+                reason: "max_equations must be 1..=max_span",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a received symbol did to the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reception {
+    /// New information: a source not known before, or a repair symbol that
+    /// added an independent equation (check [`Decoder::poll_recovered`]).
+    New,
+    /// Already received (or recovered) with identical bytes.
+    Duplicate,
+    /// A repair symbol that adds nothing: its sources are known or already
+    /// determined by the pending equations.
+    Redundant,
+    /// Older than the decoder's span; ignored.
+    Expired,
+}
+
+/// A source symbol rebuilt from repair symbols.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredSource {
+    /// Its ESI.
+    pub esi: u32,
+    /// Its E bytes.
+    pub data: Bytes,
+}
+
+/// Counters since the decoder was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecoderStats {
+    /// Sources rebuilt from repair symbols.
+    pub recovered: u64,
+    /// Pending equations dropped because a source they needed left the span
+    /// or the equation store was full.
+    pub equations_evicted: u64,
+    /// Equations found to contradict received data (0 = non-zero), dropped.
+    pub equations_inconsistent: u64,
+    /// Recovered sources dropped from the queue because it was not polled.
+    pub recoveries_unpolled: u64,
+}
+
+/// ESIs are unwrapped to a 64-bit position so that arithmetic never wraps;
+/// this is where the first symbol lands (far from 0 so reordered older
+/// symbols still have room).
+const FIRST_POSITION: u64 = 1 << 40;
+
+#[derive(Debug, Default)]
+struct Row {
+    /// Position of the pivot column.
+    pivot: u64,
+    /// Non-zero coefficients lie within positions `lo..hi`.
+    lo: u64,
+    hi: u64,
+    /// One coefficient per held position, indexed like the source ring.
+    coefficients: Vec<u8>,
+    data: Vec<u8>,
+}
+
+/// An RFC 8681 decoder. Feed it source and repair symbols in any order;
+/// every source it can rebuild is queued for [`Decoder::poll_recovered`] the
+/// moment the received equations determine it.
+///
+/// Memory is bounded by [`DecoderConfig`]; no input makes it panic or grow
+/// past those limits. A recovered symbol is only released when consistent
+/// equations pin it down exactly, but an erasure code cannot detect a
+/// corrupted repair symbol that is the only one covering a loss: check
+/// integrity before feeding symbols in.
+#[derive(Debug)]
+pub struct Decoder {
+    config: DecoderConfig,
+    engine: Engine,
+    /// The newest ESI seen and its position.
+    newest: Option<(u32, u64)>,
+    /// One past the newest position; the span held is `end - max_span..end`.
+    end: u64,
+    ring: Vec<u8>,
+    known: Vec<bool>,
+    rows: Vec<Row>,
+    spare_rows: Vec<Row>,
+    coefficients: CoefficientCache,
+    /// Digest of each repair symbol received, to tell duplicates from
+    /// conflicting reuse of a payload ID.
+    repairs_seen: HashMap<RepairPayloadId, u64>,
+    repairs_order: VecDeque<(RepairPayloadId, u64)>,
+    recovered: VecDeque<RecoveredSource>,
+    stats: DecoderStats,
+}
+
+impl Decoder {
+    /// An empty decoder.
+    ///
+    /// # Errors
+    /// [`Error::RlcConfig`] or [`Error::RlcWindowSize`] for inconsistent
+    /// limits (see [`DecoderConfig`]).
+    pub fn new(config: DecoderConfig) -> Result<Decoder, Error> {
+        config.validate()?;
+        Ok(Decoder {
+            config,
+            engine: engine(),
+            newest: None,
+            end: FIRST_POSITION,
+            ring: vec![0; config.max_span * config.symbol_size],
+            known: vec![false; config.max_span],
+            rows: Vec::new(),
+            spare_rows: Vec::new(),
+            coefficients: CoefficientCache::default(),
+            repairs_seen: HashMap::new(),
+            repairs_order: VecDeque::new(),
+            recovered: VecDeque::new(),
+            stats: DecoderStats::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> DecoderStats {
+        self.stats
+    }
+
+    /// Equations received but not yet solved.
+    pub fn pending_equations(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The next recovered source, oldest recovery first.
+    pub fn poll_recovered(&mut self) -> Option<RecoveredSource> {
+        self.recovered.pop_front()
+    }
+
+    /// A source held by the decoder, received or recovered.
+    pub fn source(&self, esi: u32) -> Option<&[u8]> {
+        let position = self.position(esi)?;
+        if !self.in_span(position) || !self.known[self.slot(position)] {
+            return None;
+        }
+        Some(self.ring_symbol(position))
+    }
+
+    /// Takes a source symbol.
+    ///
+    /// # Errors
+    /// [`Error::RlcSymbolSize`] if `data` is not E bytes;
+    /// [`Error::RlcConflictingSource`] if this ESI is already known with
+    /// other bytes (then nothing changes).
+    pub fn add_source(&mut self, esi: u32, data: &[u8]) -> Result<Reception, Error> {
+        self.check_size(data.len())?;
+        let position = self.position_or_start(esi);
+        if position >= self.end {
+            self.advance_to(esi, position + 1);
+        }
+        if !self.in_span(position) {
+            return Ok(Reception::Expired);
+        }
+        let slot = self.slot(position);
+        if self.known[slot] {
+            return if self.ring_symbol(position) == data {
+                Ok(Reception::Duplicate)
+            } else {
+                Err(Error::RlcConflictingSource { esi })
+            };
+        }
+        let size = self.config.symbol_size;
+        self.ring[slot * size..(slot + 1) * size].copy_from_slice(data);
+        self.known[slot] = true;
+
+        let mut lost_pivot = Vec::new();
+        for (index, row) in self.rows.iter_mut().enumerate() {
+            if position < row.lo || position >= row.hi {
+                continue;
+            }
+            let c = std::mem::take(&mut row.coefficients[slot]);
+            if c != 0 {
+                mul_add(self.engine, c, data, &mut row.data);
+                if row.pivot == position {
+                    lost_pivot.push(index);
+                }
+            }
+        }
+        for index in lost_pivot.into_iter().rev() {
+            self.repivot(index);
+        }
+        self.release_solved();
+        Ok(Reception::New)
+    }
+
+    /// Takes a repair symbol.
+    ///
+    /// # Errors
+    /// [`Error::RlcSymbolSize`] if `data` is not E bytes,
+    /// [`Error::RlcDensityThreshold`] for DT > 15, [`Error::RlcWindowSize`]
+    /// for NSS = 0 or above the configured `max_window`,
+    /// [`Error::RlcConflictingRepair`] if this payload ID came before with
+    /// other bytes. Nothing changes on error.
+    pub fn add_repair(&mut self, id: RepairPayloadId, data: &[u8]) -> Result<Reception, Error> {
+        self.check_size(data.len())?;
+        check_density_threshold(id.dt)?;
+        check_window_size(usize::from(id.nss), self.config.max_window)?;
+        let digest = digest(data);
+        match self.repairs_seen.get(&id) {
+            Some(&seen) if seen == digest => return Ok(Reception::Duplicate),
+            Some(_) => {
+                return Err(Error::RlcConflictingRepair {
+                    repair_key: id.repair_key,
+                    first_source_esi: id.first_source_esi,
+                })
+            }
+            None => {}
+        }
+        let first = self.position_or_start(id.first_source_esi);
+        let end = first + u64::from(id.nss);
+        if end > self.end {
+            self.advance_to(id.end_esi().wrapping_sub(1), end);
+        }
+        if !self.in_span(first) {
+            return Ok(Reception::Expired);
+        }
+        self.remember_repair(id, digest, first);
+
+        let coefficients =
+            self.coefficients
+                .coefficients(self.config.field, id.repair_key, id.dt, id.nss);
+        let mut row = self.spare_rows.pop().unwrap_or_default();
+        row.coefficients.resize(self.config.max_span, 0);
+        row.lo = end;
+        row.hi = first;
+        // Kernel inputs beyond the repair itself: known sources (by
+        // position) and pending rows (by index), with their factors.
+        let mut known_terms: Vec<(u8, u64)> = Vec::new();
+        for (offset, &c) in coefficients.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let position = first + offset as u64;
+            let slot = self.slot(position);
+            if self.known[slot] {
+                known_terms.push((c, position));
+            } else {
+                row.coefficients[slot] = c;
+                row.lo = row.lo.min(position);
+                row.hi = row.hi.max(position + 1);
+            }
+        }
+        // Eliminate the existing pivots, on coefficients only, so that a
+        // redundant repair costs no pass over the data.
+        let mut row_terms: Vec<(u8, usize)> = Vec::new();
+        if row.lo < row.hi {
+            for (index, pending) in self.rows.iter().enumerate() {
+                if pending.pivot < row.lo || pending.pivot >= row.hi {
+                    continue;
+                }
+                let slot = self.slot(pending.pivot);
+                let c = row.coefficients[slot];
+                if c == 0 {
+                    continue;
+                }
+                let factor = gf256::div(c, pending.coefficients[slot]).unwrap_or(0);
+                self.add_row_coefficients(&mut row, factor, pending);
+                row_terms.push((factor, index));
+            }
+        }
+        let Some(pivot) = self.first_non_zero(&mut row) else {
+            self.recycle(row);
+            return Ok(Reception::Redundant);
+        };
+        row.pivot = pivot;
+
+        // One fused pass: repair + known sources + pending rows.
+        let mut factors = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
+        let mut inputs: Vec<&[u8]> = Vec::with_capacity(factors.capacity());
+        factors.push(1);
+        inputs.push(data);
+        for &(c, position) in &known_terms {
+            factors.push(c);
+            inputs.push(self.ring_symbol(position));
+        }
+        for &(factor, index) in &row_terms {
+            factors.push(factor);
+            inputs.push(&self.rows[index].data);
+        }
+        row.data.resize(self.config.symbol_size, 0);
+        self.engine
+            .prepare(&factors, 1, inputs.len())
+            .apply(&inputs, &mut [&mut row.data]);
+
+        self.eliminate_from_others(&row);
+        self.rows.push(row);
+        if self.rows.len() > self.config.max_equations {
+            self.evict_oldest_equation();
+        }
+        self.release_solved();
+        Ok(Reception::New)
+    }
+
+    fn check_size(&self, got: usize) -> Result<(), Error> {
+        if got != self.config.symbol_size {
+            return Err(Error::RlcSymbolSize {
+                expected: self.config.symbol_size,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// The position of `esi` relative to the newest ESI seen (serial-number
+    /// arithmetic: within 2^31 either side).
+    fn position(&self, esi: u32) -> Option<u64> {
+        let (newest_esi, newest_position) = self.newest?;
+        let delta = i64::from(esi.wrapping_sub(newest_esi) as i32);
+        newest_position.checked_add_signed(delta)
+    }
+
+    fn position_or_start(&mut self, esi: u32) -> u64 {
+        match self.position(esi) {
+            Some(position) => position,
+            None => {
+                self.newest = Some((esi, FIRST_POSITION));
+                FIRST_POSITION
+            }
+        }
+    }
+
+    fn base(&self) -> u64 {
+        self.end - self.config.max_span as u64
+    }
+
+    fn in_span(&self, position: u64) -> bool {
+        position >= self.base() && position < self.end
+    }
+
+    fn slot(&self, position: u64) -> usize {
+        (position % self.config.max_span as u64) as usize
+    }
+
+    fn ring_symbol(&self, position: u64) -> &[u8] {
+        let size = self.config.symbol_size;
+        let slot = self.slot(position);
+        &self.ring[slot * size..(slot + 1) * size]
+    }
+
+    /// Moves the span forward so it ends at `new_end` (whose last ESI is
+    /// `last_esi`), forgetting sources and equations that fall out of it.
+    fn advance_to(&mut self, last_esi: u32, new_end: u64) {
+        let old_base = self.base();
+        self.end = new_end;
+        self.newest = Some((last_esi, new_end - 1));
+        let new_base = self.base();
+        let evicted = (new_base - old_base).min(self.config.max_span as u64);
+        for position in new_base - evicted..new_base {
+            let slot = self.slot(position);
+            self.known[slot] = false;
+        }
+        let mut index = 0;
+        while index < self.rows.len() {
+            let row = &mut self.rows[index];
+            if row.lo < new_base {
+                let stale_end = row.hi.min(new_base);
+                let needs_evicted = (row.lo..stale_end)
+                    .any(|p| row.coefficients[(p % self.config.max_span as u64) as usize] != 0);
+                if needs_evicted {
+                    let row = self.rows.swap_remove(index);
+                    self.stats.equations_evicted += 1;
+                    self.recycle(row);
+                    continue;
+                }
+                // Keep `lo..hi` inside the span so ring slots never alias.
+                row.lo = new_base;
+                row.hi = row.hi.max(new_base);
+            }
+            index += 1;
+        }
+        let base = new_base;
+        while let Some(&(id, first)) = self.repairs_order.front() {
+            if first >= base {
+                break;
+            }
+            self.repairs_order.pop_front();
+            self.repairs_seen.remove(&id);
+        }
+    }
+
+    fn remember_repair(&mut self, id: RepairPayloadId, digest: u64, first: u64) {
+        // Bounded even if a sender floods one window with distinct keys.
+        let limit = 4 * self.config.max_span;
+        while self.repairs_order.len() >= limit {
+            if let Some((old, _)) = self.repairs_order.pop_front() {
+                self.repairs_seen.remove(&old);
+            }
+        }
+        self.repairs_seen.insert(id, digest);
+        self.repairs_order.push_back((id, first));
+    }
+
+    /// `row.coefficients += factor * other.coefficients`.
+    fn add_row_coefficients(&self, row: &mut Row, factor: u8, other: &Row) {
+        for position in other.lo..other.hi {
+            let slot = self.slot(position);
+            row.coefficients[slot] ^= gf256::mul(factor, other.coefficients[slot]);
+        }
+        row.lo = row.lo.min(other.lo);
+        row.hi = row.hi.max(other.hi);
+    }
+
+    /// The first non-zero column of `row`, tightening its bounds.
+    fn first_non_zero(&self, row: &mut Row) -> Option<u64> {
+        while row.lo < row.hi && row.coefficients[self.slot(row.lo)] == 0 {
+            row.lo += 1;
+        }
+        while row.hi > row.lo && row.coefficients[self.slot(row.hi - 1)] == 0 {
+            row.hi -= 1;
+        }
+        (row.lo < row.hi).then_some(row.lo)
+    }
+
+    /// Clears `pivot`'s column of `source` from every other row (keeps the
+    /// store reduced).
+    fn eliminate_from_others(&mut self, source: &Row) {
+        let slot = self.slot(source.pivot);
+        let pivot_value = source.coefficients[slot];
+        for index in 0..self.rows.len() {
+            let mut target = std::mem::take(&mut self.rows[index]);
+            if source.pivot >= target.lo && source.pivot < target.hi {
+                let c = target.coefficients[slot];
+                if c != 0 {
+                    let factor = gf256::div(c, pivot_value).unwrap_or(0);
+                    self.add_row_coefficients(&mut target, factor, source);
+                    mul_add(self.engine, factor, &source.data, &mut target.data);
+                }
+            }
+            self.rows[index] = target;
+        }
+    }
+
+    /// Row `index` lost its pivot to a newly received source: pick another,
+    /// or drop the row if nothing unknown remains in it.
+    fn repivot(&mut self, index: usize) {
+        let mut row = self.rows.swap_remove(index);
+        match self.first_non_zero(&mut row) {
+            Some(pivot) => {
+                row.pivot = pivot;
+                self.eliminate_from_others(&row);
+                self.rows.push(row);
+            }
+            None => {
+                if row.data.iter().any(|&b| b != 0) {
+                    self.stats.equations_inconsistent += 1;
+                }
+                self.recycle(row);
+            }
+        }
+    }
+
+    fn evict_oldest_equation(&mut self) {
+        if let Some((index, _)) = self.rows.iter().enumerate().min_by_key(|(_, r)| r.pivot) {
+            let row = self.rows.swap_remove(index);
+            self.stats.equations_evicted += 1;
+            self.recycle(row);
+        }
+    }
+
+    /// Releases every row reduced to its pivot alone.
+    fn release_solved(&mut self) {
+        let mut index = 0;
+        while index < self.rows.len() {
+            let mut row = std::mem::take(&mut self.rows[index]);
+            let alone = self.first_non_zero(&mut row) == Some(row.pivot) && row.hi == row.pivot + 1;
+            if !alone {
+                self.rows[index] = row;
+                index += 1;
+                continue;
+            }
+            self.rows.swap_remove(index);
+            let slot = self.slot(row.pivot);
+            let c = row.coefficients[slot];
+            let mut data = vec![0; self.config.symbol_size];
+            match gf256::inv(c) {
+                Some(1) => data.copy_from_slice(&row.data),
+                Some(scale) => self.engine.mul_slice(scale, &row.data, &mut data),
+                None => unreachable_zero_pivot(),
+            }
+            let size = self.config.symbol_size;
+            self.ring[slot * size..(slot + 1) * size].copy_from_slice(&data);
+            self.known[slot] = true;
+            let esi = self.esi_at(row.pivot);
+            self.recycle(row);
+            self.stats.recovered += 1;
+            if self.recovered.len() >= self.config.max_span {
+                self.recovered.pop_front();
+                self.stats.recoveries_unpolled += 1;
+            }
+            self.recovered.push_back(RecoveredSource {
+                esi,
+                data: Bytes::from(data),
+            });
+        }
+    }
+
+    fn esi_at(&self, position: u64) -> u32 {
+        let (newest_esi, newest_position) = self.newest.unwrap_or((0, FIRST_POSITION));
+        newest_esi.wrapping_sub((newest_position - position) as u32)
+    }
+
+    fn recycle(&mut self, mut row: Row) {
+        for position in row.lo..row.hi {
+            let slot = self.slot(position);
+            row.coefficients[slot] = 0;
+        }
+        row.lo = 0;
+        row.hi = 0;
+        if self.spare_rows.len() < self.config.max_equations {
+            self.spare_rows.push(row);
+        }
+    }
+}
+
+/// A pivot coefficient is non-zero by construction; this documents the one
+/// branch the type system cannot rule out.
+fn unreachable_zero_pivot() {
+    debug_assert!(false, "zero pivot in the RLC equation store");
+}
+
+fn mul_add(engine: Engine, c: u8, src: &[u8], dst: &mut [u8]) {
+    if c == 1 {
+        engine.xor_slice(src, dst);
+    } else {
+        engine.mul_add_slice(c, src, dst);
+    }
+}
+
+/// A fast 64-bit digest for duplicate detection. Not collision-resistant
+/// against an adversary; integrity belongs to the layer below.
+fn digest(data: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = data.len() as u64 ^ K;
+    let mut chunks = data.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    h
+}

@@ -1,0 +1,257 @@
+//! The sliding-window encoder: keeps the last source symbols and combines any
+//! held window of them into repair symbols.
+
+use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
+use super::{Field, RepairPayloadId, MAX_WINDOW};
+use crate::gf256::engine;
+use crate::Error;
+
+/// An RFC 8681 encoder over fixed-size source symbols.
+///
+/// It holds up to `max_window` source symbols (the oldest is dropped when a
+/// new one arrives at capacity) and emits repair symbols over the whole held
+/// window or any contiguous part of it. Source symbols themselves are sent
+/// unchanged (the code is systematic); [`Encoder::push_source`] only tells
+/// their ESI.
+#[derive(Debug)]
+pub struct Encoder {
+    field: Field,
+    symbol_size: usize,
+    max_window: usize,
+    /// `max_window` slots of `symbol_size` bytes, used as a ring.
+    ring: Vec<u8>,
+    /// Ring slot of the oldest held symbol.
+    oldest_slot: usize,
+    held: usize,
+    /// ESI of the oldest held symbol (or of the next one when none is held).
+    first_esi: u32,
+    next_repair_key: u16,
+    coefficients: CoefficientCache,
+}
+
+impl Encoder {
+    /// An empty encoder whose first source symbol gets ESI 0.
+    ///
+    /// # Errors
+    /// [`Error::RlcConfig`] if `symbol_size` is 0 or above 65535 (E is a
+    /// 16-bit field), [`Error::RlcWindowSize`] unless `1 <= max_window <= 4095`.
+    pub fn new(field: Field, symbol_size: usize, max_window: usize) -> Result<Encoder, Error> {
+        if symbol_size == 0 || symbol_size > usize::from(u16::MAX) {
+            return Err(Error::RlcConfig {
+                reason: "symbol size must be 1..=65535 bytes",
+            });
+        }
+        check_window_size(max_window, MAX_WINDOW)?;
+        Ok(Encoder {
+            field,
+            symbol_size,
+            max_window,
+            ring: vec![0; symbol_size * max_window],
+            oldest_slot: 0,
+            held: 0,
+            first_esi: 0,
+            next_repair_key: 0,
+            coefficients: CoefficientCache::default(),
+        })
+    }
+
+    /// Empties the window; the next source symbol gets ESI `esi`.
+    pub fn reset(&mut self, esi: u32) {
+        self.oldest_slot = 0;
+        self.held = 0;
+        self.first_esi = esi;
+    }
+
+    /// The coefficient field.
+    pub fn field(&self) -> Field {
+        self.field
+    }
+
+    /// The symbol size E in bytes.
+    pub fn symbol_size(&self) -> usize {
+        self.symbol_size
+    }
+
+    /// The most source symbols held at once.
+    pub fn max_window(&self) -> usize {
+        self.max_window
+    }
+
+    /// The ESI the next pushed source symbol will get.
+    pub fn next_esi(&self) -> u32 {
+        self.first_esi.wrapping_add(self.held as u32)
+    }
+
+    /// The held window as (first ESI, number of symbols), if any.
+    pub fn window(&self) -> Option<(u32, u16)> {
+        (self.held > 0).then_some((self.first_esi, self.held as u16))
+    }
+
+    /// The repair key [`Encoder::next_repair`] will use next.
+    pub fn next_repair_key(&self) -> u16 {
+        self.next_repair_key
+    }
+
+    /// Sets the repair key [`Encoder::next_repair`] uses next.
+    pub fn set_next_repair_key(&mut self, repair_key: u16) -> &mut Self {
+        self.next_repair_key = repair_key;
+        self
+    }
+
+    /// Appends a source symbol to the window and returns its ESI. At
+    /// capacity the oldest symbol leaves the window.
+    ///
+    /// # Errors
+    /// [`Error::RlcSymbolSize`] if `data` is not E bytes long.
+    pub fn push_source(&mut self, data: &[u8]) -> Result<u32, Error> {
+        self.check_size(data.len())?;
+        let esi = self.next_esi();
+        let slot = if self.held == self.max_window {
+            let slot = self.oldest_slot;
+            self.oldest_slot = (self.oldest_slot + 1) % self.max_window;
+            self.first_esi = self.first_esi.wrapping_add(1);
+            slot
+        } else {
+            let slot = (self.oldest_slot + self.held) % self.max_window;
+            self.held += 1;
+            slot
+        };
+        let start = slot * self.symbol_size;
+        self.ring[start..start + self.symbol_size].copy_from_slice(data);
+        Ok(esi)
+    }
+
+    /// Drops every held symbol whose ESI comes before `esi` (for example
+    /// because the application no longer needs it). ESIs are compared in
+    /// wrapping order relative to the held window.
+    pub fn discard_before(&mut self, esi: u32) {
+        let ahead = esi.wrapping_sub(self.first_esi);
+        // Only a point inside or just past the window moves it; anything else
+        // lies behind the window, where there is nothing to drop.
+        if ahead as usize <= self.held && ahead <= MAX_WINDOW as u32 {
+            let drop = ahead as usize;
+            self.oldest_slot = (self.oldest_slot + drop) % self.max_window;
+            self.held -= drop;
+            self.first_esi = esi;
+        }
+    }
+
+    /// A held source symbol.
+    pub fn source(&self, esi: u32) -> Option<&[u8]> {
+        let offset = esi.wrapping_sub(self.first_esi) as usize;
+        (offset < self.held).then(|| self.slot(offset))
+    }
+
+    /// Writes the repair symbol over the whole held window into `out`.
+    ///
+    /// # Errors
+    /// [`Error::RlcEmptyWindow`], [`Error::RlcDensityThreshold`] for
+    /// `dt > 15`, [`Error::RlcSymbolSize`] if `out` is not E bytes.
+    pub fn repair_into(
+        &mut self,
+        repair_key: u16,
+        dt: u8,
+        out: &mut [u8],
+    ) -> Result<RepairPayloadId, Error> {
+        let (first, held) = self.window().ok_or(Error::RlcEmptyWindow)?;
+        self.sub_window_repair_into(first, held, repair_key, dt, out)
+    }
+
+    /// Writes the repair symbol over the held sub-window
+    /// `[first_esi, first_esi + nss)` into `out`.
+    ///
+    /// # Errors
+    /// [`Error::RlcWindowNotHeld`] if that range is not entirely held,
+    /// [`Error::RlcWindowSize`] for `nss == 0`, otherwise as
+    /// [`Encoder::repair_into`].
+    pub fn sub_window_repair_into(
+        &mut self,
+        first_esi: u32,
+        nss: u16,
+        repair_key: u16,
+        dt: u8,
+        out: &mut [u8],
+    ) -> Result<RepairPayloadId, Error> {
+        check_density_threshold(dt)?;
+        check_window_size(usize::from(nss), MAX_WINDOW)?;
+        self.check_size(out.len())?;
+        let offset = first_esi.wrapping_sub(self.first_esi) as usize;
+        if offset >= self.held || usize::from(nss) > self.held - offset {
+            return Err(Error::RlcWindowNotHeld {
+                first_esi,
+                nss: usize::from(nss),
+            });
+        }
+        let coefficients = self
+            .coefficients
+            .coefficients(self.field, repair_key, dt, nss);
+        let mut used = Vec::with_capacity(coefficients.len());
+        let mut inputs = Vec::with_capacity(coefficients.len());
+        for (i, &c) in coefficients.iter().enumerate() {
+            if c != 0 {
+                used.push(c);
+                inputs.push(self.slot(offset + i));
+            }
+        }
+        if inputs.is_empty() {
+            out.fill(0);
+        } else {
+            engine()
+                .prepare(&used, 1, inputs.len())
+                .apply(&inputs, &mut [out]);
+        }
+        Ok(RepairPayloadId {
+            repair_key,
+            dt,
+            nss,
+            first_source_esi: first_esi,
+        })
+    }
+
+    /// The repair symbol over the whole held window, in a new buffer.
+    ///
+    /// # Errors
+    /// As [`Encoder::repair_into`].
+    pub fn repair(&mut self, repair_key: u16, dt: u8) -> Result<(RepairPayloadId, Vec<u8>), Error> {
+        let mut out = vec![0; self.symbol_size];
+        let id = self.repair_into(repair_key, dt, &mut out)?;
+        Ok((id, out))
+    }
+
+    /// The repair symbol over the whole held window with the next repair key
+    /// (which then increments, wrapping), so repairs of overlapping windows
+    /// never share a key as RFC 8681 asks.
+    ///
+    /// # Errors
+    /// As [`Encoder::repair_into`]; the key is not consumed on error.
+    pub fn next_repair(&mut self, dt: u8) -> Result<(RepairPayloadId, Vec<u8>), Error> {
+        let mut out = vec![0; self.symbol_size];
+        let id = self.next_repair_into(dt, &mut out)?;
+        Ok((id, out))
+    }
+
+    /// [`Encoder::next_repair`] into a caller-owned buffer.
+    ///
+    /// # Errors
+    /// As [`Encoder::repair_into`]; the key is not consumed on error.
+    pub fn next_repair_into(&mut self, dt: u8, out: &mut [u8]) -> Result<RepairPayloadId, Error> {
+        let id = self.repair_into(self.next_repair_key, dt, out)?;
+        self.next_repair_key = self.next_repair_key.wrapping_add(1);
+        Ok(id)
+    }
+
+    fn slot(&self, offset: usize) -> &[u8] {
+        let slot = (self.oldest_slot + offset) % self.max_window;
+        &self.ring[slot * self.symbol_size..(slot + 1) * self.symbol_size]
+    }
+
+    fn check_size(&self, got: usize) -> Result<(), Error> {
+        if got != self.symbol_size {
+            return Err(Error::RlcSymbolSize {
+                expected: self.symbol_size,
+                got,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! RFC 8681 sliding-window random linear codes (RLC) over GF(2) and GF(2^8).
+//!
+//! A sliding-window code protects a stream instead of blocks: the sender
+//! keeps the last source symbols (its window) and now and then sends a
+//! repair symbol, a random linear combination of the window. A receiver
+//! rebuilds a lost source as soon as it holds enough independent repair
+//! symbols covering it, without waiting for a block to end.
+//!
+//! - [`TinyMt32`]: the RFC 8682 generator that derives coefficients from a
+//!   repair key.
+//! - [`coding_coefficients`]: RFC 8681 section 3.6, bit-exact, so repair
+//!   symbols are byte-identical to any conforming implementation.
+//! - [`SourcePayloadId`], [`RepairPayloadId`]: RFC 8681 section 4.1.
+//! - [`Encoder`]: source symbols in, repair symbols over the whole window or
+//!   any held sub-window out.
+//! - [`Decoder`]: sources and repairs in any order; incremental Gauss-Jordan
+//!   elimination on the [`gf256`](crate::gf256) engine; every source is
+//!   released by [`Decoder::poll_recovered`] the moment it is determined.
+//!
+//! The GF(2^8) field is the one of RFC 8681 (polynomial 0x11D), the same as
+//! [`crate::gf256`]; GF(2) is its subfield {0, 1}, so one elimination serves
+//! both.
+//!
+//! # Example: encode, lose, decode
+//!
+//! ```
+//! use fec_core::rlc::{Decoder, DecoderConfig, Encoder, Field, Reception};
+//!
+//! const E: usize = 16;
+//! let mut encoder = Encoder::new(Field::Gf256, E, 8)?;
+//! let mut decoder = Decoder::new(DecoderConfig::new(Field::Gf256, E).with_window(8))?;
+//!
+//! let sources: Vec<[u8; E]> = (0..8u8).map(|i| [i.wrapping_mul(37); E]).collect();
+//! for (i, source) in sources.iter().enumerate() {
+//!     let esi = encoder.push_source(source)?;
+//!     // Sources 2 and 5 are lost on the way.
+//!     if i != 2 && i != 5 {
+//!         decoder.add_source(esi, source)?;
+//!     }
+//! }
+//! // Two repair symbols over the window (DT = 15: dense coefficients).
+//! for _ in 0..2 {
+//!     let (id, repair) = encoder.next_repair(15)?;
+//!     let wire = id.to_bytes()?; // 8-byte Repair FEC Payload ID
+//!     let id = fec_core::rlc::RepairPayloadId::parse(&wire)?;
+//!     assert_eq!(decoder.add_repair(id, &repair)?, Reception::New);
+//! }
+//! let mut rebuilt = Vec::new();
+//! while let Some(recovered) = decoder.poll_recovered() {
+//!     assert_eq!(&recovered.data[..], &sources[recovered.esi as usize][..]);
+//!     rebuilt.push(recovered.esi);
+//! }
+//! rebuilt.sort();
+//! assert_eq!(rebuilt, [2, 5]);
+//! # Ok::<(), fec_core::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod coefficients;
+mod decoder;
+mod encoder;
+mod payload_id;
+mod tinymt;
+
+pub use coefficients::coding_coefficients;
+pub use decoder::{Decoder, DecoderConfig, DecoderStats, Reception, RecoveredSource};
+pub use encoder::Encoder;
+pub use payload_id::{RepairPayloadId, SourcePayloadId};
+pub use tinymt::TinyMt32;
+
+/// The finite field of the coding coefficients (RFC 8681 parameter m).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// GF(2), m = 1: coefficients 0 or 1, repair = XOR of a subset. FEC
+    /// Encoding ID 9.
+    Gf2,
+    /// GF(2^8), m = 8, polynomial 0x11D. FEC Encoding ID 10.
+    Gf256,
+}
+
+impl Field {
+    /// The FEC Encoding ID RFC 8681 assigns (9 for GF(2), 10 for GF(2^8)).
+    pub fn fec_encoding_id(self) -> u8 {
+        match self {
+            Field::Gf2 => 9,
+            Field::Gf256 => 10,
+        }
+    }
+}
+
+/// The largest density threshold; at 15 every coefficient is non-zero.
+pub const MAX_DENSITY_THRESHOLD: u8 = 15;
+
+/// The largest window a repair symbol can cover (NSS is a 12-bit field).
+pub const MAX_WINDOW: usize = 0x0fff;
