@@ -6,9 +6,52 @@
 #[non_exhaustive]
 pub enum Error {
     // --- Reed-Solomon (rs) ---
-    /// Placeholder until the codec variants land.
-    #[error("invalid parameter: {0}")]
-    InvalidParameter(&'static str),
+    /// A Reed-Solomon code needs at least one data shard.
+    #[error("Reed-Solomon: the number of data shards must be at least 1")]
+    NoDataShards,
+    /// A Reed-Solomon code needs at least one parity shard.
+    #[error("Reed-Solomon: the number of parity shards must be at least 1")]
+    NoParityShards,
+    /// GF(2^8) allows at most 256 shards in total.
+    #[error("Reed-Solomon: {data} data + {parity} parity shards exceed the GF(2^8) limit of 256")]
+    TooManyShards {
+        /// Requested data shards.
+        data: usize,
+        /// Requested parity shards.
+        parity: usize,
+    },
+    /// The shard slice does not have the code's number of shards.
+    #[error("Reed-Solomon: expected {expected} shards, got {got}")]
+    ShardCount {
+        /// The count the code needs here.
+        expected: usize,
+        /// The count passed.
+        got: usize,
+    },
+    /// A shard differs in length from the first (present) shard.
+    #[error("Reed-Solomon: shard {index} is {got} bytes long, expected {expected}")]
+    ShardLength {
+        /// Index of the offending shard.
+        index: usize,
+        /// Length of the first shard.
+        expected: usize,
+        /// Length of this shard.
+        got: usize,
+    },
+    /// A shard has no bytes.
+    #[error("Reed-Solomon: shard {index} is empty")]
+    EmptyShard {
+        /// Index of the empty shard.
+        index: usize,
+    },
+    /// Too few shards survive to rebuild the missing ones.
+    #[error("Reed-Solomon: {present} shards present, at least {needed} needed to reconstruct")]
+    TooFewShardsPresent {
+        /// Shards present.
+        present: usize,
+        /// The data shard count, the minimum to decode.
+        needed: usize,
+    },
     // --- end Reed-Solomon ---
 
     // --- RLC (rlc) ---
