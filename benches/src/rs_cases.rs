@@ -4,7 +4,7 @@
 //!
 //! | lib | encode (timed) | decode setup (untimed) | decode (timed) |
 //! |---|---|---|---|
-//! | `fec-core`, `reed-solomon-erasure` | `encode(&mut shards)` | a fresh codec (`new`), so no decode matrix is cached; survivors copied into `Vec<Option<Vec<u8>>>` | `reconstruct_data`: survivor submatrix inversion, decode rows, allocation of the lost shards, the multiply |
+//! | `fec-core`, `reed-solomon-erasure` | `encode(&mut shards)` | a fresh codec (`clone`, which both document as starting with an empty decode cache); survivors copied into `Vec<Option<Vec<u8>>>` | `reconstruct_data`: survivor submatrix inversion, decode rows, allocation of the lost shards, the multiply |
 //! | `isa-l` | `ec_encode_data` with tables made once | output buffers (an ISA-L user owns them) | submatrix, `gf_invert_matrix`, lost rows, `ec_init_tables`, `ec_encode_data` |
 //! | `reed-solomon-simd` | `reset`, `add_original_shard` x k (copies into its work buffer), `encode` | a fresh `ReedSolomonDecoder` | `add_original_shard` for survivors, `add_recovery_shard` x m, `decode`; the restored shards are read in place |
 //!
@@ -108,8 +108,11 @@ impl RsInputs {
 pub trait ShardCodec: Sized {
     /// Library name in the report.
     const LIB: &'static str;
-    /// A new codec; called for every decode so that no cached matrix is reused.
+    /// A new codec.
     fn create(data: usize, parity: usize) -> Self;
+    /// A codec equal to `self` but with nothing cached: made (untimed) before every
+    /// decode, so each decode meets its erasure pattern for the first time.
+    fn fresh(&self) -> Self;
     /// Fills the parity shards of `shards` (data then parity).
     fn encode_shards(&self, shards: &mut [Vec<u8>]);
     /// Rebuilds the `None` data shards.
@@ -121,6 +124,33 @@ impl ShardCodec for reed_solomon_erasure::galois_8::ReedSolomon {
 
     fn create(data: usize, parity: usize) -> Self {
         Self::new(data, parity).expect("valid configuration")
+    }
+
+    fn fresh(&self) -> Self {
+        // Its `Clone` is `new`: an empty decode-matrix cache.
+        self.clone()
+    }
+
+    fn encode_shards(&self, shards: &mut [Vec<u8>]) {
+        self.encode(shards).expect("well-formed shards");
+    }
+
+    fn reconstruct_data_shards(&self, shards: &mut [Option<Vec<u8>>]) {
+        self.reconstruct_data(shards)
+            .expect("enough shards survive");
+    }
+}
+
+impl ShardCodec for fec_core::rs::ReedSolomon {
+    const LIB: &'static str = crate::report::OURS;
+
+    fn create(data: usize, parity: usize) -> Self {
+        Self::new(data, parity).expect("valid configuration")
+    }
+
+    fn fresh(&self) -> Self {
+        // Documented to start with an empty decode cache.
+        self.clone()
     }
 
     fn encode_shards(&self, shards: &mut [Vec<u8>]) {
@@ -156,12 +186,13 @@ pub fn shard_codec_cases<C: ShardCodec + 'static>(inputs: &RsInputs) -> Vec<Case
         },
     );
     let mut patterns = inputs.patterns.clone();
+    let prototype = C::create(config.data, config.parity);
     let decode = Case::new(
         inputs.label(C::LIB, "decode"),
         Reuse::Once,
         move || {
             let shards = inputs.erased_block(patterns.next_pattern());
-            (C::create(config.data, config.parity), shards)
+            (prototype.fresh(), shards)
         },
         |(codec, shards)| codec.reconstruct_data_shards(shards),
         move || {
@@ -369,7 +400,10 @@ mod tests {
     fn every_case_passes_its_own_check() {
         let inputs = RsInputs::new(SMALL);
         let isal = Isal::load().ok();
-        let mut cases = shard_codec_cases::<reed_solomon_erasure::galois_8::ReedSolomon>(&inputs);
+        let mut cases = shard_codec_cases::<fec_core::rs::ReedSolomon>(&inputs);
+        cases.extend(shard_codec_cases::<
+            reed_solomon_erasure::galois_8::ReedSolomon,
+        >(&inputs));
         cases.extend(simd_cases(&inputs));
         if let Some(isal) = &isal {
             cases.extend(isal_cases(isal, &inputs));

@@ -179,6 +179,127 @@ pub fn cu_fec_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
     vec![encode, decode]
 }
 
+fn filled_our_encoder(sources: &[Vec<u8>]) -> fec_core::rlc::Encoder {
+    let mut encoder =
+        fec_core::rlc::Encoder::new(fec_core::rlc::Field::Gf256, SYMBOL_BYTES, RLC_WINDOW)
+            .expect("valid RLC configuration");
+    for source in sources {
+        encoder
+            .push_source(source)
+            .expect("symbol of the configured size");
+    }
+    encoder
+}
+
+fn new_our_decoder() -> fec_core::rlc::Decoder {
+    let config = fec_core::rlc::DecoderConfig::new(fec_core::rlc::Field::Gf256, SYMBOL_BYTES)
+        .with_window(RLC_WINDOW);
+    fec_core::rlc::Decoder::new(config).expect("valid RLC decoder configuration")
+}
+
+/// cu-fec's payload ID as fec-core reads it off the wire.
+fn our_repair_id(id: &RepairPayloadId) -> fec_core::rlc::RepairPayloadId {
+    fec_core::rlc::RepairPayloadId::parse(&id.to_bytes()).expect("cu-fec writes valid payload IDs")
+}
+
+/// Feeds one decode's symbols to fec-core's decoder and drains what it recovers
+/// (the user's `poll_recovered` loop is part of the timed decode).
+fn our_decode(
+    decoder: &mut fec_core::rlc::Decoder,
+    inputs: &RlcInputs,
+    repair_ids: &[fec_core::rlc::RepairPayloadId],
+    lost: &[usize],
+    recovered: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), fec_core::Error> {
+    for (esi, source) in inputs.sources.iter().enumerate() {
+        if !lost.contains(&esi) {
+            black_box(decoder.add_source(esi as u32, source)?);
+        }
+    }
+    for (id, (_, symbol)) in repair_ids.iter().zip(&inputs.repairs) {
+        black_box(decoder.add_repair(*id, symbol)?);
+    }
+    while let Some(source) = decoder.poll_recovered() {
+        recovered(source.esi, &source.data);
+    }
+    Ok(())
+}
+
+/// fec-core's encode and decode cases for config `D`, on cu-fec's repairs.
+pub fn our_rlc_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
+    const LIB: &str = crate::report::OURS;
+    let bytes = inputs.window_bytes();
+    let mut repair_key = 0u16;
+    let encode = Case::new(
+        Label::new(LIB, "D", "encode", bytes),
+        Reuse::Many,
+        || (filled_our_encoder(&inputs.sources), vec![0u8; SYMBOL_BYTES]),
+        move |(encoder, symbol)| {
+            repair_key = repair_key.wrapping_add(1);
+            let id = encoder
+                .repair_into(repair_key, 15, symbol)
+                .expect("repair over a full window");
+            black_box(id);
+        },
+        || {
+            let mut encoder = filled_our_encoder(&inputs.sources);
+            for (id, expected) in &inputs.repairs {
+                let (our_id, symbol) = encoder
+                    .repair(id.repair_key(), 15)
+                    .map_err(|error| error.to_string())?;
+                if our_id != our_repair_id(id) || symbol != *expected {
+                    return Err(format!(
+                        "repair key {} differs from cu-fec's",
+                        id.repair_key()
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    let repair_ids: Vec<_> = inputs
+        .repairs
+        .iter()
+        .map(|(id, _)| our_repair_id(id))
+        .collect();
+    let check_ids = repair_ids.clone();
+    let mut patterns = inputs.patterns.clone();
+    let decode = Case::new(
+        Label::new(LIB, "D", "decode", bytes),
+        Reuse::Once,
+        move || (new_our_decoder(), patterns.next_pattern().to_vec()),
+        move |(decoder, lost)| {
+            our_decode(decoder, inputs, &repair_ids, lost, &mut |esi, data| {
+                black_box((esi, data));
+            })
+            .expect("consistent symbols")
+        },
+        move || {
+            for lost in inputs.patterns.all().iter().take(4) {
+                let mut rebuilt = Vec::new();
+                our_decode(
+                    &mut new_our_decoder(),
+                    inputs,
+                    &check_ids,
+                    lost,
+                    &mut |esi, data| rebuilt.push((esi as usize, data.to_vec())),
+                )
+                .map_err(|error| error.to_string())?;
+                rebuilt.sort();
+                let expected: Vec<(usize, Vec<u8>)> = lost
+                    .iter()
+                    .map(|&esi| (esi, inputs.sources[esi].clone()))
+                    .collect();
+                if rebuilt != expected {
+                    return Err(format!("lost {lost:?} not recovered exactly"));
+                }
+            }
+            Ok(())
+        },
+    );
+    vec![encode, decode]
+}
+
 /// A RaptorQ configuration: `k` source symbols of 1280 B, `k/4` repairs.
 #[derive(Clone, Debug)]
 pub struct RaptorqInputs {
@@ -296,6 +417,7 @@ mod tests {
         let rlc = RlcInputs::new();
         let raptorq = RaptorqInputs::new("E32", 32);
         let mut cases = cu_fec_cases(&rlc);
+        cases.extend(our_rlc_cases(&rlc));
         cases.extend(raptorq_cases(&raptorq));
         for case in &mut cases {
             let label = case.label.clone();

@@ -18,7 +18,9 @@ use fec_benches::isal::Isal;
 use fec_benches::report::{table, Record};
 use fec_benches::rs_cases::{isal_cases, memcpy_case, shard_codec_cases, simd_cases, RsInputs};
 use fec_benches::timing::{run_interleaved, Case, Label, Measured, SamplePlan};
-use fec_benches::window_cases::{cu_fec_cases, raptorq_cases, RaptorqInputs, RlcInputs};
+use fec_benches::window_cases::{
+    cu_fec_cases, our_rlc_cases, raptorq_cases, RaptorqInputs, RlcInputs,
+};
 use fec_benches::workload::RS_CONFIGS;
 
 const USAGE: &str = "usage: compare [--json] [--quick] [--only A,B,C,D,E32,E200,memcpy]";
@@ -165,7 +167,7 @@ fn main() -> ExitCode {
         }
     };
     notes.push(
-        "fec-core: Reed-Solomon, RLC and pipeline lines appear once those modules are on main"
+        "fec-core: the RaptorQ lines (E32, E200) through fec_core::pipeline appear once the pipeline is on main"
             .into(),
     );
 
@@ -183,7 +185,7 @@ fn main() -> ExitCode {
             continue;
         }
         let inputs = RsInputs::new(config);
-        let mut cases = Vec::new();
+        let mut cases = shard_codec_cases::<fec_core::rs::ReedSolomon>(&inputs);
         cases.extend(shard_codec_cases::<
             reed_solomon_erasure::galois_8::ReedSolomon,
         >(&inputs));
@@ -195,12 +197,9 @@ fn main() -> ExitCode {
     }
     if options.wants("D") {
         let inputs = RlcInputs::new();
-        measured.extend(measure_group(
-            "D",
-            cu_fec_cases(&inputs),
-            &plan,
-            &mut progress,
-        ));
+        let mut cases = our_rlc_cases(&inputs);
+        cases.extend(cu_fec_cases(&inputs));
+        measured.extend(measure_group("D", cases, &plan, &mut progress));
     }
     for (name, k) in [("E32", 32), ("E200", 200)] {
         if !options.wants(name) {
