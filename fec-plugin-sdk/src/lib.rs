@@ -65,6 +65,8 @@
 
 pub mod abi;
 pub mod asm;
+pub mod build;
+pub mod elf;
 pub mod package;
 pub mod runtime;
 pub mod verify;

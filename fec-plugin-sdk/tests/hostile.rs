@@ -589,3 +589,49 @@ fn host_still_works() {
         .unwrap();
     assert_eq!(d.protect, Some(5));
 }
+
+#[test]
+fn hostile_objects_are_rejected_with_the_reason() {
+    use fec_plugin_sdk::elf;
+    let data = |name: &str| {
+        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let good = data("good.o");
+    let mut corrupt_shoff = good.clone();
+    corrupt_shoff[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut huge_shnum = good.clone();
+    huge_shnum[0x3c..0x3e].copy_from_slice(&u16::MAX.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "global data relocation",
+            data("global_data.o"),
+            "unsupported relocation R_BPF_64_64 (type 1) against \"counter\"",
+        ),
+        (
+            "non-inlined function",
+            data("local_call.o"),
+            "section \".text\" holds code",
+        ),
+        (
+            "x86-64 object",
+            data("x86_64.o"),
+            "machine 62, expected 247",
+        ),
+        (
+            "truncated object",
+            good[..good.len() - 100].to_vec(),
+            "truncated",
+        ),
+        (
+            "section table offset past the end",
+            corrupt_shoff,
+            "truncated",
+        ),
+        ("65535 sections", huge_shnum, "65535 sections"),
+    ];
+    for (name, bytes, reason) in cases {
+        let err = elf::load(&bytes).expect_err(name).to_string();
+        assert!(err.contains(reason), "{name}: {err:?} lacks {reason:?}");
+    }
+    host_still_works();
+}
