@@ -182,5 +182,70 @@ pub enum Error {
     // --- end RaptorQ ---
 
     // --- pipeline ---
+    /// A pipeline configuration the chosen scheme cannot run.
+    #[error("invalid pipeline configuration: {reason}")]
+    PipelineConfig {
+        /// Which constraint failed.
+        reason: &'static str,
+    },
+    /// An FEC packet header that does not parse.
+    #[error("malformed FEC header: {reason}")]
+    PipelineHeader {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An FEC packet of a wire version this code does not speak.
+    #[error("FEC wire version {got} is not supported")]
+    PipelineVersion {
+        /// The version in the packet.
+        got: u8,
+    },
+    /// An FEC packet of another scheme than the decoder's.
+    #[error("FEC packet of scheme {got}, decoder runs scheme {expected}")]
+    PipelineWrongScheme {
+        /// The decoder's scheme id.
+        expected: u8,
+        /// The packet's scheme id.
+        got: u8,
+    },
+    /// An ADU too long for the configured symbol size.
+    #[error("ADU of {len} bytes exceeds the {max} bytes a symbol can carry")]
+    PipelineAduTooLong {
+        /// The ADU's length.
+        len: usize,
+        /// Symbol size minus the 3 bytes of ADU information.
+        max: usize,
+    },
+    /// `protect` on a block that already holds its maximum number of source
+    /// symbols: call `repair` (with any count, even 0) to close it.
+    #[error("block already holds {data} source symbols; close it with repair()")]
+    PipelineBlockFull {
+        /// The block's capacity.
+        data: usize,
+    },
+    /// More repair symbols asked for than the scheme allows at once.
+    #[error("{requested} repair symbols asked for, at most {max} allowed")]
+    PipelineRepairCount {
+        /// The count asked for.
+        requested: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A payload of the wrong length for its header or block.
+    #[error("FEC payload of {got} bytes, expected {expected}")]
+    PipelinePayloadLength {
+        /// What the header or the block implies.
+        expected: usize,
+        /// What arrived.
+        got: usize,
+    },
+    /// A packet that contradicts what earlier packets said about the same
+    /// block or window, or a recovered symbol whose ADU information is not
+    /// well-formed.
+    #[error("inconsistent FEC packet: {reason}")]
+    PipelineInconsistent {
+        /// What contradicts what.
+        reason: &'static str,
+    },
     // --- end pipeline ---
 }

@@ -1,0 +1,696 @@
+//! Block codes (Reed-Solomon, RaptorQ) behind the pipeline.
+//!
+//! A block is closed by `repair(count)`: its symbol size is the longest
+//! framed ADU in it (so small packets get small repair symbols), its source
+//! count is however many ADUs it holds, and both travel in every repair
+//! header, so the receiver learns the block's shape from any one repair.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::wire::{self, Header, ADU_INFO_LEN};
+use super::{Adu, Counters, Recovered};
+use crate::raptorq::{
+    BlockDecoder as RaptorqDecoder, BlockEncoder as RaptorqEncoder, EncodingPacket, PayloadId,
+};
+use crate::rs::ReedSolomon;
+use crate::Error;
+
+/// Which block code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Code {
+    ReedSolomon,
+    RaptorQ,
+}
+
+/// Reed-Solomon codes by shape. Building one inverts a k x k matrix, far
+/// more work than encoding a block, and blocks mostly repeat a few shapes.
+#[derive(Default)]
+struct RsCache {
+    codes: VecDeque<((usize, usize), ReedSolomon)>,
+}
+
+impl RsCache {
+    const CAPACITY: usize = 8;
+
+    fn code(&mut self, data: usize, parity: usize) -> Result<&ReedSolomon, Error> {
+        let position = match self
+            .codes
+            .iter()
+            .position(|(shape, _)| *shape == (data, parity))
+        {
+            Some(position) => position,
+            None => {
+                if self.codes.len() == Self::CAPACITY {
+                    self.codes.pop_front();
+                }
+                self.codes
+                    .push_back(((data, parity), ReedSolomon::new(data, parity)?));
+                self.codes.len() - 1
+            }
+        };
+        Ok(&self.codes[position].1)
+    }
+}
+
+pub(super) struct BlockEncoder {
+    code: Code,
+    max_data: usize,
+    block_len: usize,
+    max_repair: usize,
+    symbol_size: usize,
+    arena: Vec<u8>,
+    framed: Vec<u16>,
+    dirty: Vec<u16>,
+    count: usize,
+    block: u16,
+    codes: RsCache,
+}
+
+impl BlockEncoder {
+    pub(super) fn new(code: Code, max_data: usize, max_repair: usize, symbol_size: usize) -> Self {
+        BlockEncoder {
+            code,
+            max_data,
+            block_len: max_data,
+            max_repair,
+            symbol_size,
+            arena: vec![0; max_data * symbol_size],
+            framed: vec![0; max_data],
+            dirty: vec![0; max_data],
+            count: 0,
+            block: 0,
+            codes: RsCache::default(),
+        }
+    }
+
+    pub(super) fn pending(&self) -> usize {
+        self.count
+    }
+
+    pub(super) fn set_block_len(&mut self, len: usize) -> Result<(), Error> {
+        if len == 0 || len > self.max_data {
+            return Err(Error::PipelineConfig {
+                reason: "block length must be 1..=the scheme's data symbols",
+            });
+        }
+        self.block_len = len;
+        Ok(())
+    }
+
+    pub(super) fn protect(&mut self, flow: u8, adu: &[u8]) -> Result<Header, Error> {
+        if self.count >= self.block_len {
+            return Err(Error::PipelineBlockFull {
+                data: self.block_len,
+            });
+        }
+        let index = self.count;
+        let slot = &mut self.arena[index * self.symbol_size..(index + 1) * self.symbol_size];
+        let framed = wire::frame_symbol(slot, flow, adu)?;
+        // The slot may hold a longer symbol of an earlier block: zero what is
+        // left of it, so the padding of this one reads as zeros.
+        let dirty = usize::from(self.dirty[index]);
+        if dirty > framed {
+            slot[framed..dirty].fill(0);
+        }
+        self.framed[index] = framed as u16;
+        self.dirty[index] = framed as u16;
+        self.count += 1;
+        Ok(match self.code {
+            Code::ReedSolomon => Header::RsSource {
+                flow,
+                block: self.block,
+                index: index as u8,
+            },
+            Code::RaptorQ => Header::RaptorqSource {
+                flow,
+                block: self.block as u8,
+                esi: index as u32,
+            },
+        })
+    }
+
+    pub(super) fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) -> Result<usize, Error> {
+        if count > self.max_repair {
+            return Err(Error::PipelineRepairCount {
+                requested: count,
+                max: self.max_repair,
+            });
+        }
+        let k = self.count;
+        if k == 0 {
+            return Ok(0);
+        }
+        let size = self.framed[..k]
+            .iter()
+            .copied()
+            .max()
+            .map_or(ADU_INFO_LEN, usize::from);
+        if count > 0 {
+            match self.code {
+                Code::ReedSolomon => self.rs_repair(k, count, size, out)?,
+                Code::RaptorQ => self.raptorq_repair(k, count, size, out)?,
+            }
+        }
+        self.count = 0;
+        self.block = match self.code {
+            Code::ReedSolomon => self.block.wrapping_add(1),
+            Code::RaptorQ => u16::from((self.block as u8).wrapping_add(1)),
+        };
+        Ok(count)
+    }
+
+    fn rs_repair(
+        &mut self,
+        k: usize,
+        count: usize,
+        size: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), Error> {
+        let mut packets: Vec<Vec<u8>> = (0..count)
+            .map(|index| {
+                let header = Header::RsRepair {
+                    block: self.block,
+                    data: k as u8,
+                    parity: count as u8,
+                    index: index as u8,
+                }
+                .encode();
+                let mut packet = Vec::with_capacity(header.len() + size);
+                packet.extend_from_slice(&header);
+                packet.resize(header.len() + size, 0);
+                packet
+            })
+            .collect();
+        let data: Vec<&[u8]> = self
+            .arena
+            .chunks_exact(self.symbol_size)
+            .take(k)
+            .map(|slot| &slot[..size])
+            .collect();
+        let mut parity: Vec<&mut [u8]> = packets.iter_mut().map(|p| &mut p[7..]).collect();
+        self.codes.code(k, count)?.encode_sep(&data, &mut parity)?;
+        out.extend(packets.into_iter().map(Bytes::from));
+        Ok(())
+    }
+
+    fn raptorq_repair(
+        &mut self,
+        k: usize,
+        count: usize,
+        size: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), Error> {
+        // The raptorq crate wants the block contiguous; slots are E apart.
+        let mut block = Vec::with_capacity(k * size);
+        for slot in self.arena.chunks_exact(self.symbol_size).take(k) {
+            block.extend_from_slice(&slot[..size]);
+        }
+        let sbn = self.block as u8;
+        let encoder = RaptorqEncoder::with_symbol_size(sbn, size as u16, &block)?;
+        for packet in encoder.repair_packets(0, count as u32)? {
+            let header = Header::RaptorqRepair {
+                source_symbols: k as u16,
+                block: sbn,
+                esi: packet.payload_id().encoding_symbol_id(),
+            }
+            .encode();
+            let mut bytes = Vec::with_capacity(header.len() + size);
+            bytes.extend_from_slice(&header);
+            bytes.extend_from_slice(packet.data());
+            out.push(Bytes::from(bytes));
+        }
+        Ok(())
+    }
+}
+
+/// The receiving side's view of one block.
+struct RxBlock {
+    id: u16,
+    /// Received or recovered sources; payloads are dropped once the block is complete.
+    sources: Vec<Option<(u8, Bytes)>>,
+    known: usize,
+    highest_index: usize,
+    /// Data symbols, repair count (RS) or max repairs (RaptorQ), symbol size.
+    shape: Option<(usize, usize, usize)>,
+    repairs: Vec<(u32, Bytes)>,
+    raptorq: Option<RaptorqDecoder>,
+    complete: bool,
+}
+
+impl RxBlock {
+    fn new(id: u16) -> Self {
+        RxBlock {
+            id,
+            sources: Vec::new(),
+            known: 0,
+            highest_index: 0,
+            shape: None,
+            repairs: Vec::new(),
+            raptorq: None,
+            complete: false,
+        }
+    }
+
+    fn missing(&self) -> usize {
+        let expected = self.shape.map_or(
+            self.highest_index + usize::from(!self.sources.is_empty()),
+            |s| s.0,
+        );
+        expected.saturating_sub(self.known)
+    }
+
+    fn finish(&mut self) {
+        self.complete = true;
+        self.repairs = Vec::new();
+        self.raptorq = None;
+        for source in self.sources.iter_mut().flatten() {
+            source.1 = Bytes::new();
+        }
+    }
+}
+
+pub(super) struct BlockDecoder {
+    code: Code,
+    max_data: usize,
+    max_repair: usize,
+    symbol_size: usize,
+    max_blocks: usize,
+    blocks: VecDeque<RxBlock>,
+    codes: RsCache,
+}
+
+enum Lookup {
+    Live(usize),
+    Late,
+}
+
+impl BlockDecoder {
+    pub(super) fn new(
+        code: Code,
+        max_data: usize,
+        max_repair: usize,
+        symbol_size: usize,
+        max_blocks: usize,
+    ) -> Self {
+        BlockDecoder {
+            code,
+            max_data,
+            max_repair,
+            symbol_size,
+            max_blocks,
+            blocks: VecDeque::new(),
+            codes: RsCache::default(),
+        }
+    }
+
+    /// Signed distance from `b` to `a` in the wrapping block-id space.
+    fn distance(&self, a: u16, b: u16) -> i32 {
+        match self.code {
+            Code::ReedSolomon => i32::from(a.wrapping_sub(b) as i16),
+            Code::RaptorQ => i32::from((a as u8).wrapping_sub(b as u8) as i8),
+        }
+    }
+
+    /// Finds or makes the block `id`; evicts blocks that fall out of the live
+    /// range, counting their missing sources as unrecoverable.
+    fn lookup(&mut self, id: u16, counters: &mut Counters) -> Lookup {
+        let newest = match self.blocks.back() {
+            None => {
+                self.blocks.push_back(RxBlock::new(id));
+                return Lookup::Live(0);
+            }
+            Some(block) => block.id,
+        };
+        let ahead = self.distance(id, newest);
+        if ahead > 0 {
+            self.blocks.push_back(RxBlock::new(id));
+            while let Some(front) = self.blocks.front() {
+                if self.distance(id, front.id) < self.max_blocks as i32 {
+                    break;
+                }
+                let evicted = self.blocks.pop_front().expect("front exists");
+                if !evicted.complete {
+                    counters.unrecoverable += evicted.missing() as u64;
+                }
+            }
+            return Lookup::Live(self.blocks.len() - 1);
+        }
+        if -ahead >= self.max_blocks as i32 {
+            return Lookup::Late;
+        }
+        // Within the live range: find it, or insert it in order.
+        let position = self
+            .blocks
+            .iter()
+            .position(|b| self.distance(b.id, id) >= 0)
+            .unwrap_or(self.blocks.len());
+        if self.blocks.get(position).is_some_and(|b| b.id == id) {
+            return Lookup::Live(position);
+        }
+        self.blocks.insert(position, RxBlock::new(id));
+        Lookup::Live(position)
+    }
+
+    pub(super) fn receive(
+        &mut self,
+        header: Header,
+        packet: &Bytes,
+        payload_at: usize,
+        counters: &mut Counters,
+        recovered: &mut Recovered,
+    ) -> Result<Option<Adu>, Error> {
+        match header {
+            Header::RsSource { flow, block, index } => self.source(
+                block,
+                usize::from(index),
+                flow,
+                packet,
+                payload_at,
+                counters,
+                recovered,
+            ),
+            Header::RaptorqSource { flow, block, esi } => self.source(
+                u16::from(block),
+                esi as usize,
+                flow,
+                packet,
+                payload_at,
+                counters,
+                recovered,
+            ),
+            Header::RsRepair {
+                block,
+                data,
+                parity,
+                index,
+            } => {
+                let shape = (
+                    usize::from(data),
+                    usize::from(parity),
+                    packet.len() - payload_at,
+                );
+                self.repair(
+                    block,
+                    shape,
+                    u32::from(index),
+                    packet.slice(payload_at..),
+                    counters,
+                    recovered,
+                )
+            }
+            Header::RaptorqRepair {
+                source_symbols,
+                block,
+                esi,
+            } => {
+                let shape = (
+                    usize::from(source_symbols),
+                    self.max_repair,
+                    packet.len() - payload_at,
+                );
+                self.repair(
+                    u16::from(block),
+                    shape,
+                    esi,
+                    packet.slice(payload_at..),
+                    counters,
+                    recovered,
+                )
+            }
+            _ => Err(Error::PipelineInconsistent {
+                reason: "header of another scheme",
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn source(
+        &mut self,
+        id: u16,
+        index: usize,
+        flow: u8,
+        packet: &Bytes,
+        payload_at: usize,
+        counters: &mut Counters,
+        recovered: &mut Recovered,
+    ) -> Result<Option<Adu>, Error> {
+        let adu_len = packet.len() - payload_at;
+        if index >= self.max_data {
+            return Err(Error::PipelineInconsistent {
+                reason: "source index beyond the scheme's block size",
+            });
+        }
+        if ADU_INFO_LEN + adu_len > self.symbol_size {
+            return Err(Error::PipelineAduTooLong {
+                len: adu_len,
+                max: self.symbol_size - ADU_INFO_LEN,
+            });
+        }
+        let adu = packet.slice(payload_at..);
+        let position = match self.lookup(id, counters) {
+            Lookup::Late => {
+                counters.late += 1;
+                return Ok(Some(Adu { flow, data: adu }));
+            }
+            Lookup::Live(position) => position,
+        };
+        let block = &mut self.blocks[position];
+        if let Some((data, _, size)) = block.shape {
+            if index >= data || ADU_INFO_LEN + adu_len > size {
+                return Err(Error::PipelineInconsistent {
+                    reason: "source does not fit its block's shape",
+                });
+            }
+        }
+        if block.sources.len() <= index {
+            block.sources.resize(index + 1, None);
+        }
+        if block.sources[index].is_some() {
+            counters.duplicates += 1;
+            return Ok(None);
+        }
+        block.sources[index] = Some((
+            flow,
+            if block.complete {
+                Bytes::new()
+            } else {
+                adu.clone()
+            },
+        ));
+        block.known += 1;
+        block.highest_index = block.highest_index.max(index);
+        if let (Some(decoder), false) = (block.raptorq.as_mut(), block.complete) {
+            let mut symbol = vec![0; decoder.symbol_size().into()];
+            wire::frame_symbol(&mut symbol, flow, &adu)?;
+            decoder.add(EncodingPacket::new(
+                PayloadId::new(id as u8, index as u32),
+                symbol,
+            ))?;
+        }
+        // The ADU is good whatever decoding makes of the block: hand it out,
+        // and count a failed decode (garbage took part) as a rejection.
+        if self.try_decode(position, counters, recovered).is_err() {
+            counters.rejected += 1;
+        }
+        Ok(Some(Adu { flow, data: adu }))
+    }
+
+    fn repair(
+        &mut self,
+        id: u16,
+        shape: (usize, usize, usize),
+        index: u32,
+        payload: Bytes,
+        counters: &mut Counters,
+        recovered: &mut Recovered,
+    ) -> Result<Option<Adu>, Error> {
+        let (data, repairs, size) = shape;
+        if data > self.max_data || repairs > self.max_repair {
+            return Err(Error::PipelineInconsistent {
+                reason: "block shape beyond the scheme's",
+            });
+        }
+        if !(ADU_INFO_LEN..=self.symbol_size).contains(&size) {
+            return Err(Error::PipelinePayloadLength {
+                expected: self.symbol_size,
+                got: size,
+            });
+        }
+        let position = match self.lookup(id, counters) {
+            Lookup::Late => {
+                counters.late += 1;
+                return Ok(None);
+            }
+            Lookup::Live(position) => position,
+        };
+        let block = &mut self.blocks[position];
+        match block.shape {
+            Some(known) if known != shape => {
+                return Err(Error::PipelineInconsistent {
+                    reason: "repair disagrees with its block's shape",
+                });
+            }
+            Some(_) => {}
+            None => {
+                let fits = block.sources.iter().enumerate().all(|(i, s)| {
+                    s.as_ref()
+                        .is_none_or(|(_, adu)| i < data && ADU_INFO_LEN + adu.len() <= size)
+                });
+                if !fits {
+                    return Err(Error::PipelineInconsistent {
+                        reason: "repair shape excludes sources already received",
+                    });
+                }
+                block.shape = Some(shape);
+            }
+        }
+        if block.complete {
+            return Ok(None);
+        }
+        if block.repairs.iter().any(|(i, _)| *i == index) {
+            counters.duplicates += 1;
+            return Ok(None);
+        }
+        if block.repairs.len() >= repairs {
+            return Err(Error::PipelineInconsistent {
+                reason: "more repair symbols than the block announced",
+            });
+        }
+        if let Some(decoder) = block.raptorq.as_mut() {
+            decoder.add(EncodingPacket::new(
+                PayloadId::new(id as u8, index),
+                payload.to_vec(),
+            ))?;
+        }
+        block.repairs.push((index, payload));
+        self.try_decode(position, counters, recovered)?;
+        Ok(None)
+    }
+
+    fn try_decode(
+        &mut self,
+        position: usize,
+        counters: &mut Counters,
+        recovered: &mut Recovered,
+    ) -> Result<(), Error> {
+        let code = self.code;
+        let block = &mut self.blocks[position];
+        let Some((data, parity, size)) = block.shape else {
+            return Ok(());
+        };
+        if block.complete {
+            return Ok(());
+        }
+        if block.known >= data {
+            block.finish();
+            return Ok(());
+        }
+        if block.known + block.repairs.len() < data {
+            return Ok(());
+        }
+        match code {
+            Code::ReedSolomon => {
+                let mut shards: Vec<Option<Vec<u8>>> = vec![None; data + parity];
+                for (shard, source) in shards.iter_mut().zip(&block.sources) {
+                    if let Some((flow, adu)) = source {
+                        let mut symbol = vec![0; size];
+                        wire::frame_symbol(&mut symbol, *flow, adu)?;
+                        *shard = Some(symbol);
+                    }
+                }
+                for (index, payload) in &block.repairs {
+                    shards[data + *index as usize] = Some(payload.to_vec());
+                }
+                self.codes
+                    .code(data, parity)?
+                    .reconstruct_data(&mut shards)?;
+                let mut found = Vec::new();
+                for (index, shard) in shards.into_iter().take(data).enumerate() {
+                    if block.sources.get(index).is_some_and(Option::is_some) {
+                        continue;
+                    }
+                    let symbol = Bytes::from(shard.ok_or(Error::PipelineInconsistent {
+                        reason: "decoder left a gap",
+                    })?);
+                    found.push((index, symbol));
+                }
+                deliver(block, found, counters, recovered)
+            }
+            Code::RaptorQ => {
+                if block.raptorq.is_none() {
+                    let mut decoder =
+                        RaptorqDecoder::new(block.id as u8, data as u32, size as u16)?;
+                    decoder.set_max_repair_symbols(parity);
+                    for (index, source) in block.sources.iter().enumerate() {
+                        if let Some((flow, adu)) = source {
+                            let mut symbol = vec![0; size];
+                            wire::frame_symbol(&mut symbol, *flow, adu)?;
+                            decoder.add(EncodingPacket::new(
+                                PayloadId::new(block.id as u8, index as u32),
+                                symbol,
+                            ))?;
+                        }
+                    }
+                    for (esi, payload) in &block.repairs {
+                        decoder.add(EncodingPacket::new(
+                            PayloadId::new(block.id as u8, *esi),
+                            payload.to_vec(),
+                        ))?;
+                    }
+                    block.raptorq = Some(decoder);
+                }
+                if !block
+                    .raptorq
+                    .as_ref()
+                    .is_some_and(RaptorqDecoder::is_decoded)
+                {
+                    return Ok(());
+                }
+                let Some(decoded) = block.raptorq.take().and_then(RaptorqDecoder::into_block)
+                else {
+                    return Ok(());
+                };
+                let decoded = Bytes::from(decoded);
+                let found = (0..data)
+                    .filter(|&i| block.sources.get(i).is_none_or(Option::is_none))
+                    .map(|i| (i, decoded.slice(i * size..(i + 1) * size)))
+                    .collect();
+                deliver(block, found, counters, recovered)
+            }
+        }
+    }
+}
+
+/// Hands out the ADUs of decoded symbols (slices, no copy) and completes the block.
+fn deliver(
+    block: &mut RxBlock,
+    found: Vec<(usize, Bytes)>,
+    counters: &mut Counters,
+    recovered: &mut Recovered,
+) -> Result<(), Error> {
+    let data = block.shape.map_or(0, |s| s.0);
+    if block.sources.len() < data {
+        block.sources.resize(data, None);
+    }
+    let mut result = Ok(());
+    for (index, symbol) in found {
+        match wire::parse_symbol(&symbol) {
+            Ok((flow, range)) => {
+                block.sources[index] = Some((flow, Bytes::new()));
+                block.known += 1;
+                recovered.push(
+                    counters,
+                    Adu {
+                        flow,
+                        data: symbol.slice(range),
+                    },
+                );
+            }
+            Err(error) => result = Err(error),
+        }
+    }
+    block.finish();
+    result
+}

@@ -1,0 +1,297 @@
+//! The sliding-window RLC code (RFC 8681) behind the pipeline, through
+//! [`crate::rlc`]. Symbols have the fixed size E of the configuration, as
+//! RFC 8681 requires, so repair symbols interoperate with other conforming
+//! implementations.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::wire::{self, Header};
+use super::{Adu, Counters, Recovered};
+use crate::rlc::{self, DecoderConfig, Field, Reception, RepairPayloadId};
+use crate::Error;
+
+/// A symbol-sized scratch buffer whose bytes past `dirty` are zero, so that
+/// framing an ADU into it only clears what the previous ADU left behind.
+struct Scratch {
+    symbol: Vec<u8>,
+    dirty: usize,
+}
+
+impl Scratch {
+    fn new(symbol_size: usize) -> Self {
+        Scratch {
+            symbol: vec![0; symbol_size],
+            dirty: 0,
+        }
+    }
+
+    fn frame(&mut self, flow: u8, adu: &[u8]) -> Result<&[u8], Error> {
+        let framed = wire::frame_symbol(&mut self.symbol, flow, adu)?;
+        if self.dirty > framed {
+            self.symbol[framed..self.dirty].fill(0);
+        }
+        self.dirty = framed;
+        Ok(&self.symbol)
+    }
+}
+
+pub(super) struct WindowEncoder {
+    inner: rlc::Encoder,
+    gf256: bool,
+    dt: u8,
+    window: usize,
+    scratch: Scratch,
+    /// Sources protected since the last repair.
+    pending: usize,
+}
+
+impl WindowEncoder {
+    pub(super) fn new(
+        field: Field,
+        max_window: usize,
+        dt: u8,
+        symbol_size: usize,
+    ) -> Result<Self, Error> {
+        Ok(WindowEncoder {
+            inner: rlc::Encoder::new(field, symbol_size, max_window)?,
+            gf256: field == Field::Gf256,
+            dt,
+            window: max_window,
+            scratch: Scratch::new(symbol_size),
+            pending: 0,
+        })
+    }
+
+    pub(super) fn pending(&self) -> usize {
+        self.pending
+    }
+
+    pub(super) fn set_window(&mut self, window: usize) -> Result<(), Error> {
+        if window == 0 || window > self.inner.max_window() {
+            return Err(Error::PipelineConfig {
+                reason: "RLC window must be 1..=the scheme's window",
+            });
+        }
+        self.window = window;
+        Ok(())
+    }
+
+    pub(super) fn protect(&mut self, flow: u8, adu: &[u8]) -> Result<Header, Error> {
+        let symbol = self.scratch.frame(flow, adu)?;
+        let esi = self.inner.push_source(symbol)?;
+        self.pending += 1;
+        Ok(Header::RlcSource {
+            gf256: self.gf256,
+            flow,
+            esi,
+        })
+    }
+
+    pub(super) fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) -> Result<usize, Error> {
+        let Some((first, held)) = self.inner.window() else {
+            return Ok(0);
+        };
+        // The most recent `window` sources.
+        let nss = usize::from(held).min(self.window);
+        let first = first.wrapping_add((usize::from(held) - nss) as u32);
+        let size = self.inner.symbol_size();
+        for _ in 0..count {
+            let key = self.inner.next_repair_key();
+            let mut packet = vec![0; 10 + size];
+            let id = self.inner.sub_window_repair_into(
+                first,
+                nss as u16,
+                key,
+                self.dt,
+                &mut packet[10..],
+            )?;
+            self.inner.set_next_repair_key(key.wrapping_add(1));
+            let header = Header::RlcRepair {
+                gf256: self.gf256,
+                repair_key: id.repair_key,
+                dt: id.dt,
+                nss: id.nss,
+                first_esi: id.first_source_esi,
+            }
+            .encode();
+            packet[..header.len()].copy_from_slice(&header);
+            out.push(Bytes::from(packet));
+        }
+        if count > 0 {
+            self.pending = 0;
+        }
+        Ok(count)
+    }
+}
+
+pub(super) struct WindowDecoder {
+    inner: rlc::Decoder,
+    scratch: Scratch,
+    /// Which ESIs of the tracked span are known (received or recovered), to
+    /// count the ones that leave it unknown as unrecoverable.
+    tracked: VecDeque<bool>,
+    /// Unwrapped position of `tracked[0]`, and the newest ESI with its position.
+    base: i64,
+    newest: Option<(u32, i64)>,
+    span: usize,
+}
+
+impl WindowDecoder {
+    pub(super) fn new(field: Field, max_window: usize, symbol_size: usize) -> Result<Self, Error> {
+        let config = DecoderConfig::new(field, symbol_size).with_window(max_window);
+        Ok(WindowDecoder {
+            inner: rlc::Decoder::new(config)?,
+            scratch: Scratch::new(symbol_size),
+            tracked: VecDeque::new(),
+            base: 0,
+            newest: None,
+            span: config.max_span,
+        })
+    }
+
+    pub(super) fn receive(
+        &mut self,
+        header: Header,
+        packet: &Bytes,
+        payload_at: usize,
+        counters: &mut Counters,
+        recovered: &mut Recovered,
+    ) -> Result<Option<Adu>, Error> {
+        let result = match header {
+            Header::RlcSource { flow, esi, .. } => {
+                let adu = packet.slice(payload_at..);
+                let symbol = self.scratch.frame(flow, &adu)?;
+                match self.inner.add_source(esi, symbol)? {
+                    Reception::Duplicate | Reception::Redundant => {
+                        counters.duplicates += 1;
+                        None
+                    }
+                    Reception::Expired => {
+                        counters.late += 1;
+                        Some(Adu { flow, data: adu })
+                    }
+                    _ => {
+                        self.mark(esi, counters);
+                        Some(Adu { flow, data: adu })
+                    }
+                }
+            }
+            Header::RlcRepair {
+                repair_key,
+                dt,
+                nss,
+                first_esi,
+                ..
+            } => {
+                let id = RepairPayloadId {
+                    repair_key,
+                    dt,
+                    nss,
+                    first_source_esi: first_esi,
+                };
+                let expected = self.inner.config().symbol_size;
+                if packet.len() - payload_at != expected {
+                    return Err(Error::PipelinePayloadLength {
+                        expected,
+                        got: packet.len() - payload_at,
+                    });
+                }
+                match self.inner.add_repair(id, &packet[payload_at..])? {
+                    Reception::Duplicate => counters.duplicates += 1,
+                    Reception::Expired => counters.late += 1,
+                    _ => {
+                        self.extend(id.end_esi().wrapping_sub(1), counters);
+                    }
+                }
+                None
+            }
+            _ => {
+                return Err(Error::PipelineInconsistent {
+                    reason: "header of another scheme",
+                })
+            }
+        };
+        let mut failure = Ok(());
+        while let Some(source) = self.inner.poll_recovered() {
+            match wire::parse_symbol(&source.data) {
+                Ok((flow, range)) => {
+                    self.mark(source.esi, counters);
+                    recovered.push(
+                        counters,
+                        Adu {
+                            flow,
+                            data: source.data.slice(range),
+                        },
+                    );
+                }
+                Err(error) => failure = Err(error),
+            }
+        }
+        match (result, failure) {
+            // A source is good data whatever the decoder made of the rest.
+            (Some(adu), Err(_)) => {
+                counters.rejected += 1;
+                Ok(Some(adu))
+            }
+            (_, Err(error)) => Err(error),
+            (result, Ok(())) => Ok(result),
+        }
+    }
+
+    /// Unwrapped position of `esi` relative to the newest ESI seen.
+    fn position(&mut self, esi: u32) -> i64 {
+        match self.newest {
+            Some((newest, at)) => at + i64::from(esi.wrapping_sub(newest) as i32),
+            None => {
+                self.newest = Some((esi, 0));
+                self.base = 0;
+                0
+            }
+        }
+    }
+
+    /// Grows the tracked span to include `esi`, giving up positions that
+    /// fall out of it.
+    fn extend(&mut self, esi: u32, counters: &mut Counters) -> Option<usize> {
+        let position = self.position(esi);
+        if position < self.base {
+            return None;
+        }
+        if let Some((_, newest_at)) = self.newest {
+            if position > newest_at {
+                self.newest = Some((esi, position));
+            }
+        }
+        let end = self.base + self.tracked.len() as i64;
+        if position >= end {
+            let grow = (position - end + 1) as usize;
+            if grow > self.span {
+                // A jump far ahead: everything tracked leaves the span.
+                counters.unrecoverable +=
+                    self.tracked.iter().filter(|&&known| !known).count() as u64;
+                self.tracked.clear();
+                self.base = position;
+                self.tracked.push_back(false);
+            } else {
+                self.tracked.extend(std::iter::repeat_n(false, grow));
+            }
+            while self.tracked.len() > self.span {
+                if self.tracked.pop_front() == Some(false) {
+                    counters.unrecoverable += 1;
+                }
+                self.base += 1;
+            }
+        }
+        Some((position - self.base) as usize)
+    }
+
+    fn mark(&mut self, esi: u32, counters: &mut Counters) {
+        if let Some(index) = self.extend(esi, counters) {
+            if let Some(known) = self.tracked.get_mut(index) {
+                *known = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! RaptorQ through the pipeline on loss traces.
+
+mod pipeline_common;
+
+use fec_core::pipeline::loss::{Bernoulli, GilbertElliott};
+use fec_core::pipeline::{Config, Scheme};
+use pipeline_common::{check_block_code, Run};
+
+fn config(k: usize, repairs: usize) -> Config {
+    Config::new(Scheme::RaptorQ {
+        source_symbols: k,
+        repair_symbols: repairs,
+    })
+}
+
+/// RaptorQ decodes from K + 2 received symbols with probability about
+/// 1 - 1e-6, so with these seeds every such block must decode.
+const OVERHEAD: usize = 2;
+
+#[test]
+fn bernoulli_loss_1_to_20_percent() {
+    for (seed, rate) in [(1, 0.01), (2, 0.05), (3, 0.10), (4, 0.20)] {
+        let run = Run::new(seed, 1000, 16, 6);
+        let outcome = run.go(&config(16, 6), &mut Bernoulli::new(rate, seed));
+        let (good, bad) = check_block_code(&outcome, OVERHEAD);
+        assert!(good > 0);
+        if rate <= 0.05 {
+            assert_eq!(outcome.residual(), 0, "rate {rate}: {bad} blocks lost");
+        }
+        assert_eq!(
+            outcome.decoder.recovered as usize,
+            outcome.recovered_count()
+        );
+        assert!(outcome.recovered_count() > 0 || outcome.lost_sources() == 0);
+    }
+}
+
+#[test]
+fn gilbert_elliott_bursts() {
+    for (seed, rate, burst) in [(10, 0.03, 2.0), (11, 0.05, 4.0), (12, 0.10, 8.0)] {
+        let run = Run::new(seed, 1000, 32, 10);
+        let outcome = run.go(
+            &config(32, 10),
+            &mut GilbertElliott::with_mean_burst(rate, burst, seed),
+        );
+        check_block_code(&outcome, OVERHEAD);
+        assert!(outcome.recovered_count() > 0);
+    }
+}
+
+#[test]
+fn reordering_duplicates_and_garbage() {
+    let mut run = Run::new(20, 600, 10, 4);
+    run.shuffle_seed = Some(7);
+    run.duplicate = true;
+    run.garbage_every = Some(3);
+    let outcome = run.go(&config(10, 4), &mut Bernoulli::new(0.08, 20));
+    check_block_code(&outcome, OVERHEAD);
+    assert!(outcome.decoder.duplicates > 0);
+}
+
+#[test]
+fn small_adus_get_small_repair_symbols() {
+    let mut run = Run::new(30, 64, 8, 2);
+    run.max_len = 40;
+    let outcome = run.go(&config(8, 2), &mut Bernoulli::new(0.0, 30));
+    for packet in outcome.packets.iter().filter(|p| p.adu.is_none()) {
+        // 8-byte header + symbol of at most 3 + 40 bytes.
+        assert!(packet.bytes.len() <= 8 + 43, "{}", packet.bytes.len());
+    }
+}
