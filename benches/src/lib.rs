@@ -1,1 +1,20 @@
 //! Shared helpers for the criterion benches and the `compare` binary.
+//!
+//! The compare binary (`cargo run --release -p fec-benches --bin compare -- --json`)
+//! measures fec-core and its peers in one process, on the same inputs, with one
+//! timing routine ([`timing::measure`]) for every library. The modules:
+//!
+//! - [`timing`]: the timing loop, cases, and interleaved rounds;
+//! - [`workload`]: configurations A/B/C, seeded data and erasure patterns;
+//! - [`rs_cases`]: Reed-Solomon cases per library (what each one's timed region
+//!   contains is tabled there), and the memcpy baseline;
+//! - [`window_cases`]: RLC (config D) and RaptorQ (E32/E200) cases;
+//! - [`isal`]: ISA-L loaded at run time;
+//! - [`report`]: JSON lines and the human table.
+
+pub mod isal;
+pub mod report;
+pub mod rs_cases;
+pub mod timing;
+pub mod window_cases;
+pub mod workload;

@@ -1,2 +1,231 @@
-//! Compare binary (work in progress).
-fn main() {}
+//! Measures fec-core against its peers in one process and one run.
+//!
+//! ```text
+//! cargo run --release -p fec-benches --bin compare -- [--json] [--quick] [--only A,B,...]
+//! ```
+//!
+//! With `--json`, stdout carries one JSON object per line,
+//! `{"lib": "...", "config": "...", "op": "...", "mbps": 1234.5}`, and the human
+//! table goes to stderr; without it, the table goes to stdout. MB/s are 10^6 bytes of
+//! original data per second, the best of several interleaved rounds (the median is
+//! in the table). What each library's timed region includes is documented in
+//! `fec_benches::rs_cases` and `fec_benches::window_cases`.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use fec_benches::isal::Isal;
+use fec_benches::report::{table, Record};
+use fec_benches::rs_cases::{isal_cases, memcpy_case, shard_codec_cases, simd_cases, RsInputs};
+use fec_benches::timing::{run_interleaved, Case, Label, Measured, SamplePlan};
+use fec_benches::window_cases::{
+    cu_fec_cases, our_rlc_cases, raptorq_cases, RaptorqInputs, RlcInputs,
+};
+use fec_benches::workload::RS_CONFIGS;
+
+const USAGE: &str = "usage: compare [--json] [--quick] [--only A,B,C,D,E32,E200,memcpy]";
+
+struct Options {
+    json: bool,
+    quick: bool,
+    only: Option<Vec<String>>,
+}
+
+impl Options {
+    fn parse() -> Result<Self, String> {
+        let mut options = Self {
+            json: false,
+            quick: false,
+            only: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--json" => options.json = true,
+                "--quick" => options.quick = true,
+                "--only" => {
+                    let list = args.next().ok_or("--only needs a list")?;
+                    options.only = Some(list.split(',').map(str::to_string).collect());
+                }
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn wants(&self, config: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|name| name.eq_ignore_ascii_case(config)))
+    }
+}
+
+/// Status on stderr: a self-overwriting line on a terminal, one line per round
+/// otherwise (so logs stay short).
+struct Progress {
+    terminal: bool,
+    last_round: String,
+}
+
+impl Progress {
+    fn status(&mut self, group: &str, round: usize, rounds: usize, label: &Label) {
+        let mut stderr = std::io::stderr();
+        if self.terminal {
+            let _ = write!(
+                stderr,
+                "\r\x1b[K[{group}] round {round}/{rounds}: {} {}",
+                label.lib, label.op
+            );
+            let _ = stderr.flush();
+        } else {
+            let key = format!("[{group}] round {round}/{rounds}");
+            if key != self.last_round {
+                let _ = writeln!(stderr, "{key}");
+                self.last_round = key;
+            }
+        }
+    }
+
+    fn note(&mut self, line: &str) {
+        if self.terminal {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("{line}");
+    }
+
+    fn finish_group(&mut self) {
+        if self.terminal {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+fn measure_group(
+    group: &str,
+    mut cases: Vec<Case<'_>>,
+    plan: &SamplePlan,
+    progress: &mut Progress,
+) -> Vec<Measured> {
+    let measured = run_interleaved(&mut cases, plan, &mut |event| match event {
+        fec_benches::timing::Progress::Sample {
+            round,
+            rounds,
+            label,
+        } => progress.status(group, round, rounds, label),
+        fec_benches::timing::Progress::CheckFailed { label, reason } => progress.note(&format!(
+            "{} {} {}: check failed, not measured: {reason}",
+            label.lib, label.config, label.op
+        )),
+    });
+    progress.finish_group();
+    measured
+}
+
+fn describe(config: &str) -> String {
+    if let Some(rs) = RS_CONFIGS.iter().find(|rs| rs.name == config) {
+        return format!("Reed-Solomon {}", rs.describe());
+    }
+    match config {
+        "D" => "RLC GF(2^8) DT=15, window 32 x 1280 B, decode: 4 lost, 5 repairs".into(),
+        "E32" => "RaptorQ k=32 m=8 1280 B".into(),
+        "E200" => "RaptorQ k=200 m=50 1280 B".into(),
+        "1MiB" => "memcpy, 1 MiB buffers (in cache)".into(),
+        other => other.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match Options::parse() {
+        Ok(options) => options,
+        Err(why) => {
+            if !why.is_empty() {
+                eprintln!("{why}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = if options.quick {
+        SamplePlan::quick()
+    } else {
+        SamplePlan::standard()
+    };
+    let mut progress = Progress {
+        terminal: std::io::stderr().is_terminal(),
+        last_round: String::new(),
+    };
+    // Lines about what was skipped; they go wherever the table goes.
+    let mut notes: Vec<String> = Vec::new();
+    let isal = match Isal::load() {
+        Ok(isal) => Some(isal),
+        Err(why) => {
+            notes.push(format!(
+                "isa-l: not found, skipped (install libisal-dev: benches/install-peers.sh) [{why}]"
+            ));
+            None
+        }
+    };
+    notes.push(
+        "fec-core: the RaptorQ lines (E32, E200) through fec_core::pipeline appear once the pipeline is on main"
+            .into(),
+    );
+
+    let mut measured = Vec::new();
+    if options.wants("memcpy") || options.wants("1MiB") {
+        measured.extend(measure_group(
+            "memcpy",
+            vec![memcpy_case()],
+            &plan,
+            &mut progress,
+        ));
+    }
+    for config in RS_CONFIGS {
+        if !options.wants(config.name) {
+            continue;
+        }
+        let inputs = RsInputs::new(config);
+        let mut cases = shard_codec_cases::<fec_core::rs::ReedSolomon>(&inputs);
+        cases.extend(shard_codec_cases::<
+            reed_solomon_erasure::galois_8::ReedSolomon,
+        >(&inputs));
+        cases.extend(simd_cases(&inputs));
+        if let Some(isal) = &isal {
+            cases.extend(isal_cases(isal, &inputs));
+        }
+        measured.extend(measure_group(config.name, cases, &plan, &mut progress));
+    }
+    if options.wants("D") {
+        let inputs = RlcInputs::new();
+        let mut cases = our_rlc_cases(&inputs);
+        cases.extend(cu_fec_cases(&inputs));
+        measured.extend(measure_group("D", cases, &plan, &mut progress));
+    }
+    for (name, k) in [("E32", 32), ("E200", 200)] {
+        if !options.wants(name) {
+            continue;
+        }
+        let inputs = RaptorqInputs::new(name, k);
+        measured.extend(measure_group(
+            name,
+            raptorq_cases(&inputs),
+            &plan,
+            &mut progress,
+        ));
+    }
+
+    let mut text = table(&measured, &describe);
+    for note in &notes {
+        text.push_str(note);
+        text.push('\n');
+    }
+    if options.json {
+        eprint!("{text}");
+        for case in &measured {
+            println!("{}", Record::from_measured(case).json_line());
+        }
+    } else {
+        print!("{text}");
+    }
+    ExitCode::SUCCESS
+}

@@ -31,7 +31,8 @@ pub struct DecoderConfig {
     pub max_window: usize,
     /// How many consecutive ESIs, ending at the newest seen, the decoder
     /// keeps: older sources and the equations that still need them are
-    /// evicted. At least `max_window`; default `2 * max_window`. Memory is
+    /// evicted. At least `max_window`; default `4 * max_window` (at heavy
+    /// loss, solvable systems can stretch over several windows). Memory is
     /// about `max_span * symbol_size` for sources plus
     /// `max_equations * (max_span + symbol_size)`.
     pub max_span: usize,
@@ -47,16 +48,16 @@ impl DecoderConfig {
             field,
             symbol_size,
             max_window: 64,
-            max_span: 128,
+            max_span: 256,
             max_equations: 64,
         }
     }
 
     /// Sets [`Self::max_window`] and, to keep them consistent, `max_span`
-    /// to twice that and `max_equations` to it.
+    /// to four times that and `max_equations` to it.
     pub fn with_window(mut self, max_window: usize) -> DecoderConfig {
         self.max_window = max_window;
-        self.max_span = max_window.saturating_mul(2);
+        self.max_span = max_window.saturating_mul(4);
         self.max_equations = max_window;
         self
     }
@@ -435,24 +436,40 @@ impl Decoder {
             let slot = self.slot(position);
             self.known[slot] = false;
         }
-        let mut index = 0;
-        while index < self.rows.len() {
-            let row = &mut self.rows[index];
-            if row.lo < new_base {
-                let stale_end = row.hi.min(new_base);
-                let needs_evicted = (row.lo..stale_end)
-                    .any(|p| row.coefficients[(p % self.config.max_span as u64) as usize] != 0);
-                if needs_evicted {
-                    let row = self.rows.swap_remove(index);
-                    self.stats.equations_evicted += 1;
-                    self.recycle(row);
-                    continue;
+        // An unknown that leaves the span is eliminated rather than
+        // dropping every equation it appears in: one equation is spent to
+        // clear it from the others, which keep their information.
+        for position in new_base - evicted..new_base {
+            let slot = self.slot(position);
+            let mut holders = self.rows.iter().enumerate().filter(|(_, row)| {
+                position >= row.lo && position < row.hi && row.coefficients[slot] != 0
+            });
+            let Some((spent, _)) = holders.next() else {
+                continue;
+            };
+            let spent = self.rows.swap_remove(spent);
+            self.stats.equations_evicted += 1;
+            let value = spent.coefficients[slot];
+            for index in 0..self.rows.len() {
+                let mut target = std::mem::take(&mut self.rows[index]);
+                if position >= target.lo && position < target.hi {
+                    let c = target.coefficients[slot];
+                    if c != 0 {
+                        let factor = gf256::div(c, value).unwrap_or(0);
+                        self.add_row_coefficients(&mut target, factor, &spent);
+                        mul_add(self.engine, factor, &spent.data, &mut target.data);
+                    }
                 }
-                // Keep `lo..hi` inside the span so ring slots never alias.
+                self.rows[index] = target;
+            }
+            self.recycle(spent);
+        }
+        for row in &mut self.rows {
+            // Keep `lo..hi` inside the span so ring slots never alias.
+            if row.lo < new_base {
                 row.lo = new_base;
                 row.hi = row.hi.max(new_base);
             }
-            index += 1;
         }
         let base = new_base;
         while let Some(&(id, first)) = self.repairs_order.front() {

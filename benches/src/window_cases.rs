@@ -1,0 +1,427 @@
+//! Sliding-window RLC (config `D`) and RaptorQ (configs `E32`, `E200`) cases.
+//!
+//! - `D`: RFC 8681 RLC over GF(2^8), DT=15 (dense), window of 32 source symbols of
+//!   1280 B. `encode` = one repair symbol over the full window (coefficient
+//!   generation included), MB/s of window data (32 x 1280 B per repair). `decode` = a
+//!   fresh decoder (untimed) ingests the 28 received sources and then 5 repair
+//!   symbols that cover the window, recovering the 4 lost sources; MB/s of window
+//!   data. The repairs come from cu-fec and are fed to every library (RFC 8681 makes
+//!   them byte-identical across conforming implementations).
+//! - `E32`/`E200`: RaptorQ (RFC 6330) with k=32 or 200 source symbols of 1280 B and
+//!   m=k/4 repairs. `encode` = build the source block encoder (intermediate symbols)
+//!   and produce the m repair packets. `decode` = a fresh block decoder (untimed)
+//!   given the k-m surviving sources and the m repairs, returning the block.
+
+use std::hint::black_box;
+
+use cu_fec::{
+    DensityThreshold, EncodingSymbolId, Field, RepairParameters, RepairPayloadId, RlcConfig,
+    RlcDecoder, RlcEncoder,
+};
+use raptorq::{
+    EncodingPacket, ObjectTransmissionInformation, SourceBlockDecoder, SourceBlockEncoder,
+};
+
+use crate::timing::{Case, Label, Reuse};
+use crate::workload::{random_shards, LossPatterns};
+
+/// Source symbols in the RLC window of config `D`.
+pub const RLC_WINDOW: usize = 32;
+/// Symbol size of configs `D`, `E32`, `E200`.
+pub const SYMBOL_BYTES: usize = 1280;
+/// Sources lost in each RLC decode.
+pub const RLC_LOST: usize = 4;
+/// Repair symbols fed to each RLC decode.
+pub const RLC_REPAIRS: usize = 5;
+
+type CuEncoder = RlcEncoder<SYMBOL_BYTES, RLC_WINDOW>;
+type CuDecoder = RlcDecoder<SYMBOL_BYTES, RLC_WINDOW, RLC_REPAIRS>;
+
+/// One window's sources, the repairs over it, and the loss cycle.
+#[derive(Clone, Debug)]
+pub struct RlcInputs {
+    /// The window's source symbols, ESI 0..32.
+    pub sources: Vec<Vec<u8>>,
+    /// Repair symbols (with their payload IDs) over the whole window, keys 1..=5.
+    pub repairs: Vec<(RepairPayloadId, Vec<u8>)>,
+    /// Which sources each decode loses.
+    pub patterns: LossPatterns,
+}
+
+fn rlc_config() -> RlcConfig {
+    RlcConfig::new(SYMBOL_BYTES, RLC_WINDOW, Field::Gf256).expect("valid RLC configuration")
+}
+
+fn filled_cu_encoder(sources: &[Vec<u8>]) -> Box<CuEncoder> {
+    let mut encoder =
+        Box::new(CuEncoder::new(rlc_config(), EncodingSymbolId::new(0)).expect("encoder"));
+    for source in sources {
+        encoder
+            .push_source(source)
+            .expect("symbol of the configured size");
+    }
+    encoder
+}
+
+impl RlcInputs {
+    /// Seeded window, cu-fec's repairs with keys 1..=5, and the loss cycle.
+    pub fn new() -> Self {
+        let sources = random_shards(RLC_WINDOW, SYMBOL_BYTES, 8681);
+        let encoder = filled_cu_encoder(&sources);
+        let repairs = (1..=RLC_REPAIRS as u16)
+            .map(|key| {
+                let mut symbol = vec![0u8; SYMBOL_BYTES];
+                let id = encoder
+                    .encode_repair(
+                        RepairParameters::new(key, DensityThreshold::FULL),
+                        &mut symbol,
+                    )
+                    .expect("repair over a full window");
+                (id, symbol)
+            })
+            .collect();
+        let patterns = LossPatterns::new(RLC_WINDOW, RLC_LOST, 32, 15);
+        Self {
+            sources,
+            repairs,
+            patterns,
+        }
+    }
+
+    /// Bytes of window data per operation.
+    pub fn window_bytes(&self) -> usize {
+        RLC_WINDOW * SYMBOL_BYTES
+    }
+}
+
+impl Default for RlcInputs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn cu_decode(
+    decoder: &mut CuDecoder,
+    inputs: &RlcInputs,
+    lost: &[usize],
+) -> Result<(), cu_fec::Error> {
+    for (esi, source) in inputs.sources.iter().enumerate() {
+        if !lost.contains(&esi) {
+            let report = decoder.receive_source(EncodingSymbolId::new(esi as u32), source)?;
+            black_box(report.recovered());
+        }
+    }
+    for (id, symbol) in &inputs.repairs {
+        let report = decoder.receive_repair(*id, symbol)?;
+        black_box(report.recovered());
+    }
+    Ok(())
+}
+
+/// cu-fec's encode and decode cases for config `D`.
+pub fn cu_fec_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
+    const LIB: &str = "cu-fec";
+    let bytes = inputs.window_bytes();
+    let mut repair_key = 0u16;
+    let encode = Case::new(
+        Label::new(LIB, "D", "encode", bytes),
+        Reuse::Many,
+        || (filled_cu_encoder(&inputs.sources), vec![0u8; SYMBOL_BYTES]),
+        move |(encoder, symbol)| {
+            repair_key = repair_key.wrapping_add(1);
+            let id = encoder
+                .encode_repair(
+                    RepairParameters::new(repair_key, DensityThreshold::FULL),
+                    symbol,
+                )
+                .expect("repair over a full window");
+            black_box(id);
+        },
+        || {
+            let encoder = filled_cu_encoder(&inputs.sources);
+            let mut symbol = vec![0u8; SYMBOL_BYTES];
+            let (id, expected) = &inputs.repairs[0];
+            encoder
+                .encode_repair(
+                    RepairParameters::new(id.repair_key(), DensityThreshold::FULL),
+                    &mut symbol,
+                )
+                .map_err(|error| error.to_string())?;
+            if symbol == *expected {
+                Ok(())
+            } else {
+                Err("repair symbol is not reproducible".into())
+            }
+        },
+    );
+    let new_decoder = || Box::new(CuDecoder::new(rlc_config(), RLC_REPAIRS).expect("decoder"));
+    let mut patterns = inputs.patterns.clone();
+    let decode = Case::new(
+        Label::new(LIB, "D", "decode", bytes),
+        Reuse::Once,
+        move || (new_decoder(), patterns.next_pattern().to_vec()),
+        |(decoder, lost)| cu_decode(decoder, inputs, lost).expect("consistent symbols"),
+        move || {
+            for lost in inputs.patterns.all().iter().take(4) {
+                let mut decoder = new_decoder();
+                cu_decode(&mut decoder, inputs, lost).map_err(|error| error.to_string())?;
+                for &esi in lost {
+                    if decoder.symbol(EncodingSymbolId::new(esi as u32))
+                        != Some(&inputs.sources[esi][..])
+                    {
+                        return Err(format!("source {esi} not recovered"));
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    vec![encode, decode]
+}
+
+fn filled_our_encoder(sources: &[Vec<u8>]) -> fec_core::rlc::Encoder {
+    let mut encoder =
+        fec_core::rlc::Encoder::new(fec_core::rlc::Field::Gf256, SYMBOL_BYTES, RLC_WINDOW)
+            .expect("valid RLC configuration");
+    for source in sources {
+        encoder
+            .push_source(source)
+            .expect("symbol of the configured size");
+    }
+    encoder
+}
+
+fn new_our_decoder() -> fec_core::rlc::Decoder {
+    let config = fec_core::rlc::DecoderConfig::new(fec_core::rlc::Field::Gf256, SYMBOL_BYTES)
+        .with_window(RLC_WINDOW);
+    fec_core::rlc::Decoder::new(config).expect("valid RLC decoder configuration")
+}
+
+/// cu-fec's payload ID as fec-core reads it off the wire.
+fn our_repair_id(id: &RepairPayloadId) -> fec_core::rlc::RepairPayloadId {
+    fec_core::rlc::RepairPayloadId::parse(&id.to_bytes()).expect("cu-fec writes valid payload IDs")
+}
+
+/// Feeds one decode's symbols to fec-core's decoder and drains what it recovers
+/// (the user's `poll_recovered` loop is part of the timed decode).
+fn our_decode(
+    decoder: &mut fec_core::rlc::Decoder,
+    inputs: &RlcInputs,
+    repair_ids: &[fec_core::rlc::RepairPayloadId],
+    lost: &[usize],
+    recovered: &mut dyn FnMut(u32, &[u8]),
+) -> Result<(), fec_core::Error> {
+    for (esi, source) in inputs.sources.iter().enumerate() {
+        if !lost.contains(&esi) {
+            black_box(decoder.add_source(esi as u32, source)?);
+        }
+    }
+    for (id, (_, symbol)) in repair_ids.iter().zip(&inputs.repairs) {
+        black_box(decoder.add_repair(*id, symbol)?);
+    }
+    while let Some(source) = decoder.poll_recovered() {
+        recovered(source.esi, &source.data);
+    }
+    Ok(())
+}
+
+/// fec-core's encode and decode cases for config `D`, on cu-fec's repairs.
+pub fn our_rlc_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
+    const LIB: &str = crate::report::OURS;
+    let bytes = inputs.window_bytes();
+    let mut repair_key = 0u16;
+    let encode = Case::new(
+        Label::new(LIB, "D", "encode", bytes),
+        Reuse::Many,
+        || (filled_our_encoder(&inputs.sources), vec![0u8; SYMBOL_BYTES]),
+        move |(encoder, symbol)| {
+            repair_key = repair_key.wrapping_add(1);
+            let id = encoder
+                .repair_into(repair_key, 15, symbol)
+                .expect("repair over a full window");
+            black_box(id);
+        },
+        || {
+            let mut encoder = filled_our_encoder(&inputs.sources);
+            for (id, expected) in &inputs.repairs {
+                let (our_id, symbol) = encoder
+                    .repair(id.repair_key(), 15)
+                    .map_err(|error| error.to_string())?;
+                if our_id != our_repair_id(id) || symbol != *expected {
+                    return Err(format!(
+                        "repair key {} differs from cu-fec's",
+                        id.repair_key()
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    let repair_ids: Vec<_> = inputs
+        .repairs
+        .iter()
+        .map(|(id, _)| our_repair_id(id))
+        .collect();
+    let check_ids = repair_ids.clone();
+    let mut patterns = inputs.patterns.clone();
+    let decode = Case::new(
+        Label::new(LIB, "D", "decode", bytes),
+        Reuse::Once,
+        move || (new_our_decoder(), patterns.next_pattern().to_vec()),
+        move |(decoder, lost)| {
+            our_decode(decoder, inputs, &repair_ids, lost, &mut |esi, data| {
+                black_box((esi, data));
+            })
+            .expect("consistent symbols")
+        },
+        move || {
+            for lost in inputs.patterns.all().iter().take(4) {
+                let mut rebuilt = Vec::new();
+                our_decode(
+                    &mut new_our_decoder(),
+                    inputs,
+                    &check_ids,
+                    lost,
+                    &mut |esi, data| rebuilt.push((esi as usize, data.to_vec())),
+                )
+                .map_err(|error| error.to_string())?;
+                rebuilt.sort();
+                let expected: Vec<(usize, Vec<u8>)> = lost
+                    .iter()
+                    .map(|&esi| (esi, inputs.sources[esi].clone()))
+                    .collect();
+                if rebuilt != expected {
+                    return Err(format!("lost {lost:?} not recovered exactly"));
+                }
+            }
+            Ok(())
+        },
+    );
+    vec![encode, decode]
+}
+
+/// A RaptorQ configuration: `k` source symbols of 1280 B, `k/4` repairs.
+#[derive(Clone, Debug)]
+pub struct RaptorqInputs {
+    /// Configuration name (`E32`, `E200`).
+    pub name: &'static str,
+    /// Source symbols per block.
+    pub k: usize,
+    /// The block's data, `k * 1280` bytes.
+    pub data: Vec<u8>,
+    /// The raptorq crate's transmission parameters for one block.
+    pub oti: ObjectTransmissionInformation,
+    /// The k source packets.
+    pub source_packets: Vec<EncodingPacket>,
+    /// The m = k/4 repair packets.
+    pub repair_packets: Vec<EncodingPacket>,
+    /// Which sources each decode loses.
+    pub patterns: LossPatterns,
+}
+
+impl RaptorqInputs {
+    /// Seeded block and packets for `k` sources; `name` is the report's config.
+    pub fn new(name: &'static str, k: usize) -> Self {
+        let data = random_shards(1, k * SYMBOL_BYTES, 6330 + k as u64).remove(0);
+        let oti =
+            ObjectTransmissionInformation::new(data.len() as u64, SYMBOL_BYTES as u16, 1, 1, 8);
+        let encoder = SourceBlockEncoder::new(0, &oti, &data);
+        let source_packets = encoder.source_packets();
+        let repair_packets = encoder.repair_packets(0, (k / 4) as u32);
+        let patterns = LossPatterns::new(k, k / 4, 16, k as u64);
+        Self {
+            name,
+            k,
+            data,
+            oti,
+            source_packets,
+            repair_packets,
+            patterns,
+        }
+    }
+
+    /// Repair symbols per block (m = k/4).
+    pub fn repairs(&self) -> usize {
+        self.k / 4
+    }
+
+    /// The surviving packets when the sources in `lost` are missing.
+    pub fn received(&self, lost: &[usize]) -> Vec<EncodingPacket> {
+        self.source_packets
+            .iter()
+            .enumerate()
+            .filter(|(esi, _)| !lost.contains(esi))
+            .map(|(_, packet)| packet.clone())
+            .chain(self.repair_packets.iter().cloned())
+            .collect()
+    }
+}
+
+/// The raptorq crate's encode and decode cases, used directly.
+pub fn raptorq_cases(inputs: &RaptorqInputs) -> Vec<Case<'_>> {
+    const LIB: &str = "raptorq";
+    let bytes = inputs.data.len();
+    let repairs = inputs.repairs() as u32;
+    let encode_block =
+        move || SourceBlockEncoder::new(0, &inputs.oti, &inputs.data).repair_packets(0, repairs);
+    let encode = Case::new(
+        Label::new(LIB, inputs.name, "encode", bytes),
+        Reuse::Many,
+        || (),
+        move |_| {
+            black_box(encode_block());
+        },
+        move || {
+            if encode_block() == inputs.repair_packets {
+                Ok(())
+            } else {
+                Err("repair packets differ between runs".into())
+            }
+        },
+    );
+    let new_decoder = move || SourceBlockDecoder::new(0, &inputs.oti, bytes as u64);
+    let mut patterns = inputs.patterns.clone();
+    let decode = Case::new(
+        Label::new(LIB, inputs.name, "decode", bytes),
+        Reuse::Once,
+        move || {
+            (
+                new_decoder(),
+                Some(inputs.received(patterns.next_pattern())),
+            )
+        },
+        |(decoder, packets)| {
+            let block = decoder.decode(packets.take().unwrap_or_default());
+            black_box(block);
+        },
+        move || {
+            for lost in inputs.patterns.all() {
+                match new_decoder().decode(inputs.received(lost)) {
+                    Some(block) if block == inputs.data => {}
+                    Some(_) => return Err(format!("wrong block for loss {lost:?}")),
+                    None => return Err(format!("no block for loss {lost:?}")),
+                }
+            }
+            Ok(())
+        },
+    );
+    vec![encode, decode]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rlc_and_raptorq_cases_pass_their_checks() {
+        let rlc = RlcInputs::new();
+        let raptorq = RaptorqInputs::new("E32", 32);
+        let mut cases = cu_fec_cases(&rlc);
+        cases.extend(our_rlc_cases(&rlc));
+        cases.extend(raptorq_cases(&raptorq));
+        for case in &mut cases {
+            let label = case.label.clone();
+            assert_eq!(case.check(), Ok(()), "{label:?}");
+        }
+    }
+}

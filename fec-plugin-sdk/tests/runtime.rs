@@ -1,0 +1,247 @@
+//! Runtime properties: persistence, isolation, read-only observers, decisions,
+//! division semantics, and fault handling.
+
+use fec_plugin_sdk::abi::{
+    Anchor, ConfigureContext, LossContext, Operation, ReturnCode, ScheduleContext, Scheme,
+    SourceContext, STATE_OFFSET,
+};
+use fec_plugin_sdk::asm::assemble;
+use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry};
+use fec_plugin_sdk::runtime::{CodeChoice, FaultKind, HostOffer, HostView, Plugin, Stats};
+
+fn plugin(pluglets: &[(Operation, Anchor, &str)]) -> Plugin {
+    let package = Package::new(Manifest {
+        name: "t".into(),
+        version: "1".into(),
+        memory_size: 512,
+        helpers: vec![1, 2, 3, 4, 5, 6, 7],
+        pluglets: pluglets
+            .iter()
+            .enumerate()
+            .map(|(i, (operation, anchor, src))| PlugletEntry {
+                name: format!("p{i}"),
+                operation: *operation,
+                anchor: *anchor,
+                code: assemble(src).unwrap(),
+            })
+            .collect(),
+    })
+    .unwrap();
+    Plugin::load(&package, &HostOffer::all()).unwrap()
+}
+
+/// Counts calls in state[0] and returns the count through `fec_emit_repair`.
+const COUNTER: &str = "
+    ldxdw r2, [r1+128]
+    add r2, 1
+    stxdw [r1+128], r2
+    mov r1, r2
+    call 2
+    mov r0, 0
+    exit";
+
+#[test]
+fn state_persists_across_calls_and_is_private_to_each_instance() {
+    let p = plugin(&[(Operation::ScheduleRepair, Anchor::Replace, COUNTER)]);
+    let mut a = p.instantiate();
+    let mut b = p.instantiate();
+    let ctx = ScheduleContext::default();
+    let view = HostView::default();
+    for expected in 1..=3 {
+        assert_eq!(a.schedule_repair(&ctx, &view).unwrap().repair, expected);
+    }
+    // b has its own zeroed region: a's three calls are invisible to it.
+    assert_eq!(b.schedule_repair(&ctx, &view).unwrap().repair, 1);
+    assert_eq!(a.memory()[STATE_OFFSET], 3);
+    assert_eq!(b.memory()[STATE_OFFSET], 1);
+}
+
+#[test]
+fn observers_are_read_only_and_see_a_pristine_context() {
+    // The replace pluglet overwrites ctx.flow with 99 then protects flow 3
+    // (the real one). The observer stores ctx.flow into its state: it must see 3.
+    let p = plugin(&[
+        (
+            Operation::OnSource,
+            Anchor::Replace,
+            "stw [r1+16], 99\n mov r1, 3\n call 1\n mov r0, 0\n exit",
+        ),
+        (
+            Operation::OnSource,
+            Anchor::Post,
+            "ldxw r2, [r1+16]\n stxw [r1+136], r2\n mov r0, 0\n exit",
+        ),
+    ]);
+    let mut i = p.instantiate();
+    let ctx = SourceContext {
+        flow: 3,
+        ..Default::default()
+    };
+    let d = i.on_source(&ctx, &HostView::default()).unwrap();
+    assert_eq!(d.protect, Some(3));
+    assert_eq!(d.return_code, Some(ReturnCode::Ok));
+    assert_eq!(i.memory()[136], 3);
+}
+
+#[test]
+fn notifications_reach_observers_and_decisions_are_empty() {
+    let p = plugin(&[(
+        Operation::OnLoss,
+        Anchor::Post,
+        "ldxw r2, [r1+16]\n stxw [r1+128], r2\n mov r0, 0\n exit",
+    )]);
+    let mut i = p.instantiate();
+    let d = i
+        .on_loss(
+            &LossContext {
+                burst_len: 4,
+                ..Default::default()
+            },
+            &HostView::default(),
+        )
+        .unwrap();
+    assert_eq!(d.return_code, None);
+    assert!(d.use_default());
+    assert_eq!(i.memory()[128], 4);
+}
+
+#[test]
+fn configure_sets_code_and_window_and_logs() {
+    // Writes "hi" at state offset 200 and logs it.
+    let p = plugin(&[(
+        Operation::Configure,
+        Anchor::Replace,
+        "mov r6, r1
+         stb [r6+200], 104
+         stb [r6+201], 105
+         mov r1, 2
+         mov r2, 32
+         mov r3, 8
+         call 7
+         mov r1, 32
+         call 3
+         mov r1, 200
+         mov r2, 2
+         call 6
+         mov r1, 3
+         call 4
+         mov r0, 0
+         exit",
+    )]);
+    let mut i = p.instantiate();
+    let view = HostView {
+        stats: Stats {
+            recovered: 42,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let d = i.configure(&ConfigureContext::default(), &view).unwrap();
+    assert_eq!(
+        d.code,
+        Some(CodeChoice {
+            scheme: Scheme::Rlc,
+            source_symbols: 32,
+            repair_symbols: 8
+        })
+    );
+    assert_eq!(d.window, Some(32));
+    assert_eq!(d.logs, vec!["hi".to_string()]);
+    assert!(!d.use_default());
+}
+
+#[test]
+fn division_by_a_zero_register_is_defined_not_a_panic() {
+    // rbpf: x / 0 = 0 and x % 0 = x (as in the Linux kernel). Pin it, so an
+    // rbpf upgrade that changed it would be noticed.
+    let p = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "mov r2, 0
+         mov r3, 7
+         div r3, r2
+         stxdw [r1+128], r3
+         mov r4, 7
+         mod r4, r2
+         stxdw [r1+136], r4
+         mov r5, 9
+         div32 r5, r2
+         stxdw [r1+144], r5
+         mov r0, 0
+         exit",
+    )]);
+    let mut i = p.instantiate();
+    i.schedule_repair(&ScheduleContext::default(), &HostView::default())
+        .unwrap();
+    assert_eq!(i.memory()[128], 0);
+    assert_eq!(i.memory()[136], 7);
+    assert_eq!(i.memory()[144], 0);
+}
+
+#[test]
+fn a_fault_disables_only_the_faulting_instance() {
+    // Faults on its second call (state counter reaches 2, then reads past the region).
+    let p = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "ldxdw r2, [r1+128]
+         add r2, 1
+         stxdw [r1+128], r2
+         jne r2, 2, +1
+         ldxdw r0, [r1+4096]
+         mov r0, 0
+         exit",
+    )]);
+    let mut a = p.instantiate();
+    let mut b = p.instantiate();
+    let ctx = ScheduleContext::default();
+    let view = HostView::default();
+    a.schedule_repair(&ctx, &view).unwrap();
+    let fault = a.schedule_repair(&ctx, &view).unwrap_err();
+    assert!(matches!(
+        fault.kind,
+        FaultKind::MemoryAccess { instruction: 4, .. }
+    ));
+    assert_eq!(a.disabled(), Some(&fault));
+    assert!(fault
+        .to_string()
+        .contains("out-of-bounds load of 8 bytes at instruction 4"));
+    // The other instance of the same plugin is unaffected.
+    b.schedule_repair(&ctx, &view).unwrap();
+    assert!(b.disabled().is_none());
+}
+
+#[test]
+fn now_and_stats_come_from_the_host_view() {
+    let p = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "mov r6, r1
+         call 5
+         stxdw [r6+128], r0
+         mov r1, 1
+         call 4
+         stxdw [r6+136], r0
+         mov r0, 1
+         exit",
+    )]);
+    let mut i = p.instantiate();
+    let view = HostView {
+        now_us: 1234,
+        stats: Stats {
+            repair_sent: 77,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let d = i
+        .schedule_repair(&ScheduleContext::default(), &view)
+        .unwrap();
+    assert_eq!(d.return_code, Some(ReturnCode::Default));
+    assert!(d.use_default());
+    assert_eq!(
+        u64::from_le_bytes(i.memory()[128..136].try_into().unwrap()),
+        1234
+    );
+    assert_eq!(i.memory()[136], 77);
+}

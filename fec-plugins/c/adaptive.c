@@ -1,0 +1,94 @@
+/* Adaptive sliding-window RLC: the code rate follows the receiver's reports.
+ *
+ * on_feedback turns the reported loss rate and burst length into a target
+ * redundancy of 2 x loss + 2% (clamped to 3%..50%), and sends repair symbols
+ * in groups as large as the longest burst (1..8), so one group can fill a
+ * whole burst: a group of `group` repairs after every `every` sources, with
+ * every = group / target. Before any report it spends little (1 in 16).
+ * on_loss observes unrecovered losses; schedule_repair applies the rate.
+ * No loops: the verifier rejects backward jumps. */
+#include "fec_plugin.h"
+
+#define WINDOW 64
+
+struct adaptive_state {
+    fec_u64 every;            /* sources between repair groups */
+    fec_u64 group;            /* repair symbols per group */
+    fec_u64 target_permille;  /* last computed redundancy target */
+    fec_u64 unrecovered;      /* losses reported by on_loss */
+};
+
+FEC_PLUGLET(replace, configure)
+int configure(void *mem)
+{
+    struct adaptive_state *s = FEC_STATE(struct adaptive_state, mem);
+    s->every = 16;
+    s->group = 1;
+    s->target_permille = 62;
+    fec_set_code(FEC_SCHEME_RLC, WINDOW, 8);
+    fec_window_set(WINDOW);
+    return FEC_RC_OK;
+}
+
+FEC_PLUGLET(replace, on_source)
+int on_source(void *mem)
+{
+    struct fec_source_ctx *ctx = mem;
+    fec_protect(ctx->flow);
+    return FEC_RC_OK;
+}
+
+FEC_PLUGLET(replace, on_feedback)
+int on_feedback(void *mem)
+{
+    struct fec_feedback_ctx *ctx = mem;
+    struct adaptive_state *s = FEC_STATE(struct adaptive_state, mem);
+    fec_u64 total = (fec_u64)ctx->received + ctx->lost;
+    fec_u64 loss_permille = 0;
+    fec_u64 target, group, every;
+
+    if (total > 0)
+        loss_permille = (fec_u64)ctx->lost * 1000 / total;
+    target = 2 * loss_permille + 20;
+    if (target < 30)
+        target = 30;
+    if (target > 500)
+        target = 500;
+    group = ctx->max_burst;
+    if (group < 1)
+        group = 1;
+    if (group > 8)
+        group = 8;
+    every = group * 1000 / target;
+    if (every < 1)
+        every = 1;
+    if (every > 32)
+        every = 32;
+    s->every = every;
+    s->group = group;
+    s->target_permille = target;
+    return FEC_RC_OK;
+}
+
+FEC_PLUGLET(replace, schedule_repair)
+int schedule_repair(void *mem)
+{
+    struct fec_schedule_ctx *ctx = mem;
+    struct adaptive_state *s = FEC_STATE(struct adaptive_state, mem);
+    fec_u64 group = s->group;
+    if (ctx->sources_since_repair < s->every)
+        return FEC_RC_OK;
+    if (group > ctx->repair_budget)
+        group = ctx->repair_budget;
+    if (group > 0)
+        fec_emit_repair(group);
+    return FEC_RC_OK;
+}
+
+FEC_PLUGLET(post, on_loss)
+int on_loss(void *mem)
+{
+    struct adaptive_state *s = FEC_STATE(struct adaptive_state, mem);
+    s->unrecovered++;
+    return FEC_RC_OK;
+}

@@ -1,0 +1,53 @@
+//! The committed packages are exactly what the C sources build to.
+
+use std::path::Path;
+
+use fec_plugin_sdk::build::{clang_available, compile_c, pack_object};
+use fec_plugin_sdk::package::Package;
+use fec_plugin_sdk::runtime::{HostOffer, Plugin};
+
+#[test]
+fn committed_packages_parse_verify_and_load() {
+    for p in fec_plugins::ALL {
+        let package = Package::parse(p.package).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        assert_eq!(package.manifest.name, p.name);
+        assert_eq!(package.manifest.version, p.version);
+        Plugin::load(&package, &HostOffer::all()).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+    }
+}
+
+#[test]
+fn rebuilding_with_clang_reproduces_the_committed_bytes() {
+    if !clang_available() {
+        eprintln!("clang not found: skipping the rebuild check (committed bytecode is used)");
+        return;
+    }
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bless = std::env::var_os("FEC_PLUGINS_BLESS").is_some();
+    let out_dir = std::env::temp_dir().join(format!("fec-plugins-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for p in fec_plugins::ALL {
+        let object = out_dir.join(format!("{}.o", p.name));
+        compile_c(&crate_dir.join(p.source), &object).unwrap();
+        let built = pack_object(
+            &std::fs::read(&object).unwrap(),
+            p.name,
+            p.version,
+            p.memory_size,
+        )
+        .unwrap()
+        .to_bytes();
+        if bless {
+            std::fs::write(crate_dir.join(p.package_path), &built).unwrap();
+        } else {
+            assert!(
+                built == p.package,
+                "{}: rebuilding {} gives different bytecode than {}; rerun with FEC_PLUGINS_BLESS=1 if the change is intended",
+                p.name,
+                p.source,
+                p.package_path
+            );
+        }
+    }
+    std::fs::remove_dir_all(&out_dir).ok();
+}

@@ -1,0 +1,173 @@
+//! quinn endpoints over a [`FecSocket`]: TLS identity, transport settings
+//! that leave room for the FEC layer, and the demultiplexing precondition
+//! (`grease_quic_bit(false)` on both ends).
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
+
+use crate::error::{Error, Result};
+use crate::impair::Impairment;
+use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
+
+/// ALPN of our application protocol (workloads and plugin exchange).
+pub const ALPN: &[u8] = b"pquic-fec/1";
+
+/// Bytes the FEC layer may add in front of a QUIC packet; quinn's packet
+/// size ceiling is lowered by this much so protected packets still fit the
+/// path MTU.
+pub const LAYER_OVERHEAD: u16 = 32;
+
+/// Largest UDP payload on a 1500-byte Ethernet path over IPv6.
+const PATH_MTU_PAYLOAD: u16 = 1452;
+
+/// A self-signed certificate for `localhost` and its key.
+#[derive(Debug)]
+pub struct Identity {
+    /// DER certificate (what clients trust).
+    pub cert: CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+impl Identity {
+    /// A fresh self-signed identity for `localhost`.
+    pub fn generate() -> Result<Self> {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+        Ok(Self {
+            cert: certified.cert.der().clone(),
+            key: certified.key_pair.serialize_der(),
+        })
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
+    }
+}
+
+/// Where to bind and what sits between quinn and the socket.
+#[derive(Clone)]
+pub struct SocketOptions {
+    /// Local address (loopback).
+    pub bind: SocketAddr,
+    /// Builds each peer's FEC layer.
+    pub factory: LayerFactory,
+    /// Receive-side impairment.
+    pub impairment: Option<Impairment>,
+}
+
+impl std::fmt::Debug for SocketOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketOptions")
+            .field("bind", &self.bind)
+            .field("impairment", &self.impairment)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses anything but loopback: this tool emulates networks, it must not
+/// load real ones.
+pub fn require_loopback(addr: SocketAddr) -> Result<SocketAddr> {
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(Error::NotLoopback(addr))
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Transport settings shared by both ends.
+pub fn transport_config() -> TransportConfig {
+    let mut transport = TransportConfig::default();
+    let mut mtu = MtuDiscoveryConfig::default();
+    mtu.upper_bound(PATH_MTU_PAYLOAD - LAYER_OVERHEAD);
+    transport
+        .mtu_discovery_config(Some(mtu))
+        .keep_alive_interval(Some(Duration::from_secs(2)))
+        .max_idle_timeout(Some(
+            Duration::from_secs(30)
+                .try_into()
+                .expect("30 s is a valid idle timeout"),
+        ))
+        .datagram_receive_buffer_size(Some(1 << 20));
+    transport
+}
+
+fn endpoint_config() -> EndpointConfig {
+    let mut config = EndpointConfig::default();
+    // The FEC layer tells its datagrams from QUIC packets by the fixed bit.
+    config.grease_quic_bit(false);
+    config
+}
+
+fn bind(options: SocketOptions) -> Result<(Arc<FecSocket>, FecSocketHandle)> {
+    require_loopback(options.bind)?;
+    Ok(FecSocket::bind(
+        options.bind,
+        options.factory,
+        options.impairment,
+    )?)
+}
+
+/// A server endpoint that accepts [`ALPN`] connections.
+pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, FecSocketHandle)> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.clone()], identity.key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
+    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server_config.transport_config(Arc::new(transport_config()));
+    let (socket, handle) = bind(options)?;
+    let endpoint = Endpoint::new_with_abstract_socket(
+        endpoint_config(),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    Ok((endpoint, handle))
+}
+
+/// A client endpoint that trusts `server_cert` only.
+pub fn client(
+    options: SocketOptions,
+    server_cert: &CertificateDer<'static>,
+) -> Result<(Endpoint, FecSocketHandle)> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server_cert.clone())?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
+    let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+    client_config.transport_config(Arc::new(transport_config()));
+    let (socket, handle) = bind(options)?;
+    let mut endpoint = Endpoint::new_with_abstract_socket(
+        endpoint_config(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    endpoint.set_default_client_config(client_config);
+    Ok((endpoint, handle))
+}
+
+/// Connects `endpoint` to `addr` as `localhost`.
+pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<quinn::Connection> {
+    require_loopback(addr)?;
+    let connecting = endpoint
+        .connect(addr, "localhost")
+        .map_err(|source| Error::Connect { addr, source })?;
+    Ok(connecting.await?)
+}
