@@ -71,12 +71,12 @@ impl RsInputs {
     }
 
     /// Data followed by parity: a complete block of reed-solomon-erasure's code.
-    fn full_block(&self) -> Vec<Vec<u8>> {
+    pub fn full_block(&self) -> Vec<Vec<u8>> {
         self.data.iter().chain(&self.parity).cloned().collect()
     }
 
     /// The complete block with the data shards of `lost` erased.
-    fn erased_block(&self, lost: &[usize]) -> Vec<Option<Vec<u8>>> {
+    pub fn erased_block(&self, lost: &[usize]) -> Vec<Option<Vec<u8>>> {
         self.data
             .iter()
             .chain(&self.parity)

@@ -179,7 +179,8 @@ pub fn cu_fec_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
     vec![encode, decode]
 }
 
-fn filled_our_encoder(sources: &[Vec<u8>]) -> fec_core::rlc::Encoder {
+/// fec-core's RLC encoder holding the window `sources` (ESIs from 0).
+pub fn filled_our_encoder(sources: &[Vec<u8>]) -> fec_core::rlc::Encoder {
     let mut encoder =
         fec_core::rlc::Encoder::new(fec_core::rlc::Field::Gf256, SYMBOL_BYTES, RLC_WINDOW)
             .expect("valid RLC configuration");
@@ -191,20 +192,21 @@ fn filled_our_encoder(sources: &[Vec<u8>]) -> fec_core::rlc::Encoder {
     encoder
 }
 
-fn new_our_decoder() -> fec_core::rlc::Decoder {
+/// A fresh fec-core RLC decoder for config `D`.
+pub fn new_our_decoder() -> fec_core::rlc::Decoder {
     let config = fec_core::rlc::DecoderConfig::new(fec_core::rlc::Field::Gf256, SYMBOL_BYTES)
         .with_window(RLC_WINDOW);
     fec_core::rlc::Decoder::new(config).expect("valid RLC decoder configuration")
 }
 
 /// cu-fec's payload ID as fec-core reads it off the wire.
-fn our_repair_id(id: &RepairPayloadId) -> fec_core::rlc::RepairPayloadId {
+pub fn our_repair_id(id: &RepairPayloadId) -> fec_core::rlc::RepairPayloadId {
     fec_core::rlc::RepairPayloadId::parse(&id.to_bytes()).expect("cu-fec writes valid payload IDs")
 }
 
 /// Feeds one decode's symbols to fec-core's decoder and drains what it recovers
 /// (the user's `poll_recovered` loop is part of the timed decode).
-fn our_decode(
+pub fn our_decode(
     decoder: &mut fec_core::rlc::Decoder,
     inputs: &RlcInputs,
     repair_ids: &[fec_core::rlc::RepairPayloadId],
