@@ -9,10 +9,10 @@
 //! - [`verify`] (contract): the static verifier.
 //! - [`package`]: the `.fecp` format, SHA-256 identity, ed25519 signatures and
 //!   the receiver's [`package::TrustStore`].
-//! - `elf`: loader for `clang -O2 -target bpf` objects; [`asm`]: the
+//! - [`elf`]: loader for `clang -O2 -target bpf` objects; [`asm`]: the
 //!   assembler route.
 //! - [`runtime`] (contract): the sandboxed rbpf interpreter with FEC helpers.
-//! - `harness`: run a package against a packet stream and a loss trace.
+//! - [`harness`]: run a package against a packet stream and a loss trace.
 //! - the `fec-plugin` binary: `build`, `pack`, `inspect`, `verify`, `sign`,
 //!   `keygen`, `run`.
 //!
@@ -67,6 +67,7 @@ pub mod abi;
 pub mod asm;
 pub mod build;
 pub mod elf;
+pub mod harness;
 pub mod package;
 pub mod runtime;
 pub mod verify;
