@@ -1,7 +1,7 @@
-//! Small dense row-major matrices over GF(2^8): just enough linear algebra to
-//! build the encoding matrix once and a decode matrix per erasure pattern.
-//! Row operations go through the slice kernels, so they ride on whatever
-//! SIMD backend the engine picked.
+//! Small dense row-major matrices over GF(2^8): the textbook construction of
+//! the encoding matrix (Vandermonde times the inverse of its top square), the
+//! readable reference the closed-form coefficients of `interpolation.rs` are
+//! tested against.
 
 use crate::gf256::{self, Engine};
 
@@ -55,14 +55,6 @@ impl Matrix {
     pub(crate) fn vandermonde(rows: usize, cols: usize) -> Matrix {
         debug_assert!(rows <= 256);
         Matrix::from_fn(rows, cols, |r, c| gf256::pow(r as u8, c))
-    }
-
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub(crate) fn cols(&self) -> usize {
-        self.cols
     }
 
     pub(crate) fn entries(&self) -> &[u8] {

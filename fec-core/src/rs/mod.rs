@@ -9,8 +9,10 @@
 //! by either library can be verified and reconstructed by the other.
 //!
 //! Encoding and decoding both run on one fused [`MatrixKernel`] pass over the
-//! shards. Decoding inverts only the `e x e` system of the `e` lost data
-//! shards, and the prepared kernel of each erasure pattern is cached.
+//! shards. The code is polynomial evaluation at the shard indices, so a decode
+//! matrix is written down in closed form (Lagrange interpolation) in time
+//! linear in its size, with no matrix inversion; the prepared kernel of each
+//! erasure pattern is cached.
 //!
 //! ```
 //! use fec_core::rs::ReedSolomon;
@@ -41,6 +43,8 @@
 
 #![forbid(unsafe_code)]
 
+mod interpolation;
+#[cfg(test)]
 mod matrix;
 mod plan;
 
@@ -49,7 +53,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::gf256::{self, Engine, MatrixKernel};
 use crate::Error;
-use matrix::Matrix;
+use interpolation::Interpolator;
 use plan::{DecodePlan, PlanCache, PlanKey, Role};
 
 /// The most shards (data + parity) a code over GF(2^8) can have.
@@ -89,7 +93,8 @@ pub struct ReedSolomon {
     parity_shards: usize,
     engine: Engine,
     /// The `parity x data` rows of the encoding matrix below its identity top.
-    parity_matrix: Matrix,
+    parity_matrix: Vec<u8>,
+    interpolator: Interpolator,
     parity_kernel: MatrixKernel,
     plans: Mutex<PlanCache>,
 }
@@ -127,21 +132,17 @@ impl ReedSolomon {
             });
         }
         let total = data_shards + parity_shards;
-        let vandermonde = Matrix::vandermonde(total, data_shards);
-        let top = vandermonde.row_range(0, data_shards);
-        // The top square has the distinct nodes 0..data, hence is invertible.
-        let top_inverse = top
-            .inverse(engine)
-            .expect("a Vandermonde matrix with distinct nodes is invertible");
-        let parity_matrix = vandermonde
-            .row_range(data_shards, total)
-            .multiply(&top_inverse, engine);
-        let parity_kernel = engine.prepare(parity_matrix.entries(), parity_shards, data_shards);
+        let interpolator = Interpolator::new(total);
+        let data: Vec<usize> = (0..data_shards).collect();
+        let parity: Vec<usize> = (data_shards..total).collect();
+        let parity_matrix = interpolator.coefficients(&data, &parity);
+        let parity_kernel = engine.prepare(&parity_matrix, parity_shards, data_shards);
         Ok(ReedSolomon {
             data_shards,
             parity_shards,
             engine,
             parity_matrix,
+            interpolator,
             parity_kernel,
             plans: Mutex::new(PlanCache::default()),
         })
@@ -171,7 +172,7 @@ impl ReedSolomon {
     /// (`parity_shard_count x data_shard_count`): parity shard `j` is
     /// `sum over i of coefficients[j * data + i] * data_shard[i]`.
     pub fn parity_coefficients(&self) -> &[u8] {
-        self.parity_matrix.entries()
+        &self.parity_matrix
     }
 
     /// Computes the parity shards from the data shards, in place: `shards`
@@ -325,7 +326,8 @@ impl ReedSolomon {
             return plan;
         }
         let plan = Arc::new(DecodePlan::build(
-            &self.parity_matrix,
+            &self.interpolator,
+            self.data_shards,
             present,
             data_only,
             self.engine,
@@ -356,6 +358,7 @@ impl Clone for ReedSolomon {
             parity_shards: self.parity_shards,
             engine: self.engine,
             parity_matrix: self.parity_matrix.clone(),
+            interpolator: self.interpolator.clone(),
             parity_kernel: self.parity_kernel.clone(),
             plans: Mutex::new(PlanCache::default()),
         }

@@ -1,20 +1,16 @@
 //! Decode plans: for one erasure pattern, the single fused kernel that
-//! rebuilds every missing shard from exactly `data` surviving ones, and a
-//! bounded cache of them.
+//! rebuilds every missing shard, data and parity alike, from exactly `data`
+//! surviving ones, and a bounded cache of them.
 //!
-//! With lost data rows `L`, surviving data rows `A` and `e = |L|` surviving
-//! parity rows `P` chosen, the parity equations restricted to `P` read
-//! `G[P][L] d_L + G[P][A] d_A = p_P` (`G` is the parity part of the encoding
-//! matrix). So `d_L = G[P][L]^-1 (p_P + G[P][A] d_A)`: only an `e x e` matrix
-//! is inverted, not the `data x data` one, and the inputs are `[d_A, p_P]`.
-//! A missing parity row `q` is `G[q][A] d_A + G[q][L] d_L`; substituting
-//! `d_L` makes it a linear combination of the same inputs, so lost data and
-//! lost parity come out of one pass over the surviving shards.
+//! The surviving shards read are all present data shards plus the first
+//! present parity shards, one per lost data shard; the coefficients come in
+//! closed form from [`Interpolator`], so building a plan costs about as much
+//! as writing its coefficients down.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::matrix::Matrix;
+use super::interpolation::Interpolator;
 use crate::gf256::{Engine, MatrixKernel};
 
 /// What a shard is to a plan.
@@ -58,82 +54,43 @@ pub(crate) struct DecodePlan {
 }
 
 impl DecodePlan {
-    /// Builds the plan. The caller guarantees that at least `data` shards are
-    /// present and that something is missing; `parity` is the
-    /// `parity x data` part of the encoding matrix.
+    /// Builds the plan. The caller guarantees that at least `data_count`
+    /// shards are present and that something is to be rebuilt.
     pub(crate) fn build(
-        parity: &Matrix,
+        interpolator: &Interpolator,
+        data_count: usize,
         present: &[bool],
         data_only: bool,
         engine: Engine,
     ) -> DecodePlan {
-        let data_count = parity.cols();
-        let (data_present, parity_present) = present.split_at(data_count);
-        let lost: Vec<usize> = (0..data_count).filter(|&i| !data_present[i]).collect();
-        let kept: Vec<usize> = (0..data_count).filter(|&i| data_present[i]).collect();
-        let chosen: Vec<usize> = (0..parity.rows())
-            .filter(|&j| parity_present[j])
-            .take(lost.len())
-            .collect();
-        let rebuilt_parity: Vec<usize> = if data_only {
-            Vec::new()
-        } else {
-            (0..parity.rows()).filter(|&j| !parity_present[j]).collect()
-        };
-        debug_assert_eq!(chosen.len(), lost.len(), "caller checked present >= data");
-
-        // Rows of the final kernel: lost data first, then lost parity, each
-        // over the inputs [kept data..., chosen parity...].
-        let e = lost.len();
-        let mut coefficients = Matrix::zero(e + rebuilt_parity.len(), data_count);
-        let mut recover = Matrix::zero(e, data_count);
-        if e > 0 {
-            let square = Matrix::from_fn(e, e, |r, c| parity.get(chosen[r], lost[c]));
-            // Any `data` rows of the systematic encoding matrix are independent
-            // (reed-solomon-erasure's construction keeps the Vandermonde MDS
-            // property), and `square` is such a choice with the identity rows
-            // of `kept` removed; so it is invertible.
-            let inverse = square
-                .inverse(engine)
-                .expect("MDS: every square parity submatrix is invertible");
-            let from_kept = Matrix::from_fn(e, kept.len(), |r, c| parity.get(chosen[r], kept[c]));
-            let kept_part = inverse.multiply(&from_kept, engine);
-            for r in 0..e {
-                let row = recover.row_mut(r);
-                row[..kept.len()].copy_from_slice(kept_part.row(r));
-                row[kept.len()..].copy_from_slice(inverse.row(r));
-            }
-            for r in 0..e {
-                coefficients.row_mut(r).copy_from_slice(recover.row(r));
-            }
-        }
-        for (out, &q) in rebuilt_parity.iter().enumerate() {
-            let row = coefficients.row_mut(e + out);
-            for (slot, &d) in kept.iter().enumerate() {
-                row[slot] = parity.get(q, d);
-            }
-            for (j, &d) in lost.iter().enumerate() {
-                let factor = parity.get(q, d);
-                if factor != 0 {
-                    engine.mul_add_slice(factor, recover.row(j), row);
-                }
-            }
-        }
-
+        let lost_data = present[..data_count].iter().filter(|&&p| !p).count();
         let mut roles = vec![Role::Unused; present.len()];
-        for &i in &kept {
-            roles[i] = Role::Input;
+        let mut inputs = Vec::with_capacity(data_count);
+        let mut outputs = Vec::new();
+        let mut parity_taken = 0;
+        for (index, &here) in present.iter().enumerate() {
+            let is_data = index < data_count;
+            let role = match (here, is_data) {
+                (true, true) => Role::Input,
+                (true, false) if parity_taken < lost_data => {
+                    parity_taken += 1;
+                    Role::Input
+                }
+                (true, false) => Role::Unused,
+                (false, true) => Role::Output,
+                (false, false) if data_only => Role::Unused,
+                (false, false) => Role::Output,
+            };
+            match role {
+                Role::Input => inputs.push(index),
+                Role::Output => outputs.push(index),
+                Role::Unused => {}
+            }
+            roles[index] = role;
         }
-        for &i in &lost {
-            roles[i] = Role::Output;
-        }
-        for &j in &chosen {
-            roles[data_count + j] = Role::Input;
-        }
-        for &j in &rebuilt_parity {
-            roles[data_count + j] = Role::Output;
-        }
-        let kernel = engine.prepare(coefficients.entries(), coefficients.rows(), data_count);
+        debug_assert_eq!(inputs.len(), data_count, "caller checked present >= data");
+        let coefficients = interpolator.coefficients(&inputs, &outputs);
+        let kernel = engine.prepare(&coefficients, outputs.len(), inputs.len());
         DecodePlan { roles, kernel }
     }
 
