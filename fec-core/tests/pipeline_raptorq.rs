@@ -20,7 +20,7 @@ const OVERHEAD: usize = 2;
 #[test]
 fn bernoulli_loss_1_to_20_percent() {
     for (seed, rate) in [(1, 0.01), (2, 0.05), (3, 0.10), (4, 0.20)] {
-        let run = Run::new(seed, 1000, 16, 6);
+        let run = Run::new(seed, 640, 16, 6);
         let outcome = run.go(&config(16, 6), &mut Bernoulli::new(rate, seed));
         let (good, bad) = check_block_code(&outcome, OVERHEAD);
         assert!(good > 0);
@@ -38,7 +38,7 @@ fn bernoulli_loss_1_to_20_percent() {
 #[test]
 fn gilbert_elliott_bursts() {
     for (seed, rate, burst) in [(10, 0.03, 2.0), (11, 0.05, 4.0), (12, 0.10, 8.0)] {
-        let run = Run::new(seed, 1000, 32, 10);
+        let run = Run::new(seed, 640, 32, 10);
         let outcome = run.go(
             &config(32, 10),
             &mut GilbertElliott::with_mean_burst(rate, burst, seed),

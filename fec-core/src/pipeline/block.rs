@@ -202,13 +202,20 @@ impl BlockEncoder {
         size: usize,
         out: &mut Vec<Bytes>,
     ) -> Result<(), Error> {
-        // The raptorq crate wants the block contiguous; slots are E apart.
-        let mut block = Vec::with_capacity(k * size);
-        for slot in self.arena.chunks_exact(self.symbol_size).take(k) {
-            block.extend_from_slice(&slot[..size]);
+        // The raptorq crate wants the block contiguous, and slots are E
+        // apart: when the block's symbols are shorter, slide them together
+        // in place (ascending order never overwrites a symbol not yet moved).
+        if size < self.symbol_size {
+            for index in 1..k {
+                let from = index * self.symbol_size;
+                self.arena.copy_within(from..from + size, index * size);
+            }
+            // The slots the block now covers hold arbitrary bytes.
+            let covered = (k * size).div_ceil(self.symbol_size);
+            self.dirty[..covered].fill(self.symbol_size as u16);
         }
         let sbn = self.block as u8;
-        let encoder = RaptorqEncoder::with_symbol_size(sbn, size as u16, &block)?;
+        let encoder = RaptorqEncoder::with_symbol_size(sbn, size as u16, &self.arena[..k * size])?;
         for packet in encoder.repair_packets(0, count as u32)? {
             let header = Header::RaptorqRepair {
                 source_symbols: k as u16,

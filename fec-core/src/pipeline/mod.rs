@@ -360,6 +360,28 @@ enum DecoderEngine {
 
 /// The sending side: turns ADUs into source packets and, when told to,
 /// repair packets.
+///
+/// A policy (here: Reed-Solomon, 2 parity packets per 4 sources, the last
+/// block closed early) is the caller's:
+///
+/// ```
+/// use bytes::Bytes;
+/// use fec_core::pipeline::{Config, Encoder, Scheme};
+///
+/// let mut encoder = Encoder::new(&Config::new(Scheme::ReedSolomon { data: 4, parity: 2 }))?;
+/// let mut wire = Vec::new();
+/// for i in 0..10u8 {
+///     let packet = encoder.protect(0, Bytes::from(vec![i; 100]))?;
+///     wire.push(packet.to_bytes());
+///     if encoder.pending() == 4 {
+///         wire.extend(encoder.repair(2)?);
+///     }
+/// }
+/// wire.extend(encoder.flush()?); // the 2 sources left, with 2 parity packets
+/// assert_eq!(wire.len(), 10 + 3 * 2);
+/// assert_eq!(encoder.counters().repairs_sent, 6);
+/// # Ok::<(), fec_core::Error>(())
+/// ```
 pub struct Encoder {
     config: Config,
     engine: EncoderEngine,
@@ -489,6 +511,33 @@ impl Encoder {
 }
 
 /// The receiving side: accepts packets in any order and rebuilds lost ADUs.
+///
+/// With the sliding-window code, a loss is repaired by the next repair
+/// packet that covers it, without waiting for a block to end:
+///
+/// ```
+/// use bytes::Bytes;
+/// use fec_core::pipeline::{Config, Decoder, Encoder, Scheme};
+/// use fec_core::rlc::Field;
+///
+/// let config = Config::new(Scheme::Rlc { field: Field::Gf256, window: 16, dt: 15 });
+/// let mut encoder = Encoder::new(&config)?;
+/// let mut decoder = Decoder::new(&config)?;
+/// for i in 0..8u8 {
+///     let packet = encoder.protect(1, Bytes::from(vec![i; 20 + usize::from(i)]))?;
+///     if i != 5 {
+///         decoder.receive(packet.to_bytes())?; // packet 5 is lost
+///     }
+/// }
+/// assert!(decoder.receive(Bytes::from_static(b"\xc3 a QUIC packet")).is_err());
+/// for repair in encoder.repair(1)? {
+///     assert_eq!(decoder.receive(repair)?, None);
+/// }
+/// let adu = decoder.poll_recovered().expect("rebuilt from one repair");
+/// assert_eq!(&adu.data[..], &[5u8; 25][..]);
+/// assert_eq!(decoder.counters().rejected, 1);
+/// # Ok::<(), fec_core::Error>(())
+/// ```
 pub struct Decoder {
     config: Config,
     engine: DecoderEngine,
