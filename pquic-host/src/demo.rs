@@ -10,9 +10,16 @@ use std::time::Duration;
 
 use crate::endpoint::{self, Identity, SocketOptions};
 use crate::error::{Error, Result};
+use crate::fec::{ProtectedLayer, RepairedLosses};
 use crate::impair::{ImpairConfig, Impairment, LossModel};
+use crate::plugin::{
+    accept_plugin, offer_plugin, realtime_package, verify_package, Offer, Outcome, PluginCache,
+    PluginPolicy, DEFAULT_CACHE_BYTES,
+};
 use crate::socket::{pass_through_factory, LayerFactory};
 use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
+use fec_plugin_sdk::package::TrustStore;
+use fec_plugin_sdk::runtime::Plugin;
 
 /// Impairment and workload of a demo run.
 #[derive(Debug, Clone)]
@@ -100,18 +107,68 @@ fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Runs the workload once with the given layer factories on both ends.
+/// The FEC side of a run: what the server offers and how the client judges it.
+#[derive(Debug, Clone)]
+pub struct FecSetup {
+    /// The server's offer.
+    pub offer: Offer,
+    /// The plugin as the server loaded it.
+    pub server_plugin: Plugin,
+    /// The client's cache (`None`: the client runs no plugins).
+    pub client_cache: Option<PluginCache>,
+    /// The client's trust store.
+    pub client_trust: TrustStore,
+}
+
+impl FecSetup {
+    /// The shipped `realtime` plugin signed by a fresh validator the client
+    /// trusts, and an empty client cache in `cache_dir` (so the client must
+    /// fetch the plugin over the connection).
+    pub fn realtime(cache_dir: &std::path::Path) -> Result<Self> {
+        let validator = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let bytes = realtime_package(&validator)?;
+        let offer = Offer::new(bytes)?;
+        let mut trust = TrustStore::new();
+        trust.add(validator.verifying_key());
+        let server_plugin = verify_package(&offer.bytes, &offer.sha256, &trust)?;
+        Ok(Self {
+            offer,
+            server_plugin,
+            client_cache: Some(PluginCache::open(cache_dir, DEFAULT_CACHE_BYTES)?),
+            client_trust: trust,
+        })
+    }
+}
+
+/// A layer protecting under a freshly configured instance of `plugin`.
+pub fn plugin_layer(plugin: &Plugin) -> Box<dyn crate::layer::FecLayer> {
+    let (policy, plan) = PluginPolicy::new(plugin, std::time::Instant::now());
+    let mut layer = ProtectedLayer::with_policy(Box::new(policy), RepairedLosses::default());
+    layer.apply_plan(plan);
+    Box::new(layer)
+}
+
+fn receive_only_factory() -> LayerFactory {
+    Arc::new(|_| Box::new(ProtectedLayer::receive_only()))
+}
+
+/// Runs the workload once: plain QUIC when `fec` is `None`, otherwise with
+/// the plugin exchange first and FEC on wherever it succeeded.
 pub async fn run_mode(
     config: &DemoConfig,
-    server_layers: LayerFactory,
-    client_layers: LayerFactory,
+    fec: Option<FecSetup>,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ModeReport> {
+    let factory = if fec.is_some() {
+        receive_only_factory()
+    } else {
+        pass_through_factory()
+    };
     let identity = Identity::generate()?;
     let (server, server_socket) = endpoint::server(
         SocketOptions {
             bind: loopback(),
-            factory: server_layers,
+            factory: factory.clone(),
             impairment: Some(config.impairment(1)),
         },
         &identity,
@@ -119,11 +176,23 @@ pub async fn run_mode(
     let server_addr = server_socket.local_addr()?;
     let server_connection: Arc<Mutex<Option<quinn::Connection>>> = Arc::default();
     let slot = server_connection.clone();
+    let server_fec = fec.clone();
+    let server_layers = server_socket.clone();
     let accept = tokio::spawn(async move {
         if let Some(incoming) = server.accept().await {
             match incoming.await {
                 Ok(connection) => {
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+                    if let Some(setup) = server_fec {
+                        match offer_plugin(&connection, &setup.offer, &setup.server_plugin).await {
+                            Ok(Outcome::Active { plugin, .. }) => server_layers
+                                .set_layer(connection.remote_address(), plugin_layer(&plugin)),
+                            Ok(Outcome::Declined(reason)) => {
+                                tracing::warn!("server: plain QUIC: {reason}")
+                            }
+                            Err(e) => tracing::warn!("server: plugin exchange failed: {e}"),
+                        }
+                    }
                     if let Err(e) = workload::serve_connection(connection).await {
                         tracing::warn!("server connection: {e}");
                     }
@@ -136,7 +205,7 @@ pub async fn run_mode(
     let (client, client_socket) = endpoint::client(
         SocketOptions {
             bind: loopback(),
-            factory: client_layers,
+            factory,
             impairment: Some(config.impairment(2)),
         },
         &identity.cert,
@@ -147,6 +216,26 @@ pub async fn run_mode(
     )
     .await
     .map_err(|_| Error::Timeout("handshake"))??;
+    let mut plugin_sha256 = None;
+    let mut plugin_fetched = false;
+    if let Some(setup) = &fec {
+        let exchange = accept_plugin(
+            &connection,
+            setup.client_cache.as_ref(),
+            &setup.client_trust,
+        );
+        match tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| Error::Timeout("plugin exchange"))??
+        {
+            Outcome::Active { plugin, fetched } => {
+                client_socket.set_layer(server_addr, plugin_layer(&plugin));
+                plugin_sha256 = Some(hex::encode(plugin.digest()));
+                plugin_fetched = fetched;
+            }
+            Outcome::Declined(reason) => tracing::warn!("client: plain QUIC: {reason}"),
+        }
+    }
     let budget = config.workload.realtime + config.workload.bulk + Duration::from_secs(30);
     let report = tokio::time::timeout(
         budget,
@@ -179,27 +268,26 @@ pub async fn run_mode(
         retransmitted,
         repair_bytes: c.repair_bytes + s.repair_bytes,
         source_bytes: c.source_bytes + s.source_bytes,
-        ..ModeReport::default()
+        plugin_sha256,
+        plugin_fetched,
     })
 }
 
 /// Plain QUIC: pass-through layers on both ends.
 pub async fn run_plain(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> Result<ModeReport> {
-    run_mode(
-        config,
-        pass_through_factory(),
-        pass_through_factory(),
-        progress,
-    )
-    .await
+    run_mode(config, None, progress).await
 }
 
-/// QUIC with FEC on both ends.
+/// QUIC with the `realtime` plugin pushed to a client with an empty cache.
 pub async fn run_fec(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> Result<ModeReport> {
-    let factory: LayerFactory = Arc::new(|_| {
-        Box::new(crate::fec::ProtectedLayer::native_xor(
-            crate::fec::RepairedLosses::default(),
-        ))
-    });
-    run_mode(config, factory.clone(), factory, progress).await
+    let cache_dir = std::env::temp_dir().join(format!(
+        "pquic-host-demo-cache-{}-{}",
+        std::process::id(),
+        config.seed
+    ));
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let setup = FecSetup::realtime(&cache_dir)?;
+    let report = run_mode(config, Some(setup), progress).await;
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    report
 }

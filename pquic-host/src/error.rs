@@ -41,6 +41,9 @@ pub enum Error {
     /// An address that is not loopback where only loopback is allowed.
     #[error("{0} is not a loopback address")]
     NotLoopback(SocketAddr),
+    /// A plugin was refused or could not be built.
+    #[error("plugin: {0}")]
+    Plugin(String),
     /// A step did not finish in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),

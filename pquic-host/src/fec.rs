@@ -95,23 +95,45 @@ pub trait Codec: Send + fmt::Debug {
     fn unprotected(&self) -> usize;
     /// Repair packets covering the recent sources; resets `unprotected`.
     fn repair(&mut self, count: usize, out: &mut Vec<Bytes>);
+    /// Sets the coding window / block size (codecs without one ignore it).
+    fn set_window(&mut self, _size: usize) {}
     /// Accepts one FEC packet from the peer; `None` if it is not one of
     /// this codec's packets or is malformed.
     fn receive(&mut self, packet: Bytes) -> Option<Received>;
 }
 
-/// Decides when to send repair packets and how many.
+/// What a policy decided for one event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Protect the packet of this `on_source` event (ignored elsewhere).
+    pub protect: bool,
+    /// Repair packets to send now.
+    pub repairs: usize,
+    /// New coding window / block size.
+    pub window: Option<usize>,
+}
+
+impl Plan {
+    /// Send `repairs` repair packets, nothing else.
+    pub fn repairs(repairs: usize) -> Self {
+        Plan {
+            repairs,
+            ..Plan::default()
+        }
+    }
+}
+
+/// Decides what to protect, when to send repair packets and how many.
 pub trait RepairPolicy: Send + fmt::Debug {
-    /// A source packet was protected at `now`; `unprotected` sources are
-    /// not yet covered by a repair. Returns repair packets to send now.
-    fn on_source(&mut self, now: Instant, unprotected: usize) -> usize;
-    /// When the policy wants [`on_timeout`](Self::on_timeout) called, if
-    /// sources are waiting.
+    /// A `len`-byte QUIC packet is about to go out at `now`; `unprotected`
+    /// sources are not yet covered by a repair (this one excluded).
+    fn on_source(&mut self, now: Instant, len: usize, unprotected: usize) -> Plan;
+    /// When the policy wants [`on_timeout`](Self::on_timeout) called.
     fn deadline(&self) -> Option<Instant>;
-    /// Time passed: repair packets to send now for `unprotected` sources.
-    fn on_timeout(&mut self, now: Instant, unprotected: usize) -> usize;
+    /// Time passed with `unprotected` sources not yet covered.
+    fn on_timeout(&mut self, now: Instant, unprotected: usize) -> Plan;
     /// The receiver reported.
-    fn on_feedback(&mut self, now: Instant, feedback: &Feedback);
+    fn on_feedback(&mut self, now: Instant, feedback: &Feedback) -> Plan;
     /// False once the policy gave up (a faulting plugin): the layer then
     /// stops protecting and sends plain QUIC packets.
     fn is_healthy(&self) -> bool {
@@ -119,9 +141,11 @@ pub trait RepairPolicy: Send + fmt::Debug {
     }
 }
 
-/// The native policy: one repair per `k` sources (`k` from the loss rate
-/// the receiver reports, more repairs for longer bursts), and a flush shortly
-/// after the last source so sparse real-time traffic is covered at once.
+/// The native policy: protect everything, one repair per `k` sources (`k`
+/// from the loss rate the receiver reports, two repairs per block for long
+/// bursts), and a flush shortly after the last source so sparse real-time
+/// traffic is covered at once. A plugin-driven policy replaces it when a
+/// plugin is loaded.
 #[derive(Debug, Clone)]
 pub struct AdaptivePolicy {
     sources_per_repair: usize,
@@ -151,36 +175,43 @@ impl AdaptivePolicy {
 }
 
 impl RepairPolicy for AdaptivePolicy {
-    fn on_source(&mut self, now: Instant, unprotected: usize) -> usize {
-        if unprotected >= self.sources_per_repair {
+    fn on_source(&mut self, now: Instant, _len: usize, unprotected: usize) -> Plan {
+        if unprotected + 1 >= self.sources_per_repair {
             self.deadline = None;
-            return self.repairs_per_block;
+            return Plan {
+                protect: true,
+                repairs: self.repairs_per_block,
+                window: None,
+            };
         }
         self.deadline = Some(now + self.flush_delay);
-        0
+        Plan {
+            protect: true,
+            ..Plan::default()
+        }
     }
 
     fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
-    fn on_timeout(&mut self, now: Instant, unprotected: usize) -> usize {
+    fn on_timeout(&mut self, now: Instant, unprotected: usize) -> Plan {
         match self.deadline {
             Some(at) if at <= now => {
                 self.deadline = None;
-                if unprotected > 0 {
+                Plan::repairs(if unprotected > 0 {
                     self.repairs_per_block
                 } else {
                     0
-                }
+                })
             }
-            _ => 0,
+            _ => Plan::default(),
         }
     }
 
-    fn on_feedback(&mut self, _now: Instant, feedback: &Feedback) {
+    fn on_feedback(&mut self, _now: Instant, feedback: &Feedback) -> Plan {
         if feedback.sources == 0 {
-            return;
+            return Plan::default();
         }
         let sample = f64::from(feedback.lost) / f64::from(feedback.sources);
         self.loss_estimate = 0.8 * self.loss_estimate + 0.2 * sample;
@@ -193,6 +224,7 @@ impl RepairPolicy for AdaptivePolicy {
             _ => 2,
         };
         self.repairs_per_block = if feedback.max_burst >= 3 { 2 } else { 1 };
+        Plan::default()
     }
 }
 
@@ -408,15 +440,45 @@ impl ProtectedLayer {
 
     /// The stand-in XOR codec with the native adaptive policy.
     pub fn native_xor(repaired_losses: RepairedLosses) -> Self {
+        Self::with_policy(Box::new(AdaptivePolicy::default()), repaired_losses)
+    }
+
+    /// The default codec driven by `policy` (for example a plugin).
+    pub fn with_policy(policy: Box<dyn RepairPolicy>, repaired_losses: RepairedLosses) -> Self {
         Self::new(
             Box::new(XorCodec::default()),
             Box::new(XorCodec::default()),
-            Box::new(AdaptivePolicy::default()),
+            policy,
             repaired_losses,
         )
     }
 
-    fn send_repairs(&mut self, count: usize, out: &mut Vec<Bytes>) {
+    /// Decodes and reports what the peer protects, protects nothing itself:
+    /// the state of a peer before (or without) an accepted plugin.
+    pub fn receive_only() -> Self {
+        let mut layer = Self::native_xor(RepairedLosses::default());
+        layer.protecting = false;
+        layer
+    }
+
+    /// Applies the window of a plan made before any packet (a plugin's
+    /// `configure`); there is nothing to repair yet.
+    pub fn apply_plan(&mut self, plan: Plan) {
+        if let Some(window) = plan.window {
+            self.encoder.set_window(window);
+        }
+    }
+
+    /// True while outgoing packets are protected.
+    pub fn is_protecting(&self) -> bool {
+        self.protecting
+    }
+
+    fn apply(&mut self, plan: Plan, out: &mut Vec<Bytes>) {
+        if let Some(window) = plan.window {
+            self.encoder.set_window(window);
+        }
+        let count = plan.repairs;
         if count == 0 {
             return;
         }
@@ -444,11 +506,17 @@ impl FecLayer for ProtectedLayer {
             out.push(Bytes::copy_from_slice(quic_packet));
             return;
         }
-        out.push(self.encoder.protect(quic_packet));
-        self.stats.source_packets += 1;
-        self.stats.source_bytes += quic_packet.len() as u64;
-        let count = self.policy.on_source(now, self.encoder.unprotected());
-        self.send_repairs(count, out);
+        let plan = self
+            .policy
+            .on_source(now, quic_packet.len(), self.encoder.unprotected());
+        if plan.protect {
+            out.push(self.encoder.protect(quic_packet));
+            self.stats.source_packets += 1;
+            self.stats.source_bytes += quic_packet.len() as u64;
+        } else {
+            out.push(Bytes::copy_from_slice(quic_packet));
+        }
+        self.apply(plan, out);
         self.check_policy();
     }
 
@@ -457,7 +525,7 @@ impl FecLayer for ProtectedLayer {
         now: Instant,
         datagram: Bytes,
         to_quinn: &mut Vec<Bytes>,
-        _out: &mut Vec<Bytes>,
+        out: &mut Vec<Bytes>,
     ) {
         if is_quic(&datagram) {
             to_quinn.push(datagram);
@@ -467,7 +535,8 @@ impl FecLayer for ProtectedLayer {
             self.stats.peer_recovered += u64::from(feedback.recovered);
             self.repaired_losses.add(u64::from(feedback.recovered));
             if self.protecting {
-                self.policy.on_feedback(now, &feedback);
+                let plan = self.policy.on_feedback(now, &feedback);
+                self.apply(plan, out);
                 self.check_policy();
             }
             return;
@@ -505,8 +574,8 @@ impl FecLayer for ProtectedLayer {
 
     fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Bytes>) {
         if self.protecting {
-            let count = self.policy.on_timeout(now, self.encoder.unprotected());
-            self.send_repairs(count, out);
+            let plan = self.policy.on_timeout(now, self.encoder.unprotected());
+            self.apply(plan, out);
             self.check_policy();
         }
         if self.next_feedback.is_some_and(|t| t <= now) {

@@ -15,4 +15,5 @@ pub mod socket;
 pub use error::{Error, Result};
 pub mod demo;
 pub mod fec;
+pub mod plugin;
 pub mod workload;

@@ -1,0 +1,606 @@
+//! FEC plugins on the host side: the shipped `realtime` plugin, the on-disk
+//! cache and trust store, the [`PluginPolicy`] that lets a plugin drive the
+//! FEC layer, and the in-band exchange over a control stream.
+//!
+//! Exchange (quinn has no custom transport parameters, so it is in band on
+//! a bidirectional stream the server opens right after the handshake; ALPN
+//! [`crate::endpoint::ALPN`] says both ends speak it):
+//!
+//! 1. server -> client: kind byte [`KIND_CONTROL`], then one JSON line
+//!    `{"name","version","sha256"}` (the offer);
+//! 2. client -> server: `{"want":"cached"}` or `{"want":"bytes"}` or
+//!    `{"want":"none","reason":..}`;
+//! 3. if bytes were asked: server -> client: u32 length (big-endian), the
+//!    package;
+//! 4. client -> server: `{"activate":true}` once it verified the hash, the
+//!    signature against its trust store and the static verifier (loading),
+//!    or `{"activate":false,"reason":..}`.
+//!
+//! Both ends then protect their outgoing packets under the plugin. Any
+//! failure leaves both on plain QUIC with a log line saying why.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fec_plugin_sdk::abi::{FeedbackContext, ScheduleContext, SourceContext};
+use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
+use fec_plugin_sdk::runtime::{Decisions, Fault, HostOffer, HostView, Instance, Plugin};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fec::{Feedback, Plan, RepairPolicy};
+
+/// Stream kind of the control stream.
+pub const KIND_CONTROL: u8 = b'C';
+/// Largest package a client fetches (bounds its allocation).
+pub const MAX_PACKAGE: usize = 1 << 20;
+/// Default bound of the on-disk cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
+/// How long the sender waits after its last source before offering the
+/// plugin an idle `schedule_repair` call.
+pub const IDLE_TICK: Duration = Duration::from_millis(1);
+/// Repair packets the host allows per call (its congestion budget).
+const REPAIR_BUDGET: u32 = 8;
+/// Largest coding window the host runs.
+const MAX_WINDOW: usize = 256;
+
+/// Source of the `realtime` plugin (eBPF assembly, see the file's comments).
+pub const REALTIME_SOURCE: &str = include_str!("../plugins/realtime.s");
+
+/// Builds the `realtime` plugin package, signed by `validator`.
+pub fn realtime_package(validator: &ed25519_dalek::SigningKey) -> Result<Vec<u8>> {
+    let sections = fec_plugin_sdk::asm::assemble_sections(REALTIME_SOURCE)
+        .map_err(|e| Error::Plugin(format!("realtime plugin does not assemble: {e}")))?;
+    let mut pluglets = Vec::new();
+    for (name, code) in sections {
+        let (anchor, operation) = name
+            .split_once('/')
+            .ok_or_else(|| Error::Plugin(format!("section {name} is not anchor/operation")))?;
+        pluglets.push(PlugletEntry {
+            operation: fec_plugin_sdk::abi::Operation::from_name(operation)
+                .ok_or_else(|| Error::Plugin(format!("unknown operation {operation}")))?,
+            anchor: fec_plugin_sdk::abi::Anchor::from_name(anchor)
+                .ok_or_else(|| Error::Plugin(format!("unknown anchor {anchor}")))?,
+            name,
+            code,
+        });
+    }
+    let mut package = Package::new(Manifest {
+        name: "realtime".into(),
+        version: "0.1.0".into(),
+        memory_size: 256,
+        helpers: vec![1, 2, 3, 7],
+        pluglets,
+    })
+    .map_err(|e| Error::Plugin(e.to_string()))?;
+    package.sign(validator);
+    Ok(package.to_bytes())
+}
+
+/// Hex SHA-256 identity of a package (the digest its format defines).
+pub fn package_digest(bytes: &[u8]) -> Result<String> {
+    Package::parse(bytes)
+        .map(|p| p.digest_hex())
+        .map_err(|e| Error::Plugin(format!("package does not parse: {e}")))
+}
+
+/// A content-addressed, size-bounded directory of packages
+/// (`<sha256>.fecp`); the oldest files go first when it is over its bound.
+#[derive(Debug, Clone)]
+pub struct PluginCache {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+impl PluginCache {
+    /// A cache in `dir` (created if missing) holding at most `max_bytes`.
+    pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir, max_bytes })
+    }
+
+    fn path(&self, digest_hex: &str) -> Option<PathBuf> {
+        let valid = digest_hex.len() == 64 && digest_hex.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| {
+            self.dir
+                .join(format!("{}.fecp", digest_hex.to_ascii_lowercase()))
+        })
+    }
+
+    /// The package with this digest, if cached and intact.
+    pub fn get(&self, digest_hex: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.path(digest_hex)?).ok()?;
+        match package_digest(&bytes) {
+            Ok(d) if d.eq_ignore_ascii_case(digest_hex) => Some(bytes),
+            _ => {
+                tracing::warn!("cached plugin {digest_hex} is damaged; ignoring it");
+                None
+            }
+        }
+    }
+
+    /// Stores a package under its digest and trims the cache to its bound.
+    pub fn put(&self, bytes: &[u8]) -> Result<String> {
+        let digest = package_digest(bytes)?;
+        let path = self.path(&digest).expect("a digest is 64 hex digits");
+        let temporary = path.with_extension("part");
+        std::fs::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, &path)?;
+        self.trim(&path)?;
+        Ok(digest)
+    }
+
+    /// `(digest, size)` of every cached package.
+    pub fn list(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(digest) = name.strip_suffix(".fecp") {
+                out.push((digest.to_string(), entry.metadata()?.len()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes a package; true if it was there.
+    pub fn remove(&self, digest_hex: &str) -> Result<bool> {
+        match self.path(digest_hex) {
+            Some(path) if path.exists() => {
+                std::fs::remove_file(path)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn trim(&self, keep: &Path) -> Result<()> {
+        let mut files = Vec::new();
+        let mut total = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if entry.path().extension().is_some_and(|e| e == "fecp") {
+                total += meta.len();
+                files.push((meta.modified().ok(), entry.path(), meta.len()));
+            }
+        }
+        files.sort();
+        for (_, path, len) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != keep {
+                std::fs::remove_file(&path)?;
+                total -= len;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a trust store file: one hex ed25519 public key per line, `#`
+/// comments. A missing file is an empty store (trusts nothing).
+pub fn load_trust_store(path: &Path) -> Result<TrustStore> {
+    let mut store = TrustStore::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
+        Err(e) => return Err(e.into()),
+    };
+    for line in text.lines() {
+        let key = line.split('#').next().unwrap_or("").trim();
+        if !key.is_empty() {
+            store
+                .add_hex(key)
+                .map_err(|e| Error::Plugin(format!("trust store {}: {e}", path.display())))?;
+        }
+    }
+    Ok(store)
+}
+
+/// Verifies a package for use: hash as offered, at least one trusted
+/// signature, static verifier (by loading it).
+pub fn verify_package(bytes: &[u8], expected_sha256: &str, trust: &TrustStore) -> Result<Plugin> {
+    let package =
+        Package::parse(bytes).map_err(|e| Error::Plugin(format!("package rejected: {e}")))?;
+    if !package.digest_hex().eq_ignore_ascii_case(expected_sha256) {
+        return Err(Error::Plugin(format!(
+            "hash mismatch: offered {expected_sha256}, got {}",
+            package.digest_hex()
+        )));
+    }
+    trust
+        .check(&package, 1)
+        .map_err(|e| Error::Plugin(format!("signature check failed: {e}")))?;
+    Plugin::load(&package, &HostOffer::all())
+        .map_err(|e| Error::Plugin(format!("verifier rejected the plugin: {e}")))
+}
+
+/// A plugin instance driving the FEC layer of one connection.
+pub struct PluginPolicy {
+    instance: Instance,
+    epoch: Instant,
+    sequence: u64,
+    sources_sent: u64,
+    repairs_sent: u64,
+    idle_deadline: Option<Instant>,
+    window: usize,
+    fault_reported: bool,
+}
+
+impl std::fmt::Debug for PluginPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginPolicy")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginPolicy {
+    /// A fresh instance of `plugin`, configured at `now`. The first plan
+    /// carries the window the plugin chose.
+    pub fn new(plugin: &Plugin, now: Instant) -> (Self, Plan) {
+        let mut policy = Self {
+            instance: plugin.instantiate(),
+            epoch: now,
+            sequence: 0,
+            sources_sent: 0,
+            repairs_sent: 0,
+            idle_deadline: None,
+            window: 32,
+            fault_reported: false,
+        };
+        let ctx = fec_plugin_sdk::abi::ConfigureContext {
+            now_us: 0,
+            schemes_offered: 0,
+            symbol_size: 1500,
+            max_window: MAX_WINDOW as u32,
+            max_repair_per_call: REPAIR_BUDGET,
+        };
+        let view = policy.view(now);
+        let decided = policy.instance.configure(&ctx, &view);
+        let plan = policy.plan(decided, false);
+        (policy, plan)
+    }
+
+    fn now_us(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    fn view(&self, now: Instant) -> HostView {
+        let mut view = HostView {
+            now_us: self.now_us(now),
+            ..HostView::default()
+        };
+        view.stats.sources_sent = self.sources_sent;
+        view.stats.repair_sent = self.repairs_sent;
+        view.stats.window_len = self.window as u64;
+        view
+    }
+
+    fn plan(&mut self, decided: Result<Decisions, Fault>, default_protect: bool) -> Plan {
+        match decided {
+            Ok(d) => {
+                for line in &d.logs {
+                    tracing::info!(plugin = self.instance.plugin().name(), "{line}");
+                }
+                if let Some(w) = d.window {
+                    self.window = (w as usize).clamp(1, MAX_WINDOW);
+                }
+                let protect = d.protect.is_some() || (default_protect && d.use_default());
+                Plan {
+                    protect,
+                    repairs: d.repair as usize,
+                    window: d.window.map(|_| self.window),
+                }
+            }
+            Err(fault) => {
+                if !self.fault_reported {
+                    self.fault_reported = true;
+                    tracing::warn!("{fault}; FEC is off for this connection, plain QUIC continues");
+                }
+                Plan::default()
+            }
+        }
+    }
+
+    fn schedule(&mut self, now: Instant, unprotected: usize) -> Plan {
+        let ctx = ScheduleContext {
+            now_us: self.now_us(now),
+            sources_since_repair: unprotected as u32,
+            window_len: unprotected.min(self.window) as u32,
+            window_target: self.window as u32,
+            repair_budget: REPAIR_BUDGET,
+        };
+        let view = self.view(now);
+        let decided = self.instance.schedule_repair(&ctx, &view);
+        let plan = self.plan(decided, false);
+        self.repairs_sent += plan.repairs as u64;
+        plan
+    }
+}
+
+impl RepairPolicy for PluginPolicy {
+    fn on_source(&mut self, now: Instant, len: usize, unprotected: usize) -> Plan {
+        let ctx = SourceContext {
+            now_us: self.now_us(now),
+            seq: self.sequence,
+            flow: 0,
+            len: len as u32,
+        };
+        self.sequence += 1;
+        let view = self.view(now);
+        let decided = self.instance.on_source(&ctx, &view);
+        let mut plan = self.plan(decided, true);
+        if !plan.protect {
+            return plan;
+        }
+        self.sources_sent += 1;
+        let scheduled = self.schedule(now, unprotected + 1);
+        plan.repairs += scheduled.repairs;
+        plan.window = scheduled.window.or(plan.window);
+        // Covered sources need no idle call; uncovered ones get one.
+        self.idle_deadline = (plan.repairs == 0).then_some(now + IDLE_TICK);
+        plan
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.idle_deadline
+    }
+
+    fn on_timeout(&mut self, now: Instant, unprotected: usize) -> Plan {
+        match self.idle_deadline {
+            Some(at) if at <= now => {
+                // One idle call per quiet period: a plugin that declines is
+                // not asked again until the next source.
+                self.idle_deadline = None;
+                if unprotected == 0 {
+                    return Plan::default();
+                }
+                self.schedule(now, unprotected)
+            }
+            _ => Plan::default(),
+        }
+    }
+
+    fn on_feedback(&mut self, now: Instant, feedback: &Feedback) -> Plan {
+        let ctx = FeedbackContext {
+            now_us: self.now_us(now),
+            received: feedback.sources.saturating_sub(feedback.lost),
+            lost: feedback.lost,
+            recovered: feedback.recovered,
+            max_burst: u32::from(feedback.max_burst),
+            ..FeedbackContext::default()
+        };
+        let view = self.view(now);
+        let decided = self.instance.on_feedback(&ctx, &view);
+        self.plan(decided, false)
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.instance.disabled().is_none()
+    }
+}
+
+/// What the server offers.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Hex SHA-256 (package digest).
+    pub sha256: String,
+    /// The package.
+    pub bytes: std::sync::Arc<Vec<u8>>,
+}
+
+impl Offer {
+    /// An offer of `bytes` (parsed for name, version and digest).
+    pub fn new(bytes: Vec<u8>) -> Result<Self> {
+        let package =
+            Package::parse(&bytes).map_err(|e| Error::Plugin(format!("bad package: {e}")))?;
+        Ok(Self {
+            name: package.manifest.name.clone(),
+            version: package.manifest.version.clone(),
+            sha256: package.digest_hex(),
+            bytes: std::sync::Arc::new(bytes),
+        })
+    }
+}
+
+/// How an exchange ended, on either side.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Both ends run the plugin.
+    Active {
+        /// The loaded plugin.
+        plugin: Plugin,
+        /// True when the client fetched the bytes (its cache missed).
+        fetched: bool,
+    },
+    /// Plain QUIC, and why.
+    Declined(String),
+}
+
+async fn write_json(send: &mut quinn::SendStream, value: serde_json::Value) -> Result<()> {
+    let mut line = value.to_string().into_bytes();
+    line.push(b'\n');
+    send.write_all(&line).await?;
+    Ok(())
+}
+
+async fn read_json(recv: &mut quinn::RecvStream) -> Result<serde_json::Value> {
+    // Byte by byte up to a newline, bounded: control messages are tiny.
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 4096 {
+        recv.read_exact(&mut byte).await?;
+        if byte[0] == b'\n' {
+            return serde_json::from_slice(&line)
+                .map_err(|e| Error::Protocol(format!("bad control message: {e}")));
+        }
+        line.push(byte[0]);
+    }
+    Err(Error::Protocol("control message too long".into()))
+}
+
+/// Server side: offers `offer` on a new control stream and waits for the
+/// client's verdict. The plugin is `plugin` (already loaded by the server).
+pub async fn offer_plugin(
+    connection: &quinn::Connection,
+    offer: &Offer,
+    plugin: &Plugin,
+) -> Result<Outcome> {
+    let (mut send, mut recv) = connection.open_bi().await?;
+    send.write_all(&[KIND_CONTROL]).await?;
+    write_json(
+        &mut send,
+        serde_json::json!({"name": offer.name, "version": offer.version, "sha256": offer.sha256}),
+    )
+    .await?;
+    let answer = read_json(&mut recv).await?;
+    let fetched = match answer.get("want").and_then(|w| w.as_str()) {
+        Some("cached") => false,
+        Some("bytes") => {
+            send.write_all(&(offer.bytes.len() as u32).to_be_bytes())
+                .await?;
+            send.write_all(&offer.bytes).await?;
+            true
+        }
+        _ => {
+            let reason = answer
+                .get("reason")
+                .and_then(|r| r.as_str())
+                .unwrap_or("declined");
+            return Ok(Outcome::Declined(format!(
+                "client declined the offer: {reason}"
+            )));
+        }
+    };
+    let verdict = read_json(&mut recv).await?;
+    let _ = send.finish();
+    if verdict.get("activate").and_then(|a| a.as_bool()) == Some(true) {
+        Ok(Outcome::Active {
+            plugin: plugin.clone(),
+            fetched,
+        })
+    } else {
+        let reason = verdict
+            .get("reason")
+            .and_then(|r| r.as_str())
+            .unwrap_or("rejected");
+        Ok(Outcome::Declined(format!(
+            "client rejected the plugin: {reason}"
+        )))
+    }
+}
+
+/// Client side: accepts the server's control stream, answers from `cache`
+/// or fetches, verifies against `trust`, and reports its verdict. With no
+/// cache the client refuses every plugin (it runs no foreign code).
+pub async fn accept_plugin(
+    connection: &quinn::Connection,
+    cache: Option<&PluginCache>,
+    trust: &TrustStore,
+) -> Result<Outcome> {
+    let (mut send, mut recv) = connection.accept_bi().await?;
+    let mut kind = [0u8; 1];
+    recv.read_exact(&mut kind).await?;
+    if kind[0] != KIND_CONTROL {
+        return Err(Error::Protocol(format!(
+            "expected a control stream, got kind {}",
+            kind[0]
+        )));
+    }
+    let offer = read_json(&mut recv).await?;
+    let field = |key: &str| {
+        offer
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (name, version, sha256) = (field("name"), field("version"), field("sha256"));
+    let decline = |reason: String| {
+        tracing::warn!("plugin {name} {version} ({sha256}) not used: {reason}; plain QUIC");
+        reason
+    };
+    let Some(cache) = cache else {
+        write_json(
+            &mut send,
+            serde_json::json!({"want": "none", "reason": "client runs no plugins"}),
+        )
+        .await?;
+        let _ = send.finish();
+        return Ok(Outcome::Declined(decline("client runs no plugins".into())));
+    };
+    let (bytes, fetched) = match cache.get(&sha256) {
+        Some(bytes) => {
+            write_json(&mut send, serde_json::json!({"want": "cached"})).await?;
+            (bytes, false)
+        }
+        None => {
+            write_json(&mut send, serde_json::json!({"want": "bytes"})).await?;
+            let mut len = [0u8; 4];
+            recv.read_exact(&mut len).await?;
+            let len = u32::from_be_bytes(len) as usize;
+            if len > MAX_PACKAGE {
+                let reason = format!("package of {len} bytes exceeds {MAX_PACKAGE}");
+                write_json(
+                    &mut send,
+                    serde_json::json!({"activate": false, "reason": reason}),
+                )
+                .await?;
+                return Ok(Outcome::Declined(decline(reason)));
+            }
+            let mut bytes = vec![0u8; len];
+            recv.read_exact(&mut bytes).await?;
+            (bytes, true)
+        }
+    };
+    let verdict = verify_package(&bytes, &sha256, trust);
+    match verdict {
+        Ok(plugin) => {
+            if fetched {
+                if let Err(e) = cache.put(&bytes) {
+                    tracing::warn!("could not cache plugin {sha256}: {e}");
+                }
+            }
+            write_json(&mut send, serde_json::json!({"activate": true})).await?;
+            let _ = send.finish();
+            tracing::info!(
+                "plugin {} {} ({}) verified{}; FEC on",
+                plugin.name(),
+                plugin.version(),
+                sha256,
+                if fetched {
+                    " after fetching it"
+                } else {
+                    " from the cache"
+                }
+            );
+            Ok(Outcome::Active { plugin, fetched })
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            write_json(
+                &mut send,
+                serde_json::json!({"activate": false, "reason": reason}),
+            )
+            .await?;
+            let _ = send.finish();
+            Ok(Outcome::Declined(decline(reason)))
+        }
+    }
+}
+
+/// Hex SHA-256 of arbitrary bytes (for files the workload sends).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
