@@ -167,6 +167,11 @@ pub struct Decoder {
     repairs_order: VecDeque<(RepairPayloadId, u64)>,
     recovered: VecDeque<RecoveredSource>,
     stats: DecoderStats,
+    /// Reused per repair: known sources (coefficient, position), pending
+    /// rows (factor, index) and kernel factors.
+    scratch_known: Vec<(u8, u64)>,
+    scratch_rows: Vec<(u8, usize)>,
+    scratch_factors: Vec<u8>,
 }
 
 impl Decoder {
@@ -182,15 +187,26 @@ impl Decoder {
             engine: engine(),
             newest: None,
             end: FIRST_POSITION,
-            ring: vec![0; config.max_span * config.symbol_size],
+            ring: written_zeros(config.max_span * config.symbol_size),
             known: vec![false; config.max_span],
             rows: Vec::new(),
-            spare_rows: Vec::new(),
+            // Allocated (and touched) up front so the hot path neither
+            // allocates nor page-faults for equations.
+            spare_rows: (0..config.max_equations)
+                .map(|_| Row {
+                    coefficients: written_zeros(config.max_span),
+                    data: written_zeros(config.symbol_size),
+                    ..Row::default()
+                })
+                .collect(),
             coefficients: CoefficientCache::default(),
             repairs_seen: HashMap::new(),
             repairs_order: VecDeque::new(),
             recovered: VecDeque::new(),
             stats: DecoderStats::default(),
+            scratch_known: Vec::with_capacity(config.max_window),
+            scratch_rows: Vec::with_capacity(config.max_equations),
+            scratch_factors: Vec::with_capacity(1 + config.max_window + config.max_equations),
         })
     }
 
@@ -312,7 +328,8 @@ impl Decoder {
         row.hi = first;
         // Kernel inputs beyond the repair itself: known sources (by
         // position) and pending rows (by index), with their factors.
-        let mut known_terms: Vec<(u8, u64)> = Vec::new();
+        let mut known_terms = std::mem::take(&mut self.scratch_known);
+        known_terms.clear();
         for (offset, &c) in coefficients.iter().enumerate() {
             if c == 0 {
                 continue;
@@ -329,7 +346,8 @@ impl Decoder {
         }
         // Eliminate the existing pivots, on coefficients only, so that a
         // redundant repair costs no pass over the data.
-        let mut row_terms: Vec<(u8, usize)> = Vec::new();
+        let mut row_terms = std::mem::take(&mut self.scratch_rows);
+        row_terms.clear();
         if row.lo < row.hi {
             for (index, pending) in self.rows.iter().enumerate() {
                 if pending.pivot < row.lo || pending.pivot >= row.hi {
@@ -347,13 +365,16 @@ impl Decoder {
         }
         let Some(pivot) = self.first_non_zero(&mut row) else {
             self.recycle(row);
+            self.scratch_known = known_terms;
+            self.scratch_rows = row_terms;
             return Ok(Reception::Redundant);
         };
         row.pivot = pivot;
 
         // One fused pass: repair + known sources + pending rows.
-        let mut factors = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
-        let mut inputs: Vec<&[u8]> = Vec::with_capacity(factors.capacity());
+        let mut factors = std::mem::take(&mut self.scratch_factors);
+        factors.clear();
+        let mut inputs: Vec<&[u8]> = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
         factors.push(1);
         inputs.push(data);
         for &(c, position) in &known_terms {
@@ -368,6 +389,10 @@ impl Decoder {
         self.engine
             .prepare(&factors, 1, inputs.len())
             .apply(&inputs, &mut [&mut row.data]);
+        drop(inputs);
+        self.scratch_known = known_terms;
+        self.scratch_rows = row_terms;
+        self.scratch_factors = factors;
 
         self.eliminate_from_others(&row);
         self.rows.push(row);
@@ -613,6 +638,17 @@ impl Decoder {
             self.spare_rows.push(row);
         }
     }
+}
+
+/// A zeroed buffer whose pages are already mapped: `vec![0; n]` may hand out
+/// lazily mapped pages whose first touch would fault inside a decode.
+fn written_zeros(len: usize) -> Vec<u8> {
+    let mut buffer = vec![0; len];
+    // Hides from the optimiser that the allocator zeroed it, so the fill
+    // really writes (and maps) every page.
+    std::hint::black_box(&mut buffer);
+    buffer.fill(0);
+    buffer
 }
 
 /// A pivot coefficient is non-zero by construction; this documents the one

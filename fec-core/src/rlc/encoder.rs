@@ -27,6 +27,8 @@ pub struct Encoder {
     first_esi: u32,
     next_repair_key: u16,
     coefficients: CoefficientCache,
+    /// Reused per repair: the non-zero coefficients handed to the kernel.
+    scratch_factors: Vec<u8>,
 }
 
 impl Encoder {
@@ -52,6 +54,7 @@ impl Encoder {
             first_esi: 0,
             next_repair_key: 0,
             coefficients: CoefficientCache::default(),
+            scratch_factors: Vec::with_capacity(max_window),
         })
     }
 
@@ -185,7 +188,8 @@ impl Encoder {
         let coefficients = self
             .coefficients
             .coefficients(self.field, repair_key, dt, nss);
-        let mut used = Vec::with_capacity(coefficients.len());
+        let mut used = std::mem::take(&mut self.scratch_factors);
+        used.clear();
         let mut inputs = Vec::with_capacity(coefficients.len());
         for (i, &c) in coefficients.iter().enumerate() {
             if c != 0 {
@@ -200,6 +204,8 @@ impl Encoder {
                 .prepare(&used, 1, inputs.len())
                 .apply(&inputs, &mut [out]);
         }
+        drop(inputs);
+        self.scratch_factors = used;
         Ok(RepairPayloadId {
             repair_key,
             dt,
