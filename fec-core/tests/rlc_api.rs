@@ -316,6 +316,36 @@ fn old_symbols_expire_and_equations_needing_them_are_evicted() {
 }
 
 #[test]
+fn a_long_jump_forward_clears_everything_behind_it() {
+    let mut encoder = Encoder::new(Field::Gf256, E, 4).unwrap();
+    let mut decoder = decoder(4);
+    for i in 0..4 {
+        encoder.push_source(&symbol(i)).unwrap();
+    }
+    let (id, repair) = encoder.repair(5, 15).unwrap();
+    decoder.add_repair(id, &repair).unwrap();
+    assert_eq!(decoder.pending_equations(), 1);
+    let far = 2_000_000_000u32; // under 2^31 ahead: newer, by serial arithmetic
+    assert_eq!(
+        decoder.add_source(far, &symbol(far)).unwrap(),
+        Reception::New
+    );
+    assert_eq!(decoder.pending_equations(), 0);
+    assert_eq!(
+        decoder.add_source(2, &symbol(2)).unwrap(),
+        Reception::Expired
+    );
+    assert_eq!(decoder.source(far), Some(&symbol(far)[..]));
+    // More than 2^31 ahead reads as behind: ignored, nothing moves.
+    let behind = far.wrapping_add(2_500_000_000);
+    assert_eq!(
+        decoder.add_source(behind, &symbol(behind)).unwrap(),
+        Reception::Expired
+    );
+    assert_eq!(decoder.source(far), Some(&symbol(far)[..]));
+}
+
+#[test]
 fn equation_store_is_bounded() {
     let config = DecoderConfig {
         max_equations: 3,

@@ -17,6 +17,9 @@ use super::{Field, RepairPayloadId, MAX_WINDOW};
 use crate::gf256::{self, engine, Engine};
 use crate::Error;
 
+/// The most memory a decoder's limits may commit it to.
+const MAX_MEMORY: usize = 256 << 20;
+
 /// Limits and parameters of a [`Decoder`]. Build with [`DecoderConfig::new`]
 /// and adjust the public fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +42,7 @@ pub struct DecoderConfig {
     /// Most pending (not yet solved) equations kept; at the limit the one
     /// with the oldest pivot is dropped. Default `max_window`.
     pub max_equations: usize,
+    // Limits that together would need more than 256 MiB are refused.
 }
 
 impl DecoderConfig {
@@ -63,6 +67,12 @@ impl DecoderConfig {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        // Checked first so the products below cannot overflow.
+        if self.max_span > 1 << 20 || self.max_equations > 1 << 20 {
+            return Err(Error::RlcConfig {
+                reason: "max_span and max_equations must be at most 2^20",
+            });
+        }
         if self.symbol_size == 0 || self.symbol_size > usize::from(u16::MAX) {
             return Err(Error::RlcConfig {
                 reason: "symbol size must be 1..=65535 bytes",
@@ -77,6 +87,13 @@ impl DecoderConfig {
         if self.max_equations == 0 || self.max_equations > self.max_span {
             return Err(Error::RlcConfig {
                 reason: "max_equations must be 1..=max_span",
+            });
+        }
+        let memory = self.max_span * self.symbol_size
+            + self.max_equations * (self.max_span + self.symbol_size);
+        if memory > MAX_MEMORY {
+            return Err(Error::RlcConfig {
+                reason: "limits would take more than 256 MiB",
             });
         }
         Ok(())
@@ -142,6 +159,12 @@ struct Row {
 /// An RFC 8681 decoder. Feed it source and repair symbols in any order;
 /// every source it can rebuild is queued for [`Decoder::poll_recovered`] the
 /// moment the received equations determine it.
+///
+/// ESIs wrap: they are ordered by serial-number arithmetic, so an ESI less
+/// than 2^31 ahead of the newest one seen is newer (it moves the span
+/// forward, evicting what falls behind), and any other is older (ignored as
+/// [`Reception::Expired`] once outside the span). A garbage ESI can thus
+/// flush the decoder's state, never corrupt it.
 ///
 /// Memory is bounded by [`DecoderConfig`]; no input makes it panic or grow
 /// past those limits. A recovered symbol is only released when consistent
@@ -461,10 +484,19 @@ impl Decoder {
             let slot = self.slot(position);
             self.known[slot] = false;
         }
+        if self.rows.iter().all(|row| row.hi <= new_base) {
+            // Everything pending lies behind the span (a long jump).
+            self.stats.equations_evicted += self.rows.len() as u64;
+            while let Some(row) = self.rows.pop() {
+                self.recycle(row);
+            }
+        }
+        // Nothing below the lowest pending column needs a look.
+        let lowest = self.rows.iter().map(|row| row.lo).min().unwrap_or(new_base);
         // An unknown that leaves the span is eliminated rather than
         // dropping every equation it appears in: one equation is spent to
         // clear it from the others, which keep their information.
-        for position in new_base - evicted..new_base {
+        for position in (new_base - evicted).max(lowest)..new_base {
             let slot = self.slot(position);
             let mut holders = self.rows.iter().enumerate().filter(|(_, row)| {
                 position >= row.lo && position < row.hi && row.coefficients[slot] != 0
