@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::endpoint::{self, Identity, SocketOptions};
 use crate::error::{Error, Result};
-use crate::fec::{ProtectedLayer, RepairedLosses};
+use crate::fec::{CodeChoice, ProtectedLayer, RepairedLosses};
 use crate::impair::{ImpairConfig, Impairment, LossModel};
 use crate::plugin::{
     accept_plugin, offer_plugin, realtime_package, verify_package, Offer, Outcome, PluginCache,
@@ -143,7 +143,11 @@ impl FecSetup {
 /// A layer protecting under a freshly configured instance of `plugin`.
 pub fn plugin_layer(plugin: &Plugin) -> Box<dyn crate::layer::FecLayer> {
     let (policy, plan) = PluginPolicy::new(plugin, std::time::Instant::now());
-    let mut layer = ProtectedLayer::with_policy(Box::new(policy), RepairedLosses::default());
+    let mut layer = ProtectedLayer::new(
+        Box::new(policy),
+        CodeChoice::default(),
+        RepairedLosses::default(),
+    );
     layer.apply_plan(plan);
     Box::new(layer)
 }

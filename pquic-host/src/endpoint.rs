@@ -19,13 +19,17 @@ use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
 /// ALPN of our application protocol (workloads and plugin exchange).
 pub const ALPN: &[u8] = b"pquic-fec/1";
 
-/// Bytes the FEC layer may add in front of a QUIC packet; quinn's packet
-/// size ceiling is lowered by this much so protected packets still fit the
-/// path MTU.
-pub const LAYER_OVERHEAD: u16 = 32;
+/// Bytes the FEC layer may add to a QUIC packet: a repair packet is the
+/// pipeline header (at most 10 bytes) plus a symbol of the packet and its 3
+/// bytes of ADU information. quinn's packet size ceiling is lowered by this
+/// much so every FEC packet still fits the path MTU.
+pub const LAYER_OVERHEAD: u16 = 13;
 
 /// Largest UDP payload on a 1500-byte Ethernet path over IPv6.
 const PATH_MTU_PAYLOAD: u16 = 1452;
+
+/// Largest QUIC packet quinn may build (its MTU discovery ceiling).
+pub const MAX_QUIC_PACKET: u16 = PATH_MTU_PAYLOAD - LAYER_OVERHEAD;
 
 /// A self-signed certificate for `localhost` and its key.
 #[derive(Debug)]
@@ -88,7 +92,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub fn transport_config() -> TransportConfig {
     let mut transport = TransportConfig::default();
     let mut mtu = MtuDiscoveryConfig::default();
-    mtu.upper_bound(PATH_MTU_PAYLOAD - LAYER_OVERHEAD);
+    mtu.upper_bound(MAX_QUIC_PACKET);
     transport
         .mtu_discovery_config(Some(mtu))
         .keep_alive_interval(Some(Duration::from_secs(2)))

@@ -1,8 +1,9 @@
 //! The protecting [`FecLayer`]: a codec (what the bytes are) plus a repair
 //! policy (when and how much redundancy), plus receiver feedback.
 //!
-//! - [`Codec`] turns QUIC packets into source packets and repair packets and
-//!   back. Codecs are swappable; each keeps bounded state.
+//! - [`PipelineEncoder`] / [`PipelineDecoder`] turn QUIC packets into
+//!   `fec_core::pipeline` source and repair packets and back (any scheme the
+//!   policy picks; the receiver follows the scheme id on the wire).
 //! - [`RepairPolicy`] decides how many repair packets to send and when. The
 //!   native [`AdaptivePolicy`] sets the code rate from the loss the receiver
 //!   reports; a plugin-driven policy replaces it when a plugin is loaded.
@@ -13,13 +14,15 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use fec_core::pipeline::wire::{self, SchemeId};
+use fec_core::pipeline::{Config, Decoder, Encoder, Scheme};
+use fec_core::rlc::Field;
 
 use crate::layer::{is_quic, FecLayer, LayerStats};
 
@@ -87,21 +90,6 @@ pub struct Received {
     pub newly_accounted: u32,
 }
 
-/// Source and repair packets for one direction of one peer.
-pub trait Codec: Send + fmt::Debug {
-    /// Wraps a QUIC packet as a source packet.
-    fn protect(&mut self, quic_packet: &[u8]) -> Bytes;
-    /// Sources protected since the last repair call.
-    fn unprotected(&self) -> usize;
-    /// Repair packets covering the recent sources; resets `unprotected`.
-    fn repair(&mut self, count: usize, out: &mut Vec<Bytes>);
-    /// Sets the coding window / block size (codecs without one ignore it).
-    fn set_window(&mut self, _size: usize) {}
-    /// Accepts one FEC packet from the peer; `None` if it is not one of
-    /// this codec's packets or is malformed.
-    fn receive(&mut self, packet: Bytes) -> Option<Received>;
-}
-
 /// What a policy decided for one event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -111,6 +99,8 @@ pub struct Plan {
     pub repairs: usize,
     /// New coding window / block size.
     pub window: Option<usize>,
+    /// New code.
+    pub code: Option<CodeChoice>,
 }
 
 impl Plan {
@@ -181,7 +171,7 @@ impl RepairPolicy for AdaptivePolicy {
             return Plan {
                 protect: true,
                 repairs: self.repairs_per_block,
-                window: None,
+                ..Plan::default()
             };
         }
         self.deadline = Some(now + self.flush_delay);
@@ -228,159 +218,255 @@ impl RepairPolicy for AdaptivePolicy {
     }
 }
 
-/// Stand-in codec until `fec_core::pipeline` is available: one XOR parity
-/// per block of sources. Source: `0x01, block u32, index u8, packet`.
-/// Repair: `0x02, block u32, count u8, XOR of (u16 length + packet)`.
-#[derive(Debug, Default)]
-pub struct XorCodec {
-    block: u32,
-    index: u8,
-    parity: Vec<u8>,
-    blocks: BTreeMap<u32, XorBlock>,
+/// Symbol size of every scheme: the largest QUIC packet quinn may send
+/// (see [`crate::endpoint::LAYER_OVERHEAD`]) plus the pipeline's 3 bytes of
+/// ADU information, so every packet fits one symbol.
+pub const SYMBOL_SIZE: usize = crate::endpoint::MAX_QUIC_PACKET as usize + 3;
+/// Flow id of QUIC packets in the pipeline.
+const QUIC_FLOW: u8 = 0;
+/// Largest block / window a receiver accepts.
+const MAX_DECODER_SYMBOLS: usize = 256;
+/// Cap on losses inferred from one sequence gap (a garbage header must not
+/// inflate the counters).
+const MAX_GAP: u32 = 1024;
+
+/// A code the sender runs, as a plugin or native policy picks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeChoice {
+    /// Block Reed-Solomon: `data` sources, up to `parity` repairs per block.
+    ReedSolomon {
+        /// Sources per block.
+        data: usize,
+        /// Most repairs per block.
+        parity: usize,
+    },
+    /// RFC 8681 sliding-window RLC over GF(2^8) with this window.
+    Rlc {
+        /// Sources a repair covers.
+        window: usize,
+    },
+    /// RaptorQ blocks.
+    RaptorQ {
+        /// Sources per block.
+        source_symbols: usize,
+        /// Most repairs per block.
+        repair_symbols: usize,
+    },
 }
 
-#[derive(Debug, Default)]
-struct XorBlock {
-    sources: BTreeMap<u8, Bytes>,
-    repair: Option<(u8, Bytes)>,
-    closed: bool,
-}
-
-const XOR_SOURCE: u8 = 0x01;
-const XOR_REPAIR: u8 = 0x02;
-const XOR_HEADER: usize = 6;
-/// Blocks a receiver remembers; older ones are forgotten (bounded memory).
-const XOR_BLOCKS_KEPT: usize = 64;
-
-impl XorCodec {
-    fn accumulate(&mut self, packet: &[u8]) {
-        let needed = 2 + packet.len();
-        if self.parity.len() < needed {
-            self.parity.resize(needed, 0);
-        }
-        let len = (packet.len() as u16).to_be_bytes();
-        self.parity[0] ^= len[0];
-        self.parity[1] ^= len[1];
-        for (p, b) in self.parity[2..].iter_mut().zip(packet) {
-            *p ^= b;
+impl CodeChoice {
+    fn scheme(self) -> Scheme {
+        match self {
+            CodeChoice::ReedSolomon { data, parity } => Scheme::ReedSolomon { data, parity },
+            CodeChoice::Rlc { window } => Scheme::Rlc {
+                field: Field::Gf256,
+                window,
+                dt: 15,
+            },
+            CodeChoice::RaptorQ {
+                source_symbols,
+                repair_symbols,
+            } => Scheme::RaptorQ {
+                source_symbols,
+                repair_symbols,
+            },
         }
     }
 
-    fn try_recover(block: &mut XorBlock) -> Option<(Bytes, u8)> {
-        let (count, parity) = block.repair.as_ref()?;
-        if block.closed || block.sources.len() + 1 != usize::from(*count) {
-            return None;
+    fn max_repairs(self) -> usize {
+        match self {
+            CodeChoice::ReedSolomon { parity, .. } => parity,
+            CodeChoice::Rlc { .. } => usize::MAX,
+            CodeChoice::RaptorQ { repair_symbols, .. } => repair_symbols,
         }
-        let missing = (0..*count).find(|i| !block.sources.contains_key(i))?;
-        let mut acc = parity.to_vec();
-        for source in block.sources.values() {
-            let len = (source.len() as u16).to_be_bytes();
-            acc[0] ^= len[0];
-            acc[1] ^= len[1];
-            for (a, b) in acc[2..].iter_mut().zip(source.iter()) {
-                *a ^= b;
+    }
+}
+
+impl Default for CodeChoice {
+    fn default() -> Self {
+        CodeChoice::Rlc { window: 32 }
+    }
+}
+
+fn pipeline_config(scheme: Scheme) -> Config {
+    let mut config = Config::new(scheme);
+    config.set_symbol_size(SYMBOL_SIZE);
+    config
+}
+
+/// Sender side over [`fec_core::pipeline::Encoder`].
+pub struct PipelineEncoder {
+    encoder: Encoder,
+    code: CodeChoice,
+}
+
+impl fmt::Debug for PipelineEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineEncoder")
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineEncoder {
+    /// An encoder for `code`; `None` (with a log line) if the pipeline
+    /// refuses its parameters.
+    pub fn new(code: CodeChoice) -> Option<Self> {
+        match Encoder::new(&pipeline_config(code.scheme())) {
+            Ok(encoder) => Some(Self { encoder, code }),
+            Err(e) => {
+                tracing::warn!("FEC code {code:?} refused: {e}");
+                None
             }
         }
-        let len = usize::from(u16::from_be_bytes([acc[0], acc[1]]));
-        if len + 2 > acc.len() {
-            return None;
+    }
+
+    /// The code in use.
+    pub fn code(&self) -> CodeChoice {
+        self.code
+    }
+
+    /// Wraps a QUIC packet as a source packet; `None` if it cannot be
+    /// protected (then it goes out as is).
+    pub fn protect(&mut self, quic_packet: &[u8]) -> Option<Bytes> {
+        let adu = Bytes::copy_from_slice(quic_packet);
+        match self.encoder.protect(QUIC_FLOW, adu.clone()) {
+            Ok(packet) => Some(packet.to_bytes()),
+            Err(fec_core::Error::PipelineBlockFull { .. }) => {
+                // The policy let a block fill up without repair: close it.
+                let _ = self.encoder.repair_into(0, &mut Vec::new());
+                self.encoder
+                    .protect(QUIC_FLOW, adu)
+                    .ok()
+                    .map(|p| p.to_bytes())
+            }
+            Err(e) => {
+                tracing::debug!("packet left unprotected: {e}");
+                None
+            }
         }
-        block.closed = true;
-        Some((Bytes::copy_from_slice(&acc[2..2 + len]), missing))
-    }
-}
-
-fn longest_run(present: impl Fn(u8) -> bool, count: u8) -> (u32, u16) {
-    let (mut missing, mut run, mut longest) = (0u32, 0u16, 0u16);
-    for i in 0..count {
-        if present(i) {
-            run = 0;
-        } else {
-            missing += 1;
-            run += 1;
-            longest = longest.max(run);
-        }
-    }
-    (missing, longest)
-}
-
-impl Codec for XorCodec {
-    fn protect(&mut self, quic_packet: &[u8]) -> Bytes {
-        if self.index == u8::MAX {
-            // A block may not outgrow its index; close it without repair.
-            self.parity.clear();
-            self.block = self.block.wrapping_add(1);
-            self.index = 0;
-        }
-        let mut b = BytesMut::with_capacity(XOR_HEADER + quic_packet.len());
-        b.put_u8(XOR_SOURCE);
-        b.put_u32(self.block);
-        b.put_u8(self.index);
-        b.put_slice(quic_packet);
-        self.accumulate(quic_packet);
-        self.index += 1;
-        b.freeze()
     }
 
-    fn unprotected(&self) -> usize {
-        usize::from(self.index)
+    /// Sources protected since the last repair.
+    pub fn unprotected(&self) -> usize {
+        self.encoder.pending()
     }
 
-    fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) {
-        if self.index == 0 || count == 0 {
+    /// Repair packets covering the recent sources.
+    pub fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) {
+        let count = count.min(self.code.max_repairs());
+        if count == 0 || self.encoder.pending() == 0 {
             return;
         }
-        let mut b = BytesMut::with_capacity(XOR_HEADER + self.parity.len());
-        b.put_u8(XOR_REPAIR);
-        b.put_u32(self.block);
-        b.put_u8(self.index);
-        b.put_slice(&self.parity);
-        let repair = b.freeze();
-        // One parity can only be repeated: repeats still help against
-        // losing the repair itself.
-        out.extend(std::iter::repeat_n(repair, count.min(2)));
-        self.parity.clear();
-        self.block = self.block.wrapping_add(1);
-        self.index = 0;
+        if let Err(e) = self.encoder.repair_into(count, out) {
+            tracing::debug!("repair refused: {e}");
+        }
     }
 
-    fn receive(&mut self, packet: Bytes) -> Option<Received> {
-        if packet.len() < XOR_HEADER || !matches!(packet[0], XOR_SOURCE | XOR_REPAIR) {
-            return None;
+    /// Sets the window (RLC) or block length (block codes).
+    pub fn set_window(&mut self, size: usize) {
+        if let Err(e) = self.encoder.set_window(size) {
+            tracing::debug!("window {size} refused: {e}");
         }
-        let block_id = u32::from_be_bytes(packet[1..5].try_into().expect("4 bytes"));
-        let field = packet[5];
-        let newest = self.blocks.keys().next_back().copied();
-        if let Some(newest) = newest {
-            if newest.wrapping_sub(block_id) < u32::MAX / 2
-                && newest.wrapping_sub(block_id) >= XOR_BLOCKS_KEPT as u32
-            {
-                return Some(Received::default()); // too old to matter
+    }
+}
+
+/// Receiver side over [`fec_core::pipeline::Decoder`]: one decoder per
+/// scheme the peer uses (made on first sight, with generous bounds), and
+/// loss accounting from source sequence numbers for feedback.
+#[derive(Default)]
+pub struct PipelineDecoder {
+    decoders: Vec<(SchemeId, Decoder)>,
+    last_source: Option<(u32, u32)>,
+}
+
+impl fmt::Debug for PipelineDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineDecoder")
+            .field(
+                "schemes",
+                &self.decoders.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl PipelineDecoder {
+    fn decoder(&mut self, scheme: SchemeId) -> Option<&mut Decoder> {
+        if let Some(i) = self.decoders.iter().position(|(s, _)| *s == scheme) {
+            return Some(&mut self.decoders[i].1);
+        }
+        let wide = match scheme {
+            SchemeId::ReedSolomon => Scheme::ReedSolomon {
+                data: 128,
+                parity: 128,
+            },
+            SchemeId::RlcGf256 | SchemeId::RlcGf2 => Scheme::Rlc {
+                field: if scheme == SchemeId::RlcGf2 {
+                    Field::Gf2
+                } else {
+                    Field::Gf256
+                },
+                window: MAX_DECODER_SYMBOLS,
+                dt: 15,
+            },
+            SchemeId::RaptorQ => Scheme::RaptorQ {
+                source_symbols: MAX_DECODER_SYMBOLS,
+                repair_symbols: 1024,
+            },
+        };
+        let decoder = Decoder::new(&pipeline_config(wide)).ok()?;
+        self.decoders.push((scheme, decoder));
+        self.decoders.last_mut().map(|(_, d)| d)
+    }
+
+    /// Loss accounting from the source's position: `(block, index)` for
+    /// block codes, `(0, esi)` for RLC.
+    fn account(&mut self, position: (u32, u32), received: &mut Received) {
+        let gap = match self.last_source {
+            None => 0,
+            Some((block, index)) if position.0 == block => {
+                if position.1 <= index {
+                    return; // reordered or duplicate: counted when it went missing
+                }
+                position.1 - index - 1
             }
-        }
-        let block = self.blocks.entry(block_id).or_default();
-        let mut received = Received::default();
-        if packet[0] == XOR_SOURCE {
-            let body = packet.slice(XOR_HEADER..);
-            if block.sources.insert(field, body.clone()).is_none() {
-                received.source = Some(body);
+            // A new block: sources missing at its start (its predecessor's
+            // tail is not known from sources alone).
+            Some(_) => position.1,
+        };
+        let gap = gap.min(MAX_GAP);
+        received.newly_lost += gap;
+        received.burst = received.burst.max(gap.min(u32::from(u16::MAX)) as u16);
+        received.newly_accounted += gap + 1;
+        self.last_source = Some(position);
+    }
+
+    /// Accepts one FEC packet; `None` if it is malformed or of an unknown
+    /// scheme.
+    pub fn receive(&mut self, packet: Bytes) -> Option<Received> {
+        let (header, _) = wire::Header::parse(&packet).ok()?;
+        let position = match header {
+            wire::Header::RsSource { block, index, .. } => {
+                Some((u32::from(block), u32::from(index)))
             }
-        } else if block.repair.is_none() {
-            if field == 0 {
-                return None;
-            }
-            block.repair = Some((field, packet.slice(XOR_HEADER..)));
-            let (missing, burst) = longest_run(|i| block.sources.contains_key(&i), field);
-            received.newly_lost = missing;
-            received.burst = burst;
-            received.newly_accounted = u32::from(field);
+            wire::Header::RlcSource { esi, .. } => Some((0, esi)),
+            wire::Header::RaptorqSource { block, esi, .. } => Some((u32::from(block), esi)),
+            _ => None,
+        };
+        let decoder = self.decoder(header.scheme())?;
+        let before = decoder.counters().recovered;
+        let adu = decoder.receive(packet).ok()?;
+        let mut received = Received {
+            source: adu.map(|a| a.data),
+            ..Received::default()
+        };
+        while let Some(adu) = decoder.poll_recovered() {
+            received.recovered.push(adu.data);
         }
-        if let Some((rebuilt, index)) = Self::try_recover(block) {
-            block.sources.insert(index, rebuilt.clone());
-            received.recovered.push(rebuilt);
-        }
-        while self.blocks.len() > XOR_BLOCKS_KEPT {
-            self.blocks.pop_first();
+        debug_assert!(decoder.counters().recovered >= before);
+        if let (Some(position), Some(_)) = (position, &received.source) {
+            self.account(position, &mut received);
         }
         Some(received)
     }
@@ -405,10 +491,9 @@ impl RepairedLosses {
 /// A layer that protects outgoing QUIC packets and repairs incoming ones.
 #[derive(Debug)]
 pub struct ProtectedLayer {
-    encoder: Box<dyn Codec>,
-    decoder: Box<dyn Codec>,
+    encoder: Option<PipelineEncoder>,
+    decoder: PipelineDecoder,
     policy: Box<dyn RepairPolicy>,
-    protecting: bool,
     pending_feedback: Feedback,
     next_feedback: Option<Instant>,
     repaired_losses: RepairedLosses,
@@ -417,19 +502,17 @@ pub struct ProtectedLayer {
 }
 
 impl ProtectedLayer {
-    /// A layer that sends with `encoder` under `policy` and receives with
-    /// `decoder`. `repaired_losses` collects what the peer repaired.
+    /// A layer that sends under `policy` with `code` (until the policy picks
+    /// another). `repaired_losses` collects what the peer repaired.
     pub fn new(
-        encoder: Box<dyn Codec>,
-        decoder: Box<dyn Codec>,
         policy: Box<dyn RepairPolicy>,
+        code: CodeChoice,
         repaired_losses: RepairedLosses,
     ) -> Self {
         Self {
-            encoder,
-            decoder,
+            encoder: PipelineEncoder::new(code),
+            decoder: PipelineDecoder::default(),
             policy,
-            protecting: true,
             pending_feedback: Feedback::default(),
             next_feedback: None,
             repaired_losses,
@@ -438,17 +521,11 @@ impl ProtectedLayer {
         }
     }
 
-    /// The stand-in XOR codec with the native adaptive policy.
-    pub fn native_xor(repaired_losses: RepairedLosses) -> Self {
-        Self::with_policy(Box::new(AdaptivePolicy::default()), repaired_losses)
-    }
-
-    /// The default codec driven by `policy` (for example a plugin).
-    pub fn with_policy(policy: Box<dyn RepairPolicy>, repaired_losses: RepairedLosses) -> Self {
+    /// The native adaptive policy over RLC.
+    pub fn native(repaired_losses: RepairedLosses) -> Self {
         Self::new(
-            Box::new(XorCodec::default()),
-            Box::new(XorCodec::default()),
-            policy,
+            Box::new(AdaptivePolicy::default()),
+            CodeChoice::default(),
             repaired_losses,
         )
     }
@@ -456,34 +533,45 @@ impl ProtectedLayer {
     /// Decodes and reports what the peer protects, protects nothing itself:
     /// the state of a peer before (or without) an accepted plugin.
     pub fn receive_only() -> Self {
-        let mut layer = Self::native_xor(RepairedLosses::default());
-        layer.protecting = false;
+        let mut layer = Self::native(RepairedLosses::default());
+        layer.encoder = None;
         layer
-    }
-
-    /// Applies the window of a plan made before any packet (a plugin's
-    /// `configure`); there is nothing to repair yet.
-    pub fn apply_plan(&mut self, plan: Plan) {
-        if let Some(window) = plan.window {
-            self.encoder.set_window(window);
-        }
     }
 
     /// True while outgoing packets are protected.
     pub fn is_protecting(&self) -> bool {
-        self.protecting
+        self.encoder.is_some()
+    }
+
+    /// Applies a plan made before any packet (a plugin's `configure`).
+    pub fn apply_plan(&mut self, plan: Plan) {
+        let mut out = Vec::new();
+        self.apply(plan, &mut out);
     }
 
     fn apply(&mut self, plan: Plan, out: &mut Vec<Bytes>) {
-        if let Some(window) = plan.window {
-            self.encoder.set_window(window);
+        if let Some(code) = plan.code {
+            if self.encoder.as_ref().is_some_and(|e| e.code() != code) {
+                // Close what the old code protected before switching.
+                self.repair(1, out);
+                self.encoder = PipelineEncoder::new(code);
+            }
         }
-        let count = plan.repairs;
+        if let (Some(window), Some(encoder)) = (plan.window, self.encoder.as_mut()) {
+            encoder.set_window(window);
+        }
+        self.repair(plan.repairs, out);
+    }
+
+    fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return;
+        };
         if count == 0 {
             return;
         }
         self.scratch.clear();
-        self.encoder.repair(count, &mut self.scratch);
+        encoder.repair(count, &mut self.scratch);
         for repair in self.scratch.drain(..) {
             self.stats.repair_packets += 1;
             self.stats.repair_bytes += repair.len() as u64;
@@ -492,29 +580,38 @@ impl ProtectedLayer {
     }
 
     fn check_policy(&mut self) {
-        if self.protecting && !self.policy.is_healthy() {
+        if self.encoder.is_some() && !self.policy.is_healthy() {
             tracing::warn!("FEC policy failed; this peer falls back to plain QUIC");
-            self.protecting = false;
+            self.encoder = None;
         }
+    }
+
+    fn unprotected(&self) -> usize {
+        self.encoder.as_ref().map_or(0, |e| e.unprotected())
     }
 }
 
 impl FecLayer for ProtectedLayer {
     fn on_outgoing(&mut self, now: Instant, quic_packet: &[u8], out: &mut Vec<Bytes>) {
-        self.check_policy();
-        if !self.protecting {
+        if self.encoder.is_none() {
             out.push(Bytes::copy_from_slice(quic_packet));
             return;
         }
         let plan = self
             .policy
-            .on_source(now, quic_packet.len(), self.encoder.unprotected());
-        if plan.protect {
-            out.push(self.encoder.protect(quic_packet));
-            self.stats.source_packets += 1;
-            self.stats.source_bytes += quic_packet.len() as u64;
-        } else {
-            out.push(Bytes::copy_from_slice(quic_packet));
+            .on_source(now, quic_packet.len(), self.unprotected());
+        self.check_policy();
+        let protected = match (plan.protect, self.encoder.as_mut()) {
+            (true, Some(encoder)) => encoder.protect(quic_packet),
+            _ => None,
+        };
+        match protected {
+            Some(source) => {
+                out.push(source);
+                self.stats.source_packets += 1;
+                self.stats.source_bytes += quic_packet.len() as u64;
+            }
+            None => out.push(Bytes::copy_from_slice(quic_packet)),
         }
         self.apply(plan, out);
         self.check_policy();
@@ -534,7 +631,7 @@ impl FecLayer for ProtectedLayer {
         if let Some(feedback) = Feedback::parse(&datagram) {
             self.stats.peer_recovered += u64::from(feedback.recovered);
             self.repaired_losses.add(u64::from(feedback.recovered));
-            if self.protecting {
+            if self.encoder.is_some() {
                 let plan = self.policy.on_feedback(now, &feedback);
                 self.apply(plan, out);
                 self.check_policy();
@@ -561,7 +658,7 @@ impl FecLayer for ProtectedLayer {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let policy = if self.protecting && self.encoder.unprotected() > 0 {
+        let policy = if self.unprotected() > 0 {
             self.policy.deadline()
         } else {
             None
@@ -573,8 +670,8 @@ impl FecLayer for ProtectedLayer {
     }
 
     fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Bytes>) {
-        if self.protecting {
-            let plan = self.policy.on_timeout(now, self.encoder.unprotected());
+        if self.encoder.is_some() {
+            let plan = self.policy.on_timeout(now, self.unprotected());
             self.apply(plan, out);
             self.check_policy();
         }
@@ -594,9 +691,11 @@ impl FecLayer for ProtectedLayer {
 mod tests {
     use super::*;
 
-    fn quic(n: u8, len: usize) -> Vec<u8> {
-        let mut p = vec![n; len];
-        p[0] = 0x40 | (n & 0x3f);
+    fn quic(n: u32, len: usize) -> Vec<u8> {
+        let mut p: Vec<u8> = (0..len)
+            .map(|i| (i as u32 ^ n.wrapping_mul(31)) as u8)
+            .collect();
+        p[0] = 0x40 | (n as u8 & 0x3f);
         p
     }
 
@@ -614,52 +713,64 @@ mod tests {
     }
 
     #[test]
-    fn xor_recovers_any_single_loss_of_a_block() {
-        for lost in 0..5u8 {
-            let (mut tx, mut rx) = (XorCodec::default(), XorCodec::default());
-            let packets: Vec<Vec<u8>> = (0..5).map(|i| quic(i, 50 + 37 * i as usize)).collect();
-            let sources: Vec<Bytes> = packets.iter().map(|p| tx.protect(p)).collect();
-            let mut repairs = Vec::new();
-            tx.repair(1, &mut repairs);
-            let mut delivered = Vec::new();
-            for (i, s) in sources.into_iter().enumerate() {
-                if i as u8 != lost {
-                    delivered.extend(rx.receive(s).unwrap().source);
-                }
+    fn every_code_recovers_a_lost_packet_and_counts_it() {
+        let codes = [
+            CodeChoice::Rlc { window: 8 },
+            CodeChoice::ReedSolomon { data: 4, parity: 2 },
+            CodeChoice::RaptorQ {
+                source_symbols: 4,
+                repair_symbols: 2,
+            },
+        ];
+        for code in codes {
+            let mut tx = PipelineEncoder::new(code).unwrap();
+            let mut rx = PipelineDecoder::default();
+            let packets: Vec<Vec<u8>> = (0..4).map(|i| quic(i, 60 + 37 * i as usize)).collect();
+            let mut wire: Vec<Bytes> = packets.iter().map(|p| tx.protect(p).unwrap()).collect();
+            tx.repair(2, &mut wire);
+            wire.remove(1);
+            let mut got = Vec::new();
+            let (mut lost, mut recovered) = (0, 0);
+            for d in wire {
+                let r = rx.receive(d).unwrap();
+                got.extend(r.source);
+                recovered += r.recovered.len();
+                got.extend(r.recovered);
+                lost += r.newly_lost;
             }
-            let got = rx.receive(repairs.remove(0)).unwrap();
-            assert_eq!(got.newly_lost, 1);
-            assert_eq!(
-                got.recovered,
-                vec![Bytes::from(packets[lost as usize].clone())]
-            );
+            assert_eq!(recovered, 1, "{code:?}");
+            assert_eq!(lost, 1, "{code:?}");
+            for p in &packets {
+                assert!(got.iter().any(|g| g[..] == p[..]), "{code:?}");
+            }
         }
     }
 
     #[test]
-    fn xor_rejects_garbage_without_panicking() {
-        let mut rx = XorCodec::default();
-        assert!(rx
-            .receive(Bytes::from_static(&[XOR_REPAIR, 0, 0, 0, 1, 0]))
-            .is_none());
-        assert!(rx.receive(Bytes::from_static(&[0x7f])).is_none());
-        // A repair claiming a long packet that the parity cannot hold.
-        let r = rx.receive(Bytes::from_static(&[XOR_REPAIR, 0, 0, 0, 2, 1, 0xff, 0xff]));
-        assert!(r.is_some_and(|r| r.recovered.is_empty()));
+    fn decoder_rejects_garbage_without_panicking() {
+        let mut rx = PipelineDecoder::default();
+        let mut rng = crate::rng::SeededRng::new(11);
+        for len in 0..200usize {
+            let mut d: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            if let Some(b) = d.first_mut() {
+                *b &= !0x40;
+            }
+            let _ = rx.receive(Bytes::from(d));
+        }
     }
 
     /// Two layers joined by a lossy in-memory link, driven with a fake clock.
     #[test]
     fn layers_repair_losses_and_report_them_to_the_sender() {
         let repaired = RepairedLosses::default();
-        let mut sender = ProtectedLayer::native_xor(repaired.clone());
-        let mut receiver = ProtectedLayer::native_xor(RepairedLosses::default());
+        let mut sender = ProtectedLayer::native(repaired.clone());
+        let mut receiver = ProtectedLayer::receive_only();
         let mut now = Instant::now();
         let mut rng = crate::rng::SeededRng::new(3);
         let (mut wire, mut to_quinn, mut back) = (Vec::new(), Vec::new(), Vec::new());
         let mut sent = Vec::new();
         for i in 0..400u32 {
-            let packet = quic(i as u8, 100 + (i % 7) as usize * 20);
+            let packet = quic(i, 100 + (i % 7) as usize * 20);
             sent.push(packet.clone());
             sender.on_outgoing(now, &packet, &mut wire);
             now += Duration::from_millis(2);
@@ -681,6 +792,10 @@ mod tests {
         for p in &to_quinn {
             assert!(sent.iter().any(|s| s[..] == p[..]));
         }
+        assert!(
+            receiver.stats().source_packets == 0,
+            "receive-only sends plainly"
+        );
         assert!(sender.stats().peer_recovered > 0);
         assert_eq!(repaired.take(), sender.stats().peer_recovered);
     }

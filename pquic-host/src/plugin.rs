@@ -30,7 +30,7 @@ use fec_plugin_sdk::runtime::{Decisions, Fault, HostOffer, HostView, Instance, P
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::fec::{Feedback, Plan, RepairPolicy};
+use crate::fec::{CodeChoice, Feedback, Plan, RepairPolicy};
 
 /// Stream kind of the control stream.
 pub const KIND_CONTROL: u8 = b'C';
@@ -221,6 +221,26 @@ pub fn verify_package(bytes: &[u8], expected_sha256: &str, trust: &TrustStore) -
         .map_err(|e| Error::Plugin(format!("verifier rejected the plugin: {e}")))
 }
 
+/// The pipeline code a plugin's `fec_set_code` names, bounded by what the
+/// host runs; `None` for "no code" or unusable parameters.
+fn code_choice(choice: fec_plugin_sdk::runtime::CodeChoice) -> Option<CodeChoice> {
+    use fec_plugin_sdk::abi::Scheme as Wanted;
+    let sources = (choice.source_symbols as usize).clamp(1, MAX_WINDOW);
+    let repairs = (choice.repair_symbols as usize).clamp(1, MAX_WINDOW);
+    match choice.scheme {
+        Wanted::ReedSolomon => Some(CodeChoice::ReedSolomon {
+            data: sources.min(255),
+            parity: repairs.min(256 - sources.min(255)),
+        }),
+        Wanted::Rlc => Some(CodeChoice::Rlc { window: sources }),
+        Wanted::RaptorQ => Some(CodeChoice::RaptorQ {
+            source_symbols: sources,
+            repair_symbols: repairs,
+        }),
+        _ => None,
+    }
+}
+
 /// A plugin instance driving the FEC layer of one connection.
 pub struct PluginPolicy {
     instance: Instance,
@@ -297,6 +317,7 @@ impl PluginPolicy {
                     protect,
                     repairs: d.repair as usize,
                     window: d.window.map(|_| self.window),
+                    code: d.code.and_then(code_choice),
                 }
             }
             Err(fault) => {
