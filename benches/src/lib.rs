@@ -9,10 +9,12 @@
 //! - [`rs_cases`]: Reed-Solomon cases per library (what each one's timed region
 //!   contains is tabled there), and the memcpy baseline;
 //! - [`window_cases`]: RLC (config D) and RaptorQ (E32/E200) cases;
+//! - [`plugin_cases`]: config P, the pipeline driven by an eBPF plugin vs natively;
 //! - [`isal`]: ISA-L loaded at run time;
 //! - [`report`]: JSON lines and the human table.
 
 pub mod isal;
+pub mod plugin_cases;
 pub mod report;
 pub mod rs_cases;
 pub mod timing;

@@ -147,6 +147,18 @@ pub struct Label {
     pub op: &'static str,
     /// Bytes of original data one operation processes (the MB/s numerator).
     pub bytes_per_op: usize,
+    /// What the figure means.
+    pub metric: Metric,
+}
+
+/// How a case's samples are reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// MB/s of `bytes_per_op`; the best sample is reported.
+    Throughput,
+    /// Nanoseconds per operation; the median sample is reported (a cost
+    /// target such as "median plugin invocation" is about the typical call).
+    Latency,
 }
 
 impl Label {
@@ -162,6 +174,15 @@ impl Label {
             config: config.into(),
             op,
             bytes_per_op,
+            metric: Metric::Throughput,
+        }
+    }
+
+    /// A label for a cost per operation, reported in nanoseconds.
+    pub fn latency(lib: &'static str, config: impl Into<String>, op: &'static str) -> Self {
+        Self {
+            metric: Metric::Latency,
+            ..Self::new(lib, config, op, 1)
         }
     }
 }
@@ -231,6 +252,16 @@ impl Measured {
             0 => 0.0,
             n if n % 2 == 1 => sorted[n / 2],
             n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// Nanoseconds per operation of a sample of `mbps` (for [`Metric::Latency`]
+    /// cases, whose `bytes_per_op` is 1, so MB/s are millions of ops per second).
+    pub fn nanos_per_op(&self, mbps: f64) -> f64 {
+        if mbps > 0.0 {
+            1e3 * self.label.bytes_per_op as f64 / mbps
+        } else {
+            f64::INFINITY
         }
     }
 }
@@ -395,6 +426,8 @@ mod tests {
         };
         assert_eq!(measured.best(), 10.0);
         assert_eq!(measured.median(), 2.5);
+        // 2.5 million ops per second: 400 ns each.
+        assert!((measured.nanos_per_op(measured.median()) - 400.0).abs() < 1e-9);
     }
 
     #[test]

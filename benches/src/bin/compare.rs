@@ -8,13 +8,18 @@
 //! `{"lib": "...", "config": "...", "op": "...", "mbps": 1234.5}`, and the human
 //! table goes to stderr; without it, the table goes to stdout. MB/s are 10^6 bytes of
 //! original data per second, the best of several interleaved rounds (the median is
-//! in the table). What each library's timed region includes is documented in
-//! `fec_benches::rs_cases` and `fec_benches::window_cases`.
+//! in the table). Costs per operation (config `P`'s `invoke` and `load`) carry
+//! `"ns"` instead of `"mbps"`: the median of the rounds. What each library's timed
+//! region includes is documented in `fec_benches::rs_cases`,
+//! `fec_benches::window_cases` and `fec_benches::plugin_cases`.
+//!
+//! `--quick` is a smoke run (seconds, rough figures); `--only` picks configs.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use fec_benches::isal::Isal;
+use fec_benches::plugin_cases::plugin_cases;
 use fec_benches::report::{table, Record};
 use fec_benches::rs_cases::{isal_cases, memcpy_case, shard_codec_cases, simd_cases, RsInputs};
 use fec_benches::timing::{run_interleaved, Case, Label, Measured, SamplePlan};
@@ -23,7 +28,7 @@ use fec_benches::window_cases::{
 };
 use fec_benches::workload::RS_CONFIGS;
 
-const USAGE: &str = "usage: compare [--json] [--quick] [--only A,B,C,D,E32,E200,memcpy]";
+const USAGE: &str = "usage: compare [--json] [--quick] [--only A,B,C,D,E32,E200,P,memcpy]";
 
 struct Options {
     json: bool,
@@ -131,6 +136,9 @@ fn describe(config: &str) -> String {
         "E32" => "RaptorQ k=32 m=8 1280 B".into(),
         "E200" => "RaptorQ k=200 m=50 1280 B".into(),
         "1MiB" => "memcpy, 1 MiB buffers (in cache)".into(),
+        "P" => "pipeline sender, RLC window 32, 1280 B packets, 1 repair per 4 sources: \
+                rlc-window plugin in rbpf vs the same policy in Rust; plugin call and load costs"
+            .into(),
         other => other.into(),
     }
 }
@@ -205,6 +213,10 @@ fn main() -> ExitCode {
         let mut cases = our_raptorq_cases(&inputs);
         cases.extend(raptorq_cases(&inputs));
         measured.extend(measure_group(name, cases, &plan, &mut progress));
+    }
+
+    if options.wants("P") {
+        measured.extend(measure_group("P", plugin_cases(), &plan, &mut progress));
     }
 
     let mut text = table(&measured, &describe);
