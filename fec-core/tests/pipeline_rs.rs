@@ -179,3 +179,62 @@ fn old_blocks_are_evicted_and_counted() {
     assert_eq!(&late.data[..], &[0, 0]);
     assert_eq!(decoder.counters().late, 1);
 }
+
+/// Blocks whose ADU sizes grow mid-block (the encoder widens its symbol
+/// layout) and shrink again, for both block codes: every single loss in
+/// every block is repaired byte for byte.
+#[test]
+fn adu_sizes_changing_between_and_within_blocks() {
+    let lengths: [&[usize]; 5] = [
+        &[10, 20, 5, 1],
+        &[3, 3, 900, 4],
+        &[1400, 2, 0, 1400],
+        &[7, 7, 7, 7],
+        &[0, 1, 2, 1000],
+    ];
+    for scheme in [
+        Scheme::ReedSolomon { data: 4, parity: 1 },
+        Scheme::RaptorQ {
+            source_symbols: 4,
+            repair_symbols: 3,
+        },
+    ] {
+        for lost in 0..4 {
+            let config = Config::new(scheme.clone());
+            let mut encoder = Encoder::new(&config).unwrap();
+            let mut decoder = Decoder::new(&config).unwrap();
+            for (b, block) in lengths.iter().enumerate() {
+                let adus: Vec<Bytes> = block
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| {
+                        Bytes::from(
+                            (0..len)
+                                .map(|j| (j * 31 + i * 7 + b) as u8)
+                                .collect::<Vec<u8>>(),
+                        )
+                    })
+                    .collect();
+                for (i, adu) in adus.iter().enumerate() {
+                    let packet = encoder.protect(b as u8, adu.clone()).unwrap().to_bytes();
+                    if i != lost {
+                        decoder.receive(packet).unwrap();
+                    }
+                }
+                // RaptorQ may need more than one repair for a single loss.
+                for repair in encoder.flush().unwrap() {
+                    decoder.receive(repair).unwrap();
+                }
+                let adu = decoder
+                    .poll_recovered()
+                    .unwrap_or_else(|| panic!("{scheme:?} block {b} lost {lost}"));
+                assert_eq!(
+                    (adu.flow, &adu.data),
+                    (b as u8, &adus[lost]),
+                    "{scheme:?} block {b}"
+                );
+                assert!(decoder.poll_recovered().is_none());
+            }
+        }
+    }
+}

@@ -61,8 +61,11 @@ pub(super) struct BlockEncoder {
     max_repair: usize,
     symbol_size: usize,
     arena: Vec<u8>,
+    /// Distance between source symbols in `arena`: the previous block's
+    /// symbol size (so a RaptorQ block is already contiguous when sizes
+    /// repeat), widened to E when a longer ADU comes.
+    stride: usize,
     framed: Vec<u16>,
-    dirty: Vec<u16>,
     count: usize,
     block: u16,
     codes: RsCache,
@@ -77,8 +80,8 @@ impl BlockEncoder {
             max_repair,
             symbol_size,
             arena: vec![0; max_data * symbol_size],
+            stride: symbol_size,
             framed: vec![0; max_data],
-            dirty: vec![0; max_data],
             count: 0,
             block: 0,
             codes: RsCache::default(),
@@ -105,17 +108,22 @@ impl BlockEncoder {
                 data: self.block_len,
             });
         }
-        let index = self.count;
-        let slot = &mut self.arena[index * self.symbol_size..(index + 1) * self.symbol_size];
-        let framed = wire::frame_symbol(slot, flow, adu)?;
-        // The slot may hold a longer symbol of an earlier block: zero what is
-        // left of it, so the padding of this one reads as zeros.
-        let dirty = usize::from(self.dirty[index]);
-        if dirty > framed {
-            slot[framed..dirty].fill(0);
+        let framed = ADU_INFO_LEN + adu.len();
+        if framed > self.symbol_size {
+            return Err(Error::PipelineAduTooLong {
+                len: adu.len(),
+                max: self.symbol_size - ADU_INFO_LEN,
+            });
         }
+        if framed > self.stride {
+            self.widen();
+        }
+        let index = self.count;
+        let slot = &mut self.arena[index * self.stride..(index + 1) * self.stride];
+        wire::frame_symbol(slot, flow, adu)?;
+        // Whatever an earlier block left in the padding must read as zeros.
+        slot[framed..].fill(0);
         self.framed[index] = framed as u16;
-        self.dirty[index] = framed as u16;
         self.count += 1;
         Ok(match self.code {
             Code::ReedSolomon => Header::RsSource {
@@ -129,6 +137,20 @@ impl BlockEncoder {
                 esi: index as u32,
             },
         })
+    }
+
+    /// Moves the block's symbols to stride E (last first: each lands at or
+    /// after where it was) and zeroes their new padding.
+    fn widen(&mut self) {
+        let (old, new) = (self.stride, self.symbol_size);
+        for index in (1..self.count).rev() {
+            self.arena
+                .copy_within(index * old..(index + 1) * old, index * new);
+        }
+        for index in 0..self.count {
+            self.arena[index * new + old..(index + 1) * new].fill(0);
+        }
+        self.stride = new;
     }
 
     pub(super) fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) -> Result<usize, Error> {
@@ -154,6 +176,7 @@ impl BlockEncoder {
             }
         }
         self.count = 0;
+        self.stride = size;
         self.block = match self.code {
             Code::ReedSolomon => self.block.wrapping_add(1),
             Code::RaptorQ => u16::from((self.block as u8).wrapping_add(1)),
@@ -185,7 +208,7 @@ impl BlockEncoder {
             .collect();
         let data: Vec<&[u8]> = self
             .arena
-            .chunks_exact(self.symbol_size)
+            .chunks_exact(self.stride)
             .take(k)
             .map(|slot| &slot[..size])
             .collect();
@@ -205,14 +228,11 @@ impl BlockEncoder {
         // The raptorq crate wants the block contiguous, and slots are E
         // apart: when the block's symbols are shorter, slide them together
         // in place (ascending order never overwrites a symbol not yet moved).
-        if size < self.symbol_size {
+        if size < self.stride {
             for index in 1..k {
-                let from = index * self.symbol_size;
+                let from = index * self.stride;
                 self.arena.copy_within(from..from + size, index * size);
             }
-            // The slots the block now covers hold arbitrary bytes.
-            let covered = (k * size).div_ceil(self.symbol_size);
-            self.dirty[..covered].fill(self.symbol_size as u16);
         }
         let sbn = self.block as u8;
         let encoder = RaptorqEncoder::with_symbol_size(sbn, size as u16, &self.arena[..k * size])?;
