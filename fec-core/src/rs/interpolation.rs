@@ -21,13 +21,19 @@
 
 use crate::gf256::POLYNOMIAL;
 
-const fn build_tables() -> ([u8; 256], [u8; 256]) {
-    let mut exp = [0u8; 256];
+/// Long enough for any `a + b + c` of three reduced logs, so the hot loop
+/// needs no `% 255`.
+const EXP_LEN: usize = 3 * 255;
+
+const fn build_tables() -> ([u8; EXP_LEN], [u8; 256]) {
+    let mut exp = [0u8; EXP_LEN];
     let mut log = [0u8; 256];
     let mut x: u16 = 1;
     let mut i = 0;
     while i < 255 {
         exp[i] = x as u8;
+        exp[i + 255] = x as u8;
+        exp[i + 510] = x as u8;
         log[x as usize] = i as u8;
         x <<= 1;
         if x & 0x100 != 0 {
@@ -35,13 +41,12 @@ const fn build_tables() -> ([u8; 256], [u8; 256]) {
         }
         i += 1;
     }
-    exp[255] = exp[0];
     (exp, log)
 }
 
-const TABLES: ([u8; 256], [u8; 256]) = build_tables();
-/// `EXP[i] = 2^i` for `i < 255`.
-static EXP: [u8; 256] = TABLES.0;
+const TABLES: ([u8; EXP_LEN], [u8; 256]) = build_tables();
+/// `EXP[i] = 2^(i mod 255)`.
+static EXP: [u8; EXP_LEN] = TABLES.0;
 /// `LOG[a]`, base 2, for `a != 0`.
 static LOG: [u8; 256] = TABLES.1;
 
@@ -82,16 +87,19 @@ impl Interpolator {
             let excluded = log_product(node, outside.iter().copied().filter(|&j| j != node));
             (self.log_all_others[node] + 255 - excluded) % 255
         };
-        let log_denominators: Vec<u32> = inputs.iter().map(|&i| log_over_inputs(i)).collect();
+        // Stored negated (255 - log, in 1..=255) so the loop below only adds.
+        let neg_log_denominators: Vec<u32> =
+            inputs.iter().map(|&i| 255 - log_over_inputs(i)).collect();
         let mut coefficients = Vec::with_capacity(outputs.len() * inputs.len());
         for &t in outputs {
             debug_assert!(!is_input[t]);
             // prod_{j in S} (t + j); divided by (t + i) below, it is the
             // numerator of the basis polynomial of input i.
             let log_numerator = log_over_inputs(t);
-            for (&i, &log_denominator) in inputs.iter().zip(&log_denominators) {
-                let log = log_numerator + 2 * 255 - u32::from(LOG[t ^ i]) - log_denominator;
-                coefficients.push(EXP[(log % 255) as usize]);
+            for (&i, &neg_log_denominator) in inputs.iter().zip(&neg_log_denominators) {
+                // < 255 + 255 + 255: within EXP.
+                let log = log_numerator + (255 - u32::from(LOG[t ^ i])) + neg_log_denominator;
+                coefficients.push(EXP[log as usize]);
             }
         }
         coefficients
@@ -106,6 +114,9 @@ mod tests {
 
     #[test]
     fn tables_agree_with_the_field() {
+        for (i, &x) in EXP.iter().enumerate() {
+            assert_eq!(x, gf256::exp(i));
+        }
         for a in 1..=255u8 {
             assert_eq!(EXP[LOG[a as usize] as usize], a);
             assert_eq!(gf256::exp(LOG[a as usize] as usize), a);
