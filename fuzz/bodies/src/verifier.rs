@@ -1,0 +1,145 @@
+//! Static verifier plus the rbpf interpreter on arbitrary bytecode.
+
+use std::collections::BTreeSet;
+
+use fec_plugin_sdk::abi::HelperId;
+use fec_plugin_sdk::verify::{decode, helpers_called, verify, Insn};
+
+/// Bytes of instance memory the program gets.
+const REGION: usize = 512;
+/// Guard bytes on each side of the region, checked after every run.
+const GUARD: usize = 64;
+const CANARY: u8 = 0xa5;
+
+/// Every opcode the interpreter knows in the classes the verifier may
+/// accept, so that most generated programs pass and run.
+fn opcodes() -> Vec<u8> {
+    let mut ops = vec![0x18, 0x05, 0x85, 0x95];
+    ops.extend([
+        0x61, 0x69, 0x71, 0x79, 0x62, 0x6a, 0x72, 0x7a, 0x63, 0x6b, 0x73, 0x7b,
+    ]);
+    for class in [0x04u8, 0x07] {
+        for op in (0x00u8..=0xc0).step_by(0x10) {
+            ops.push(class | op);
+            if op != 0x80 {
+                ops.push(class | op | 0x08);
+            }
+        }
+    }
+    ops.extend([0xd4, 0xdc]);
+    for class in [0x05u8, 0x06] {
+        for op in [
+            0x10u8, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
+        ] {
+            ops.push(class | op);
+            ops.push(class | op | 0x08);
+        }
+    }
+    ops
+}
+
+/// Turns arbitrary bytes into a program that is likely to pass the
+/// verifier: known opcodes, registers r0..r10, short forward jumps, helper
+/// ids in range, byte-swap widths the ISA defines, and a final `exit`.
+fn shape(raw: &[u8]) -> Vec<u8> {
+    let ops = opcodes();
+    let mut code = Vec::with_capacity(raw.len() + 8);
+    for slot in raw.chunks_exact(8) {
+        let mut insn = Insn::decode(slot.try_into().expect("8 bytes"));
+        insn.opcode = ops[usize::from(slot[0]) % ops.len()];
+        insn.dst %= 11;
+        insn.src %= 11;
+        match insn.opcode {
+            0x85 => insn.imm = i32::from(slot[4] % 9),
+            0xd4 | 0xdc => insn.imm = [16, 32, 64][usize::from(slot[4]) % 3],
+            op if op & 0x07 >= 0x05 => insn.off = i16::from(slot[2] % 8),
+            _ => {}
+        }
+        code.extend(insn.encode());
+    }
+    code.extend(
+        Insn {
+            opcode: 0x95,
+            dst: 0,
+            src: 0,
+            off: 0,
+            imm: 0,
+        }
+        .encode(),
+    );
+    code
+}
+
+fn helper_stub(a: u64, b: u64, c: u64, d: u64, e: u64) -> u64 {
+    a.wrapping_mul(31) ^ b.rotate_left(7) ^ c ^ d.wrapping_add(e)
+}
+
+/// Arbitrary bytecode (raw, or shaped to pass the verifier more often) with
+/// arbitrary declared and offered helper sets. Properties:
+/// - instruction encoding round-trips;
+/// - an accepted program's facts are right (length, helpers a subset of
+///   declared and offered);
+/// - an accepted program runs in rbpf's interpreter without panicking,
+///   ends (the libFuzzer timeout catches a hang), and leaves memory outside
+///   its region untouched.
+pub fn verifier_vm(data: &[u8]) {
+    let [mode, declared_mask, offered_mask, raw @ ..] = data else {
+        return;
+    };
+    let code = if mode & 1 == 0 {
+        raw.to_vec()
+    } else {
+        shape(raw)
+    };
+    let ids = |mask: u8| -> Vec<u32> {
+        HelperId::ALL
+            .iter()
+            .filter(|h| mask & (1 << (**h as u32 - 1)) != 0)
+            .map(|h| *h as u32)
+            .chain((mask & 0x80 != 0).then_some(99))
+            .collect()
+    };
+    let declared = ids(*declared_mask);
+    let offered = ids(*offered_mask);
+
+    for (insn, slot) in decode(&code).iter().zip(code.chunks_exact(8)) {
+        assert_eq!(&insn.encode()[..], slot, "instruction does not round-trip");
+    }
+    let Ok(info) = verify(&code, &declared, &offered) else {
+        return;
+    };
+    assert_eq!(info.instructions * 8, code.len());
+    assert_eq!(info.helpers_called, helpers_called(&code));
+    let allowed: BTreeSet<u32> = declared
+        .iter()
+        .filter(|d| offered.contains(d))
+        .copied()
+        .collect();
+    assert!(
+        info.helpers_called.is_subset(&allowed),
+        "calls {:?}, allowed {allowed:?}",
+        info.helpers_called
+    );
+
+    let mut memory = vec![CANARY; GUARD + REGION + GUARD];
+    {
+        let region = &mut memory[GUARD..GUARD + REGION];
+        region.fill(0);
+        let mut vm = rbpf::EbpfVmRaw::new(None).expect("empty vm");
+        // Our verifier replaces rbpf's: whatever it accepts must be safe to run.
+        vm.set_verifier(|_| Ok(())).expect("no program yet");
+        vm.set_program(&code).expect("accepted by our verifier");
+        for id in &info.helpers_called {
+            vm.register_helper(*id, helper_stub)
+                .expect("interpreter helper");
+        }
+        let _ = vm.execute_program(region);
+    }
+    assert!(
+        memory[..GUARD]
+            .iter()
+            .chain(&memory[GUARD + REGION..])
+            .all(|&b| b == CANARY),
+        "program wrote outside its region"
+    );
+}
