@@ -5,21 +5,16 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::endpoint::{self, Identity, SocketOptions};
-use crate::error::{Error, Result};
-use crate::fec::{CodeChoice, ProtectedLayer, RepairedLosses};
-use crate::impair::{ImpairConfig, Impairment, LossModel};
-use crate::plugin::{
-    accept_plugin, offer_plugin, realtime_package, verify_package, Offer, Outcome, PluginCache,
-    PluginPolicy, DEFAULT_CACHE_BYTES,
-};
-use crate::socket::{pass_through_factory, LayerFactory};
-use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
 use fec_plugin_sdk::package::TrustStore;
-use fec_plugin_sdk::runtime::Plugin;
+
+use crate::endpoint::Identity;
+use crate::error::Result;
+use crate::impair::{ImpairConfig, Impairment, LossModel};
+use crate::plugin::{realtime_package, verify_package, Offer, PluginCache, DEFAULT_CACHE_BYTES};
+use crate::session::{run_client, ClientPlugins, Server, ServerPlugin};
+use crate::workload::{BulkSource, WorkloadConfig, WorkloadReport};
 
 /// Impairment and workload of a demo run.
 #[derive(Debug, Clone)]
@@ -110,14 +105,10 @@ fn loopback() -> SocketAddr {
 /// The FEC side of a run: what the server offers and how the client judges it.
 #[derive(Debug, Clone)]
 pub struct FecSetup {
-    /// The server's offer.
-    pub offer: Offer,
-    /// The plugin as the server loaded it.
-    pub server_plugin: Plugin,
-    /// The client's cache (`None`: the client runs no plugins).
-    pub client_cache: Option<PluginCache>,
-    /// The client's trust store.
-    pub client_trust: TrustStore,
+    /// The server's plugin.
+    pub server: ServerPlugin,
+    /// The client's cache and trust store.
+    pub client: ClientPlugins,
 }
 
 impl FecSetup {
@@ -130,30 +121,15 @@ impl FecSetup {
         let offer = Offer::new(bytes)?;
         let mut trust = TrustStore::new();
         trust.add(validator.verifying_key());
-        let server_plugin = verify_package(&offer.bytes, &offer.sha256, &trust)?;
+        let plugin = verify_package(&offer.bytes, &offer.sha256, &trust)?;
         Ok(Self {
-            offer,
-            server_plugin,
-            client_cache: Some(PluginCache::open(cache_dir, DEFAULT_CACHE_BYTES)?),
-            client_trust: trust,
+            server: ServerPlugin { offer, plugin },
+            client: ClientPlugins {
+                cache: Some(PluginCache::open(cache_dir, DEFAULT_CACHE_BYTES)?),
+                trust,
+            },
         })
     }
-}
-
-/// A layer protecting under a freshly configured instance of `plugin`.
-pub fn plugin_layer(plugin: &Plugin) -> Box<dyn crate::layer::FecLayer> {
-    let (policy, plan) = PluginPolicy::new(plugin, std::time::Instant::now());
-    let mut layer = ProtectedLayer::new(
-        Box::new(policy),
-        CodeChoice::default(),
-        RepairedLosses::default(),
-    );
-    layer.apply_plan(plan);
-    Box::new(layer)
-}
-
-fn receive_only_factory() -> LayerFactory {
-    Arc::new(|_| Box::new(ProtectedLayer::receive_only()))
 }
 
 /// Runs the workload once: plain QUIC when `fec` is `None`, otherwise with
@@ -163,117 +139,41 @@ pub async fn run_mode(
     fec: Option<FecSetup>,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ModeReport> {
-    let factory = if fec.is_some() {
-        receive_only_factory()
-    } else {
-        pass_through_factory()
-    };
     let identity = Identity::generate()?;
-    let (server, server_socket) = endpoint::server(
-        SocketOptions {
-            bind: loopback(),
-            factory: factory.clone(),
-            impairment: Some(config.impairment(1)),
-        },
+    let (server_plugin, client_plugins) = match fec {
+        Some(setup) => (Some(setup.server), Some(setup.client)),
+        None => (None, None),
+    };
+    let server = Server::start(
+        loopback(),
+        Some(config.impairment(1)),
         &identity,
+        server_plugin,
     )?;
-    let server_addr = server_socket.local_addr()?;
-    let server_connection: Arc<Mutex<Option<quinn::Connection>>> = Arc::default();
-    let slot = server_connection.clone();
-    let server_fec = fec.clone();
-    let server_layers = server_socket.clone();
-    let accept = tokio::spawn(async move {
-        if let Some(incoming) = server.accept().await {
-            match incoming.await {
-                Ok(connection) => {
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
-                    if let Some(setup) = server_fec {
-                        match offer_plugin(&connection, &setup.offer, &setup.server_plugin).await {
-                            Ok(Outcome::Active { plugin, .. }) => server_layers
-                                .set_layer(connection.remote_address(), plugin_layer(&plugin)),
-                            Ok(Outcome::Declined(reason)) => {
-                                tracing::warn!("server: plain QUIC: {reason}")
-                            }
-                            Err(e) => tracing::warn!("server: plugin exchange failed: {e}"),
-                        }
-                    }
-                    if let Err(e) = workload::serve_connection(connection).await {
-                        tracing::warn!("server connection: {e}");
-                    }
-                }
-                Err(e) => tracing::warn!("server handshake: {e}"),
-            }
-        }
-        server
-    });
-    let (client, client_socket) = endpoint::client(
-        SocketOptions {
-            bind: loopback(),
-            factory,
-            impairment: Some(config.impairment(2)),
-        },
+    let client = run_client(
+        loopback(),
+        Some(config.impairment(2)),
         &identity.cert,
-    )?;
-    let connection = tokio::time::timeout(
-        Duration::from_secs(10),
-        endpoint::connect(&client, server_addr),
+        server.addr,
+        client_plugins,
+        &config.workload,
+        BulkSource::Generated,
+        progress,
     )
-    .await
-    .map_err(|_| Error::Timeout("handshake"))??;
-    let mut plugin_sha256 = None;
-    let mut plugin_fetched = false;
-    if let Some(setup) = &fec {
-        let exchange = accept_plugin(
-            &connection,
-            setup.client_cache.as_ref(),
-            &setup.client_trust,
-        );
-        match tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .map_err(|_| Error::Timeout("plugin exchange"))??
-        {
-            Outcome::Active { plugin, fetched } => {
-                client_socket.set_layer(server_addr, plugin_layer(&plugin));
-                plugin_sha256 = Some(hex::encode(plugin.digest()));
-                plugin_fetched = fetched;
-            }
-            Outcome::Declined(reason) => tracing::warn!("client: plain QUIC: {reason}"),
-        }
-    }
-    let budget = config.workload.realtime + config.workload.bulk + Duration::from_secs(30);
-    let report = tokio::time::timeout(
-        budget,
-        workload::run_client(
-            &connection,
-            &config.workload,
-            BulkSource::Generated,
-            progress,
-        ),
-    )
-    .await
-    .map_err(|_| Error::Timeout("workload"))??;
-    let mut retransmitted = connection.stats().path.lost_packets;
-    if let Some(server_side) = server_connection
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-    {
-        retransmitted += server_side.stats().path.lost_packets;
-    }
-    connection.close(0u32.into(), b"done");
-    client.wait_idle().await;
-    if let Ok(server) = accept.await {
-        server.close(0u32.into(), b"done");
-    }
-    let (c, s) = (client_socket.total_stats(), server_socket.total_stats());
+    .await;
+    let server_stats = server.socket.total_stats();
+    let server_lost = server.lost_packets();
+    server.shutdown().await;
+    let client = client?;
+    let both = client.fec.sum(server_stats);
     Ok(ModeReport {
-        workload: report,
-        recovered: c.recovered + s.recovered,
-        retransmitted,
-        repair_bytes: c.repair_bytes + s.repair_bytes,
-        source_bytes: c.source_bytes + s.source_bytes,
-        plugin_sha256,
-        plugin_fetched,
+        workload: client.workload,
+        recovered: both.recovered,
+        retransmitted: client.lost_packets + server_lost,
+        repair_bytes: both.repair_bytes,
+        source_bytes: both.source_bytes,
+        plugin_sha256: client.plugin_sha256,
+        plugin_fetched: client.plugin_fetched,
     })
 }
 

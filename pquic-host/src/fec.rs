@@ -583,6 +583,7 @@ impl ProtectedLayer {
         if self.encoder.is_some() && !self.policy.is_healthy() {
             tracing::warn!("FEC policy failed; this peer falls back to plain QUIC");
             self.encoder = None;
+            self.stats.fallbacks += 1;
         }
     }
 

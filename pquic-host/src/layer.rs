@@ -45,6 +45,26 @@ pub struct LayerStats {
     pub feedback_sent: u64,
     /// Repaired losses reported by the peer (for the congestion controller).
     pub peer_recovered: u64,
+    /// Times the policy failed and the layer fell back to plain QUIC.
+    pub fallbacks: u64,
+}
+
+impl LayerStats {
+    /// Field-wise sum.
+    pub fn sum(self, other: LayerStats) -> LayerStats {
+        LayerStats {
+            source_packets: self.source_packets + other.source_packets,
+            source_bytes: self.source_bytes + other.source_bytes,
+            repair_packets: self.repair_packets + other.repair_packets,
+            repair_bytes: self.repair_bytes + other.repair_bytes,
+            recovered: self.recovered + other.recovered,
+            losses_seen: self.losses_seen + other.losses_seen,
+            rejected: self.rejected + other.rejected,
+            feedback_sent: self.feedback_sent + other.feedback_sent,
+            peer_recovered: self.peer_recovered + other.peer_recovered,
+            fallbacks: self.fallbacks + other.fallbacks,
+        }
+    }
 }
 
 /// One peer's FEC state (sans-IO; see the module docs).

@@ -16,4 +16,5 @@ pub use error::{Error, Result};
 pub mod demo;
 pub mod fec;
 pub mod plugin;
+pub mod session;
 pub mod workload;

@@ -51,8 +51,19 @@ pub const REALTIME_SOURCE: &str = include_str!("../plugins/realtime.s");
 
 /// Builds the `realtime` plugin package, signed by `validator`.
 pub fn realtime_package(validator: &ed25519_dalek::SigningKey) -> Result<Vec<u8>> {
-    let sections = fec_plugin_sdk::asm::assemble_sections(REALTIME_SOURCE)
-        .map_err(|e| Error::Plugin(format!("realtime plugin does not assemble: {e}")))?;
+    package_from_assembly("realtime", "0.1.0", REALTIME_SOURCE, Some(validator))
+}
+
+/// Builds a package from eBPF assembly with `.section anchor/operation`
+/// lines, signed by `validator` if given. Every helper is declared.
+pub fn package_from_assembly(
+    name: &str,
+    version: &str,
+    source: &str,
+    validator: Option<&ed25519_dalek::SigningKey>,
+) -> Result<Vec<u8>> {
+    let sections = fec_plugin_sdk::asm::assemble_sections(source)
+        .map_err(|e| Error::Plugin(format!("{name} does not assemble: {e}")))?;
     let mut pluglets = Vec::new();
     for (name, code) in sections {
         let (anchor, operation) = name
@@ -68,14 +79,16 @@ pub fn realtime_package(validator: &ed25519_dalek::SigningKey) -> Result<Vec<u8>
         });
     }
     let mut package = Package::new(Manifest {
-        name: "realtime".into(),
-        version: "0.1.0".into(),
+        name: name.into(),
+        version: version.into(),
         memory_size: 256,
-        helpers: vec![1, 2, 3, 7],
+        helpers: HostOffer::all().helpers,
         pluglets,
     })
     .map_err(|e| Error::Plugin(e.to_string()))?;
-    package.sign(validator);
+    if let Some(validator) = validator {
+        package.sign(validator);
+    }
     Ok(package.to_bytes())
 }
 

@@ -186,20 +186,10 @@ impl FecSocketHandle {
     /// Counters summed over all peers.
     pub fn total_stats(&self) -> LayerStats {
         let state = self.shared.lock();
-        state.layers.values().fold(LayerStats::default(), |acc, l| {
-            let s = l.stats();
-            LayerStats {
-                source_packets: acc.source_packets + s.source_packets,
-                source_bytes: acc.source_bytes + s.source_bytes,
-                repair_packets: acc.repair_packets + s.repair_packets,
-                repair_bytes: acc.repair_bytes + s.repair_bytes,
-                recovered: acc.recovered + s.recovered,
-                losses_seen: acc.losses_seen + s.losses_seen,
-                rejected: acc.rejected + s.rejected,
-                feedback_sent: acc.feedback_sent + s.feedback_sent,
-                peer_recovered: acc.peer_recovered + s.peer_recovered,
-            }
-        })
+        state
+            .layers
+            .values()
+            .fold(LayerStats::default(), |acc, l| acc.sum(l.stats()))
     }
 
     /// Counters of the receive-side impairment, if one is configured.

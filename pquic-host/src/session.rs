@@ -1,0 +1,251 @@
+//! One server (any number of clients) and one client session over
+//! [`FecSocket`](crate::socket::FecSocket)s: handshake, the plugin exchange,
+//! switching each peer's layer on, and the workload. Used by the demo, the
+//! `server` and `client` subcommands and the end-to-end tests.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fec_plugin_sdk::package::TrustStore;
+use fec_plugin_sdk::runtime::Plugin;
+use rustls::pki_types::CertificateDer;
+
+use crate::endpoint::{self, Identity, SocketOptions};
+use crate::error::{Error, Result};
+use crate::fec::{CodeChoice, ProtectedLayer, RepairedLosses};
+use crate::impair::Impairment;
+use crate::layer::{FecLayer, LayerStats};
+use crate::plugin::{accept_plugin, offer_plugin, Offer, Outcome, PluginCache, PluginPolicy};
+use crate::socket::{pass_through_factory, FecSocketHandle, LayerFactory};
+use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
+
+/// How long a client waits for the server's plugin offer.
+pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A layer protecting under a freshly configured instance of `plugin`,
+/// reporting the peer's repaired losses into `repaired`.
+pub fn plugin_layer(plugin: &Plugin, repaired: RepairedLosses) -> Box<dyn FecLayer> {
+    let (policy, plan) = PluginPolicy::new(plugin, Instant::now());
+    let mut layer = ProtectedLayer::new(Box::new(policy), CodeChoice::default(), repaired);
+    layer.apply_plan(plan);
+    Box::new(layer)
+}
+
+fn receive_only_factory() -> LayerFactory {
+    Arc::new(|_| Box::new(ProtectedLayer::receive_only()))
+}
+
+/// What a server offers.
+#[derive(Debug, Clone)]
+pub struct ServerPlugin {
+    /// The offer sent to clients.
+    pub offer: Offer,
+    /// The plugin as the server loaded (and verified) it.
+    pub plugin: Plugin,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// The quinn endpoint.
+    pub endpoint: quinn::Endpoint,
+    /// Its socket's control and counters.
+    pub socket: FecSocketHandle,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    connections: Arc<Mutex<Vec<quinn::Connection>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `bind` (loopback) and serves every client: optional plugin
+    /// offer, then the workload protocol.
+    pub fn start(
+        bind: SocketAddr,
+        impairment: Option<Impairment>,
+        identity: &Identity,
+        plugin: Option<ServerPlugin>,
+    ) -> Result<Self> {
+        let factory = if plugin.is_some() {
+            receive_only_factory()
+        } else {
+            pass_through_factory()
+        };
+        let (endpoint, socket) = endpoint::server(
+            SocketOptions {
+                bind,
+                factory,
+                impairment,
+            },
+            identity,
+        )?;
+        let addr = socket.local_addr()?;
+        let connections: Arc<Mutex<Vec<quinn::Connection>>> = Arc::default();
+        let task = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            socket.clone(),
+            connections.clone(),
+            plugin,
+        ));
+        Ok(Self {
+            endpoint,
+            socket,
+            addr,
+            connections,
+            task,
+        })
+    }
+
+    /// Packets quinn declared lost on all server connections so far.
+    pub fn lost_packets(&self) -> u64 {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.stats().path.lost_packets)
+            .sum()
+    }
+
+    /// Closes the endpoint and stops accepting.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"bye");
+        self.task.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    socket: FecSocketHandle,
+    connections: Arc<Mutex<Vec<quinn::Connection>>>,
+    plugin: Option<ServerPlugin>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let socket = socket.clone();
+        let connections = connections.clone();
+        let plugin = plugin.clone();
+        tokio::spawn(async move {
+            let connection = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("server handshake: {e}");
+                    return;
+                }
+            };
+            connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(connection.clone());
+            if let Some(plugin) = plugin {
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    let peer = connection.remote_address();
+                    match offer_plugin(&connection, &plugin.offer, &plugin.plugin).await {
+                        Ok(Outcome::Active { plugin, .. }) => {
+                            tracing::info!("server: FEC on for {peer} with {}", plugin.name());
+                            socket
+                                .set_layer(peer, plugin_layer(&plugin, RepairedLosses::default()));
+                        }
+                        Ok(Outcome::Declined(reason)) => {
+                            tracing::warn!("server: plain QUIC with {peer}: {reason}")
+                        }
+                        Err(e) => tracing::warn!("server: plugin exchange with {peer} failed: {e}"),
+                    }
+                });
+            }
+            if let Err(e) = workload::serve_connection(connection).await {
+                tracing::warn!("server connection: {e}");
+            }
+        });
+    }
+}
+
+/// The client's plugin settings.
+#[derive(Debug, Clone)]
+pub struct ClientPlugins {
+    /// Cache (`None`: run no plugins, decline every offer).
+    pub cache: Option<PluginCache>,
+    /// Trusted validators.
+    pub trust: TrustStore,
+}
+
+/// What a client session measured.
+#[derive(Debug, Clone, Default)]
+pub struct ClientReport {
+    /// The workload's results as the server confirmed them.
+    pub workload: WorkloadReport,
+    /// SHA-256 of the plugin in use, if one was activated.
+    pub plugin_sha256: Option<String>,
+    /// True when the plugin had to be fetched.
+    pub plugin_fetched: bool,
+    /// Why the connection runs plain QUIC, when it does.
+    pub declined: Option<String>,
+    /// The client socket's FEC counters.
+    pub fec: LayerStats,
+    /// Packets quinn declared lost on the client side.
+    pub lost_packets: u64,
+}
+
+/// A client session: connect to `server`, take part in the plugin exchange
+/// when `plugins` is given, run `workload`, close.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_client(
+    bind: SocketAddr,
+    impairment: Option<Impairment>,
+    server_cert: &CertificateDer<'static>,
+    server: SocketAddr,
+    plugins: Option<ClientPlugins>,
+    workload_config: &WorkloadConfig,
+    bulk: BulkSource,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<ClientReport> {
+    let factory = if plugins.is_some() {
+        receive_only_factory()
+    } else {
+        pass_through_factory()
+    };
+    let (client, socket) = endpoint::client(
+        SocketOptions {
+            bind,
+            factory,
+            impairment,
+        },
+        server_cert,
+    )?;
+    let connection =
+        tokio::time::timeout(Duration::from_secs(10), endpoint::connect(&client, server))
+            .await
+            .map_err(|_| Error::Timeout("handshake"))??;
+    let mut report = ClientReport::default();
+    if let Some(plugins) = &plugins {
+        let exchange = accept_plugin(&connection, plugins.cache.as_ref(), &plugins.trust);
+        match tokio::time::timeout(OFFER_TIMEOUT, exchange).await {
+            Ok(Ok(Outcome::Active { plugin, fetched })) => {
+                socket.set_layer(server, plugin_layer(&plugin, RepairedLosses::default()));
+                report.plugin_sha256 = Some(hex::encode(plugin.digest()));
+                report.plugin_fetched = fetched;
+            }
+            Ok(Ok(Outcome::Declined(reason))) => report.declined = Some(reason),
+            Ok(Err(e)) => report.declined = Some(format!("plugin exchange failed: {e}")),
+            Err(_) => report.declined = Some("the server offered no plugin".into()),
+        }
+        if let Some(reason) = &report.declined {
+            tracing::warn!("client: plain QUIC: {reason}");
+        }
+    }
+    let budget = workload_config.realtime + workload_config.bulk + Duration::from_secs(60);
+    report.workload = tokio::time::timeout(
+        budget,
+        workload::run_client(&connection, workload_config, bulk, progress),
+    )
+    .await
+    .map_err(|_| Error::Timeout("workload"))??;
+    report.lost_packets = connection.stats().path.lost_packets;
+    connection.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;
+    report.fec = socket.total_stats();
+    Ok(report)
+}

@@ -1,0 +1,305 @@
+//! End-to-end over loopback: real quinn endpoints, the FEC socket adapter,
+//! seeded impairment, the plugin exchange and the workload checks (message
+//! bytes, datagram bytes, bulk SHA-256). Each run is short and bounded by
+//! timeouts; nothing here asserts on timing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use fec_plugin_sdk::package::TrustStore;
+use pquic_host::endpoint::Identity;
+use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
+use pquic_host::plugin::{
+    package_from_assembly, realtime_package, verify_package, Offer, PluginCache,
+    DEFAULT_CACHE_BYTES,
+};
+use pquic_host::session::{run_client, ClientPlugins, ClientReport, Server, ServerPlugin};
+use pquic_host::workload::{BulkSource, WorkloadConfig};
+
+const BULK_LEN: usize = 300_000;
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn path(loss_percent: f64, seed: u64) -> Option<Impairment> {
+    let config = ImpairConfig {
+        loss: LossModel::from_percent(loss_percent, 1.0),
+        delay: Duration::from_millis(5),
+        ..ImpairConfig::default()
+    };
+    Some(Impairment::new(config, seed))
+}
+
+fn workload() -> WorkloadConfig {
+    WorkloadConfig {
+        message_rate: 50,
+        realtime: Duration::from_millis(800),
+        bulk: Duration::ZERO,
+        ..WorkloadConfig::default()
+    }
+}
+
+fn bulk_bytes(seed: u8) -> Bytes {
+    (0..BULK_LEN)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(u32::from(seed)) as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn validator(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn trusting(key: &SigningKey) -> TrustStore {
+    let mut trust = TrustStore::new();
+    trust.add(key.verifying_key());
+    trust
+}
+
+fn server_plugin(bytes: Vec<u8>, key: &SigningKey) -> ServerPlugin {
+    let offer = Offer::new(bytes).unwrap();
+    let plugin = verify_package(&offer.bytes, &offer.sha256, &trusting(key)).unwrap();
+    ServerPlugin { offer, plugin }
+}
+
+fn temp_cache(name: &str) -> PluginCache {
+    let dir = std::env::temp_dir().join(format!("pquic-host-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    PluginCache::open(dir, DEFAULT_CACHE_BYTES).unwrap()
+}
+
+fn assert_intact(report: &ClientReport) {
+    let w = &report.workload;
+    assert!(w.sent > 0);
+    assert_eq!(w.delivered, w.sent, "every message delivered intact: {w:?}");
+    assert!(w.datagrams_delivered <= w.datagrams_sent);
+    assert!(w.bulk_intact, "bulk length and SHA-256 match: {w:?}");
+    assert_eq!(w.bulk_bytes, BULK_LEN as u64);
+}
+
+async fn session(
+    server_loss: f64,
+    client_loss: f64,
+    seed: u64,
+    server_side: Option<ServerPlugin>,
+    client_side: Option<ClientPlugins>,
+) -> (ClientReport, pquic_host::layer::LayerStats) {
+    let identity = Identity::generate().unwrap();
+    let server =
+        Server::start(loopback(), path(server_loss, seed), &identity, server_side).unwrap();
+    let workload = workload();
+    let report = run_client(
+        loopback(),
+        path(client_loss, seed + 1),
+        &identity.cert,
+        server.addr,
+        client_side,
+        &workload,
+        BulkSource::Bytes(bulk_bytes(seed as u8)),
+        &|_| {},
+    );
+    let report = tokio::time::timeout(Duration::from_secs(60), report)
+        .await
+        .expect("session finishes")
+        .expect("session succeeds");
+    let server_stats = server.socket.total_stats();
+    server.shutdown().await;
+    (report, server_stats)
+}
+
+fn realtime_setup(name: &str, seed: u8) -> (ServerPlugin, ClientPlugins) {
+    let key = validator(seed);
+    let server = server_plugin(realtime_package(&key).unwrap(), &key);
+    let client = ClientPlugins {
+        cache: Some(temp_cache(name)),
+        trust: trusting(&key),
+    };
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_under_loss_without_fec() {
+    for (i, loss) in [0.0, 5.0, 20.0].into_iter().enumerate() {
+        let (report, _) = session(loss, loss, 10 + i as u64, None, None).await;
+        assert_intact(&report);
+        assert_eq!(report.fec.source_packets, 0, "plain QUIC protects nothing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrity_under_loss_with_fec() {
+    for (i, loss) in [0.0, 5.0, 20.0].into_iter().enumerate() {
+        let (server, client) = realtime_setup(&format!("loss{i}"), 1);
+        let (report, server_stats) =
+            session(loss, loss, 20 + i as u64, Some(server), Some(client)).await;
+        assert_intact(&report);
+        assert!(report.plugin_sha256.is_some(), "plugin active at {loss}%");
+        assert!(report.plugin_fetched, "empty cache: fetched");
+        assert!(report.fec.source_packets > 0 && server_stats.source_packets > 0);
+        if loss >= 5.0 {
+            assert!(
+                report.fec.recovered + server_stats.recovered > 0,
+                "FEC repaired losses"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_connection_uses_the_cache() {
+    let (server, client) = realtime_setup("cached", 2);
+    let (first, _) = session(0.0, 0.0, 30, Some(server.clone()), Some(client.clone())).await;
+    let (second, _) = session(0.0, 0.0, 31, Some(server), Some(client)).await;
+    assert!(first.plugin_fetched);
+    assert!(!second.plugin_fetched, "cache hit");
+    assert_eq!(first.plugin_sha256, second.plugin_sha256);
+    assert_intact(&second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_without_plugins_keeps_plain_quic() {
+    let (server, mut client) = realtime_setup("none", 3);
+    client.cache = None;
+    let (report, server_stats) = session(5.0, 5.0, 40, Some(server), Some(client)).await;
+    assert_intact(&report);
+    assert!(report.plugin_sha256.is_none());
+    assert!(report.declined.is_some());
+    assert_eq!(report.fec.source_packets + server_stats.source_packets, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distrusted_or_unsigned_plugin_is_refused() {
+    let signer = validator(4);
+    let packages = [
+        realtime_package(&signer).unwrap(),
+        package_from_assembly(
+            "realtime",
+            "0.1.0",
+            pquic_host::plugin::REALTIME_SOURCE,
+            None,
+        )
+        .unwrap(),
+    ];
+    for (i, bytes) in packages.into_iter().enumerate() {
+        let offer = Offer::new(bytes).unwrap();
+        // The server itself runs it without a signature check here.
+        let package = fec_plugin_sdk::package::Package::parse(&offer.bytes).unwrap();
+        let plugin = fec_plugin_sdk::runtime::Plugin::load(
+            &package,
+            &fec_plugin_sdk::runtime::HostOffer::all(),
+        )
+        .unwrap();
+        let client = ClientPlugins {
+            cache: Some(temp_cache(&format!("distrust{i}"))),
+            trust: trusting(&validator(5)), // someone else
+        };
+        let (report, server_stats) = session(
+            3.0,
+            3.0,
+            50 + i as u64,
+            Some(ServerPlugin { offer, plugin }),
+            Some(client),
+        )
+        .await;
+        assert_intact(&report);
+        let reason = report.declined.expect("declined");
+        assert!(reason.contains("signature"), "{reason}");
+        assert_eq!(report.fec.source_packets + server_stats.source_packets, 0);
+    }
+}
+
+/// Protects 20 packets, then returns an invalid code: the runtime disables
+/// the instance and the layer must fall back to plain QUIC.
+const FAULTING: &str = "
+.section replace/on_source
+mov r6, r1
+ldxdw r2, [r6+128]
+add r2, 1
+stxdw [r6+128], r2
+jgt r2, 20, +4
+ldxw r1, [r6+16]
+call 1
+mov r0, 0
+exit
+mov r0, 77
+exit
+.section replace/schedule_repair
+ldxw r2, [r1+8]
+jlt r2, 4, +2
+mov r1, 1
+call 2
+mov r0, 0
+exit
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_faulting_mid_connection_falls_back_to_plain_quic() {
+    let key = validator(6);
+    let bytes = package_from_assembly("faulty", "0.1.0", FAULTING, Some(&key)).unwrap();
+    let client = ClientPlugins {
+        cache: Some(temp_cache("faulty")),
+        trust: trusting(&key),
+    };
+    let (report, server_stats) =
+        session(3.0, 3.0, 60, Some(server_plugin(bytes, &key)), Some(client)).await;
+    assert_intact(&report);
+    assert!(report.plugin_sha256.is_some(), "accepted, then faulted");
+    assert!(report.fec.source_packets > 0, "protected before the fault");
+    assert_eq!(report.fec.fallbacks, 1, "client fell back once");
+    assert_eq!(server_stats.fallbacks, 1, "server fell back once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_at_once() {
+    let (server_side, client_side) = realtime_setup("two", 7);
+    let identity = Identity::generate().unwrap();
+    let server = Server::start(loopback(), path(5.0, 70), &identity, Some(server_side)).unwrap();
+    let workload = workload();
+    let run = |seed: u64, plugins: ClientPlugins| {
+        let (cert, addr, workload) = (identity.cert.clone(), server.addr, workload.clone());
+        async move {
+            run_client(
+                loopback(),
+                path(5.0, seed),
+                &cert,
+                addr,
+                Some(plugins),
+                &workload,
+                BulkSource::Bytes(bulk_bytes(seed as u8)),
+                &|_| {},
+            )
+            .await
+        }
+    };
+    let other = ClientPlugins {
+        cache: Some(temp_cache("two-b")),
+        ..client_side.clone()
+    };
+    let both = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_join(run(71, client_side), run(72, other)),
+    )
+    .await
+    .expect("both finish");
+    for report in [both.0.unwrap(), both.1.unwrap()] {
+        assert_intact(&report);
+        assert!(report.plugin_sha256.is_some());
+    }
+    assert!(server.socket.total_stats().source_packets > 0);
+    server.shutdown().await;
+}
+
+async fn futures_join<A, B>(a: A, b: B) -> (A::Output, B::Output)
+where
+    A: std::future::Future,
+    B: std::future::Future,
+{
+    tokio::join!(a, b)
+}
