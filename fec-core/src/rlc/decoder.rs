@@ -697,21 +697,28 @@ fn mul_add(engine: Engine, c: u8, src: &[u8], dst: &mut [u8]) {
     }
 }
 
-/// A fast 64-bit digest for duplicate detection. Not collision-resistant
-/// against an adversary; integrity belongs to the layer below.
+/// A fast 64-bit digest for duplicate detection: four independent lanes so
+/// the multiply chains overlap. Not collision-resistant against an
+/// adversary; integrity belongs to the layer below.
 fn digest(data: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = data.len() as u64 ^ K;
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        h ^= h >> 29;
+    let mut lanes = [K, K ^ 1, K ^ 2, K ^ 3];
+    let mut blocks = data.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            *lane = (*lane ^ u64::from_le_bytes(bytes))
+                .rotate_left(23)
+                .wrapping_mul(K);
+        }
     }
-    for &b in chunks.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(K);
-        h ^= h >> 29;
+    let mut h = data.len() as u64;
+    for lane in lanes {
+        h = (h ^ lane).rotate_left(31).wrapping_mul(K);
     }
-    h
+    for &byte in blocks.remainder() {
+        h = (h ^ u64::from(byte)).rotate_left(23).wrapping_mul(K);
+    }
+    h ^ (h >> 32)
 }
