@@ -16,5 +16,6 @@ pub use error::{Error, Result};
 pub mod demo;
 pub mod fec;
 pub mod plugin;
+pub mod relay;
 pub mod session;
 pub mod workload;

@@ -2,8 +2,18 @@
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
+use fec_plugin_sdk::package::Package;
 use indicatif::{ProgressBar, ProgressStyle};
+use pquic_host::endpoint::Identity;
+use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
+use pquic_host::plugin::{self as plugins, Offer, PluginCache, DEFAULT_CACHE_BYTES};
+use pquic_host::session::{self, ClientPlugins, Server, ServerPlugin};
+use pquic_host::workload::BulkSource;
+use pquic_host::Error;
 
 use pquic_host::demo::{self, DemoConfig, ModeReport};
 use pquic_host::workload::WorkloadConfig;
@@ -35,6 +45,76 @@ struct ImpairArgs {
     seed: u64,
 }
 
+#[derive(clap::Args, Debug, Clone)]
+struct PathArgs {
+    /// Random loss per direction, in percent.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Mean loss burst length in packets (Gilbert-Elliott when > 1).
+    #[arg(long, default_value_t = 1.0)]
+    burst: f64,
+    /// Round-trip time added (half in each direction), in milliseconds.
+    #[arg(long = "rtt-ms", default_value_t = 0)]
+    rtt_ms: u64,
+    /// Extra uniform delay per packet, up to this many milliseconds.
+    #[arg(long = "jitter-ms", default_value_t = 0)]
+    jitter_ms: u64,
+    /// Percentage of packets held back by 5 ms (reordering).
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
+    /// Bottleneck rate in Mbit/s (0: unlimited).
+    #[arg(long = "rate-mbps", default_value_t = 0.0)]
+    rate_mbps: f64,
+    /// Seed of the impairment.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl PathArgs {
+    fn config(&self) -> ImpairConfig {
+        ImpairConfig {
+            loss: LossModel::from_percent(self.loss, self.burst),
+            delay: Duration::from_millis(self.rtt_ms) / 2,
+            jitter: Duration::from_millis(self.jitter_ms),
+            reorder_rate: (self.reorder / 100.0).clamp(0.0, 1.0),
+            rate_bps: (self.rate_mbps > 0.0).then_some((self.rate_mbps * 1e6) as u64),
+            ..ImpairConfig::default()
+        }
+    }
+
+    fn impairment(&self, salt: u64) -> Option<Impairment> {
+        Some(Impairment::new(
+            self.config(),
+            self.seed.wrapping_mul(2).wrapping_add(salt),
+        ))
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct StoreArgs {
+    /// Plugin cache directory.
+    #[arg(long, default_value_os_t = default_dir("cache").join("plugins"))]
+    cache: PathBuf,
+    /// Trust store file (one hex ed25519 public key per line).
+    #[arg(long, default_value_os_t = default_dir("config").join("trusted_keys"))]
+    trust: PathBuf,
+}
+
+fn default_dir(kind: &str) -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let base = match kind {
+        "cache" => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or(home.join(".cache")),
+        _ => std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .unwrap_or(home.join(".config")),
+    };
+    base.join("pquic-host")
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Server and client in one process over impaired loopback: plain QUIC
@@ -48,6 +128,113 @@ enum Command {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the workload protocol (and offer an FEC plugin) on loopback.
+    Server {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        listen: SocketAddr,
+        /// Where to write the server's certificate (DER) for clients.
+        #[arg(long = "cert-out", default_value = "pquic-host-server.der")]
+        cert_out: PathBuf,
+        /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, or a .fecp file.
+        #[arg(long, default_value = "realtime")]
+        plugin: String,
+        /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
+        #[arg(long = "sign-key")]
+        sign_key: Option<PathBuf>,
+        /// Serve plain QUIC, offer nothing.
+        #[arg(long = "no-plugin")]
+        no_plugin: bool,
+        #[command(flatten)]
+        path: PathArgs,
+    },
+    /// Connect, accept the server's plugin if trusted, send a file or a
+    /// message stream, and verify what the server received.
+    Client {
+        /// Server address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        connect: SocketAddr,
+        /// The server's certificate (DER), as written by `server --cert-out`.
+        #[arg(long, default_value = "pquic-host-server.der")]
+        cert: PathBuf,
+        /// File to send as the bulk transfer (default: generated data).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Seconds of real-time messages.
+        #[arg(long = "messages-s", default_value_t = 5.0)]
+        messages_s: f64,
+        /// Seconds of generated bulk data (ignored with --file).
+        #[arg(long = "bulk-s", default_value_t = 3.0)]
+        bulk_s: f64,
+        /// Decline every plugin.
+        #[arg(long = "no-plugin")]
+        no_plugin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        path: PathArgs,
+    },
+    /// Relay UDP from --listen to --to, impairing both directions.
+    Relay {
+        /// Address clients send to (loopback only).
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Server address (loopback only).
+        #[arg(long)]
+        to: SocketAddr,
+        #[command(flatten)]
+        path: PathArgs,
+    },
+    /// Plugin cache and trust store management.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginAction {
+    /// List cached packages (digest, size).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add a package file to the cache (verified against the trust store).
+    Add {
+        /// The .fecp file.
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a cached package by digest.
+    Remove {
+        /// Hex SHA-256.
+        digest: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Trust a validator's public key (hex).
+    Trust {
+        /// Hex ed25519 public key.
+        key: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Make a validator key: writes the secret (hex) to --out, prints the public key.
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build the shipped `realtime` plugin signed with a key file.
+    BuildRealtime {
+        /// Validator secret key file (hex).
+        #[arg(long)]
+        key: PathBuf,
+        /// Output .fecp file.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -165,6 +352,195 @@ async fn demo(impair: ImpairArgs, duration_s: f64, json: bool) -> pquic_host::Re
     Ok(())
 }
 
+fn read_key(path: &Path) -> pquic_host::Result<ed25519_dalek::SigningKey> {
+    let text = std::fs::read_to_string(path)?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| Error::Plugin(format!("{} is not a 32-byte hex key", path.display())))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+fn shipped_or_file(name: &str) -> pquic_host::Result<Option<Vec<u8>>> {
+    if let Some(p) = fec_plugins::ALL.iter().find(|p| p.name == name) {
+        return Ok(Some(p.package.to_vec()));
+    }
+    if name == "realtime" {
+        return Ok(None);
+    }
+    Ok(Some(std::fs::read(name)?))
+}
+
+async fn server(
+    listen: SocketAddr,
+    cert_out: &Path,
+    plugin: &str,
+    sign_key: Option<&Path>,
+    no_plugin: bool,
+    path: &PathArgs,
+) -> pquic_host::Result<()> {
+    let identity = Identity::generate()?;
+    std::fs::write(cert_out, identity.cert.as_ref())?;
+    let offered = if no_plugin {
+        None
+    } else {
+        let key = match sign_key {
+            Some(path) => read_key(path)?,
+            None => ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        };
+        let bytes = match shipped_or_file(plugin)? {
+            None => plugins::realtime_package(&key)?,
+            Some(bytes) => {
+                let mut package =
+                    Package::parse(&bytes).map_err(|e| Error::Plugin(format!("{plugin}: {e}")))?;
+                package.sign(&key);
+                package.to_bytes()
+            }
+        };
+        let offer = Offer::new(bytes)?;
+        let mut trust = fec_plugin_sdk::package::TrustStore::new();
+        trust.add(key.verifying_key());
+        let loaded = plugins::verify_package(&offer.bytes, &offer.sha256, &trust)?;
+        eprintln!(
+            "offering {} {} sha256 {}; clients must trust validator {}",
+            offer.name,
+            offer.version,
+            offer.sha256,
+            hex::encode(key.verifying_key().as_bytes())
+        );
+        Some(ServerPlugin {
+            offer,
+            plugin: loaded,
+        })
+    };
+    let server = Server::start(listen, path.impairment(1), &identity, offered)?;
+    eprintln!(
+        "listening on {}; certificate in {}; Ctrl-C to stop",
+        server.addr,
+        cert_out.display()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn client(
+    connect: SocketAddr,
+    cert: &Path,
+    file: Option<&Path>,
+    messages_s: f64,
+    bulk_s: f64,
+    no_plugin: bool,
+    store: &StoreArgs,
+    path: &PathArgs,
+) -> pquic_host::Result<()> {
+    let cert = rustls::pki_types::CertificateDer::from(std::fs::read(cert)?);
+    let plugins = ClientPlugins {
+        cache: (!no_plugin)
+            .then(|| PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES))
+            .transpose()?,
+        trust: plugins::load_trust_store(&store.trust)?,
+    };
+    let bulk = match file {
+        Some(f) => BulkSource::Bytes(std::fs::read(f)?.into()),
+        None => BulkSource::Generated,
+    };
+    let workload = WorkloadConfig {
+        realtime: Duration::from_secs_f64(messages_s.max(0.1)),
+        bulk: Duration::from_secs_f64(bulk_s.max(0.0)),
+        ..WorkloadConfig::default()
+    };
+    let bar = progress_bar(false, "client");
+    let report = session::run_client(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        path.impairment(2),
+        &cert,
+        connect,
+        Some(plugins),
+        &workload,
+        bulk,
+        &|f| bar.set_position((f * 1000.0) as u64),
+    )
+    .await?;
+    bar.finish();
+    let w = &report.workload;
+    let verified = w.delivered == w.sent && w.bulk_intact;
+    println!(
+        "{}",
+        serde_json::json!({
+            "verified": verified,
+            "sent": w.sent,
+            "delivered": w.delivered,
+            "latency_p50_ms": w.latency_p50_ms,
+            "latency_p99_ms": w.latency_p99_ms,
+            "datagrams_sent": w.datagrams_sent,
+            "datagrams_delivered": w.datagrams_delivered,
+            "bulk_bytes": w.bulk_bytes,
+            "bulk_sha256_matches": w.bulk_intact,
+            "goodput_mbps": w.goodput_mbps,
+            "plugin_sha256": report.plugin_sha256,
+            "plugin_fetched": report.plugin_fetched,
+            "plain_quic_because": report.declined,
+            "recovered": report.fec.recovered,
+        })
+    );
+    if verified {
+        Ok(())
+    } else {
+        Err(Error::Protocol(
+            "the server did not receive everything intact".into(),
+        ))
+    }
+}
+
+fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
+    match action {
+        PluginAction::List { store } => {
+            let cache = PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES)?;
+            for (digest, size) in cache.list()? {
+                println!("{digest} {size}");
+            }
+        }
+        PluginAction::Add { file, store } => {
+            let bytes = std::fs::read(&file)?;
+            let digest = plugins::package_digest(&bytes)?;
+            let trust = plugins::load_trust_store(&store.trust)?;
+            plugins::verify_package(&bytes, &digest, &trust)?;
+            PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES)?.put(&bytes)?;
+            println!("{digest}");
+        }
+        PluginAction::Remove { digest, store } => {
+            let removed = PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES)?.remove(&digest)?;
+            println!("{}", if removed { "removed" } else { "not cached" });
+        }
+        PluginAction::Trust { key, store } => {
+            fec_plugin_sdk::package::TrustStore::new()
+                .add_hex(&key)
+                .map_err(|e| Error::Plugin(format!("bad key: {e}")))?;
+            if let Some(dir) = store.trust.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut text = std::fs::read_to_string(&store.trust).unwrap_or_default();
+            text.push_str(key.trim());
+            text.push('\n');
+            std::fs::write(&store.trust, text)?;
+            println!("trusted {} in {}", key.trim(), store.trust.display());
+        }
+        PluginAction::Keygen { out } => {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            std::fs::write(&out, hex::encode(key.to_bytes()))?;
+            println!("{}", hex::encode(key.verifying_key().as_bytes()));
+        }
+        PluginAction::BuildRealtime { key, out } => {
+            let bytes = plugins::realtime_package(&read_key(&key)?)?;
+            std::fs::write(&out, &bytes)?;
+            println!("{}", plugins::package_digest(&bytes)?);
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -181,6 +557,50 @@ async fn main() {
             duration_s,
             json,
         } => demo(impair, duration_s, json).await,
+        Command::Server {
+            listen,
+            cert_out,
+            plugin,
+            sign_key,
+            no_plugin,
+            path,
+        } => {
+            server(
+                listen,
+                &cert_out,
+                &plugin,
+                sign_key.as_deref(),
+                no_plugin,
+                &path,
+            )
+            .await
+        }
+        Command::Client {
+            connect,
+            cert,
+            file,
+            messages_s,
+            bulk_s,
+            no_plugin,
+            store,
+            path,
+        } => {
+            client(
+                connect,
+                &cert,
+                file.as_deref(),
+                messages_s,
+                bulk_s,
+                no_plugin,
+                &store,
+                &path,
+            )
+            .await
+        }
+        Command::Relay { listen, to, path } => {
+            pquic_host::relay::run(listen, to, path.config(), path.seed).await
+        }
+        Command::Plugin { action } => plugin_command(action),
     };
     if let Err(e) = outcome {
         eprintln!("pquic-host: {e}");
