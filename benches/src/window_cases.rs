@@ -302,6 +302,98 @@ pub fn our_rlc_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
     vec![encode, decode]
 }
 
+/// The cost of taking in one source symbol (config `D`, op `source`, ns): through
+/// `fec_core::pipeline` (`protect` of a 1280-byte ADU: framing, header, window
+/// copy) and through the bare `fec_core::rlc::Encoder` (`push_source` of the
+/// already framed 1283-byte symbol). The difference is what the pipeline adds per
+/// source symbol over the codec.
+pub fn source_ingest_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
+    use fec_core::pipeline::wire::ADU_INFO_LEN;
+    use fec_core::pipeline::{Config, Encoder, Scheme};
+
+    let symbol_bytes = SYMBOL_BYTES + ADU_INFO_LEN;
+    let new_pipeline = move || {
+        let mut config = Config::new(Scheme::Rlc {
+            field: fec_core::rlc::Field::Gf256,
+            window: RLC_WINDOW,
+            dt: 15,
+        });
+        config.set_symbol_size(symbol_bytes);
+        Encoder::new(&config).expect("valid pipeline configuration")
+    };
+    let adus: Vec<bytes::Bytes> = inputs
+        .sources
+        .iter()
+        .map(|source| bytes::Bytes::copy_from_slice(source))
+        .collect();
+    let check_adus = adus.clone();
+    let mut next = 0usize;
+    let pipeline = Case::new(
+        Label::latency(crate::report::OURS, "D", "source"),
+        Reuse::Many,
+        new_pipeline,
+        move |encoder| {
+            next = (next + 1) % adus.len();
+            black_box(encoder.protect(0, adus[next].clone()).expect("ADU fits"));
+        },
+        move || {
+            // Many more sources than the window, and no repair: must keep working.
+            let mut encoder = new_pipeline();
+            for adu in check_adus.iter().cycle().take(8 * RLC_WINDOW) {
+                let packet = encoder
+                    .protect(0, adu.clone())
+                    .map_err(|error| error.to_string())?;
+                if packet.adu() != adu {
+                    return Err("the source packet does not carry its ADU".into());
+                }
+            }
+            Ok(())
+        },
+    );
+    let framed: Vec<Vec<u8>> = inputs
+        .sources
+        .iter()
+        .map(|source| {
+            let mut symbol = vec![0u8; symbol_bytes];
+            symbol[ADU_INFO_LEN..].copy_from_slice(source);
+            symbol
+        })
+        .collect();
+    let mut next = 0usize;
+    let new_bare = move || {
+        fec_core::rlc::Encoder::new(fec_core::rlc::Field::Gf256, symbol_bytes, RLC_WINDOW)
+            .expect("valid RLC configuration")
+    };
+    let bare = Case::new(
+        Label::latency("fec-core-rlc", "D", "source"),
+        Reuse::Many,
+        new_bare,
+        move |encoder| {
+            next = (next + 1) % framed.len();
+            black_box(
+                encoder
+                    .push_source(&framed[next])
+                    .expect("symbol of the configured size"),
+            );
+        },
+        move || {
+            let mut encoder = new_bare();
+            let symbol = vec![1u8; symbol_bytes];
+            for esi in 0..(8 * RLC_WINDOW) as u32 {
+                if encoder
+                    .push_source(&symbol)
+                    .map_err(|error| error.to_string())?
+                    != esi
+                {
+                    return Err("ESIs are not consecutive".into());
+                }
+            }
+            Ok(())
+        },
+    );
+    vec![pipeline, bare]
+}
+
 /// A RaptorQ configuration: `k` source symbols of 1280 B, `k/4` repairs.
 #[derive(Clone, Debug)]
 pub struct RaptorqInputs {
@@ -575,6 +667,7 @@ mod tests {
         cases.extend(our_rlc_cases(&rlc));
         cases.extend(raptorq_cases(&raptorq));
         cases.extend(our_raptorq_cases(&raptorq));
+        cases.extend(source_ingest_cases(&rlc));
         for case in &mut cases {
             let label = case.label.clone();
             assert_eq!(case.check(), Ok(()), "{label:?}");

@@ -24,14 +24,15 @@ use fec_benches::report::{table, Record};
 use fec_benches::rs_cases::{isal_cases, memcpy_case, shard_codec_cases, simd_cases, RsInputs};
 use fec_benches::timing::{run_interleaved, Case, Label, Measured, SamplePlan};
 use fec_benches::window_cases::{
-    cu_fec_cases, our_raptorq_cases, our_rlc_cases, raptorq_cases, RaptorqInputs, RlcInputs,
+    cu_fec_cases, our_raptorq_cases, our_rlc_cases, raptorq_cases, source_ingest_cases,
+    RaptorqInputs, RlcInputs,
 };
 use fec_benches::workload::RS_CONFIGS;
 
 const USAGE: &str = "usage: compare [--json] [--quick] [--only A,B,C,D,E32,E200,P,memcpy]";
 
 /// What the figures mean, printed under the table (details in the crate docs).
-const LEGEND: [&str; 6] = [
+const LEGEND: [&str; 7] = [
     "MB/s = 10^6 bytes of original data per second, best of the rounds; ns = median.",
     "RS decode: m data shards lost, a new pattern each time, codec/decoder made fresh \
      (untimed) so nothing is cached; timed = the rebuild call(s), matrix work included:",
@@ -42,6 +43,8 @@ const LEGEND: [&str; 6] = [
      E decode: fresh decoder, k-m sources + m repairs.",
     "E (fec-core) runs through fec_core::pipeline: 1277 B ADUs in 1280 B symbols, \
      MB/s of ADU bytes; raptorq: 1280 B symbols used directly.",
+    "D source: ns per source symbol through fec_core::pipeline (fec-core) and the bare \
+     rlc::Encoder (fec-core-rlc); the difference is the pipeline's cost per source.",
     "P: ratio column = plugin-driven / native pipeline.",
 ];
 
@@ -178,7 +181,7 @@ fn main() -> ExitCode {
         terminal: std::io::stderr().is_terminal(),
         last_round: String::new(),
     };
-    // Lines about what was skipped; they go wherever the table goes.
+    // The legend and what was skipped; they go wherever the table goes.
     let mut notes: Vec<String> = LEGEND.iter().map(|line| line.to_string()).collect();
     let isal = match Isal::load() {
         Ok(isal) => Some(isal),
@@ -218,6 +221,7 @@ fn main() -> ExitCode {
         let inputs = RlcInputs::new();
         let mut cases = our_rlc_cases(&inputs);
         cases.extend(cu_fec_cases(&inputs));
+        cases.extend(source_ingest_cases(&inputs));
         measured.extend(measure_group("D", cases, &plan, &mut progress));
     }
     for (name, k) in [("E32", 32), ("E200", 200)] {
