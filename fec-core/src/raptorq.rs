@@ -1,4 +1,4 @@
-//! RaptorQ (RFC 6330) source blocks through the [`raptorq`](::raptorq) crate,
+//! RaptorQ (RFC 6330) source blocks through the `raptorq` crate,
 //! with fec-core's [`Error`] instead of panics.
 //!
 //! The `raptorq` crate asserts on many inputs a network peer controls: a

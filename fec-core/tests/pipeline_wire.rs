@@ -308,3 +308,31 @@ fn other_schemes_are_refused() {
         }
     }
 }
+
+/// Packets never exceed the lengths the configuration announces.
+#[test]
+fn packet_lengths_stay_within_the_announced_bounds() {
+    for scheme in schemes() {
+        let mut config = Config::new(scheme);
+        config.set_symbol_size(300);
+        let mut encoder = Encoder::new(&config).unwrap();
+        for i in 0..6 {
+            let packet = encoder
+                .protect(0, Bytes::from(vec![1; config.max_adu_len() - i]))
+                .unwrap();
+            assert!(packet.len() <= config.max_source_packet_len());
+            assert_eq!(
+                packet.header().len(),
+                wire::source_header_len(config.scheme().id())
+            );
+        }
+        for repair in encoder.flush().unwrap() {
+            assert!(
+                repair.len() <= config.max_repair_packet_len(),
+                "{} > {}",
+                repair.len(),
+                config.max_repair_packet_len()
+            );
+        }
+    }
+}

@@ -21,6 +21,14 @@
 //! - [`wire`] is the one place where headers and symbol framing are built
 //!   and parsed; [`loss`] has seeded loss models for tests and emulators.
 //!
+//! What the pipeline cannot do: tell a forged or corrupted packet that is
+//! well-formed from a genuine one. Malformed packets, packets that contradict
+//! their block, and decoded symbols whose ADU information is not well-formed
+//! (length beyond the symbol, non-zero padding) are refused; but a repair
+//! packet with a valid header and altered payload can still yield a wrong
+//! ADU. Integrity belongs to the transport (QUIC's AEAD drops such a packet
+//! after recovery) or to an authenticated datagram layer.
+//!
 //! ```
 //! use bytes::Bytes;
 //! use fec_core::pipeline::{Config, Decoder, Encoder, Scheme};
@@ -171,6 +179,8 @@ impl Scheme {
 /// let mut config = Config::new(Scheme::ReedSolomon { data: 10, parity: 4 });
 /// config.set_symbol_size(1203).set_max_blocks(8);
 /// assert_eq!(config.max_adu_len(), 1200);
+/// assert_eq!(config.max_source_packet_len(), 6 + 1200);
+/// assert_eq!(config.max_repair_packet_len(), 7 + 1203);
 /// assert!(config.validate().is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,6 +237,19 @@ impl Config {
     /// Largest ADU in bytes.
     pub fn max_adu_len(&self) -> usize {
         self.symbol_size.saturating_sub(ADU_INFO_LEN)
+    }
+
+    /// The longest source packet: header plus the longest ADU. A transport
+    /// that protects its packets shrinks its own MTU by the header length.
+    pub fn max_source_packet_len(&self) -> usize {
+        wire::source_header_len(self.scheme.id()) + self.max_adu_len()
+    }
+
+    /// The longest repair packet: header plus one symbol of `symbol_size`
+    /// bytes. Block codes size their repair symbols by the longest ADU of
+    /// the block, so theirs are often shorter.
+    pub fn max_repair_packet_len(&self) -> usize {
+        wire::repair_header_len(self.scheme.id()) + self.symbol_size
     }
 
     /// Blocks a decoder keeps open.
@@ -592,9 +615,18 @@ impl Decoder {
     /// for a repair packet or a duplicate, `None`. Whatever it recovers waits
     /// in [`poll_recovered`](Self::poll_recovered).
     ///
+    /// A source packet of a block or window the decoder has already given up
+    /// is still handed out (counted in [`Counters::late`]), without a
+    /// duplicate check: it may repeat an ADU recovered long ago.
+    ///
     /// Errors (the packet is dropped and counted in [`Counters::rejected`]):
     /// a header that does not parse, another scheme's packet, a payload of
     /// the wrong size, a packet that contradicts earlier ones of its block.
+    ///
+    /// Held source packets are kept as the `Bytes` given (no copy), so each
+    /// keeps its whole buffer alive until its block or window is done: give
+    /// the decoder packets in buffers of their own, not slices of a large
+    /// receive buffer.
     pub fn receive(&mut self, packet: Bytes) -> Result<Option<Adu>, Error> {
         let result = self.receive_inner(&packet);
         match &result {

@@ -64,6 +64,23 @@ pub fn is_fec_packet(first_byte: u8) -> bool {
     first_byte & QUIC_FIXED_BIT == 0
 }
 
+/// Length of a source packet's header for each scheme.
+pub fn source_header_len(scheme: SchemeId) -> usize {
+    match scheme {
+        SchemeId::ReedSolomon => 6,
+        SchemeId::RlcGf256 | SchemeId::RlcGf2 | SchemeId::RaptorQ => 7,
+    }
+}
+
+/// Length of a repair packet's header for each scheme.
+pub fn repair_header_len(scheme: SchemeId) -> usize {
+    match scheme {
+        SchemeId::ReedSolomon => 7,
+        SchemeId::RlcGf256 | SchemeId::RlcGf2 => 10,
+        SchemeId::RaptorQ => 8,
+    }
+}
+
 /// Scheme ids of byte 1's high nibble.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -220,13 +237,10 @@ impl Header {
 
     /// Length of the encoded header in bytes.
     pub fn len(&self) -> usize {
-        match self {
-            Header::RsSource { .. } => 6,
-            Header::RsRepair { .. } => 7,
-            Header::RlcSource { .. } => 7,
-            Header::RlcRepair { .. } => 10,
-            Header::RaptorqSource { .. } => 7,
-            Header::RaptorqRepair { .. } => 8,
+        if self.is_repair() {
+            repair_header_len(self.scheme())
+        } else {
+            source_header_len(self.scheme())
         }
     }
 
@@ -318,13 +332,10 @@ impl Header {
             KIND_REPAIR => true,
             _ => return Err(invalid("unknown packet kind")),
         };
-        let len = match (scheme, repair) {
-            (SchemeId::ReedSolomon, false) => 6,
-            (SchemeId::ReedSolomon, true) => 7,
-            (SchemeId::RlcGf256 | SchemeId::RlcGf2, false) => 7,
-            (SchemeId::RlcGf256 | SchemeId::RlcGf2, true) => 10,
-            (SchemeId::RaptorQ, false) => 7,
-            (SchemeId::RaptorQ, true) => 8,
+        let len = if repair {
+            repair_header_len(scheme)
+        } else {
+            source_header_len(scheme)
         };
         let b = packet.get(..len).ok_or(invalid("truncated header"))?;
         let gf256 = scheme == SchemeId::RlcGf256;
