@@ -151,5 +151,5 @@ pub(super) unsafe fn xor_slice(src: &[u8], dst: &mut [u8]) {
 pub(super) unsafe fn matrix_apply(call: &MatrixCall<'_, u64>) {
     // SAFETY: the features are enabled on this function; the rest is the
     // caller's contract.
-    unsafe { lanes::matrix_apply::<Gfni, 8, 2>(call) }
+    unsafe { lanes::matrix_apply::<Gfni, 4, 4>(call) }
 }
