@@ -69,6 +69,7 @@ typedef unsigned long long fec_u64;
 #define FEC_HELPER_NOW_US 5
 #define FEC_HELPER_LOG 6
 #define FEC_HELPER_SET_CODE 7
+#define FEC_HELPER_REPAIR_AFTER 8
 
 /* Contexts: all fields little-endian, natural alignment, no padding. */
 struct fec_configure_ctx {
@@ -128,6 +129,8 @@ static fec_u64 (*fec_stat)(fec_u64 key) = (void *)4;
 static fec_u64 (*fec_now_us)(void) = (void *)5;
 static long (*fec_log)(fec_u64 offset, fec_u64 len) = (void *)6;
 static long (*fec_set_code)(fec_u64 scheme, fec_u64 source_symbols, fec_u64 repair_symbols) = (void *)7;
+/* Hint: schedule_repair has nothing to do until sources_since_repair >= n. */
+static long (*fec_repair_after)(fec_u64 n) = (void *)8;
 
 #define FEC_PLUGLET(anchor, operation) \
     __attribute__((section(#anchor "/" #operation), used))

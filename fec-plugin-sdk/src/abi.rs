@@ -185,11 +185,17 @@ pub enum HelperId {
     /// ([`Scheme`]) and its rate; usually from `configure` or `on_feedback`.
     /// Decision helper. Returns 0.
     SetCode = 7,
+    /// `fec_repair_after(n)`: a hint that `schedule_repair` has nothing to do
+    /// until `sources_since_repair >= n` (1..=256), so the host may skip those
+    /// calls; plugins must behave the same whether or not the host skips.
+    /// Valid in `configure`, `on_feedback` and `schedule_repair`. Decision
+    /// helper. Returns 0.
+    RepairAfter = 8,
 }
 
 impl HelperId {
     /// Every helper, in id order.
-    pub const ALL: [HelperId; 7] = [
+    pub const ALL: [HelperId; 8] = [
         HelperId::Protect,
         HelperId::EmitRepair,
         HelperId::WindowSet,
@@ -197,6 +203,7 @@ impl HelperId {
         HelperId::NowUs,
         HelperId::Log,
         HelperId::SetCode,
+        HelperId::RepairAfter,
     ];
 
     /// The helper with this id.
@@ -214,6 +221,7 @@ impl HelperId {
             HelperId::NowUs => "fec_now_us",
             HelperId::Log => "fec_log",
             HelperId::SetCode => "fec_set_code",
+            HelperId::RepairAfter => "fec_repair_after",
         }
     }
 
@@ -226,7 +234,11 @@ impl HelperId {
     pub fn is_decision(self) -> bool {
         matches!(
             self,
-            HelperId::Protect | HelperId::EmitRepair | HelperId::WindowSet | HelperId::SetCode
+            HelperId::Protect
+                | HelperId::EmitRepair
+                | HelperId::WindowSet
+                | HelperId::SetCode
+                | HelperId::RepairAfter
         )
     }
 }

@@ -8,6 +8,8 @@
 //!    with no decision (`FEC_RC_DEFAULT` or no pluglet) the host protects it.
 //! 2. `schedule_repair` with `sources_since_repair` = sources protected since
 //!    the last repair — `fec_emit_repair(n)` sends `n` repair symbols now.
+//!    The host skips this call while fewer sources than the plugin's
+//!    `fec_repair_after` hint are pending.
 //! 3. Every packet (source and repair) goes through the loss trace; the
 //!    receiver's decoder gets what survives.
 //! 4. Every `feedback_every` sources the receiver's report for that interval
@@ -416,6 +418,7 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         recovered: Vec::new(),
     };
     let mut window_target = configured.window.unwrap_or(code.source_symbols);
+    let mut repair_after = configured.repair_after.unwrap_or(0);
     if let (Some(enc), Some(w)) = (encoder.as_mut(), configured.window) {
         enc.set_window(w as usize).ok();
     }
@@ -469,7 +472,8 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         }
 
         let mut repair = d.repair;
-        if host.instance.disabled().is_none() {
+        let pending_now = encoder.as_ref().map_or(0, |e| e.pending() as u32);
+        if host.instance.disabled().is_none() && pending_now >= repair_after {
             let (pending, window_len) = encoder
                 .as_ref()
                 .map_or((0, 0), |e| (e.pending() as u32, e.pending() as u32));
@@ -491,6 +495,9 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
             );
             let s = host.check(s);
             host.keep_logs(s.logs.clone());
+            if let Some(n) = s.repair_after {
+                repair_after = n;
+            }
             if let (Some(w), Some(enc)) = (s.window, encoder.as_mut()) {
                 if enc.set_window(w as usize).is_ok() {
                     window_target = w;
@@ -549,6 +556,9 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
                 &host.view,
             );
             let fb = host.check(fb);
+            if let Some(n) = fb.repair_after {
+                repair_after = n;
+            }
             host.keep_logs(fb.logs);
             for &s in lost_now.iter().filter(|&&s| !receiver.delivered[s]) {
                 let result = host.instance.on_loss(

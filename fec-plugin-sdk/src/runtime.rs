@@ -158,6 +158,9 @@ pub struct Decisions {
     pub window: Option<u32>,
     /// `fec_set_code`: new code and rate.
     pub code: Option<CodeChoice>,
+    /// `fec_repair_after`: `schedule_repair` may be skipped while fewer than
+    /// this many sources were protected since the last repair.
+    pub repair_after: Option<u32>,
     /// `fec_log` messages (at most [`MAX_LOGS_PER_CALL`]).
     pub logs: Vec<String>,
 }
@@ -296,6 +299,9 @@ struct Pluglet {
 }
 
 struct PluginInner {
+    /// Indices into `pluglets` per operation id (sorted by operation, then
+    /// replace before post), so a call finds its pluglets without searching.
+    by_operation: [std::ops::Range<usize>; 7],
     name: String,
     version: String,
     digest: [u8; 32],
@@ -345,10 +351,22 @@ impl Plugin {
                 engine,
             });
         }
-        // Replace first, then observers, each in package order.
-        pluglets.sort_by_key(|p| p.anchor);
+        // Grouped by operation; replace first, then observers in package order.
+        pluglets.sort_by_key(|p| (p.operation, p.anchor));
+        let by_operation = std::array::from_fn(|id| {
+            let start = pluglets
+                .iter()
+                .position(|p| p.operation as usize == id)
+                .unwrap_or(0);
+            let count = pluglets
+                .iter()
+                .filter(|p| p.operation as usize == id)
+                .count();
+            start..start + count
+        });
         Ok(Plugin {
             inner: Arc::new(PluginInner {
+                by_operation,
                 name: m.name.clone(),
                 version: m.version.clone(),
                 digest: package.digest(),
@@ -421,6 +439,8 @@ impl std::fmt::Debug for Instance {
 
 /// Per-execution state the helpers see through the thread-local.
 struct CallState {
+    /// Set only while a pluglet executes on this thread.
+    active: bool,
     operation: Operation,
     anchor: Anchor,
     flow: Option<u32>,
@@ -432,16 +452,55 @@ struct CallState {
     fault: Option<FaultKind>,
 }
 
+const IDLE: CallState = CallState {
+    active: false,
+    operation: Operation::Configure,
+    anchor: Anchor::Replace,
+    flow: None,
+    view: HostView {
+        now_us: 0,
+        stats: Stats {
+            sources_sent: 0,
+            repair_sent: 0,
+            received: 0,
+            recovered: 0,
+            unrecoverable: 0,
+            rejected: 0,
+            window_len: 0,
+        },
+        schemes_offered: 0,
+    },
+    memory_len: 0,
+    helper_calls: 0,
+    decisions: Decisions {
+        return_code: None,
+        protect: None,
+        repair: 0,
+        window: None,
+        code: None,
+        repair_after: None,
+        logs: Vec::new(),
+    },
+    pending_logs: Vec::new(),
+    fault: None,
+};
+
 thread_local! {
-    static CURRENT: RefCell<Option<CallState>> = const { RefCell::new(None) };
+    // The state lives here for the thread's lifetime and is reset per call,
+    // so starting and finishing a call moves no large values around.
+    static CURRENT: RefCell<CallState> = const { RefCell::new(IDLE) };
 }
 
-/// Clears the thread-local even if the VM unwinds.
+/// Marks the thread idle again even if the VM unwinds.
 struct ClearCurrent;
 
 impl Drop for ClearCurrent {
     fn drop(&mut self) {
-        let _ = CURRENT.try_with(|c| c.borrow_mut().take());
+        let _ = CURRENT.try_with(|c| {
+            if let Ok(mut s) = c.try_borrow_mut() {
+                s.active = false;
+            }
+        });
     }
 }
 
@@ -519,116 +578,125 @@ impl Instance {
         if let Some(fault) = &self.disabled {
             return Err(fault.clone());
         }
-        let flow = source_flow(ctx);
-        let plugin = self.plugin.clone();
+        let inner = &*self.plugin.inner;
+        let pluglets = &inner.pluglets[inner.by_operation[C::OPERATION as usize].clone()];
         let mut decisions = Decisions::default();
-        for pluglet in plugin
-            .inner
-            .pluglets
-            .iter()
-            .filter(|p| p.operation == C::OPERATION)
-        {
-            let result = self.execute(pluglet, ctx, flow, view);
-            let fault = |kind| Fault {
-                plugin: plugin.inner.name.clone(),
-                pluglet: pluglet.name.clone(),
-                operation: pluglet.operation,
-                anchor: pluglet.anchor,
-                kind,
-            };
-            match result {
+        if pluglets.is_empty() {
+            // The host's default policy applies; no VM runs.
+            return Ok(decisions);
+        }
+        let flow = source_flow(ctx);
+        for pluglet in pluglets {
+            self.calls += 1;
+            match execute(&mut self.memory, pluglet, ctx, flow, view) {
                 Ok((code, d)) => {
                     if pluglet.anchor == Anchor::Replace {
                         decisions = Decisions {
                             return_code: Some(code),
                             ..d
                         };
-                    } else {
+                    } else if !d.logs.is_empty() {
                         decisions.logs.extend(d.logs);
                         decisions.logs.truncate(MAX_LOGS_PER_CALL);
                     }
                 }
                 Err(kind) => {
-                    let f = fault(kind);
-                    self.disabled = Some(f.clone());
-                    return Err(f);
+                    let fault = Fault {
+                        plugin: inner.name.clone(),
+                        pluglet: pluglet.name.clone(),
+                        operation: pluglet.operation,
+                        anchor: pluglet.anchor,
+                        kind,
+                    };
+                    self.disabled = Some(fault.clone());
+                    return Err(fault);
                 }
             }
         }
         Ok(decisions)
     }
+}
 
-    fn execute<C: Context>(
-        &mut self,
-        pluglet: &Pluglet,
-        ctx: &C,
-        flow: Option<u32>,
-        view: &HostView,
-    ) -> Result<(ReturnCode, Decisions), FaultKind> {
-        self.calls += 1;
-        // Copy in: observers get the pristine context even if the replace
-        // pluglet scribbled over the context area, and nothing is copied back.
-        self.memory[..CONTEXT_AREA_SIZE].fill(0);
-        ctx.write_to(&mut self.memory[..CONTEXT_AREA_SIZE]);
+fn execute<C: Context>(
+    memory: &mut [u8],
+    pluglet: &Pluglet,
+    ctx: &C,
+    flow: Option<u32>,
+    view: &HostView,
+) -> Result<(ReturnCode, Decisions), FaultKind> {
+    // Copy in: observers get the pristine context even if the replace
+    // pluglet scribbled over the context area, and nothing is copied back.
+    memory[..CONTEXT_AREA_SIZE].fill(0);
+    ctx.write_to(&mut memory[..CONTEXT_AREA_SIZE]);
 
-        let state = CallState {
-            operation: C::OPERATION,
-            anchor: pluglet.anchor,
-            flow,
-            view: *view,
-            memory_len: self.memory.len(),
-            helper_calls: 0,
-            decisions: Decisions::default(),
-            pending_logs: Vec::new(),
-            fault: None,
-        };
-        CURRENT.with(|c| *c.borrow_mut() = Some(state));
-        let clear = ClearCurrent;
-        let region_ptr = self.memory.as_mut_ptr();
-        let region_len = self.memory.len();
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: `region_ptr..+region_len` is this instance's live, owned
-            // region and `&mut self` guarantees no other reference to it exists
-            // for the duration of the call. rbpf's `EbpfVmRaw<'static>` demands
-            // a `&'static mut`, but it only uses the slice during
-            // `execute_program` and keeps no copy of it after returning, so the
-            // extended lifetime is never exercised.
-            let region: &'static mut [u8] =
-                unsafe { std::slice::from_raw_parts_mut(region_ptr, region_len) };
-            pluglet.engine.vm.execute_program(region)
-        }));
-        let state = CURRENT.with(|c| c.borrow_mut().take());
-        drop(clear);
-        let mut state = state.ok_or_else(|| FaultKind::Vm("lost call state".into()))?;
+    CURRENT.with(|c| {
+        let mut s = c.borrow_mut();
+        s.active = true;
+        s.operation = C::OPERATION;
+        s.anchor = pluglet.anchor;
+        s.flow = flow;
+        s.view = *view;
+        s.memory_len = memory.len();
+        s.helper_calls = 0;
+        s.decisions.return_code = None;
+        s.decisions.protect = None;
+        s.decisions.repair = 0;
+        s.decisions.window = None;
+        s.decisions.code = None;
+        s.decisions.repair_after = None;
+        s.decisions.logs.clear();
+        s.pending_logs.clear();
+        s.fault = None;
+    });
+    let clear = ClearCurrent;
+    let region_ptr = memory.as_mut_ptr();
+    let region_len = memory.len();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `region_ptr..+region_len` is this instance's live, owned
+        // region and `&mut self` guarantees no other reference to it exists
+        // for the duration of the call. rbpf's `EbpfVmRaw<'static>` demands
+        // a `&'static mut`, but it only uses the slice during
+        // `execute_program` and keeps no copy of it after returning, so the
+        // extended lifetime is never exercised.
+        let region: &'static mut [u8] =
+            unsafe { std::slice::from_raw_parts_mut(region_ptr, region_len) };
+        pluglet.engine.vm.execute_program(region)
+    }));
+    drop(clear);
 
-        let raw = match outcome {
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                return Err(FaultKind::Panic(message));
-            }
-            Ok(Err(e)) => return Err(vm_fault(&e.to_string())),
-            Ok(Ok(raw)) => raw,
-        };
-        if let Some(kind) = state.fault.take() {
+    let raw = match outcome {
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            return Err(FaultKind::Panic(message));
+        }
+        Ok(Err(e)) => return Err(vm_fault(&e.to_string())),
+        Ok(Ok(raw)) => raw,
+    };
+    CURRENT.with(|c| {
+        let mut s = c.borrow_mut();
+        if let Some(kind) = s.fault.take() {
             return Err(kind);
         }
         let code = ReturnCode::from_raw(raw).ok_or(FaultKind::BadReturnCode(raw))?;
         if code == ReturnCode::Error {
             return Err(FaultKind::PluginError);
         }
-        for (offset, len) in state.pending_logs {
-            let bytes = &self.memory[offset..offset + len];
-            state
-                .decisions
+        let mut decisions = Decisions {
+            logs: Vec::new(),
+            ..s.decisions
+        };
+        for &(offset, len) in &s.pending_logs {
+            let bytes = &memory[offset..offset + len];
+            decisions
                 .logs
                 .push(String::from_utf8_lossy(bytes).into_owned());
         }
-        Ok((code, state.decisions))
-    }
+        Ok((code, decisions))
+    })
 }
 
 fn source_flow<C: Context>(ctx: &C) -> Option<u32> {
@@ -683,6 +751,7 @@ fn helper_fn(id: u32) -> Option<rbpf::ebpf::Helper> {
         HelperId::NowUs => helper_now_us,
         HelperId::Log => helper_log,
         HelperId::SetCode => helper_set_code,
+        HelperId::RepairAfter => helper_repair_after,
     };
     Some(f)
 }
@@ -695,10 +764,8 @@ fn with_call(id: HelperId, body: impl FnOnce(&mut CallState) -> Result<u64, Stri
             let Ok(mut slot) = c.try_borrow_mut() else {
                 return 0;
             };
-            let Some(state) = slot.as_mut() else {
-                return 0;
-            };
-            if state.fault.is_some() {
+            let state = &mut *slot;
+            if !state.active || state.fault.is_some() {
                 return 0;
             }
             state.helper_calls += 1;
@@ -840,6 +907,25 @@ fn helper_set_code(scheme: u64, source: u64, repair: u64, _: u64, _: u64) -> u64
             source_symbols: source as u32,
             repair_symbols: repair as u32,
         });
+        Ok(0)
+    })
+}
+
+fn helper_repair_after(n: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+    with_call(HelperId::RepairAfter, |s| {
+        if !matches!(
+            s.operation,
+            Operation::Configure | Operation::OnFeedback | Operation::ScheduleRepair
+        ) {
+            return Err(format!(
+                "only valid in configure, on_feedback and schedule_repair, called in {}",
+                s.operation.name()
+            ));
+        }
+        if n == 0 || n > u64::from(MAX_WINDOW) {
+            return Err(format!("{n} sources out of range (1..={MAX_WINDOW})"));
+        }
+        s.decisions.repair_after = Some(n as u32);
         Ok(0)
     })
 }

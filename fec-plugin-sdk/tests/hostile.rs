@@ -37,7 +37,7 @@ fn try_package(
         name: "hostile".into(),
         version: "0.0.1".into(),
         memory_size,
-        helpers: vec![1, 2, 3, 4, 5, 6, 7],
+        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8],
         pluglets: pluglets
             .into_iter()
             .enumerate()

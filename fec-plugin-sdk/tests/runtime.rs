@@ -14,7 +14,7 @@ fn plugin(pluglets: &[(Operation, Anchor, &str)]) -> Plugin {
         name: "t".into(),
         version: "1".into(),
         memory_size: 512,
-        helpers: vec![1, 2, 3, 4, 5, 6, 7],
+        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8],
         pluglets: pluglets
             .iter()
             .enumerate()
@@ -244,4 +244,31 @@ fn now_and_stats_come_from_the_host_view() {
         1234
     );
     assert_eq!(i.memory()[136], 77);
+}
+
+#[test]
+fn repair_after_hint_is_recorded_and_checked() {
+    let p = plugin(&[(
+        Operation::Configure,
+        Anchor::Replace,
+        "mov r1, 4\n call 8\n mov r0, 0\n exit",
+    )]);
+    let d = p
+        .instantiate()
+        .configure(&ConfigureContext::default(), &HostView::default())
+        .unwrap();
+    assert_eq!(d.repair_after, Some(4));
+    let bad = plugin(&[(
+        Operation::OnSource,
+        Anchor::Replace,
+        "mov r1, 4\n call 8\n mov r0, 0\n exit",
+    )]);
+    let fault = bad
+        .instantiate()
+        .on_source(&SourceContext::default(), &HostView::default())
+        .unwrap_err();
+    assert!(
+        fault.to_string().contains("only valid in configure"),
+        "{fault}"
+    );
 }

@@ -5,7 +5,9 @@
  * in groups as large as the longest burst (1..8), so one group can fill a
  * whole burst: a group of `group` repairs after every `every` sources, with
  * every = group / target. Before any report it spends little (1 in 16).
- * on_loss observes unrecovered losses; schedule_repair applies the rate.
+ * on_loss observes unrecovered losses; schedule_repair applies the rate, and
+ * fec_repair_after tells the host when the next group is due. Every packet
+ * is protected by the host's default (no on_source pluglet).
  * No loops: the verifier rejects backward jumps. */
 #include "fec_plugin.h"
 
@@ -27,14 +29,7 @@ int configure(void *mem)
     s->target_permille = 62;
     fec_set_code(FEC_SCHEME_RLC, WINDOW, 8);
     fec_window_set(WINDOW);
-    return FEC_RC_OK;
-}
-
-FEC_PLUGLET(replace, on_source)
-int on_source(void *mem)
-{
-    struct fec_source_ctx *ctx = mem;
-    fec_protect(ctx->flow);
+    fec_repair_after(16);
     return FEC_RC_OK;
 }
 
@@ -67,6 +62,7 @@ int on_feedback(void *mem)
     s->every = every;
     s->group = group;
     s->target_permille = target;
+    fec_repair_after(every);
     return FEC_RC_OK;
 }
 

@@ -6,6 +6,11 @@
 //! | [`RLC_WINDOW`] | sliding-window RLC (window 32), 1 repair every 4 sources | 25% |
 //! | [`ADAPTIVE`] | RLC whose rate follows `on_feedback` (loss rate, burst length) | 3%..50% |
 //!
+//! None of them has an `on_source` pluglet (the host's default protects every
+//! packet) and each tells the host with `fec_repair_after` when its next
+//! repair decision is due, so the VM runs once per repair decision rather
+//! than twice per packet.
+//!
 //! The C sources are in `c/`; the packages in `bytecode/` are built from them
 //! with [`fec_plugin_sdk::build::CLANG_FLAGS`] and committed, so using them
 //! needs no clang. A test rebuilds each one when clang is present and fails
@@ -21,6 +26,8 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
+pub mod drive;
 
 /// One shipped plugin: where it comes from and its built package.
 #[derive(Clone, Copy, Debug)]

@@ -106,7 +106,7 @@ enum Command {
     Run {
         /// Package (or ELF object).
         path: PathBuf,
-        /// Loss: none | RATE | bernoulli:RATE[:SEED] | ge:RATE:MEAN_BURST[:SEED] | every:N | at:I,J
+        /// Loss: `none`, `RATE`, `bernoulli:RATE[:SEED]`, `ge:RATE:MEAN_BURST[:SEED]`, `every:N` or `at:I,J`
         #[arg(long, default_value = "none")]
         loss: String,
         /// Source packets to send.
