@@ -6,7 +6,9 @@
 //!   instance's memory (the manifest's `memory_size`), zeroed; it persists
 //!   across calls and no other instance can name it. It is the VM's `mem`
 //!   argument, so every plugin load and store goes through the interpreter's
-//!   bounds check (region, the per-call stack, nothing else).
+//!   bounds check (region, the per-call stack, nothing else). rbpf's
+//!   `register_allowed_memory` (which checks only start addresses) is never
+//!   used.
 //! - **Helpers see the caller, not pointers.** rbpf helpers are plain
 //!   `fn(u64, u64, u64, u64, u64) -> u64`. Before each execution the runtime
 //!   moves a per-call state (which instance, operation and anchor, the host
