@@ -353,13 +353,15 @@ impl BlockDecoder {
         let ahead = self.distance(id, newest);
         if ahead > 0 {
             self.blocks.push_back(RxBlock::new(id));
-            while let Some(front) = self.blocks.front() {
-                if self.distance(id, front.id) < self.max_blocks as i32 {
-                    break;
-                }
-                let evicted = self.blocks.pop_front().expect("front exists");
-                if !evicted.complete {
-                    counters.unrecoverable += evicted.missing() as u64;
+            while self
+                .blocks
+                .front()
+                .is_some_and(|front| self.distance(id, front.id) >= self.max_blocks as i32)
+            {
+                if let Some(evicted) = self.blocks.pop_front() {
+                    if !evicted.complete {
+                        counters.unrecoverable += evicted.missing() as u64;
+                    }
                 }
             }
             return Lookup::Live(self.blocks.len() - 1);

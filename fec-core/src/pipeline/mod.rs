@@ -210,8 +210,9 @@ impl Config {
         self
     }
 
-    /// How many blocks a decoder keeps open (block codes); an older block is
-    /// given up when a newer one would exceed this.
+    /// How many blocks a decoder keeps open (block codes; 1..=128, for
+    /// RaptorQ 1..=64); an older block is given up when a newer one would
+    /// exceed this.
     pub fn set_max_blocks(&mut self, max_blocks: usize) -> &mut Self {
         self.max_blocks = max_blocks;
         self
@@ -268,6 +269,12 @@ impl Config {
         if !(1..=128).contains(&self.max_blocks) {
             return Err(Error::PipelineConfig {
                 reason: "max blocks must be 1..=128",
+            });
+        }
+        // RaptorQ block numbers are 8 bits: half the space tells old from new.
+        if matches!(self.scheme, Scheme::RaptorQ { .. }) && self.max_blocks > 64 {
+            return Err(Error::PipelineConfig {
+                reason: "max blocks must be 1..=64 for RaptorQ",
             });
         }
         if self.max_recovered == 0 {
