@@ -9,7 +9,7 @@
 //! 2. `schedule_repair` with `sources_since_repair` = sources protected since
 //!    the last repair — `fec_emit_repair(n)` sends `n` repair symbols now.
 //!    The host skips this call while fewer sources than the plugin's
-//!    `fec_repair_after` hint are pending.
+//!    `fec_repair_after` hint are pending; with no decision it sends nothing.
 //! 3. Every packet (source and repair) goes through the loss trace; the
 //!    receiver's decoder gets what survives.
 //! 4. Every `feedback_every` sources the receiver's report for that interval

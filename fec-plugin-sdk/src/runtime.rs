@@ -256,7 +256,9 @@ pub enum LoadError {
 struct Engine {
     // Declared before `code` so it is dropped first: it borrows `code`.
     vm: rbpf::EbpfVmRaw<'static>,
-    code: Box<[u8]>,
+    // An `Arc`, not a `Box`: moving the owner must not assert uniqueness
+    // over the bytes the VM borrows.
+    code: Arc<[u8]>,
 }
 
 // SAFETY: the VM holds a borrowed program, a map of plain `fn` helpers, an
@@ -272,11 +274,11 @@ unsafe impl Sync for Engine {}
 
 impl Engine {
     fn new(code: &[u8], helpers: &[u32]) -> Result<Self, String> {
-        let code: Box<[u8]> = code.into();
-        // SAFETY: the slice points into the heap allocation owned by `code`,
-        // which is never mutated or moved out of (a `Box` move keeps the heap
-        // address) and lives as long as `vm`, which is dropped first (field
-        // order). The `'static` is never observable outside this struct.
+        let code: Arc<[u8]> = code.into();
+        // SAFETY: the slice points into the shared, never mutated heap
+        // allocation of `code`, whose address does not change when the
+        // `Engine` moves and which lives as long as `vm` (dropped first, by
+        // field order). The `'static` is never observable outside this struct.
         let program: &'static [u8] =
             unsafe { std::slice::from_raw_parts(code.as_ptr(), code.len()) };
         let mut vm = rbpf::EbpfVmRaw::new(Some(program)).map_err(|e| e.to_string())?;
