@@ -35,9 +35,9 @@ pub struct DecoderConfig {
     /// How many consecutive ESIs, ending at the newest seen, the decoder
     /// keeps: older sources and the equations that still need them are
     /// evicted. At least `max_window`; default `4 * max_window` (at heavy
-    /// loss, solvable systems can stretch over several windows). Memory is
-    /// about `max_span * symbol_size` for sources plus
-    /// `max_equations * (max_span + symbol_size)`.
+    /// loss, solvable systems can stretch over several windows). With `S`
+    /// = `max_span` rounded up to a power of two, memory is about
+    /// `S * symbol_size` for sources plus `max_equations * (S + symbol_size)`.
     pub max_span: usize,
     /// Most pending (not yet solved) equations kept; at the limit the one
     /// with the oldest pivot is dropped. Default `max_window`.
@@ -89,8 +89,8 @@ impl DecoderConfig {
                 reason: "max_equations must be 1..=max_span",
             });
         }
-        let memory = self.max_span * self.symbol_size
-            + self.max_equations * (self.max_span + self.symbol_size);
+        let slots = self.max_span.next_power_of_two();
+        let memory = slots * self.symbol_size + self.max_equations * (slots + self.symbol_size);
         if memory > MAX_MEMORY {
             return Err(Error::RlcConfig {
                 reason: "limits would take more than 256 MiB",
@@ -179,6 +179,10 @@ pub struct Decoder {
     newest: Option<(u32, u64)>,
     /// One past the newest position; the span held is `end - max_span..end`.
     end: u64,
+    /// Ring slots are `position & slot_mask`: a power of two at least
+    /// `max_span`, so distinct positions of the span never share a slot and
+    /// the hot paths need no division.
+    slot_mask: u64,
     ring: Vec<u8>,
     known: Vec<bool>,
     rows: Vec<Row>,
@@ -210,22 +214,25 @@ impl Decoder {
             engine: engine(),
             newest: None,
             end: FIRST_POSITION,
-            ring: written_zeros(config.max_span * config.symbol_size),
-            known: vec![false; config.max_span],
+            slot_mask: config.max_span.next_power_of_two() as u64 - 1,
+            ring: written_zeros(config.max_span.next_power_of_two() * config.symbol_size),
+            known: vec![false; config.max_span.next_power_of_two()],
             rows: Vec::new(),
             // Allocated (and touched) up front so the hot path neither
             // allocates nor page-faults for equations.
             spare_rows: (0..config.max_equations)
                 .map(|_| Row {
-                    coefficients: written_zeros(config.max_span),
+                    coefficients: written_zeros(config.max_span.next_power_of_two()),
                     data: written_zeros(config.symbol_size),
                     ..Row::default()
                 })
                 .collect(),
-            coefficients: CoefficientCache::default(),
-            repairs_seen: HashMap::new(),
-            repairs_order: VecDeque::new(),
-            recovered: VecDeque::new(),
+            // Tables sized up front: a decoder in steady state allocates
+            // only the buffers of the sources it hands out.
+            coefficients: CoefficientCache::with_capacity(),
+            repairs_seen: HashMap::with_capacity(4 * config.max_span),
+            repairs_order: VecDeque::with_capacity(4 * config.max_span),
+            recovered: VecDeque::with_capacity(config.max_window),
             stats: DecoderStats::default(),
             scratch_known: Vec::with_capacity(config.max_window),
             scratch_rows: Vec::with_capacity(config.max_equations),
@@ -346,7 +353,7 @@ impl Decoder {
             self.coefficients
                 .coefficients(self.config.field, id.repair_key, id.dt, id.nss);
         let mut row = self.spare_rows.pop().unwrap_or_default();
-        row.coefficients.resize(self.config.max_span, 0);
+        row.coefficients.resize(self.known.len(), 0);
         row.lo = end;
         row.hi = first;
         // Kernel inputs beyond the repair itself: known sources (by
@@ -463,7 +470,7 @@ impl Decoder {
     }
 
     fn slot(&self, position: u64) -> usize {
-        (position % self.config.max_span as u64) as usize
+        (position & self.slot_mask) as usize
     }
 
     fn ring_symbol(&self, position: u64) -> &[u8] {
