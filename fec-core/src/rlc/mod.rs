@@ -21,6 +21,25 @@
 //! [`crate::gf256`]; GF(2) is its subfield {0, 1}, so one elimination serves
 //! both.
 //!
+//! # Conformance notes
+//!
+//! - Coefficients, repair symbols and payload IDs are bit-exact with RFC
+//!   8681 (checked against the RFC vectors and against the independent
+//!   `cu-fec` crate in `tests/rlc_interop.rs`).
+//! - GF(2) with DT = 15 makes every coefficient 1 and never seeds the
+//!   generator, so the repair key does not matter there; [`Encoder`] accepts
+//!   any key (`cu-fec` insists on 0 when sending, and decodes any).
+//! - [`Encoder::next_repair`] increments the key per repair symbol, so
+//!   overlapping windows never share a key, as the RFC asks.
+//! - The decoder's policy is ours (the RFC leaves it open): ESIs are ordered
+//!   by serial-number arithmetic; a bounded span of ESIs behind the newest
+//!   is kept; an unknown source leaving the span costs one pending equation
+//!   (the others are cleared of it and kept); at the equation limit the
+//!   equation with the oldest pivot is dropped. See [`DecoderConfig`].
+//! - A payload ID seen twice with different bytes is an error; telling the
+//!   two apart uses a fast non-cryptographic digest, so it catches mistakes
+//!   and replays, not a forger who can choose colliding bytes.
+//!
 //! # Example: encode, lose, decode
 //!
 //! ```
