@@ -93,8 +93,8 @@ pub enum Rejection {
         /// The register number.
         register: u8,
     },
-    /// An instruction writes the read-only frame pointer.
-    #[error("writes r10, the read-only frame pointer")]
+    /// An instruction writes (or names as destination) the read-only frame pointer.
+    #[error("writes r10, the read-only frame pointer (r10 may only be a store's base)")]
     WritesFramePointer,
     /// `lddw` is the last slot or its second half is malformed.
     #[error("incomplete or malformed lddw")]
@@ -371,11 +371,10 @@ pub fn verify(code: &[u8], declared: &[u32], offered: &[u32]) -> Result<ProgramI
                 note,
             })
         })?;
-        let writes_dst = matches!(
-            class,
-            Class::Lddw | Class::Load | Class::Alu { .. } | Class::Neg | Class::Swap
-        );
-        if writes_dst && insn.dst == 10 {
+        // r10 may only be the base of a store; rbpf's own verifier refuses it
+        // as the destination of anything else (jumps included), and this
+        // verifier must accept nothing that rbpf then refuses.
+        if insn.dst == 10 && class != Class::Store {
             return Err(at(Rejection::WritesFramePointer));
         }
         let check_jump = |target: i64| -> Result<(), VerifyError> {

@@ -7,8 +7,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fec-plugin"))
 }
 
+/// A scratch directory per test (tests run in parallel threads named after them).
+fn scratch() -> PathBuf {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("test")
+        .replace("::", "-");
+    std::env::temp_dir().join(format!("fec-plugin-cli-{}-{test}", std::process::id()))
+}
+
 fn temp(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fec-plugin-cli-{}", std::process::id()));
+    let dir = scratch();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -72,6 +81,7 @@ fn verify_accepts_and_rejects_with_exit_codes() {
     let (code, _, stderr) = run(&["verify", "/nonexistent/file"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("/nonexistent/file"));
+    std::fs::remove_dir_all(scratch()).ok();
 }
 
 #[test]
@@ -126,4 +136,5 @@ fn pack_sign_verify_inspect_and_run() {
     let (code, _, stderr) = run(&["run", p, "--loss", "bogus:x"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("bad number"), "{stderr}");
+    std::fs::remove_dir_all(scratch()).ok();
 }
