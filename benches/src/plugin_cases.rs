@@ -4,12 +4,15 @@
 //!   RLC GF(2^8), window 32, DT=15, 1280-byte packets, one repair symbol per 4
 //!   sources. Per packet: the policy's `on_source` decision, `protect`, the
 //!   policy's `schedule_repair` decision, and `repair(n)` when it asks for one.
-//!   Lib `fec-plugin` takes both decisions by running the shipped `rlc-window`
-//!   plugin (`fec_plugins::RLC_WINDOW`) in the sandboxed rbpf interpreter; lib
-//!   `native` takes the same decisions in Rust. The check proves both emit
-//!   byte-identical repair packets, so the only difference is who decides.
-//! - `invoke` (ns, median): one `on_source` call into the plugin (context copy-in,
-//!   interpretation, one `fec_protect` helper call, decisions out).
+//!   Lib `fec-plugin` takes both decisions through the shipped `rlc-window`
+//!   plugin (`fec_plugins::RLC_WINDOW`) in the sandboxed rbpf interpreter, called
+//!   the way `fec_plugin_sdk::harness` calls it (`on_source` for every packet,
+//!   `schedule_repair` unless the plugin's `fec_repair_after` hint says it would
+//!   decide nothing); lib `native` takes the same decisions in Rust. The check
+//!   proves both emit byte-identical packets, so the only difference is who decides.
+//! - `invoke` (ns, median): one `schedule_repair` call into the plugin that emits
+//!   a repair (context copy-in, interpretation, one `fec_emit_repair` helper call,
+//!   decisions out).
 //! - `load` (ns, median): `fec_plugin_sdk::load_package` on the signed `.fecp`
 //!   bytes: parse, SHA-256, one ed25519 signature checked against a trust store,
 //!   static verification of every pluglet, interpreter set-up.
@@ -21,7 +24,9 @@ use fec_core::pipeline::wire::ADU_INFO_LEN;
 use fec_core::pipeline::{Config, Encoder, Scheme};
 use fec_plugin_sdk::abi::{ConfigureContext, ScheduleContext, SourceContext};
 use fec_plugin_sdk::package::{Package, TrustStore};
-use fec_plugin_sdk::runtime::{CodeChoice, HostOffer, HostView, Instance, Plugin};
+use fec_plugin_sdk::runtime::{
+    CodeChoice, Decisions, Fault, HostOffer, HostView, Instance, Plugin,
+};
 
 use crate::report::PLUGIN;
 use crate::timing::{Case, Label, Reuse};
@@ -63,6 +68,9 @@ pub struct PluginPolicy {
     instance: Instance,
     view: HostView,
     window_target: u32,
+    /// The plugin's `fec_repair_after` hint: fewer pending sources than this and
+    /// `schedule_repair` is not called.
+    repair_after: u32,
 }
 
 impl PluginPolicy {
@@ -86,13 +94,22 @@ impl PluginPolicy {
             instance,
             view,
             window_target: configured.window.unwrap_or(WINDOW as u32),
+            repair_after: configured.repair_after.unwrap_or(0),
         };
         Ok((policy, configured.code))
     }
 
-    /// The instance, for direct calls.
-    pub fn instance(&mut self) -> &mut Instance {
-        &mut self.instance
+    /// One `schedule_repair` call with enough pending sources that the
+    /// `rlc-window` plugin emits a repair: the invocation the `invoke` line times.
+    pub fn schedule_one_repair(&mut self) -> Result<Decisions, Fault> {
+        let context = ScheduleContext {
+            now_us: 0,
+            sources_since_repair: SOURCES_PER_REPAIR,
+            window_len: WINDOW as u32,
+            window_target: self.window_target,
+            repair_budget: fec_plugin_sdk::abi::MAX_REPAIR_PER_CALL,
+        };
+        self.instance.schedule_repair(&context, &self.view)
     }
 }
 
@@ -112,6 +129,9 @@ impl Policy for PluginPolicy {
     }
 
     fn repairs(&mut self, sources_since_repair: u32, window_len: u32) -> u32 {
+        if sources_since_repair < self.repair_after {
+            return 0;
+        }
         let context = ScheduleContext {
             now_us: 0,
             sources_since_repair,
@@ -119,9 +139,15 @@ impl Policy for PluginPolicy {
             window_target: self.window_target,
             repair_budget: fec_plugin_sdk::abi::MAX_REPAIR_PER_CALL,
         };
-        self.instance
-            .schedule_repair(&context, &self.view)
-            .map_or(0, |decisions| decisions.repair)
+        match self.instance.schedule_repair(&context, &self.view) {
+            Ok(decisions) => {
+                if let Some(repair_after) = decisions.repair_after {
+                    self.repair_after = repair_after;
+                }
+                decisions.repair
+            }
+            Err(_) => 0,
+        }
     }
 }
 
@@ -261,28 +287,16 @@ pub fn plugin_cases() -> Vec<Case<'static>> {
     );
 
     let invoke_check = plugin_policy.clone();
-    let mut seq = 0u64;
     let invoke = Case::new(
         Label::latency(PLUGIN, "P", "invoke"),
         Reuse::Many,
         move || plugin_policy().0,
-        move |policy| {
-            seq += 1;
-            black_box(policy.protect(seq));
+        |policy| {
+            black_box(policy.schedule_one_repair().expect("the plugin runs"));
         },
-        move || {
-            let (mut policy, _) = invoke_check();
-            let context = SourceContext {
-                now_us: 0,
-                seq: 1,
-                flow: 0,
-                len: PACKET_BYTES as u32,
-            };
-            let view = HostView::default();
-            match policy.instance().on_source(&context, &view) {
-                Ok(decisions) if decisions.protect == Some(0) => Ok(()),
-                other => Err(format!("on_source gave {other:?}")),
-            }
+        move || match invoke_check().0.schedule_one_repair() {
+            Ok(decisions) if decisions.repair == 1 => Ok(()),
+            other => Err(format!("schedule_repair gave {other:?}")),
         },
     );
 
