@@ -8,7 +8,10 @@
 //!   argument, so every plugin load and store goes through the interpreter's
 //!   bounds check (region, the per-call stack, nothing else). rbpf's
 //!   `register_allowed_memory` (which checks only start addresses) is never
-//!   used.
+//!   used. rbpf accepts an address in either range whatever register it came
+//!   from, so a plugin can reach its per-call stack by pointer arithmetic on
+//!   `r1`; that stack is its own zeroed scratch, so nothing leaks, but whether
+//!   a wild pointer traps can depend on where the allocator put the stack.
 //! - **Helpers see the caller, not pointers.** rbpf helpers are plain
 //!   `fn(u64, u64, u64, u64, u64) -> u64`. Before each execution the runtime
 //!   moves a per-call state (which instance, operation and anchor, the host

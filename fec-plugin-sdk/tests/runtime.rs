@@ -180,15 +180,18 @@ fn division_by_a_zero_register_is_defined_not_a_panic() {
 
 #[test]
 fn a_fault_disables_only_the_faulting_instance() {
-    // Faults on its second call (state counter reaches 2, then reads past the region).
+    // Faults on its second call (state counter reaches 2, then loads from the
+    // kernel half of the address space, which no allocation can cover).
     let p = plugin(&[(
         Operation::ScheduleRepair,
         Anchor::Replace,
         "ldxdw r2, [r1+128]
          add r2, 1
          stxdw [r1+128], r2
-         jne r2, 2, +1
-         ldxdw r0, [r1+4096]
+         jne r2, 2, +4
+         lddw r3, 0x8000000000000000
+         xor r3, r1
+         ldxdw r0, [r3]
          mov r0, 0
          exit",
     )]);
@@ -200,12 +203,12 @@ fn a_fault_disables_only_the_faulting_instance() {
     let fault = a.schedule_repair(&ctx, &view).unwrap_err();
     assert!(matches!(
         fault.kind,
-        FaultKind::MemoryAccess { instruction: 4, .. }
+        FaultKind::MemoryAccess { instruction: 7, .. }
     ));
     assert_eq!(a.disabled(), Some(&fault));
     assert!(fault
         .to_string()
-        .contains("out-of-bounds load of 8 bytes at instruction 4"));
+        .contains("out-of-bounds load of 8 bytes at instruction 7"));
     // The other instance of the same plugin is unaffected.
     b.schedule_repair(&ctx, &view).unwrap();
     assert!(b.disabled().is_none());
