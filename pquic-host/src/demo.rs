@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use fec_plugin_sdk::package::TrustStore;
 
+use crate::congestion::ChargeRule;
 use crate::endpoint::Identity;
 use crate::error::Result;
 use crate::impair::{ImpairConfig, Impairment, LossModel};
@@ -27,6 +28,8 @@ pub struct DemoConfig {
     pub rtt: Duration,
     /// Seed of the impairment.
     pub seed: u64,
+    /// When losses FEC repaired count as congestion.
+    pub charge_rule: ChargeRule,
     /// What the client sends.
     pub workload: WorkloadConfig,
 }
@@ -149,6 +152,7 @@ pub async fn run_mode(
         Some(config.impairment(1)),
         &identity,
         server_plugin,
+        config.charge_rule,
     )?;
     let client = run_client(
         loopback(),
@@ -156,6 +160,7 @@ pub async fn run_mode(
         &identity.cert,
         server.addr,
         client_plugins,
+        config.charge_rule,
         &config.workload,
         BulkSource::Generated,
         progress,

@@ -12,7 +12,9 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 
+use crate::congestion::{ChargeRule, FecAwareFactory};
 use crate::error::{Error, Result};
+use crate::fec::RepairedLosses;
 use crate::impair::Impairment;
 use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
 
@@ -63,6 +65,11 @@ pub struct SocketOptions {
     pub factory: LayerFactory,
     /// Receive-side impairment.
     pub impairment: Option<Impairment>,
+    /// Where the layers count losses the peer repaired, for the congestion
+    /// controller (RFC 9265).
+    pub repaired: RepairedLosses,
+    /// When those count as congestion events.
+    pub charge_rule: ChargeRule,
 }
 
 impl std::fmt::Debug for SocketOptions {
@@ -88,9 +95,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Transport settings shared by both ends.
-pub fn transport_config() -> TransportConfig {
+/// Transport settings shared by both ends; the congestion controller is
+/// Cubic, also told (under `rule`) about the losses counted in `repaired`.
+pub fn transport_config(repaired: RepairedLosses, rule: ChargeRule) -> TransportConfig {
     let mut transport = TransportConfig::default();
+    transport.congestion_controller_factory(Arc::new(FecAwareFactory::cubic(repaired, rule)));
     let mut mtu = MtuDiscoveryConfig::default();
     mtu.upper_bound(MAX_QUIC_PACKET);
     transport
@@ -130,7 +139,10 @@ pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, 
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server_config.transport_config(Arc::new(transport_config()));
+    server_config.transport_config(Arc::new(transport_config(
+        options.repaired.clone(),
+        options.charge_rule,
+    )));
     let (socket, handle) = bind(options)?;
     let endpoint = Endpoint::new_with_abstract_socket(
         endpoint_config(),
@@ -155,7 +167,10 @@ pub fn client(
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
     let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
-    client_config.transport_config(Arc::new(transport_config()));
+    client_config.transport_config(Arc::new(transport_config(
+        options.repaired.clone(),
+        options.charge_rule,
+    )));
     let (socket, handle) = bind(options)?;
     let mut endpoint = Endpoint::new_with_abstract_socket(
         endpoint_config(),

@@ -13,6 +13,7 @@ pub mod rng;
 pub mod socket;
 
 pub use error::{Error, Result};
+pub mod congestion;
 pub mod demo;
 pub mod fec;
 pub mod plugin;

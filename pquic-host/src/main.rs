@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use fec_plugin_sdk::package::Package;
 use indicatif::{ProgressBar, ProgressStyle};
+use pquic_host::congestion::ChargeRule;
 use pquic_host::endpoint::Identity;
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
 use pquic_host::plugin::{self as plugins, Offer, PluginCache, DEFAULT_CACHE_BYTES};
@@ -128,6 +129,10 @@ enum Command {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// When losses FEC repaired count as congestion: always, or
+        /// window-limited (only while the sender fills its window).
+        #[arg(long = "cc-repaired", default_value = "window-limited")]
+        cc_repaired: ChargeRule,
     },
     /// Serve the workload protocol (and offer an FEC plugin) on loopback.
     Server {
@@ -315,13 +320,19 @@ fn print_table(config: &DemoConfig, plain: &ModeReport, fec: &ModeReport) {
     );
 }
 
-async fn demo(impair: ImpairArgs, duration_s: f64, json: bool) -> pquic_host::Result<()> {
+async fn demo(
+    impair: ImpairArgs,
+    duration_s: f64,
+    json: bool,
+    charge_rule: ChargeRule,
+) -> pquic_host::Result<()> {
     let total = Duration::from_secs_f64(duration_s.max(0.5));
     let config = DemoConfig {
         loss_percent: impair.loss,
         burst: impair.burst,
         rtt: Duration::from_millis(impair.rtt_ms),
         seed: impair.seed,
+        charge_rule,
         workload: WorkloadConfig {
             realtime: total * 2 / 3,
             bulk: total / 3,
@@ -344,6 +355,7 @@ async fn demo(impair: ImpairArgs, duration_s: f64, json: bool) -> pquic_host::Re
             "burst": config.burst,
             "rtt_ms": impair.rtt_ms,
             "seed": config.seed,
+            "cc_repaired": format!("{:?}", config.charge_rule),
         });
         println!("{object}");
     } else {
@@ -413,7 +425,13 @@ async fn server(
             plugin: loaded,
         })
     };
-    let server = Server::start(listen, path.impairment(1), &identity, offered)?;
+    let server = Server::start(
+        listen,
+        path.impairment(1),
+        &identity,
+        offered,
+        ChargeRule::default(),
+    )?;
     eprintln!(
         "listening on {}; certificate in {}; Ctrl-C to stop",
         server.addr,
@@ -458,6 +476,7 @@ async fn client(
         &cert,
         connect,
         Some(plugins),
+        ChargeRule::default(),
         &workload,
         bulk,
         &|f| bar.set_position((f * 1000.0) as u64),
@@ -556,7 +575,8 @@ async fn main() {
             impair,
             duration_s,
             json,
-        } => demo(impair, duration_s, json).await,
+            cc_repaired,
+        } => demo(impair, duration_s, json, cc_repaired).await,
         Command::Server {
             listen,
             cert_out,

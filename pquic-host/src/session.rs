@@ -13,6 +13,7 @@ use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::Plugin;
 use rustls::pki_types::CertificateDer;
 
+use crate::congestion::ChargeRule;
 use crate::endpoint::{self, Identity, SocketOptions};
 use crate::error::{Error, Result};
 use crate::fec::{CodeChoice, ProtectedLayer, RepairedLosses};
@@ -68,17 +69,21 @@ impl Server {
         impairment: Option<Impairment>,
         identity: &Identity,
         plugin: Option<ServerPlugin>,
+        charge_rule: ChargeRule,
     ) -> Result<Self> {
         let factory = if plugin.is_some() {
             receive_only_factory()
         } else {
             pass_through_factory()
         };
+        let repaired = RepairedLosses::default();
         let (endpoint, socket) = endpoint::server(
             SocketOptions {
                 bind,
                 factory,
                 impairment,
+                repaired: repaired.clone(),
+                charge_rule,
             },
             identity,
         )?;
@@ -89,6 +94,7 @@ impl Server {
             socket.clone(),
             connections.clone(),
             plugin,
+            repaired,
         ));
         Ok(Self {
             endpoint,
@@ -122,11 +128,13 @@ async fn accept_loop(
     socket: FecSocketHandle,
     connections: Arc<Mutex<Vec<quinn::Connection>>>,
     plugin: Option<ServerPlugin>,
+    repaired: RepairedLosses,
 ) {
     while let Some(incoming) = endpoint.accept().await {
         let socket = socket.clone();
         let connections = connections.clone();
         let plugin = plugin.clone();
+        let repaired = repaired.clone();
         tokio::spawn(async move {
             let connection = match incoming.await {
                 Ok(c) => c,
@@ -146,8 +154,7 @@ async fn accept_loop(
                     match offer_plugin(&connection, &plugin.offer, &plugin.plugin).await {
                         Ok(Outcome::Active { plugin, .. }) => {
                             tracing::info!("server: FEC on for {peer} with {}", plugin.name());
-                            socket
-                                .set_layer(peer, plugin_layer(&plugin, RepairedLosses::default()));
+                            socket.set_layer(peer, plugin_layer(&plugin, repaired));
                         }
                         Ok(Outcome::Declined(reason)) => {
                             tracing::warn!("server: plain QUIC with {peer}: {reason}")
@@ -198,6 +205,7 @@ pub async fn run_client(
     server_cert: &CertificateDer<'static>,
     server: SocketAddr,
     plugins: Option<ClientPlugins>,
+    charge_rule: ChargeRule,
     workload_config: &WorkloadConfig,
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
@@ -207,11 +215,14 @@ pub async fn run_client(
     } else {
         pass_through_factory()
     };
+    let repaired = RepairedLosses::default();
     let (client, socket) = endpoint::client(
         SocketOptions {
             bind,
             factory,
             impairment,
+            repaired: repaired.clone(),
+            charge_rule,
         },
         server_cert,
     )?;
@@ -224,7 +235,7 @@ pub async fn run_client(
         let exchange = accept_plugin(&connection, plugins.cache.as_ref(), &plugins.trust);
         match tokio::time::timeout(OFFER_TIMEOUT, exchange).await {
             Ok(Ok(Outcome::Active { plugin, fetched })) => {
-                socket.set_layer(server, plugin_layer(&plugin, RepairedLosses::default()));
+                socket.set_layer(server, plugin_layer(&plugin, repaired.clone()));
                 report.plugin_sha256 = Some(hex::encode(plugin.digest()));
                 report.plugin_fetched = fetched;
             }

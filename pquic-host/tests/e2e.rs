@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use fec_plugin_sdk::package::TrustStore;
+use pquic_host::congestion::ChargeRule;
 use pquic_host::endpoint::Identity;
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
 use pquic_host::plugin::{
@@ -92,8 +93,14 @@ async fn session(
     client_side: Option<ClientPlugins>,
 ) -> (ClientReport, pquic_host::layer::LayerStats) {
     let identity = Identity::generate().unwrap();
-    let server =
-        Server::start(loopback(), path(server_loss, seed), &identity, server_side).unwrap();
+    let server = Server::start(
+        loopback(),
+        path(server_loss, seed),
+        &identity,
+        server_side,
+        ChargeRule::Always,
+    )
+    .unwrap();
     let workload = workload();
     let report = run_client(
         loopback(),
@@ -101,6 +108,7 @@ async fn session(
         &identity.cert,
         server.addr,
         client_side,
+        ChargeRule::Always,
         &workload,
         BulkSource::Bytes(bulk_bytes(seed as u8)),
         &|_| {},
@@ -260,7 +268,14 @@ async fn plugin_faulting_mid_connection_falls_back_to_plain_quic() {
 async fn two_clients_at_once() {
     let (server_side, client_side) = realtime_setup("two", 7);
     let identity = Identity::generate().unwrap();
-    let server = Server::start(loopback(), path(5.0, 70), &identity, Some(server_side)).unwrap();
+    let server = Server::start(
+        loopback(),
+        path(5.0, 70),
+        &identity,
+        Some(server_side),
+        ChargeRule::Always,
+    )
+    .unwrap();
     let workload = workload();
     let run = |seed: u64, plugins: ClientPlugins| {
         let (cert, addr, workload) = (identity.cert.clone(), server.addr, workload.clone());
@@ -271,6 +286,7 @@ async fn two_clients_at_once() {
                 &cert,
                 addr,
                 Some(plugins),
+                ChargeRule::Always,
                 &workload,
                 BulkSource::Bytes(bulk_bytes(seed as u8)),
                 &|_| {},

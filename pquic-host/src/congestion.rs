@@ -1,0 +1,215 @@
+//! Repaired losses reach quinn's congestion controller (RFC 9265).
+//!
+//! FEC hides a loss from QUIC's loss detection, but a loss is still the
+//! path's congestion signal. [`FecAwareFactory`] wraps quinn's controller
+//! (Cubic by default): when the peer reports losses that FEC repaired (see
+//! [`RepairedLosses`]), the wrapper tells the inner controller about them as
+//! a congestion event at the end of the next batch of acknowledgements,
+//! about when quinn would have learned of them without FEC. The inner controller's own rule (one
+//! reduction per round trip) applies unchanged.
+//!
+//! [`ChargeRule`] says whether a repaired loss of an application-limited
+//! sender counts too.
+//!
+//! A controller is built per connection but the counter belongs to the
+//! transport configuration: on a server with several clients, repaired
+//! losses of one client slow all of them down a little. That errs on the
+//! side of the network.
+
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use quinn::congestion::{Controller, ControllerFactory, ControllerMetrics, CubicConfig};
+use quinn_proto::RttEstimator;
+
+use crate::fec::RepairedLosses;
+
+/// Bytes charged per repaired packet (the QUIC minimum packet size; the
+/// sizes of the repaired packets are not reported).
+const BYTES_PER_REPAIRED_PACKET: u64 = 1200;
+
+/// When a repaired loss counts as a congestion event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChargeRule {
+    /// Always, exactly like a loss quinn detected.
+    Always,
+    /// Only while the sender uses its whole window (not application
+    /// limited). A thin real-time flow far below its window gains nothing
+    /// from a smaller window but its messages wait behind quinn's
+    /// two-packet minimum window; a flow that fills its window, the one that
+    /// can congest a path, is charged for every repaired loss.
+    #[default]
+    WhenWindowLimited,
+}
+
+impl std::str::FromStr for ChargeRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(ChargeRule::Always),
+            "window-limited" => Ok(ChargeRule::WhenWindowLimited),
+            other => Err(format!("{other}: expected always or window-limited")),
+        }
+    }
+}
+
+/// Builds [`FecAware`] controllers around an inner factory.
+pub struct FecAwareFactory {
+    inner: Arc<dyn ControllerFactory + Send + Sync>,
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+}
+
+impl FecAwareFactory {
+    /// Cubic, told about the losses counted in `repaired` under `rule`.
+    pub fn cubic(repaired: RepairedLosses, rule: ChargeRule) -> Self {
+        Self {
+            inner: Arc::new(CubicConfig::default()),
+            repaired,
+            rule,
+        }
+    }
+}
+
+impl ControllerFactory for FecAwareFactory {
+    fn build(self: Arc<Self>, now: Instant, current_mtu: u16) -> Box<dyn Controller> {
+        Box::new(FecAware {
+            inner: self.inner.clone().build(now, current_mtu),
+            repaired: self.repaired.clone(),
+            rule: self.rule,
+            last_acked_sent: None,
+        })
+    }
+}
+
+/// A controller that also reacts to losses FEC repaired.
+pub struct FecAware {
+    inner: Box<dyn Controller>,
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+    last_acked_sent: Option<Instant>,
+}
+
+impl Controller for FecAware {
+    fn on_sent(&mut self, now: Instant, bytes: u64, last_packet_number: u64) {
+        self.inner.on_sent(now, bytes, last_packet_number);
+    }
+
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        sent: Instant,
+        bytes: u64,
+        app_limited: bool,
+        rtt: &RttEstimator,
+    ) {
+        self.last_acked_sent = Some(self.last_acked_sent.map_or(sent, |s| s.max(sent)));
+        self.inner.on_ack(now, sent, bytes, app_limited, rtt);
+    }
+
+    fn on_end_acks(
+        &mut self,
+        now: Instant,
+        in_flight: u64,
+        app_limited: bool,
+        largest_packet_num_acked: Option<u64>,
+    ) {
+        self.inner
+            .on_end_acks(now, in_flight, app_limited, largest_packet_num_acked);
+        let repaired = self.repaired.take();
+        let waived = app_limited && self.rule == ChargeRule::WhenWindowLimited;
+        if repaired > 0 && !waived {
+            // The repaired packets were sent about when the newest packet
+            // acknowledged in this batch was: charge them as lost then.
+            let sent = self.last_acked_sent.unwrap_or(now);
+            self.inner
+                .on_congestion_event(now, sent, false, repaired * BYTES_PER_REPAIRED_PACKET);
+        }
+    }
+
+    fn on_congestion_event(
+        &mut self,
+        now: Instant,
+        sent: Instant,
+        is_persistent_congestion: bool,
+        lost_bytes: u64,
+    ) {
+        self.inner
+            .on_congestion_event(now, sent, is_persistent_congestion, lost_bytes);
+    }
+
+    fn on_mtu_update(&mut self, new_mtu: u16) {
+        self.inner.on_mtu_update(new_mtu);
+    }
+
+    fn window(&self) -> u64 {
+        self.inner.window()
+    }
+
+    fn metrics(&self) -> ControllerMetrics {
+        self.inner.metrics()
+    }
+
+    fn clone_box(&self) -> Box<dyn Controller> {
+        Box::new(FecAware {
+            inner: self.inner.clone_box(),
+            repaired: self.repaired.clone(),
+            rule: self.rule,
+            last_acked_sent: self.last_acked_sent,
+        })
+    }
+
+    fn initial_window(&self) -> u64 {
+        self.inner.initial_window()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repaired_losses_shrink_the_window_like_real_ones() {
+        let repaired = RepairedLosses::default();
+        let factory = Arc::new(FecAwareFactory::cubic(repaired.clone(), ChargeRule::Always));
+        let t0 = Instant::now();
+        let mut with_fec = factory.clone().build(t0, 1200);
+        let mut reference = Arc::new(CubicConfig::default()).build(t0, 1200);
+        let before = with_fec.window();
+        assert_eq!(before, reference.window());
+        let later = t0 + std::time::Duration::from_millis(50);
+        reference.on_congestion_event(later, t0, false, 1200);
+        repaired.add(1);
+        // The end of an ack batch charges the pending repaired loss.
+        with_fec.on_end_acks(later, 0, true, None);
+        assert!(with_fec.window() < before);
+        assert_eq!(with_fec.window(), reference.window());
+        assert_eq!(repaired.take(), 0, "consumed");
+    }
+
+    #[test]
+    fn window_limited_rule_waives_charges_while_application_limited() {
+        let repaired = RepairedLosses::default();
+        let factory = Arc::new(FecAwareFactory::cubic(
+            repaired.clone(),
+            ChargeRule::WhenWindowLimited,
+        ));
+        let t0 = Instant::now();
+        let mut controller = factory.build(t0, 1200);
+        let before = controller.window();
+        let later = t0 + std::time::Duration::from_millis(50);
+        repaired.add(3);
+        controller.on_end_acks(later, 0, true, None);
+        assert_eq!(controller.window(), before, "application limited: waived");
+        repaired.add(1);
+        controller.on_end_acks(later, 0, false, None);
+        assert!(controller.window() < before, "window limited: charged");
+    }
+}
