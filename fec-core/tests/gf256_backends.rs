@@ -183,6 +183,47 @@ fn every_short_length_matches_scalar() {
     }
 }
 
+/// Every backend, scalar included, against the field's own `mul` for every
+/// constant: the scalar reference itself is pinned to the definition, and the
+/// shortcuts for 0 and 1 are checked on every backend.
+#[test]
+fn every_constant_matches_field_multiplication() {
+    let len = 131;
+    let mut rng = Bytes(99);
+    let src = buffer(&mut rng, 0, len);
+    let before = buffer(&mut rng, 0, len);
+    let engines = Backend::supported().into_iter().filter_map(Engine::new);
+    for engine in engines {
+        for c in 0..=255u8 {
+            let mut product = before.clone();
+            engine.mul_slice(c, &src[..len], &mut product[..len]);
+            let mut sum = before.clone();
+            engine.mul_add_slice(c, &src[..len], &mut sum[..len]);
+            for i in 0..len {
+                let expected = fec_core::gf256::mul(c, src[i]);
+                assert_eq!(
+                    product[i],
+                    expected,
+                    "{} mul_slice c={c} i={i}",
+                    engine.backend()
+                );
+                assert_eq!(
+                    sum[i],
+                    before[i] ^ expected,
+                    "{} mul_add_slice c={c}",
+                    engine.backend()
+                );
+            }
+            assert_eq!(
+                product[len..],
+                before[len..],
+                "{} wrote past the end",
+                engine.backend()
+            );
+        }
+    }
+}
+
 /// One fused-kernel case: matrix shape and entries, shard length, and the
 /// misalignment of each input and output inside its buffer.
 #[derive(Clone, Debug)]

@@ -129,5 +129,5 @@ pub(super) unsafe fn xor_slice(src: &[u8], dst: &mut [u8]) {
 pub(super) unsafe fn matrix_apply(call: &MatrixCall<'_, NibbleTable>) {
     // SAFETY: the feature is enabled on this function; the rest is the
     // caller's contract.
-    unsafe { lanes::matrix_apply::<Avx2, 4, 1>(call) }
+    unsafe { lanes::matrix_apply::<Avx2, 4, 2>(call) }
 }

@@ -149,5 +149,5 @@ pub(super) unsafe fn xor_slice(src: &[u8], dst: &mut [u8]) {
 pub(super) unsafe fn matrix_apply(call: &MatrixCall<'_, NibbleTable>) {
     // SAFETY: the features are enabled on this function; the rest is the
     // caller's contract.
-    unsafe { lanes::matrix_apply::<Avx512, 6, 2>(call) }
+    unsafe { lanes::matrix_apply::<Avx512, 4, 4>(call) }
 }
