@@ -30,6 +30,8 @@ pub struct DemoConfig {
     pub seed: u64,
     /// When losses FEC repaired count as congestion.
     pub charge_rule: ChargeRule,
+    /// Plugin the server pushes (see [`FecSetup::named`]).
+    pub plugin: String,
     /// What the client sends.
     pub workload: WorkloadConfig,
 }
@@ -119,8 +121,26 @@ impl FecSetup {
     /// trusts, and an empty client cache in `cache_dir` (so the client must
     /// fetch the plugin over the connection).
     pub fn realtime(cache_dir: &std::path::Path) -> Result<Self> {
+        Self::named("realtime", cache_dir)
+    }
+
+    /// Like [`realtime`](Self::realtime) for any plugin of this crate
+    /// (`realtime`) or of `fec-plugins` (`adaptive`, `rlc-window`,
+    /// `rs-block`).
+    pub fn named(name: &str, cache_dir: &std::path::Path) -> Result<Self> {
         let validator = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let bytes = realtime_package(&validator)?;
+        let bytes = if name == "realtime" {
+            realtime_package(&validator)?
+        } else {
+            let shipped = fec_plugins::ALL
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| crate::Error::Plugin(format!("no shipped plugin named {name}")))?;
+            let mut package = fec_plugin_sdk::package::Package::parse(shipped.package)
+                .map_err(|e| crate::Error::Plugin(format!("{name}: {e}")))?;
+            package.sign(&validator);
+            package.to_bytes()
+        };
         let offer = Offer::new(bytes)?;
         let mut trust = TrustStore::new();
         trust.add(validator.verifying_key());
@@ -187,7 +207,7 @@ pub async fn run_plain(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> 
     run_mode(config, None, progress).await
 }
 
-/// QUIC with the `realtime` plugin pushed to a client with an empty cache.
+/// QUIC with the configured plugin pushed to a client with an empty cache.
 pub async fn run_fec(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> Result<ModeReport> {
     let cache_dir = std::env::temp_dir().join(format!(
         "pquic-host-demo-cache-{}-{}",
@@ -195,7 +215,7 @@ pub async fn run_fec(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> Re
         config.seed
     ));
     let _ = std::fs::remove_dir_all(&cache_dir);
-    let setup = FecSetup::realtime(&cache_dir)?;
+    let setup = FecSetup::named(&config.plugin, &cache_dir)?;
     let report = run_mode(config, Some(setup), progress).await;
     let _ = std::fs::remove_dir_all(&cache_dir);
     report

@@ -133,6 +133,9 @@ enum Command {
         /// window-limited (only while the sender fills its window).
         #[arg(long = "cc-repaired", default_value = "window-limited")]
         cc_repaired: ChargeRule,
+        /// Plugin the server pushes: realtime, adaptive, rlc-window or rs-block.
+        #[arg(long, default_value = "realtime")]
+        plugin: String,
     },
     /// Serve the workload protocol (and offer an FEC plugin) on loopback.
     Server {
@@ -318,6 +321,21 @@ fn print_table(config: &DemoConfig, plain: &ModeReport, fec: &ModeReport) {
         format!("{:.3}", plain.redundancy()),
         format!("{:.3}", fec.redundancy()),
     );
+    match &fec.plugin_sha256 {
+        Some(sha) => println!(
+            "plugin {} sha256 {sha} ({})",
+            config.plugin,
+            if fec.plugin_fetched {
+                "fetched over the connection"
+            } else {
+                "from the client's cache"
+            }
+        ),
+        None => println!(
+            "plugin {} was not activated: FEC column is plain QUIC",
+            config.plugin
+        ),
+    }
 }
 
 async fn demo(
@@ -325,6 +343,7 @@ async fn demo(
     duration_s: f64,
     json: bool,
     charge_rule: ChargeRule,
+    plugin: String,
 ) -> pquic_host::Result<()> {
     let total = Duration::from_secs_f64(duration_s.max(0.5));
     let config = DemoConfig {
@@ -333,6 +352,7 @@ async fn demo(
         rtt: Duration::from_millis(impair.rtt_ms),
         seed: impair.seed,
         charge_rule,
+        plugin,
         workload: WorkloadConfig {
             realtime: total * 2 / 3,
             bulk: total / 3,
@@ -356,6 +376,7 @@ async fn demo(
             "rtt_ms": impair.rtt_ms,
             "seed": config.seed,
             "cc_repaired": format!("{:?}", config.charge_rule),
+            "plugin": config.plugin,
         });
         println!("{object}");
     } else {
@@ -576,7 +597,8 @@ async fn main() {
             duration_s,
             json,
             cc_repaired,
-        } => demo(impair, duration_s, json, cc_repaired).await,
+            plugin,
+        } => demo(impair, duration_s, json, cc_repaired, plugin).await,
         Command::Server {
             listen,
             cert_out,
