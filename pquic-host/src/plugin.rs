@@ -638,3 +638,193 @@ pub async fn accept_plugin(
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fec::{ProtectedLayer, RepairedLosses};
+    use crate::layer::FecLayer;
+    use crate::rng::SeededRng;
+    use bytes::Bytes;
+
+    fn key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn trusting(k: &ed25519_dalek::SigningKey) -> TrustStore {
+        let mut t = TrustStore::new();
+        t.add(k.verifying_key());
+        t
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("pquic-host-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn layer(plugin: &Plugin, now: Instant) -> ProtectedLayer {
+        let (policy, plan) = PluginPolicy::new(plugin, now);
+        let mut layer = ProtectedLayer::new(
+            Box::new(policy),
+            CodeChoice::default(),
+            RepairedLosses::default(),
+        );
+        layer.apply_plan(plan);
+        layer
+    }
+
+    /// Sends `count` packets 5 ms apart through a seeded lossy link, fake clock.
+    fn drive(
+        sender: &mut ProtectedLayer,
+        count: u32,
+        loss: f64,
+    ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer) {
+        let mut receiver = ProtectedLayer::receive_only();
+        let mut rng = SeededRng::new(5);
+        let mut now = Instant::now();
+        let (mut wire, mut up, mut back, mut sent) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for i in 0..count {
+            let mut packet = vec![(i % 251) as u8; 80 + (i % 5) as usize * 40];
+            packet[0] = 0x40;
+            sender.on_outgoing(now, &packet, &mut wire);
+            sent.push(packet);
+            for _ in 0..5 {
+                now += Duration::from_millis(1);
+                sender.handle_timeout(now, &mut wire);
+                for d in wire.drain(..) {
+                    if !rng.chance(loss) {
+                        receiver.on_incoming(now, d, &mut up, &mut back);
+                    }
+                }
+                receiver.handle_timeout(now, &mut back);
+                for d in back.drain(..) {
+                    sender.on_incoming(now, d, &mut Vec::new(), &mut Vec::new());
+                }
+            }
+        }
+        (sent, up, receiver)
+    }
+
+    #[test]
+    fn realtime_plugin_repairs_sparse_traffic_at_the_idle_tick() {
+        let k = key(1);
+        let bytes = realtime_package(&k).unwrap();
+        let plugin =
+            verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
+        let mut sender = layer(&plugin, Instant::now());
+        let (sent, up, receiver) = drive(&mut sender, 300, 0.05);
+        let stats = receiver.stats();
+        assert!(stats.losses_seen > 0);
+        assert!(stats.recovered > 0, "{stats:?}");
+        for p in &up {
+            assert!(
+                sent.iter().any(|s| s[..] == p[..]),
+                "only sent packets come up"
+            );
+        }
+        // Sparse traffic: the idle tick covers every source promptly.
+        let s = sender.stats();
+        assert!(s.repair_packets * 2 >= s.source_packets, "{s:?}");
+        assert!(sender.is_protecting());
+    }
+
+    #[test]
+    fn faulting_plugin_turns_protection_off() {
+        let k = key(2);
+        let source = "
+.section replace/on_source
+mov r0, 77
+exit
+";
+        let bytes = package_from_assembly("bad", "0.1.0", source, Some(&k)).unwrap();
+        let plugin =
+            verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
+        let mut sender = layer(&plugin, Instant::now());
+        let (sent, up, _) = drive(&mut sender, 10, 0.0);
+        assert!(!sender.is_protecting());
+        assert_eq!(sender.stats().fallbacks, 1);
+        assert_eq!(up.len(), sent.len(), "plain QUIC packets still flow");
+    }
+
+    #[test]
+    fn verification_rejects_wrong_hash_untrusted_and_garbage() {
+        let k = key(3);
+        let bytes = realtime_package(&k).unwrap();
+        let digest = package_digest(&bytes).unwrap();
+        assert!(verify_package(&bytes, &digest, &trusting(&k)).is_ok());
+        let wrong = "00".repeat(32);
+        assert!(verify_package(&bytes, &wrong, &trusting(&k)).is_err());
+        assert!(verify_package(&bytes, &digest, &trusting(&key(4))).is_err());
+        assert!(verify_package(&bytes, &digest, &TrustStore::new()).is_err());
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(verify_package(&damaged, &digest, &trusting(&k)).is_err());
+        assert!(verify_package(&[], &digest, &trusting(&k)).is_err());
+    }
+
+    #[test]
+    fn cache_is_content_addressed_bounded_and_ignores_damage() {
+        let dir = temp_dir("cache");
+        let packages: Vec<Vec<u8>> = (0..4)
+            .map(|v| {
+                let version = format!("0.1.{v}");
+                package_from_assembly("realtime", &version, REALTIME_SOURCE, Some(&key(10)))
+                    .unwrap()
+            })
+            .collect();
+        let size = packages[0].len() as u64;
+        // Room for two packages.
+        let cache = PluginCache::open(&dir, size * 2 + size / 2).unwrap();
+        let mut digests = Vec::new();
+        for p in &packages {
+            digests.push(cache.put(p).unwrap());
+            std::thread::sleep(Duration::from_millis(20)); // distinct mtimes
+        }
+        assert_eq!(
+            digests
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            4
+        );
+        assert!(cache.list().unwrap().len() <= 2);
+        let newest = digests.last().unwrap();
+        assert_eq!(cache.get(newest).as_deref(), Some(&packages[3][..]));
+        assert!(cache.get(&digests[0]).is_none(), "oldest evicted");
+        assert!(cache.get("not-a-digest").is_none());
+        assert!(cache.get("../../etc/passwd").is_none());
+        // A damaged file is ignored, not trusted.
+        std::fs::write(dir.join(format!("{newest}.fecp")), b"garbage").unwrap();
+        assert!(cache.get(newest).is_none());
+        assert!(cache.remove(newest).unwrap());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn trust_store_file_reads_keys_and_comments() {
+        let dir = temp_dir("trust");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("trusted_keys");
+        assert!(
+            load_trust_store(&path).unwrap().keys().is_empty(),
+            "missing file trusts nothing"
+        );
+        let k = key(9);
+        let text = format!(
+            "# validators\n{}  # ours\n\n",
+            hex::encode(k.verifying_key().as_bytes())
+        );
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(
+            load_trust_store(&path).unwrap().keys(),
+            &[k.verifying_key()]
+        );
+        std::fs::write(&path, "zz\n").unwrap();
+        assert!(load_trust_store(&path).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
