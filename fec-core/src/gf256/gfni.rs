@@ -149,7 +149,10 @@ pub(super) unsafe fn xor_slice(src: &[u8], dst: &mut [u8]) {
 /// [`lanes::matrix_apply`]'s pointer contract.
 #[target_feature(enable = "avx512f,avx512bw,gfni")]
 pub(super) unsafe fn matrix_apply(call: &MatrixCall<'_, u64>) {
+    // 4 x 4 accumulators, or 5 x 4 when that needs fewer groups (m = 5, 10,
+    // 50...): measured a few percent faster there, with registers to spare.
+    let rows = lanes::group_rows(call.rows, 4, 5);
     // SAFETY: the features are enabled on this function; the rest is the
     // caller's contract.
-    unsafe { lanes::matrix_apply::<Gfni, 4, 4>(call) }
+    unsafe { lanes::matrix_apply_grouped::<Gfni, 4>(call, rows) }
 }

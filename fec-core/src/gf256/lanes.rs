@@ -192,10 +192,31 @@ const CHUNK_INPUT_BUDGET: usize = 24 * 1024;
 pub(super) unsafe fn matrix_apply<L: Lanes, const R: usize, const C: usize>(
     call: &MatrixCall<'_, L::Stored>,
 ) {
+    // SAFETY: forwarded contract.
+    unsafe { matrix_apply_grouped::<L, C>(call, R) }
+}
+
+/// The group size among `smallest..=largest` that covers `rows` outputs in
+/// the fewest groups (the smaller size on a tie, as it needs fewer registers).
+pub(super) fn group_rows(rows: usize, smallest: usize, largest: usize) -> usize {
+    (smallest..=largest)
+        .min_by_key(|&g| rows.div_ceil(g))
+        .unwrap_or(smallest)
+}
+
+/// [`matrix_apply`] with the group size `r` (at most 8) chosen at run time.
+///
+/// # Safety
+/// As [`matrix_apply`].
+#[inline(always)]
+pub(super) unsafe fn matrix_apply_grouped<L: Lanes, const C: usize>(
+    call: &MatrixCall<'_, L::Stored>,
+    r: usize,
+) {
+    let r = r.clamp(1, 8);
     debug_assert_eq!(call.table.len(), call.rows * call.cols);
-    debug_assert!(R <= 8);
     let block = C * L::WIDTH;
-    let chunk = if call.rows <= R {
+    let chunk = if call.rows <= r {
         // One group: every input is read once anyway, chunking buys nothing.
         call.len.max(1)
     } else {
@@ -206,7 +227,7 @@ pub(super) unsafe fn matrix_apply<L: Lanes, const R: usize, const C: usize>(
         let end = call.len.min(start + chunk);
         let mut row = 0;
         while row < call.rows {
-            let n = (call.rows - row).min(R);
+            let n = (call.rows - row).min(r);
             // SAFETY: forwarded contract; `row + n <= rows`.
             unsafe {
                 match n {
