@@ -16,7 +16,8 @@
 
 #![forbid(unsafe_code)]
 
-use crate::abi::{Anchor, Operation};
+use crate::abi::{Anchor, Operation, MAX_INSTRUCTIONS};
+use crate::package::MAX_PLUGLETS;
 
 /// Largest object accepted.
 pub const MAX_OBJECT_SIZE: usize = 16 << 20;
@@ -70,6 +71,19 @@ pub enum ElfError {
         symbol: String,
         /// What to do instead.
         hint: &'static str,
+    },
+    /// More pluglet sections than a package can hold. Refused before their
+    /// code is copied: sections may overlap, so without this bound a small
+    /// object could make the loader copy its own bytes a thousand times.
+    #[error("more than {MAX_PLUGLETS} pluglet sections")]
+    TooManyPluglets,
+    /// A pluglet section longer than a program may be.
+    #[error("section {section:?} is {size} bytes, more than {MAX_INSTRUCTIONS} instructions")]
+    PlugletTooLarge {
+        /// Section name.
+        section: String,
+        /// Its size in bytes.
+        size: usize,
     },
     /// No pluglet section at all.
     #[error("no pluglet sections (name functions' sections <anchor>/<operation>)")]
@@ -243,6 +257,15 @@ pub fn load(bytes: &[u8]) -> Result<Vec<ElfPluglet>, ElfError> {
                 section: s.name.clone(),
             });
         };
+        if pluglets.len() == MAX_PLUGLETS {
+            return Err(ElfError::TooManyPluglets);
+        }
+        if s.size > MAX_INSTRUCTIONS * 8 {
+            return Err(ElfError::PlugletTooLarge {
+                section: s.name.clone(),
+                size: s.size,
+            });
+        }
         pluglet_index[i] = true;
         pluglets.push(ElfPluglet {
             name: s.name.clone(),
@@ -310,6 +333,71 @@ fn symbol_name(bytes: &[u8], sections: &[Section], symtab: usize, index: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal eBPF object: `count` executable sections all named
+    /// `replace/on_source`, all pointing at the same `code_len` bytes.
+    fn overlapping_pluglets(count: usize, code_len: usize) -> Vec<u8> {
+        let names = b"\0.shstrtab\0replace/on_source\0";
+        let code_at = 64;
+        let names_at = code_at + code_len;
+        let headers_at = names_at + names.len();
+        let shnum = 2 + count;
+        let mut out = vec![0u8; headers_at + shnum * 64];
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = 2; // 64-bit
+        out[5] = 1; // little-endian
+        out[18..20].copy_from_slice(&EM_BPF.to_le_bytes());
+        out[0x28..0x30].copy_from_slice(&(headers_at as u64).to_le_bytes());
+        out[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        out[0x3c..0x3e].copy_from_slice(&(shnum as u16).to_le_bytes());
+        out[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        for chunk in out[code_at..names_at].chunks_exact_mut(8) {
+            chunk[0] = 0x95; // exit
+        }
+        out[names_at..headers_at].copy_from_slice(names);
+        let mut header = |index: usize, name: u32, kind: u32, flags: u64, at: usize, len: usize| {
+            let h = &mut out[headers_at + index * 64..][..64];
+            h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            h[8..16].copy_from_slice(&flags.to_le_bytes());
+            h[0x18..0x20].copy_from_slice(&(at as u64).to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&(len as u64).to_le_bytes());
+        };
+        header(1, 1, 3, 0, names_at, names.len());
+        for index in 2..shnum {
+            header(
+                index,
+                11,
+                SHT_PROGBITS,
+                SHF_EXECINSTR | 2,
+                code_at,
+                code_len,
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn overlapping_sections_cannot_multiply_the_copy() {
+        let one = load(&overlapping_pluglets(1, 16)).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].code.len(), 16);
+        assert_eq!(one[0].operation, Operation::OnSource);
+        // 1000 sections over the same bytes used to be copied 1000 times
+        // (a 16 MiB object would have asked for 16 GiB).
+        assert_eq!(
+            load(&overlapping_pluglets(1000, 16)),
+            Err(ElfError::TooManyPluglets)
+        );
+        let too_long = (MAX_INSTRUCTIONS + 1) * 8;
+        assert_eq!(
+            load(&overlapping_pluglets(1, too_long)),
+            Err(ElfError::PlugletTooLarge {
+                section: "replace/on_source".into(),
+                size: too_long,
+            })
+        );
+    }
 
     quickcheck::quickcheck! {
         fn arbitrary_bytes_never_panic(bytes: Vec<u8>) -> bool {

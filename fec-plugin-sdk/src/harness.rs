@@ -366,6 +366,11 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
             "packet length {packet_len} is not in 8..=1500"
         )));
     }
+    // `LossTrace::parse` refuses `every:0`, but the variant is public and
+    // its oracle divides by `n`.
+    if config.loss == LossTrace::Every(0) {
+        return Err(Error::Other("LossTrace::Every(0) is meaningless".into()));
+    }
     let mut link = Link {
         lost: config.loss.clone().into_oracle(),
         transmitted: 0,

@@ -245,6 +245,11 @@ pub enum LoadError {
         /// The verifier's reason.
         error: VerifyError,
     },
+    /// The manifest breaks a structural rule (possible only if it was
+    /// changed after [`Package::new`] or [`Package::parse`] checked it: its
+    /// fields are public).
+    #[error("manifest: {0}")]
+    Manifest(crate::package::PackageError),
     /// rbpf refused the program (should not happen after our verifier).
     #[error("pluglet {pluglet:?}: rbpf refused it: {message}")]
     Vm {
@@ -339,6 +344,9 @@ impl Plugin {
     /// signatures: do that first with [`crate::package::TrustStore::check`].
     pub fn load(package: &Package, offer: &HostOffer) -> Result<Self, LoadError> {
         let m = &package.manifest;
+        // The region must hold the context area, or `execute` would index
+        // past it outside the VM's unwind guard.
+        crate::package::check_manifest(m).map_err(LoadError::Manifest)?;
         let mut pluglets = Vec::with_capacity(m.pluglets.len());
         for p in &m.pluglets {
             verify::verify(&p.code, &m.helpers, &offer.helpers).map_err(|error| {
@@ -828,7 +836,8 @@ fn helper_emit_repair(count: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
                 s.operation.name()
             ));
         }
-        let total = u64::from(s.decisions.repair) + count;
+        // `count` is any u64 the plugin chose: a plain `+` would overflow.
+        let total = u64::from(s.decisions.repair).saturating_add(count);
         if count == 0 || total > u64::from(MAX_REPAIR_PER_CALL) {
             return Err(format!(
                 "count {count} out of range (1..={MAX_REPAIR_PER_CALL} per call, {} already)",
@@ -970,6 +979,89 @@ mod tests {
         fn send<T: Send>() {}
         send_sync::<Plugin>();
         send::<Instance>();
+    }
+
+    /// No production helper can panic, so this one exists only here; it is
+    /// registered on an engine built by hand, bypassing the verifier (which
+    /// would refuse an unknown helper id) and leaving production code as is.
+    fn panicking_helper(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+        panic!("helper blew up on purpose");
+    }
+
+    const PANICKING_HELPER: u32 = 0x7fff;
+
+    fn plugin_with_panicking_helper() -> Plugin {
+        let code =
+            crate::asm::assemble(&format!("call {PANICKING_HELPER}\nmov r0, 0\nexit")).unwrap();
+        let mut engine = Engine::new(&code, &[]).unwrap();
+        engine
+            .vm
+            .register_helper(PANICKING_HELPER, panicking_helper)
+            .unwrap();
+        let pluglets = vec![Pluglet {
+            name: "boom".into(),
+            operation: Operation::OnSource,
+            anchor: Anchor::Replace,
+            engine,
+        }];
+        let mut by_operation: [std::ops::Range<usize>; 7] = Default::default();
+        by_operation[Operation::OnSource as usize] = 0..1;
+        Plugin {
+            inner: Arc::new(PluginInner {
+                by_operation,
+                name: "panics".into(),
+                version: "1".into(),
+                digest: [0; 32],
+                memory_size: 256,
+                pluglets,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_the_vm_is_caught_and_disables_the_instance() {
+        let plugin = plugin_with_panicking_helper();
+        let mut instance = plugin.instantiate();
+        let view = HostView::default();
+        let fault = instance
+            .on_source(&SourceContext::default(), &view)
+            .unwrap_err();
+        assert_eq!(
+            fault.kind,
+            FaultKind::Panic("helper blew up on purpose".into())
+        );
+        assert_eq!(fault.pluglet, "boom");
+        assert_eq!(instance.disabled(), Some(&fault));
+        // Disabled for good: the VM does not run again.
+        let calls = instance.calls();
+        assert_eq!(
+            instance.on_source(&SourceContext::default(), &view),
+            Err(fault)
+        );
+        assert_eq!(instance.calls(), calls);
+
+        // The unwind left this thread's call state usable: a healthy plugin
+        // runs and its helpers see an active call.
+        let code = crate::asm::assemble("mov r1, 3\ncall 2\nmov r0, 0\nexit").unwrap();
+        let package = Package::new(crate::package::Manifest {
+            name: "healthy".into(),
+            version: "1".into(),
+            memory_size: 256,
+            helpers: vec![HelperId::EmitRepair as u32],
+            pluglets: vec![crate::package::PlugletEntry {
+                name: "p".into(),
+                operation: Operation::OnSource,
+                anchor: Anchor::Replace,
+                code,
+            }],
+        })
+        .unwrap();
+        let mut healthy = Plugin::load(&package, &HostOffer::all())
+            .unwrap()
+            .instantiate();
+        let decisions = healthy.on_source(&SourceContext::default(), &view).unwrap();
+        assert_eq!(decisions.repair, 3);
+        CURRENT.with(|c| assert!(!c.borrow().active));
     }
 
     #[test]

@@ -6,8 +6,11 @@ use fec_plugin_sdk::abi::{
     SourceContext, STATE_OFFSET,
 };
 use fec_plugin_sdk::asm::assemble;
+use fec_plugin_sdk::harness::{self, HarnessConfig, LossTrace};
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry};
-use fec_plugin_sdk::runtime::{CodeChoice, FaultKind, HostOffer, HostView, Plugin, Stats};
+use fec_plugin_sdk::runtime::{
+    CodeChoice, FaultKind, HostOffer, HostView, LoadError, Plugin, Stats,
+};
 
 fn plugin(pluglets: &[(Operation, Anchor, &str)]) -> Plugin {
     let package = Package::new(Manifest {
@@ -274,4 +277,44 @@ fn repair_after_hint_is_recorded_and_checked() {
         fault.to_string().contains("only valid in configure"),
         "{fault}"
     );
+}
+
+#[test]
+fn load_rechecks_a_manifest_changed_after_it_was_checked() {
+    let mut package = Package::new(Manifest {
+        name: "t".into(),
+        version: "1".into(),
+        memory_size: 256,
+        helpers: vec![],
+        pluglets: vec![PlugletEntry {
+            name: "p".into(),
+            operation: Operation::OnSource,
+            anchor: Anchor::Replace,
+            code: assemble("mov r0, 0\nexit").unwrap(),
+        }],
+    })
+    .unwrap();
+    // A region smaller than the context area used to load, then panic the
+    // host (outside the VM's unwind guard) on the first call.
+    package.manifest.memory_size = 16;
+    match Plugin::load(&package, &HostOffer::all()) {
+        Err(LoadError::Manifest(e)) => assert!(e.to_string().contains("memory_size"), "{e}"),
+        other => panic!("expected a manifest error, got {other:?}"),
+    }
+}
+
+#[test]
+fn harness_refuses_a_loss_trace_that_would_divide_by_zero() {
+    let p = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "mov r0, 0\nexit",
+    )]);
+    let config = HarnessConfig {
+        packets: 10,
+        loss: LossTrace::Every(0),
+        ..HarnessConfig::default()
+    };
+    let err = harness::run(&p, &config).unwrap_err();
+    assert!(err.to_string().contains("Every(0)"), "{err}");
 }

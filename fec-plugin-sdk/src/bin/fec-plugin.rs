@@ -15,6 +15,8 @@
 //! stderr when it is rejected; every other failure also exits 1 with a
 //! message, never with a panic.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
