@@ -25,6 +25,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fec_layer;
+pub mod pipeline;
+pub mod plugin;
 pub mod raptorq;
 pub mod rlc;
 pub mod rs;
@@ -68,5 +71,29 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "verifier_vm",
         body: verifier::verifier_vm,
+    },
+    Target {
+        name: "wire_header",
+        body: pipeline::wire_header,
+    },
+    Target {
+        name: "pipeline_decoder",
+        body: pipeline::decoder,
+    },
+    Target {
+        name: "plugin_package",
+        body: plugin::package,
+    },
+    Target {
+        name: "elf_loader",
+        body: plugin::elf_object,
+    },
+    Target {
+        name: "plugin_runtime",
+        body: plugin::runtime,
+    },
+    Target {
+        name: "fec_layer_receive",
+        body: fec_layer::receive,
     },
 ];

@@ -41,7 +41,7 @@ fn opcodes() -> Vec<u8> {
 /// Turns arbitrary bytes into a program that is likely to pass the
 /// verifier: known opcodes, registers r0..r10, short forward jumps, helper
 /// ids in range, byte-swap widths the ISA defines, and a final `exit`.
-fn shape(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn shape(raw: &[u8]) -> Vec<u8> {
     let ops = opcodes();
     let mut code = Vec::with_capacity(raw.len() + 8);
     for slot in raw.chunks_exact(8) {
