@@ -451,14 +451,39 @@ impl Decoder {
         newest_position.checked_add_signed(delta)
     }
 
+    /// The position of `esi`, placing it at [`FIRST_POSITION`] when nothing
+    /// was seen yet or when it lies so far ahead that moving there forgets
+    /// everything held.
+    ///
+    /// The restart keeps positions small: each ESI may jump up to 2^31
+    /// ahead, so without it a sender of far-ahead ESIs would push positions
+    /// towards `u64::MAX` by 2^31 per packet (an overflow panic in debug
+    /// builds, a decoder that calls everything expired in release, after
+    /// some 2^33 packets). With it, a packet moves the span by at most
+    /// `max_span + MAX_WINDOW`.
     fn position_or_start(&mut self, esi: u32) -> u64 {
+        let flushing_jump = self.end.saturating_add(self.config.max_span as u64);
         match self.position(esi) {
-            Some(position) => position,
-            None => {
+            Some(position) if position < flushing_jump => position,
+            _ => {
+                self.forget_everything();
                 self.newest = Some((esi, FIRST_POSITION));
+                self.end = FIRST_POSITION;
                 FIRST_POSITION
             }
         }
+    }
+
+    /// What a jump ahead by more than the span does: no source, equation or
+    /// repair digest stays (queued recoveries carry their ESIs and stay).
+    fn forget_everything(&mut self) {
+        self.known.fill(false);
+        self.stats.equations_evicted += self.rows.len() as u64;
+        while let Some(row) = self.rows.pop() {
+            self.recycle(row);
+        }
+        self.repairs_order.clear();
+        self.repairs_seen.clear();
     }
 
     fn base(&self) -> u64 {
@@ -728,4 +753,96 @@ fn digest(data: &[u8]) -> u64 {
         h = (h ^ u64::from(byte)).rotate_left(23).wrapping_mul(K);
     }
     h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E: usize = 8;
+
+    fn decoder() -> Decoder {
+        Decoder::new(DecoderConfig::new(Field::Gf256, E).with_window(4)).unwrap()
+    }
+
+    /// Losing source `lost` of the window `first..first + 4` and getting
+    /// it back from one repair proves the decoder still works after `jumps`.
+    fn recovers_after(decoder: &mut Decoder, first: u32) {
+        let sources: Vec<[u8; E]> = (0..4u8).map(|i| [i ^ first as u8; E]).collect();
+        let coefficients = coding_coefficients_for_test(7, 4);
+        let mut repair = [0u8; E];
+        for (c, source) in coefficients.iter().zip(&sources) {
+            for (r, s) in repair.iter_mut().zip(source) {
+                *r ^= gf256::mul(*c, *s);
+            }
+        }
+        for (i, source) in sources.iter().enumerate() {
+            if i != 2 {
+                let esi = first.wrapping_add(i as u32);
+                assert_eq!(decoder.add_source(esi, source).unwrap(), Reception::New);
+            }
+        }
+        let id = RepairPayloadId {
+            repair_key: 7,
+            dt: 15,
+            nss: 4,
+            first_source_esi: first,
+        };
+        assert_eq!(decoder.add_repair(id, &repair).unwrap(), Reception::New);
+        let recovered = decoder.poll_recovered().unwrap();
+        assert_eq!(recovered.esi, first.wrapping_add(2));
+        assert_eq!(&recovered.data[..], &sources[2][..]);
+    }
+
+    fn coding_coefficients_for_test(key: u16, count: usize) -> Vec<u8> {
+        super::super::coding_coefficients(Field::Gf256, key, 15, count).unwrap()
+    }
+
+    #[test]
+    fn far_jumps_keep_positions_small() {
+        let mut decoder = decoder();
+        let mut esi = 0u32;
+        // Each source is as far ahead as serial-number arithmetic allows.
+        for _ in 0..1000 {
+            esi = esi.wrapping_add((1 << 31) - 1);
+            assert_eq!(decoder.add_source(esi, &[1; E]).unwrap(), Reception::New);
+        }
+        // Without the restart `end` grew by 2^31 per source (2^41 here, on
+        // its way to u64::MAX).
+        let bound = FIRST_POSITION + 2 * decoder.config.max_span as u64 + MAX_WINDOW as u64;
+        assert!(decoder.end <= bound, "end {} > {bound}", decoder.end);
+        recovers_after(&mut decoder, esi.wrapping_add(1));
+    }
+
+    #[test]
+    fn a_decoder_near_the_end_of_the_position_space_keeps_working() {
+        // The state a decoder without the restart reached after ~2^33 far
+        // jumps: the next far ESI overflowed its position.
+        let mut decoder = decoder();
+        decoder.add_source(5, &[1; E]).unwrap();
+        decoder.end = u64::MAX - 10;
+        decoder.newest = Some((5, u64::MAX - 11));
+        let far = 5u32.wrapping_add(1 << 30);
+        recovers_after(&mut decoder, far);
+    }
+
+    #[test]
+    fn a_far_jump_forgets_pending_equations_and_repair_digests() {
+        let mut decoder = decoder();
+        let id = RepairPayloadId {
+            repair_key: 1,
+            dt: 15,
+            nss: 4,
+            first_source_esi: 0,
+        };
+        assert_eq!(decoder.add_repair(id, &[9; E]).unwrap(), Reception::New);
+        assert_eq!(decoder.pending_equations(), 1);
+        decoder.add_source(1 << 30, &[2; E]).unwrap();
+        assert_eq!(decoder.pending_equations(), 0);
+        assert_eq!(decoder.stats().equations_evicted, 1);
+        assert!(decoder.source(1 << 30).is_some());
+        // The digest went with the equation: the same ID with other bytes
+        // is no longer a conflict, merely expired.
+        assert_eq!(decoder.add_repair(id, &[8; E]).unwrap(), Reception::Expired);
+    }
 }
