@@ -377,6 +377,23 @@ mod tests {
         out
     }
 
+    /// Whatever `load` accepts respects the limits a package has and names
+    /// its pluglets consistently.
+    fn accepted_pluglets_are_bounded(bytes: &[u8]) -> bool {
+        match load(bytes) {
+            Ok(pluglets) => {
+                !pluglets.is_empty()
+                    && pluglets.len() <= MAX_PLUGLETS
+                    && pluglets.iter().all(|p| {
+                        !p.code.is_empty()
+                            && p.code.len() <= MAX_INSTRUCTIONS * 8
+                            && parse_section_name(&p.name) == Some((p.anchor, p.operation))
+                    })
+            }
+            Err(e) => !e.to_string().is_empty(),
+        }
+    }
+
     #[test]
     fn overlapping_sections_cannot_multiply_the_copy() {
         let one = load(&overlapping_pluglets(1, 16)).unwrap();
@@ -400,12 +417,20 @@ mod tests {
     }
 
     quickcheck::quickcheck! {
-        fn arbitrary_bytes_never_panic(bytes: Vec<u8>) -> bool {
-            let _ = load(&bytes);
+        fn arbitrary_bytes_are_rejected_or_bounded(bytes: Vec<u8>) -> bool {
             let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
             elf.extend_from_slice(&bytes);
-            let _ = load(&elf);
-            true
+            accepted_pluglets_are_bounded(&bytes) && accepted_pluglets_are_bounded(&elf)
+        }
+
+        fn mutated_objects_are_rejected_or_bounded(at: Vec<(u16, u8)>) -> bool {
+            // Past the magic, so the section table and names are exercised.
+            let mut elf = overlapping_pluglets(3, 16);
+            for (index, value) in at {
+                let len = elf.len();
+                elf[usize::from(index) % len] = value;
+            }
+            accepted_pluglets_are_bounded(&elf)
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use fec_plugin_sdk::abi::{Anchor, Operation, ScheduleContext, SourceContext};
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry};
-use fec_plugin_sdk::runtime::{HostOffer, HostView, Plugin};
+use fec_plugin_sdk::runtime::{FaultKind, HostOffer, HostView, Plugin};
 use fec_plugin_sdk::verify::{verify, Insn};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -87,16 +87,29 @@ fn check(raw: Vec<(u8, u8, u8, i8, i16)>) -> TestResult {
     let mut instance = plugin.instantiate();
     let view = HostView::default();
     for seq in 0..3 {
-        let _ = instance.on_source(
-            &SourceContext {
-                seq,
-                flow: 1,
-                len: 100,
-                now_us: seq,
-            },
-            &view,
-        );
-        let _ = instance.schedule_repair(&ScheduleContext::default(), &view);
+        let results = [
+            instance.on_source(
+                &SourceContext {
+                    seq,
+                    flow: 1,
+                    len: 100,
+                    now_us: seq,
+                },
+                &view,
+            ),
+            instance.schedule_repair(&ScheduleContext::default(), &view),
+        ];
+        for result in results {
+            let Err(fault) = result else { continue };
+            // The unwind guard kept the host alive, but a verified program
+            // that panics the interpreter is a hole in the verifier.
+            if let FaultKind::Panic(message) = &fault.kind {
+                return TestResult::error(format!("verified program panicked the VM: {message}"));
+            }
+            if instance.disabled() != Some(&fault) {
+                return TestResult::error(format!("fault {fault} did not disable the instance"));
+            }
+        }
     }
     TestResult::passed()
 }
