@@ -117,6 +117,14 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// FEC Scheme-Specific Information of the wrong length.
+    #[error("RLC FEC Scheme-Specific Information needs {expected} bytes, got {got}")]
+    RlcSchemeInfoLength {
+        /// Bytes the information occupies.
+        expected: usize,
+        /// Bytes supplied.
+        got: usize,
+    },
     // --- end RLC ---
 
     // --- RaptorQ (raptorq) ---

@@ -6,7 +6,10 @@ use cu_fec::{
     generate_coding_coefficients, DensityThreshold, EncodingSymbolId, RepairParameters, RlcConfig,
     RlcDecoder, RlcEncoder,
 };
-use fec_core::rlc::{coding_coefficients, Decoder, DecoderConfig, Encoder, Field, RepairPayloadId};
+use fec_core::rlc::{
+    coding_coefficients, Decoder, DecoderConfig, Encoder, Field, RepairPayloadId,
+    SchemeSpecificInfo,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -181,5 +184,26 @@ fn cu_fec_decodes_our_repairs() {
             Some(&symbol[..]),
             "ESI {esi}"
         );
+    }
+}
+
+#[test]
+fn scheme_specific_information_matches_cu_fec() {
+    let mut rng = StdRng::seed_from_u64(8);
+    for _ in 0..200 {
+        let symbol_size: u16 = rng.gen_range(1..=u16::MAX);
+        let window_size_ratio: u8 = rng.gen();
+        let ours = SchemeSpecificInfo {
+            symbol_size,
+            window_size_ratio,
+        };
+        let theirs = cu_fec::FecSchemeSpecificInfo::new(symbol_size, window_size_ratio);
+        let bytes = ours.to_bytes().unwrap();
+        assert_eq!(bytes, theirs.to_bytes());
+        let parsed = SchemeSpecificInfo::parse(&bytes).unwrap();
+        assert_eq!(parsed, ours);
+        let back = cu_fec::FecSchemeSpecificInfo::from_bytes(bytes);
+        assert_eq!(back.symbol_size(), parsed.symbol_size);
+        assert_eq!(back.window_size_ratio(), parsed.window_size_ratio);
     }
 }

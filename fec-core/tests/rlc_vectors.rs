@@ -207,3 +207,38 @@ fn field_encoding_ids() {
     assert_eq!(Field::Gf2.fec_encoding_id(), 9);
     assert_eq!(Field::Gf256.fec_encoding_id(), 10);
 }
+
+#[test]
+fn scheme_specific_information_wire_form() {
+    use fec_core::rlc::SchemeSpecificInfo;
+    let info = SchemeSpecificInfo {
+        symbol_size: 0x0578,
+        window_size_ratio: 0xbf,
+    };
+    assert_eq!(info.to_bytes(), Ok([0x05, 0x78, 0xbf]));
+    assert_eq!(SchemeSpecificInfo::parse(&[0x05, 0x78, 0xbf]), Ok(info));
+    assert_eq!(
+        SchemeSpecificInfo::parse(&[0x05, 0x78]),
+        Err(Error::RlcSchemeInfoLength {
+            expected: 3,
+            got: 2
+        })
+    );
+    assert_eq!(
+        SchemeSpecificInfo::parse(&[0x05, 0x78, 0xbf, 0]),
+        Err(Error::RlcSchemeInfoLength {
+            expected: 3,
+            got: 4
+        })
+    );
+    // E = 0 is refused both ways rather than configuring a useless decoder.
+    assert!(matches!(
+        SchemeSpecificInfo::parse(&[0, 0, 7]),
+        Err(Error::RlcConfig { .. })
+    ));
+    let empty = SchemeSpecificInfo {
+        symbol_size: 0,
+        window_size_ratio: 7,
+    };
+    assert!(matches!(empty.to_bytes(), Err(Error::RlcConfig { .. })));
+}

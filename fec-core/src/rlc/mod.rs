@@ -10,7 +10,8 @@
 //!   repair key.
 //! - [`coding_coefficients`]: RFC 8681 section 3.6, bit-exact, so repair
 //!   symbols are byte-identical to any conforming implementation.
-//! - [`SourcePayloadId`], [`RepairPayloadId`]: RFC 8681 section 4.1.
+//! - [`SourcePayloadId`], [`RepairPayloadId`]: RFC 8681 section 4.1;
+//!   [`SchemeSpecificInfo`]: the FSSI of section 4.1.1 (E and WSR).
 //! - [`Encoder`]: source symbols in, repair symbols over the whole window or
 //!   any held sub-window out.
 //! - [`Decoder`]: sources and repairs in any order; incremental Gauss-Jordan
@@ -85,7 +86,7 @@ mod tinymt;
 pub use coefficients::coding_coefficients;
 pub use decoder::{Decoder, DecoderConfig, DecoderStats, Reception, RecoveredSource};
 pub use encoder::Encoder;
-pub use payload_id::{RepairPayloadId, SourcePayloadId};
+pub use payload_id::{RepairPayloadId, SchemeSpecificInfo, SourcePayloadId};
 pub use tinymt::TinyMt32;
 
 /// The finite field of the coding coefficients (RFC 8681 parameter m).

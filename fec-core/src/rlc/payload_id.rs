@@ -1,4 +1,6 @@
-//! FEC Payload IDs, RFC 8681 section 4.1 (network byte order).
+//! What RFC 8681 puts on the wire, in network byte order: the FEC Payload
+//! IDs of section 4.1 and the FEC Scheme-Specific Information that the
+//! FEC Framework Configuration Information carries (section 4.1.1).
 
 use super::coefficients::{check_density_threshold, check_window_size};
 use super::MAX_WINDOW;
@@ -135,6 +137,77 @@ impl RepairPayloadId {
     /// The ESI one past the last source symbol of the window (wrapping).
     pub fn end_esi(&self) -> u32 {
         self.first_source_esi.wrapping_add(u32::from(self.nss))
+    }
+}
+
+/// The FEC Scheme-Specific Information (FSSI) of both RLC schemes: what a
+/// receiver learns out of band (session set-up) before it can decode.
+///
+/// Wire form (3 bytes): encoding symbol size E (16 bits) | window size
+/// ratio WSR (8 bits).
+///
+/// ```
+/// use fec_core::rlc::{DecoderConfig, Field, SchemeSpecificInfo};
+///
+/// let info = SchemeSpecificInfo { symbol_size: 1280, window_size_ratio: 0 };
+/// let bytes = info.to_bytes()?;
+/// assert_eq!(bytes, [0x05, 0x00, 0]);
+/// let info = SchemeSpecificInfo::parse(&bytes)?;
+/// let config = DecoderConfig::new(Field::Gf256, usize::from(info.symbol_size));
+/// assert_eq!(config.symbol_size, 1280);
+/// # Ok::<(), fec_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SchemeSpecificInfo {
+    /// Encoding symbol size E in bytes, at least 1.
+    pub symbol_size: u16,
+    /// The window size ratio (WSR) hint RFC 8681 lets a sender give about
+    /// its encoding window; 0 says nothing. Carried, not interpreted: the
+    /// [`Decoder`](super::Decoder) takes its limits from
+    /// [`DecoderConfig`](super::DecoderConfig).
+    pub window_size_ratio: u8,
+}
+
+impl SchemeSpecificInfo {
+    /// Bytes on the wire.
+    pub const LEN: usize = 3;
+
+    /// The 3-byte big-endian form.
+    ///
+    /// # Errors
+    /// [`Error::RlcConfig`] for a symbol size of 0, which no decoder accepts.
+    pub fn to_bytes(&self) -> Result<[u8; 3], Error> {
+        self.validate()?;
+        let [high, low] = self.symbol_size.to_be_bytes();
+        Ok([high, low, self.window_size_ratio])
+    }
+
+    /// Parses exactly [`Self::LEN`] bytes.
+    ///
+    /// # Errors
+    /// [`Error::RlcSchemeInfoLength`] for any other length,
+    /// [`Error::RlcConfig`] for a symbol size of 0.
+    pub fn parse(bytes: &[u8]) -> Result<SchemeSpecificInfo, Error> {
+        let [high, low, window_size_ratio]: [u8; 3] =
+            bytes.try_into().map_err(|_| Error::RlcSchemeInfoLength {
+                expected: Self::LEN,
+                got: bytes.len(),
+            })?;
+        let info = SchemeSpecificInfo {
+            symbol_size: u16::from_be_bytes([high, low]),
+            window_size_ratio,
+        };
+        info.validate()?;
+        Ok(info)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.symbol_size == 0 {
+            return Err(Error::RlcConfig {
+                reason: "encoding symbol size E must be at least 1 byte",
+            });
+        }
+        Ok(())
     }
 }
 
