@@ -28,6 +28,24 @@
 //! that takes a decision traps when called from an observer: read-only context
 //! is enforced, not merely documented. `on_recovered` and `on_loss` are
 //! notifications and accept observers only.
+//!
+//! # Example: what a pluglet sees
+//!
+//! ```
+//! use fec_plugin_sdk::abi::{Context, Operation, ReturnCode, SourceContext, CONTEXT_AREA_SIZE};
+//!
+//! // The host writes the context at the start of the region...
+//! let ctx = SourceContext { now_us: 5, seq: 9, flow: 3, len: 1200 };
+//! let mut region = [0u8; CONTEXT_AREA_SIZE];
+//! ctx.write_to(&mut region);
+//! // ...where the bytecode reads each field at its C offset.
+//! let flow = SourceContext::FIELDS.iter().find(|f| f.name == "flow").unwrap();
+//! assert_eq!(region[flow.offset..flow.offset + flow.size], 3u32.to_le_bytes());
+//! // Section names and r0 map back to the ABI's enums.
+//! assert_eq!(Operation::from_name("on_source"), Some(SourceContext::OPERATION));
+//! assert_eq!(ReturnCode::from_raw(1), Some(ReturnCode::Default));
+//! assert_eq!(ReturnCode::from_raw(7), None); // a fault at run time
+//! ```
 
 #![forbid(unsafe_code)]
 

@@ -95,12 +95,7 @@ pub fn pack_object(
     let pluglets = elf::load(object)
         .map_err(|e| Error::Other(format!("ELF: {e}")))?
         .into_iter()
-        .map(|p| PlugletEntry {
-            name: p.name,
-            operation: p.operation,
-            anchor: p.anchor,
-            code: p.code,
-        })
+        .map(PlugletEntry::from)
         .collect();
     package_of(pluglets, name, version, memory_size)
 }

@@ -103,6 +103,17 @@ pub struct ElfPluglet {
     pub code: Vec<u8>,
 }
 
+impl From<ElfPluglet> for crate::package::PlugletEntry {
+    fn from(p: ElfPluglet) -> Self {
+        crate::package::PlugletEntry {
+            name: p.name,
+            operation: p.operation,
+            anchor: p.anchor,
+            code: p.code,
+        }
+    }
+}
+
 struct Section {
     name: String,
     kind: u32,

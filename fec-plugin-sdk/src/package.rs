@@ -248,6 +248,45 @@ fn check_string(field: &'static str, s: &str, max: usize) -> Result<(), PackageE
     Ok(())
 }
 
+/// A count field: its name, the range it must fall in, and that range in
+/// words for the error.
+struct CountLimit {
+    field: &'static str,
+    min: usize,
+    max: usize,
+    allowed: &'static str,
+}
+
+const HELPER_COUNT: CountLimit = CountLimit {
+    field: "helper count",
+    min: 0,
+    max: MAX_HELPERS,
+    allowed: "0..=32",
+};
+const PLUGLET_COUNT: CountLimit = CountLimit {
+    field: "pluglet count",
+    min: 1,
+    max: MAX_PLUGLETS,
+    allowed: "1..=16",
+};
+const SIGNATURE_COUNT: CountLimit = CountLimit {
+    field: "signature count",
+    min: 0,
+    max: MAX_SIGNATURES,
+    allowed: "0..=8",
+};
+
+fn check_count(limit: CountLimit, count: usize) -> Result<(), PackageError> {
+    if (limit.min..=limit.max).contains(&count) {
+        return Ok(());
+    }
+    Err(PackageError::OutOfRange {
+        field: limit.field,
+        value: count as u64,
+        allowed: limit.allowed,
+    })
+}
+
 pub(crate) fn check_manifest(m: &Manifest) -> Result<(), PackageError> {
     check_string("name", &m.name, MAX_NAME_LEN)?;
     check_string("version", &m.version, MAX_VERSION_LEN)?;
@@ -258,13 +297,7 @@ pub(crate) fn check_manifest(m: &Manifest) -> Result<(), PackageError> {
             allowed: "256..=65536",
         });
     }
-    if m.helpers.len() > MAX_HELPERS {
-        return Err(PackageError::OutOfRange {
-            field: "helper count",
-            value: m.helpers.len() as u64,
-            allowed: "0..=32",
-        });
-    }
+    check_count(HELPER_COUNT, m.helpers.len())?;
     for (i, h) in m.helpers.iter().enumerate() {
         if m.helpers[..i].contains(h) {
             return Err(PackageError::Duplicate {
@@ -273,13 +306,7 @@ pub(crate) fn check_manifest(m: &Manifest) -> Result<(), PackageError> {
             });
         }
     }
-    if m.pluglets.is_empty() || m.pluglets.len() > MAX_PLUGLETS {
-        return Err(PackageError::OutOfRange {
-            field: "pluglet count",
-            value: m.pluglets.len() as u64,
-            allowed: "1..=16",
-        });
-    }
+    check_count(PLUGLET_COUNT, m.pluglets.len())?;
     for (i, p) in m.pluglets.iter().enumerate() {
         check_string("pluglet name", &p.name, MAX_NAME_LEN)?;
         if m.pluglets[..i].iter().any(|q| q.name == p.name) {
@@ -460,26 +487,15 @@ impl Package {
         let name = r.string("name")?;
         let version = r.string("version")?;
         let memory_size = r.u32("memory_size")?;
+        // Counts are checked before they size an allocation.
         let helper_count = r.u8("helper count")? as usize;
-        if helper_count > MAX_HELPERS {
-            return Err(PackageError::OutOfRange {
-                field: "helper count",
-                value: helper_count as u64,
-                allowed: "0..=32",
-            });
-        }
+        check_count(HELPER_COUNT, helper_count)?;
         let mut helpers = Vec::with_capacity(helper_count);
         for _ in 0..helper_count {
             helpers.push(r.u32("helper id")?);
         }
         let pluglet_count = r.u8("pluglet count")? as usize;
-        if pluglet_count > MAX_PLUGLETS {
-            return Err(PackageError::OutOfRange {
-                field: "pluglet count",
-                value: pluglet_count as u64,
-                allowed: "1..=16",
-            });
-        }
+        check_count(PLUGLET_COUNT, pluglet_count)?;
         let mut pluglets = Vec::with_capacity(pluglet_count);
         for _ in 0..pluglet_count {
             let name = r.string("pluglet name")?;
@@ -525,13 +541,7 @@ impl Package {
             });
         }
         let signature_count = r.u8("signature count")? as usize;
-        if signature_count > MAX_SIGNATURES {
-            return Err(PackageError::OutOfRange {
-                field: "signature count",
-                value: signature_count as u64,
-                allowed: "0..=8",
-            });
-        }
+        check_count(SIGNATURE_COUNT, signature_count)?;
         let mut signatures: Vec<PackageSignature> = Vec::with_capacity(signature_count);
         for index in 0..signature_count {
             let key: [u8; 32] = r.take("public key", 32)?.try_into().expect("32 bytes");

@@ -25,15 +25,7 @@ fn clang_object_loads_and_runs() {
         version: "1".into(),
         memory_size: 256,
         helpers,
-        pluglets: pluglets
-            .into_iter()
-            .map(|p| PlugletEntry {
-                name: p.name,
-                operation: p.operation,
-                anchor: p.anchor,
-                code: p.code,
-            })
-            .collect(),
+        pluglets: pluglets.into_iter().map(PlugletEntry::from).collect(),
     })
     .unwrap();
     let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
