@@ -124,6 +124,15 @@ pub trait RepairPolicy: Send + fmt::Debug {
     fn on_timeout(&mut self, now: Instant, unprotected: usize) -> Plan;
     /// The receiver reported.
     fn on_feedback(&mut self, now: Instant, feedback: &Feedback) -> Plan;
+    /// This end rebuilt a `len`-byte packet from the peer's repairs.
+    fn on_recovered(&mut self, _now: Instant, _len: usize) -> Plan {
+        Plan::default()
+    }
+    /// This end found `count` of the peer's sources missing, in a run of
+    /// `burst` (before any recovery).
+    fn on_loss(&mut self, _now: Instant, _count: u32, _burst: u16) -> Plan {
+        Plan::default()
+    }
     /// False once the policy gave up (a faulting plugin): the layer then
     /// stops protecting and sends plain QUIC packets.
     fn is_healthy(&self) -> bool {
@@ -644,6 +653,20 @@ impl FecLayer for ProtectedLayer {
             return;
         };
         to_quinn.extend(received.source);
+        if self.encoder.is_some() {
+            // The plugin observes this end's losses and recoveries too.
+            if received.newly_lost > 0 {
+                let plan = self
+                    .policy
+                    .on_loss(now, received.newly_lost, received.burst);
+                self.apply(plan, out);
+            }
+            for packet in &received.recovered {
+                let plan = self.policy.on_recovered(now, packet.len());
+                self.apply(plan, out);
+            }
+            self.check_policy();
+        }
         let recovered = received.recovered.len() as u32;
         self.stats.recovered += u64::from(recovered);
         self.stats.losses_seen += u64::from(received.newly_lost);

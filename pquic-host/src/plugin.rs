@@ -24,7 +24,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fec_plugin_sdk::abi::{FeedbackContext, ScheduleContext, SourceContext};
+use fec_plugin_sdk::abi::{
+    FeedbackContext, LossContext, RecoveredContext, ScheduleContext, SourceContext,
+};
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
 use fec_plugin_sdk::runtime::{Decisions, Fault, HostOffer, HostView, Instance, Plugin};
 use sha2::{Digest, Sha256};
@@ -264,6 +266,8 @@ pub struct PluginPolicy {
     idle_deadline: Option<Instant>,
     window: usize,
     fault_reported: bool,
+    recovered: u64,
+    lost: u64,
 }
 
 impl std::fmt::Debug for PluginPolicy {
@@ -287,6 +291,8 @@ impl PluginPolicy {
             idle_deadline: None,
             window: 32,
             fault_reported: false,
+            recovered: 0,
+            lost: 0,
         };
         let ctx = fec_plugin_sdk::abi::ConfigureContext {
             now_us: 0,
@@ -413,6 +419,32 @@ impl RepairPolicy for PluginPolicy {
         };
         let view = self.view(now);
         let decided = self.instance.on_feedback(&ctx, &view);
+        self.plan(decided, false)
+    }
+
+    fn on_recovered(&mut self, now: Instant, len: usize) -> Plan {
+        let ctx = RecoveredContext {
+            now_us: self.now_us(now),
+            seq: self.recovered,
+            flow: 0,
+            len: len as u32,
+        };
+        self.recovered += 1;
+        let view = self.view(now);
+        let decided = self.instance.on_recovered(&ctx, &view);
+        self.plan(decided, false)
+    }
+
+    fn on_loss(&mut self, now: Instant, count: u32, burst: u16) -> Plan {
+        let ctx = LossContext {
+            now_us: self.now_us(now),
+            seq: self.lost,
+            burst_len: u32::from(burst),
+            reserved: 0,
+        };
+        self.lost += u64::from(count);
+        let view = self.view(now);
+        let decided = self.instance.on_loss(&ctx, &view);
         self.plan(decided, false)
     }
 
@@ -681,7 +713,15 @@ mod tests {
         count: u32,
         loss: f64,
     ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer) {
-        let mut receiver = ProtectedLayer::receive_only();
+        drive_into(sender, ProtectedLayer::receive_only(), count, loss)
+    }
+
+    fn drive_into(
+        sender: &mut ProtectedLayer,
+        mut receiver: ProtectedLayer,
+        count: u32,
+        loss: f64,
+    ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer) {
         let mut rng = SeededRng::new(5);
         let mut now = Instant::now();
         let (mut wire, mut up, mut back, mut sent) =
@@ -729,6 +769,22 @@ mod tests {
         let s = sender.stats();
         assert!(s.repair_packets * 2 >= s.source_packets, "{s:?}");
         assert!(sender.is_protecting());
+    }
+
+    #[test]
+    fn shipped_adaptive_plugin_runs_every_operation_without_fault() {
+        let package = Package::parse(fec_plugins::ADAPTIVE.package).unwrap();
+        let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
+        let mut sender = layer(&plugin, Instant::now());
+        // The receiver runs the plugin too, so its on_loss observer sees
+        // this end's losses.
+        let receiver = layer(&plugin, Instant::now());
+        let (sent, up, receiver) = drive_into(&mut sender, receiver, 400, 0.05);
+        assert!(sender.is_protecting() && receiver.is_protecting());
+        assert_eq!(sender.stats().fallbacks + receiver.stats().fallbacks, 0);
+        assert!(receiver.stats().losses_seen > 0);
+        assert!(receiver.stats().recovered > 0);
+        assert!(up.len() <= sent.len() + receiver.stats().recovered as usize);
     }
 
     #[test]

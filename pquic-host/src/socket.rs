@@ -42,6 +42,9 @@ const OUTGOING_BACKLOG: usize = 1024;
 /// (as a full socket buffer would).
 const INCOMING_BACKLOG: usize = 4096;
 const RECEIVE_BUFFER: usize = 65536;
+/// Most datagrams held by the impairment's delay line; beyond this they are
+/// dropped (a flood must not grow memory without bound).
+const DELAY_LINE_LIMIT: usize = 65536;
 
 struct State {
     layers: HashMap<SocketAddr, Box<dyn FecLayer>>,
@@ -284,6 +287,10 @@ async fn drive(shared: Arc<Shared>) {
 }
 
 fn accept(state: &mut State, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    if state.arriving.len() >= DELAY_LINE_LIMIT {
+        state.incoming_drops += 1;
+        return;
+    }
     let at = match state.impairment.as_mut() {
         None => now,
         Some(path) => match path.offer(now, datagram.len()) {
@@ -382,6 +389,16 @@ impl AsyncUdpSocket for FecSocket {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.shared.io.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        // No GSO: every transmit is one QUIC packet for the layer.
+        1
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        // No GRO: every received datagram reaches quinn on its own.
+        1
     }
 
     fn may_fragment(&self) -> bool {
