@@ -352,6 +352,8 @@ pub fn xor_slice(src: &[u8], dst: &mut [u8]) {
 /// ```
 #[derive(Clone, Debug)]
 pub struct MatrixKernel {
+    // Only the SIMD dispatch reads it; off x86_64 there is none.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     engine: Engine,
     rows: usize,
     cols: usize,
@@ -364,8 +366,10 @@ pub struct MatrixKernel {
 /// 16-entry lookups (`pshufb`).
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
+#[cfg(target_arch = "x86_64")]
 struct NibbleTable([u8; 32]);
 
+#[cfg(target_arch = "x86_64")]
 impl NibbleTable {
     fn new(c: u8) -> Self {
         let mut table = [0u8; 32];
@@ -385,6 +389,7 @@ enum Expanded {
     /// The scalar kernel reads `coefficients` directly.
     Plain,
     /// For the `pshufb` backends.
+    #[cfg(target_arch = "x86_64")]
     Nibbles(Vec<NibbleTable>),
     /// For GFNI: one `gf2p8affineqb` bit matrix per coefficient.
     #[cfg(target_arch = "x86_64")]
@@ -392,6 +397,7 @@ enum Expanded {
 }
 
 impl Expanded {
+    #[cfg(target_arch = "x86_64")]
     fn new(backend: Backend, coefficients: &[u8], rows: usize, cols: usize) -> Self {
         let input_major = |j: usize, r: usize| coefficients[r * cols + j];
         let transposed = (0..cols).flat_map(|j| (0..rows).map(move |r| input_major(j, r)));
@@ -400,11 +406,14 @@ impl Expanded {
             Backend::Ssse3 | Backend::Avx2 | Backend::Avx512 => {
                 Expanded::Nibbles(transposed.map(NibbleTable::new).collect())
             }
-            #[cfg(target_arch = "x86_64")]
             Backend::Gfni => Expanded::Affine(transposed.map(gfni::affine_matrix).collect()),
-            #[cfg(not(target_arch = "x86_64"))]
-            Backend::Gfni => Expanded::Plain,
         }
+    }
+
+    /// Off x86_64 only the scalar backend exists.
+    #[cfg(not(target_arch = "x86_64"))]
+    fn new(_: Backend, _: &[u8], _: usize, _: usize) -> Self {
+        Expanded::Plain
     }
 }
 
@@ -479,8 +488,6 @@ impl MatrixKernel {
             }
             #[cfg(target_arch = "x86_64")]
             Expanded::Nibbles(_) | Expanded::Affine(_) => self.run_simd(inputs, outputs, len, add),
-            #[cfg(not(target_arch = "x86_64"))]
-            Expanded::Nibbles(_) => unreachable!("no pshufb backend off x86_64"),
         }
     }
 
