@@ -20,6 +20,15 @@ use crate::Error;
 /// The most memory a decoder's limits may commit it to.
 const MAX_MEMORY: usize = 256 << 20;
 
+/// Repair payload IDs remembered (to tell duplicates from conflicts) per
+/// ESI of the span.
+const REPAIRS_REMEMBERED_PER_SPAN_SLOT: usize = 4;
+
+/// Bytes one remembered repair costs: a hash-table entry (the table may be
+/// up to twice its length, plus a control byte per bucket) and its place in
+/// the eviction queue.
+const BYTES_PER_REMEMBERED_REPAIR: usize = 3 * std::mem::size_of::<(RepairPayloadId, u64)>() + 2;
+
 /// Limits and parameters of a [`Decoder`]. Build with [`DecoderConfig::new`]
 /// and adjust the public fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +46,9 @@ pub struct DecoderConfig {
     /// evicted. At least `max_window`; default `4 * max_window` (at heavy
     /// loss, solvable systems can stretch over several windows). With `S`
     /// = `max_span` rounded up to a power of two, memory is about
-    /// `S * symbol_size` for sources plus `max_equations * (S + symbol_size)`.
+    /// `S * symbol_size` for sources plus `max_equations * (S + symbol_size)`
+    /// for equations plus about 300 bytes per span slot for the digests of
+    /// recent repair symbols.
     pub max_span: usize,
     /// Most pending (not yet solved) equations kept; at the limit the one
     /// with the oldest pivot is dropped. Default `max_window`.
@@ -90,7 +101,10 @@ impl DecoderConfig {
             });
         }
         let slots = self.max_span.next_power_of_two();
-        let memory = slots * self.symbol_size + self.max_equations * (slots + self.symbol_size);
+        let remembered = REPAIRS_REMEMBERED_PER_SPAN_SLOT * self.max_span;
+        let memory = slots * (self.symbol_size + 1)
+            + self.max_equations * (slots + self.symbol_size)
+            + remembered * BYTES_PER_REMEMBERED_REPAIR;
         if memory > MAX_MEMORY {
             return Err(Error::RlcConfig {
                 reason: "limits would take more than 256 MiB",
@@ -230,8 +244,12 @@ impl Decoder {
             // Tables sized up front: a decoder in steady state allocates
             // only the buffers of the sources it hands out.
             coefficients: CoefficientCache::with_capacity(),
-            repairs_seen: HashMap::with_capacity(4 * config.max_span),
-            repairs_order: VecDeque::with_capacity(4 * config.max_span),
+            repairs_seen: HashMap::with_capacity(
+                REPAIRS_REMEMBERED_PER_SPAN_SLOT * config.max_span,
+            ),
+            repairs_order: VecDeque::with_capacity(
+                REPAIRS_REMEMBERED_PER_SPAN_SLOT * config.max_span,
+            ),
             recovered: VecDeque::with_capacity(config.max_window),
             stats: DecoderStats::default(),
             scratch_known: Vec::with_capacity(config.max_window),
@@ -572,7 +590,7 @@ impl Decoder {
 
     fn remember_repair(&mut self, id: RepairPayloadId, digest: u64, first: u64) {
         // Bounded even if a sender floods one window with distinct keys.
-        let limit = 4 * self.config.max_span;
+        let limit = REPAIRS_REMEMBERED_PER_SPAN_SLOT * self.config.max_span;
         while self.repairs_order.len() >= limit {
             if let Some((old, _)) = self.repairs_order.pop_front() {
                 self.repairs_seen.remove(&old);
@@ -796,6 +814,30 @@ mod tests {
 
     fn coding_coefficients_for_test(key: u16, count: usize) -> Vec<u8> {
         super::super::coding_coefficients(Field::Gf256, key, 15, count).unwrap()
+    }
+
+    #[test]
+    fn the_memory_ceiling_counts_the_repair_digest_tables() {
+        // Sources and equations here need about 2 MiB, but the decoder
+        // pre-sizes its duplicate-detection tables for 4 repairs per span
+        // slot: 4 Mi entries, about 300 MiB, which the limit used to miss.
+        let config = DecoderConfig {
+            field: Field::Gf256,
+            symbol_size: 1,
+            max_window: 16,
+            max_span: 1 << 20,
+            max_equations: 1,
+        };
+        assert!(matches!(
+            Decoder::new(config),
+            Err(Error::RlcConfig { reason }) if reason.contains("256 MiB")
+        ));
+        // A quarter of that span fits.
+        let config = DecoderConfig {
+            max_span: 1 << 18,
+            ..config
+        };
+        assert!(Decoder::new(config).is_ok());
     }
 
     #[test]
