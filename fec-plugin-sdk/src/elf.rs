@@ -298,6 +298,11 @@ pub fn load(bytes: &[u8]) -> Result<Vec<ElfPluglet>, ElfError> {
         if s.entsize != 0 && s.entsize != entsize {
             return Err(ElfError::Truncated("relocation entry size"));
         }
+        // A partial entry would otherwise be skipped, and a relocation that
+        // is not reported lets unrelocated code through.
+        if s.size % entsize != 0 {
+            return Err(ElfError::Truncated("relocation section size"));
+        }
         let relocs = slice(bytes, s.offset, s.size, "relocation section")?;
         if let Some(r) = relocs.chunks_exact(entsize).next() {
             let offset = u64_at(r, 0)?;
@@ -386,6 +391,30 @@ mod tests {
             );
         }
         out
+    }
+
+    #[test]
+    fn a_relocation_section_with_a_partial_entry_is_refused() {
+        // Turn the second pluglet's header into SHT_REL for the first one.
+        let object = |size: u64| {
+            let mut elf = overlapping_pluglets(2, 16);
+            let headers_at = elf.len() - 4 * 64;
+            let h = &mut elf[headers_at + 3 * 64..][..64];
+            h[4..8].copy_from_slice(&SHT_REL.to_le_bytes());
+            h[8..16].fill(0);
+            h[0x20..0x28].copy_from_slice(&size.to_le_bytes());
+            h[0x2c..0x30].copy_from_slice(&2u32.to_le_bytes());
+            elf
+        };
+        assert!(matches!(
+            load(&object(16)),
+            Err(ElfError::Relocation { section, .. }) if section == "replace/on_source"
+        ));
+        // 8 bytes: half an entry, which used to be skipped silently.
+        assert_eq!(
+            load(&object(8)),
+            Err(ElfError::Truncated("relocation section size"))
+        );
     }
 
     /// Whatever `load` accepts respects the limits a package has and names

@@ -671,8 +671,9 @@ fn execute<C: Context>(
         // region and `&mut self` guarantees no other reference to it exists
         // for the duration of the call. rbpf's `EbpfVmRaw<'static>` demands
         // a `&'static mut`, but it only uses the slice during
-        // `execute_program` and keeps no copy of it after returning, so the
-        // extended lifetime is never exercised.
+        // `execute_program` and keeps no copy of it after returning (it takes
+        // `&self` and has no interior mutability, so it has nowhere to keep
+        // one), so the extended lifetime is never exercised.
         let region: &'static mut [u8] =
             unsafe { std::slice::from_raw_parts_mut(region_ptr, region_len) };
         pluglet.engine.vm.execute_program(region)
