@@ -422,7 +422,14 @@ impl Package {
     /// Build an unsigned package from a manifest (checked for structure).
     pub fn new(manifest: Manifest) -> Result<Self, PackageError> {
         check_manifest(&manifest)?;
-        let digest = Sha256::digest(encode_body(&manifest)).into();
+        let body = encode_body(&manifest);
+        // Room for the trailer with every signature it may carry, so that
+        // whatever is built here, and signed later, parses on the far side.
+        let largest = body.len() + 32 + 1 + MAX_SIGNATURES * (32 + 64);
+        if largest > MAX_PACKAGE_SIZE {
+            return Err(PackageError::TooLarge { size: largest });
+        }
+        let digest = Sha256::digest(&body).into();
         Ok(Package {
             manifest,
             digest,
@@ -710,6 +717,38 @@ mod tests {
             store.check(&parsed, 0),
             Err(PackageError::Forged { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_package_too_large_to_parse_cannot_be_built() {
+        // Four pluglets of the largest length are 1 MiB of code: each is
+        // valid, together they exceed what `parse` accepts.
+        let longest = {
+            let mut code = vec![0xb7, 0, 0, 0, 0, 0, 0, 0].repeat(MAX_INSTRUCTIONS - 1);
+            code.extend_from_slice(&[0x95, 0, 0, 0, 0, 0, 0, 0]);
+            code
+        };
+        let manifest = |count: usize| Manifest {
+            pluglets: (0..count)
+                .map(|i| PlugletEntry {
+                    name: format!("post/on_source/{i}"),
+                    operation: Operation::OnSource,
+                    anchor: Anchor::Post,
+                    code: longest.clone(),
+                })
+                .collect(),
+            ..sample().manifest
+        };
+        assert!(matches!(
+            Package::new(manifest(4)),
+            Err(PackageError::TooLarge { .. })
+        ));
+        // Three fit, signed by every validator a package can carry.
+        let mut p = Package::new(manifest(3)).unwrap();
+        for i in 0..MAX_SIGNATURES as u8 {
+            p.sign(&SigningKey::from_bytes(&[i; 32]));
+        }
+        assert_eq!(Package::parse(&p.to_bytes()).unwrap(), p);
     }
 
     #[test]
