@@ -724,7 +724,7 @@ mod tests {
         // Four pluglets of the largest length are 1 MiB of code: each is
         // valid, together they exceed what `parse` accepts.
         let longest = {
-            let mut code = vec![0xb7, 0, 0, 0, 0, 0, 0, 0].repeat(MAX_INSTRUCTIONS - 1);
+            let mut code = [0xb7, 0, 0, 0, 0, 0, 0, 0].repeat(MAX_INSTRUCTIONS - 1);
             code.extend_from_slice(&[0x95, 0, 0, 0, 0, 0, 0, 0]);
             code
         };
