@@ -46,14 +46,10 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-// The AVX-512 and GFNI intrinsics are stable since Rust 1.89, above the
-// workspace's declared rust-version (1.85); the workspace MSRV needs raising.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::incompatible_msrv)]
 mod avx512;
 mod field;
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::incompatible_msrv)]
 mod gfni;
 #[cfg(target_arch = "x86_64")]
 mod lanes;
