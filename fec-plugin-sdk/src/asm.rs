@@ -13,6 +13,21 @@
 //! mov r0, 0
 //! exit
 //! ```
+//!
+//! ```
+//! use fec_plugin_sdk::asm::{assemble, assemble_sections};
+//!
+//! // mov r0, 0; exit: two 8-byte instructions.
+//! assert_eq!(assemble("mov r0, 0 ; comment\nexit")?.len(), 16);
+//! let sections = assemble_sections(
+//!     ".section replace/on_source\nmov r0, 1\nexit\n.section post/on_loss\nmov r0, 0\nexit",
+//! )?;
+//! let names: Vec<&str> = sections.iter().map(|(name, _)| name.as_str()).collect();
+//! assert_eq!(names, ["replace/on_source", "post/on_loss"]);
+//! // Malformed operands are errors, not panics.
+//! assert!(assemble("mov r0, 0xzz\nexit").is_err());
+//! # Ok::<(), String>(())
+//! ```
 
 #![forbid(unsafe_code)]
 
