@@ -20,12 +20,12 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quinn::congestion::{Controller, ControllerFactory, ControllerMetrics, CubicConfig};
 use quinn_proto::RttEstimator;
 
-use crate::fec::RepairedLosses;
+use crate::fec::{RepairedLosses, FEEDBACK_INTERVAL};
 
 /// Bytes charged per repaired packet (the QUIC minimum packet size; the
 /// sizes of the repaired packets are not reported).
@@ -80,7 +80,7 @@ impl ControllerFactory for FecAwareFactory {
             inner: self.inner.clone().build(now, current_mtu),
             repaired: self.repaired.clone(),
             rule: self.rule,
-            last_acked_sent: None,
+            smoothed_rtt: None,
         })
     }
 }
@@ -90,7 +90,7 @@ pub struct FecAware {
     inner: Box<dyn Controller>,
     repaired: RepairedLosses,
     rule: ChargeRule,
-    last_acked_sent: Option<Instant>,
+    smoothed_rtt: Option<Duration>,
 }
 
 impl Controller for FecAware {
@@ -106,7 +106,7 @@ impl Controller for FecAware {
         app_limited: bool,
         rtt: &RttEstimator,
     ) {
-        self.last_acked_sent = Some(self.last_acked_sent.map_or(sent, |s| s.max(sent)));
+        self.smoothed_rtt = Some(rtt.get());
         self.inner.on_ack(now, sent, bytes, app_limited, rtt);
     }
 
@@ -122,9 +122,12 @@ impl Controller for FecAware {
         let repaired = self.repaired.take();
         let waived = app_limited && self.rule == ChargeRule::WhenWindowLimited;
         if repaired > 0 && !waived {
-            // The repaired packets were sent about when the newest packet
-            // acknowledged in this batch was: charge them as lost then.
-            let sent = self.last_acked_sent.unwrap_or(now);
+            // The repaired packets left about a round trip plus (at most) a
+            // feedback interval ago: charge them as sent then, so losses of
+            // one round trip cost one reduction, as quinn's own detection
+            // does for losses it sees.
+            let age = self.smoothed_rtt.unwrap_or_default() + FEEDBACK_INTERVAL;
+            let sent = now.checked_sub(age).unwrap_or(now);
             self.inner
                 .on_congestion_event(now, sent, false, repaired * BYTES_PER_REPAIRED_PACKET);
         }
@@ -158,7 +161,7 @@ impl Controller for FecAware {
             inner: self.inner.clone_box(),
             repaired: self.repaired.clone(),
             rule: self.rule,
-            last_acked_sent: self.last_acked_sent,
+            smoothed_rtt: self.smoothed_rtt,
         })
     }
 
@@ -185,7 +188,7 @@ mod tests {
         let before = with_fec.window();
         assert_eq!(before, reference.window());
         let later = t0 + std::time::Duration::from_millis(50);
-        reference.on_congestion_event(later, t0, false, 1200);
+        reference.on_congestion_event(later, later - FEEDBACK_INTERVAL, false, 1200);
         repaired.add(1);
         // The end of an ack batch charges the pending repaired loss.
         with_fec.on_end_acks(later, 0, true, None);
