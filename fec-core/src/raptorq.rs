@@ -166,7 +166,7 @@ impl BlockEncoder {
         symbol_size: u16,
         block: &[u8],
     ) -> Result<Self, Error> {
-        if symbol_size == 0 || block.len() % usize::from(symbol_size) != 0 {
+        if symbol_size == 0 || !block.len().is_multiple_of(usize::from(symbol_size)) {
             return Err(Error::RaptorqBlockLength {
                 length: block.len(),
                 symbol_size,
@@ -188,7 +188,7 @@ impl BlockEncoder {
     ) -> Result<Self, Error> {
         validate_transmission_information(information)?;
         let symbol_size = information.symbol_size();
-        if block.is_empty() || block.len() % usize::from(symbol_size) != 0 {
+        if block.is_empty() || !block.len().is_multiple_of(usize::from(symbol_size)) {
             return Err(Error::RaptorqBlockLength {
                 length: block.len(),
                 symbol_size,

@@ -324,7 +324,7 @@ pub fn verify(code: &[u8], declared: &[u32], offered: &[u32]) -> Result<ProgramI
     if code.is_empty() {
         return Err(whole(Rejection::Empty));
     }
-    if code.len() % 8 != 0 {
+    if !code.len().is_multiple_of(8) {
         return Err(whole(Rejection::Truncated { len: code.len() }));
     }
     let count = code.len() / 8;

@@ -164,7 +164,7 @@ impl Run {
                 );
                 injected += 1;
             }
-            let times = if self.duplicate && mix(self.seed, i as u64) % 7 == 0 {
+            let times = if self.duplicate && mix(self.seed, i as u64).is_multiple_of(7) {
                 2
             } else {
                 1

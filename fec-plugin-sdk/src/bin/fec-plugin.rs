@@ -177,7 +177,7 @@ fn package_from(path: &Path) -> Result<Package, String> {
 fn disassemble(code: &[u8]) -> String {
     // Only verified-length code reaches rbpf's disassembler, which panics on
     // a ragged length; guard anyway.
-    if code.len() % 8 != 0 {
+    if !code.len().is_multiple_of(8) {
         return "  (length not a multiple of 8)\n".into();
     }
     let listing = std::panic::catch_unwind(|| rbpf::disassembler::to_insn_vec(code));

@@ -343,7 +343,7 @@ fn fec_layer_refuses_forged_packets_without_growing() {
     let usage = measure(base, 4000, |_| {
         let len = 1 + (random.next() % 1400) as usize;
         let mut datagram = random.bytes(len);
-        datagram[0] = if random.next() % 2 == 0 {
+        datagram[0] = if random.next().is_multiple_of(2) {
             FIRST_BYTE
         } else {
             datagram[0] & !0x40
