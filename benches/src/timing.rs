@@ -6,6 +6,12 @@
 //! another process hits every library alike instead of whichever ran at that moment.
 //! Each round takes one short sample per case; the figure reported is the best
 //! sample, because on a shared machine interference only ever slows a run down.
+//!
+//! A sample is the average over a fixed stretch of timed work (not the fastest
+//! single batch inside it): a 20 us op has many chances to slip between another
+//! process's time slices, a 40 ms op has none, so on a busy machine the fastest
+//! batch would favour the fast library and bias the ratios. Equal stretches expose
+//! every case to the same interference.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
