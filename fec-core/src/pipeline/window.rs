@@ -42,7 +42,6 @@ pub(super) struct WindowEncoder {
     gf256: bool,
     dt: u8,
     window: usize,
-    scratch: Scratch,
     /// Sources protected since the last repair.
     pending: usize,
 }
@@ -59,7 +58,6 @@ impl WindowEncoder {
             gf256: field == Field::Gf256,
             dt,
             window: max_window,
-            scratch: Scratch::new(symbol_size),
             pending: 0,
         })
     }
@@ -79,8 +77,19 @@ impl WindowEncoder {
     }
 
     pub(super) fn protect(&mut self, flow: u8, adu: &[u8]) -> Result<Header, Error> {
-        let symbol = self.scratch.frame(flow, adu)?;
-        let esi = self.inner.push_source(symbol)?;
+        // Checked first: a failed framing at capacity would cost the window
+        // its oldest symbol.
+        let max = self.inner.symbol_size().saturating_sub(wire::ADU_INFO_LEN);
+        if adu.len() > max {
+            return Err(Error::PipelineAduTooLong {
+                len: adu.len(),
+                max,
+            });
+        }
+        // Framed straight into the encoder's window: no copy besides the ADU's own.
+        let esi = self
+            .inner
+            .push_source_with(|slot| wire::frame_symbol(slot, flow, adu))?;
         self.pending += 1;
         Ok(Header::RlcSource {
             gf256: self.gf256,

@@ -20,6 +20,10 @@ pub struct Encoder {
     max_window: usize,
     /// `max_window` slots of `symbol_size` bytes, used as a ring.
     ring: Vec<u8>,
+    /// Per slot, how many leading bytes may be non-zero: past it the slot
+    /// reads as zeros, so [`Encoder::push_source_with`] only clears what the
+    /// slot's previous symbol left behind.
+    dirty: Vec<u16>,
     /// Ring slot of the oldest held symbol.
     oldest_slot: usize,
     held: usize,
@@ -49,6 +53,7 @@ impl Encoder {
             symbol_size,
             max_window,
             ring: vec![0; symbol_size * max_window],
+            dirty: vec![0; max_window],
             oldest_slot: 0,
             held: 0,
             first_esi: 0,
@@ -108,20 +113,82 @@ impl Encoder {
     /// [`Error::RlcSymbolSize`] if `data` is not E bytes long.
     pub fn push_source(&mut self, data: &[u8]) -> Result<u32, Error> {
         self.check_size(data.len())?;
-        let esi = self.next_esi();
-        let slot = if self.held == self.max_window {
-            let slot = self.oldest_slot;
+        self.push_source_with(|slot| {
+            slot.copy_from_slice(data);
+            Ok(slot.len())
+        })
+    }
+
+    /// Appends a source symbol written in place, saving the copy
+    /// [`Encoder::push_source`] makes when the caller has to build the
+    /// symbol anyway (for example framing an ADU with its length).
+    ///
+    /// `fill` gets the symbol's E-byte slot, whose bytes are whatever an
+    /// earlier symbol left there; it writes the symbol's first `n` bytes and
+    /// returns `n` (at most E). The encoder makes the bytes past `n` zero,
+    /// so `fill` must not write past the `n` it returns. The result is the
+    /// same window, and the same repair symbols, as `push_source` of those
+    /// `n` bytes followed by E - `n` zeros.
+    ///
+    /// # Errors
+    /// Whatever `fill` returns, and [`Error::RlcSymbolSize`] if it claims more
+    /// than E bytes. On error no ESI is used; but at capacity `fill` was
+    /// handed the oldest symbol's slot, so that symbol leaves the window.
+    ///
+    /// ```
+    /// use fec_core::rlc::{Encoder, Field};
+    ///
+    /// let mut encoder = Encoder::new(Field::Gf256, 8, 4)?;
+    /// let payload = b"abc";
+    /// let esi = encoder.push_source_with(|slot| {
+    ///     slot[0] = payload.len() as u8;
+    ///     slot[1..1 + payload.len()].copy_from_slice(payload);
+    ///     Ok(1 + payload.len())
+    /// })?;
+    /// assert_eq!(encoder.source(esi), Some(&[3, b'a', b'b', b'c', 0, 0, 0, 0][..]));
+    /// # Ok::<(), fec_core::Error>(())
+    /// ```
+    pub fn push_source_with<F>(&mut self, fill: F) -> Result<u32, Error>
+    where
+        F: FnOnce(&mut [u8]) -> Result<usize, Error>,
+    {
+        let at_capacity = self.held == self.max_window;
+        let slot = if at_capacity {
+            self.oldest_slot
+        } else {
+            (self.oldest_slot + self.held) % self.max_window
+        };
+        if at_capacity {
+            // The slot is about to be overwritten, whether `fill` succeeds or
+            // not: its symbol leaves the window first.
             self.oldest_slot = (self.oldest_slot + 1) % self.max_window;
             self.first_esi = self.first_esi.wrapping_add(1);
-            slot
-        } else {
-            let slot = (self.oldest_slot + self.held) % self.max_window;
-            self.held += 1;
-            slot
-        };
+            self.held -= 1;
+        }
         let start = slot * self.symbol_size;
-        self.ring[start..start + self.symbol_size].copy_from_slice(data);
-        Ok(esi)
+        let bytes = &mut self.ring[start..start + self.symbol_size];
+        let written = match fill(bytes) {
+            Ok(written) if written <= self.symbol_size => written,
+            Ok(written) => {
+                // The slot's contents are unknown now: have it cleared in full next time.
+                self.dirty[slot] = self.symbol_size as u16;
+                return Err(Error::RlcSymbolSize {
+                    expected: self.symbol_size,
+                    got: written,
+                });
+            }
+            Err(error) => {
+                self.dirty[slot] = self.symbol_size as u16;
+                return Err(error);
+            }
+        };
+        let dirty = usize::from(self.dirty[slot]);
+        if dirty > written {
+            bytes[written..dirty].fill(0);
+        }
+        self.dirty[slot] = written as u16;
+        self.held += 1;
+        Ok(self.first_esi.wrapping_add(self.held as u32 - 1))
     }
 
     /// Drops every held symbol whose ESI comes before `esi` (for example
@@ -259,5 +326,83 @@ impl Encoder {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quickcheck::{QuickCheck, TestResult};
+
+    /// Writes `len` bytes derived from `seed` into the front of `slot`.
+    fn prefix(slot: &mut [u8], seed: u8, len: usize) -> usize {
+        for (i, byte) in slot[..len].iter_mut().enumerate() {
+            *byte = seed.wrapping_mul(31).wrapping_add(i as u8) | 1;
+        }
+        len
+    }
+
+    /// The same sources through `push_source` (zero-padded copies) and
+    /// `push_source_with` (written in place over stale slots) give the same
+    /// ESIs, held symbols and repair symbols, across ring wrap-around.
+    #[test]
+    fn push_source_with_matches_push_source() {
+        fn property(lengths: Vec<u8>, window: u8, dt: u8) -> TestResult {
+            const SIZE: usize = 40;
+            let window = usize::from(window % 8) + 1;
+            let dt = dt % 16;
+            let mut copied = Encoder::new(Field::Gf256, SIZE, window).unwrap();
+            let mut framed = Encoder::new(Field::Gf256, SIZE, window).unwrap();
+            for (seed, &len) in lengths.iter().enumerate() {
+                let len = usize::from(len) % (SIZE + 1);
+                let mut symbol = vec![0; SIZE];
+                prefix(&mut symbol, seed as u8, len);
+                let a = copied.push_source(&symbol).unwrap();
+                let b = framed
+                    .push_source_with(|slot| Ok(prefix(slot, seed as u8, len)))
+                    .unwrap();
+                if a != b || framed.source(b) != Some(&symbol[..]) {
+                    return TestResult::failed();
+                }
+                if copied.window() != framed.window()
+                    || copied.repair(seed as u16, dt).unwrap()
+                        != framed.repair(seed as u16, dt).unwrap()
+                {
+                    return TestResult::failed();
+                }
+            }
+            TestResult::passed()
+        }
+        QuickCheck::new()
+            .tests(200)
+            .quickcheck(property as fn(Vec<u8>, u8, u8) -> TestResult);
+    }
+
+    #[test]
+    fn failed_fill_uses_no_esi_and_evicts_only_at_capacity() {
+        let mut encoder = Encoder::new(Field::Gf256, 4, 2).unwrap();
+        let failure = || Err(Error::RlcEmptyWindow);
+        assert!(encoder.push_source_with(|_| failure()).is_err());
+        assert_eq!((encoder.window(), encoder.next_esi()), (None, 0));
+        encoder.push_source(&[1; 4]).unwrap();
+        encoder.push_source(&[2; 4]).unwrap();
+        assert!(encoder.push_source_with(|_| failure()).is_err());
+        // The oldest slot was handed out, so ESI 0 is gone; ESI 1 is intact.
+        assert_eq!(encoder.window(), Some((1, 1)));
+        assert_eq!(encoder.source(1), Some(&[2; 4][..]));
+        assert_eq!(encoder.next_esi(), 2);
+        // A claim past E is refused, and the slot reads as zeros afterwards.
+        assert!(matches!(
+            encoder.push_source_with(|slot| {
+                slot.fill(9);
+                Ok(5)
+            }),
+            Err(Error::RlcSymbolSize {
+                expected: 4,
+                got: 5
+            })
+        ));
+        assert_eq!(encoder.push_source_with(|_| Ok(0)).unwrap(), 2);
+        assert_eq!(encoder.source(2), Some(&[0; 4][..]));
     }
 }
