@@ -6,8 +6,9 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]      (default: 60 s, every target)
 #
 # Environment: FUZZ_JOBS=N runs N libFuzzer workers per target (default 1);
-# FUZZ_ARGS adds libFuzzer flags. Per-target figures go to
-# fuzz/logs/<target>.log and one line each to fuzz/logs/stats.tsv.
+# FUZZ_ARGS adds libFuzzer flags (e.g. "-fork=1 -ignore_crashes=1" to go on
+# past a known crash). Per-target figures go to fuzz/logs/<target>.log and
+# one line each to fuzz/logs/stats.tsv.
 set -euo pipefail
 
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
@@ -40,16 +41,21 @@ for target in "${targets[@]}"; do
     log="$fuzz_dir/logs/$target.log"
     echo "== $target: $seconds s"
     result=ok
+    parallel=()
+    if [ "${FUZZ_JOBS:-1}" != 1 ]; then
+        parallel=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+    fi
     # New inputs land in the first directory (uncommitted); the committed
-    # corpus is read as seeds.
+    # corpus is read as seeds. The outer timeout (SIGINT, so libFuzzer still
+    # prints its final stats) guards against a run that overstays.
     # shellcheck disable=SC2086
-    if ! cargo fuzz run "$target" "$grown" "$corpus" -- \
+    if ! timeout --signal=INT $((seconds + 60)) cargo fuzz run "$target" "$grown" "$corpus" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-        -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" ${FUZZ_ARGS:-} >"$log" 2>&1; then
+        "${parallel[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1; then
         result=crash
         failed+=("$target")
     fi
-    if [ "${FUZZ_JOBS:-1}" != 1 ]; then
+    if [ ${#parallel[@]} -gt 0 ]; then
         cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
     fi
     execs=$(grep -h 'stat::number_of_executed_units' "$log" | awk '{s += $2} END {print s + 0}')
@@ -61,9 +67,11 @@ for target in "${targets[@]}"; do
 
     # Keep only inputs that add coverage: the committed corpus stays small.
     cargo fuzz run "$target" -- -merge=1 "$corpus" "$grown" >>"$log" 2>&1 || true
+    # Artifacts move (not copy) so a crash is reported once.
     for artifact in "$fuzz_dir/artifacts/$target"/{crash,timeout,oom,leak}-*; do
         [ -e "$artifact" ] || continue
-        cp -n "$artifact" "$fuzz_dir/regressions/$target/"
+        mv -n "$artifact" "$fuzz_dir/regressions/$target/"
+        rm -f "$artifact"
         echo "   kept $(basename "$artifact") in fuzz/regressions/$target/"
     done
 done
