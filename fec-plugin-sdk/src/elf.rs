@@ -85,6 +85,15 @@ pub enum ElfError {
         /// Its size in bytes.
         size: usize,
     },
+    /// A pluglet section that ends inside an instruction (its size is not a
+    /// multiple of the 8-byte instruction size).
+    #[error("section {section:?} is {size} bytes, which ends inside an 8-byte instruction")]
+    PartialInstruction {
+        /// Section name.
+        section: String,
+        /// Its size in bytes.
+        size: usize,
+    },
     /// No pluglet section at all.
     #[error("no pluglet sections (name functions' sections <anchor>/<operation>)")]
     NoPluglets,
@@ -273,6 +282,12 @@ pub fn load(bytes: &[u8]) -> Result<Vec<ElfPluglet>, ElfError> {
         }
         if s.size > MAX_INSTRUCTIONS * 8 {
             return Err(ElfError::PlugletTooLarge {
+                section: s.name.clone(),
+                size: s.size,
+            });
+        }
+        if !s.size.is_multiple_of(8) {
+            return Err(ElfError::PartialInstruction {
                 section: s.name.clone(),
                 size: s.size,
             });

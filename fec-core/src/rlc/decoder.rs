@@ -529,7 +529,11 @@ impl Decoder {
         self.end = new_end;
         self.newest = Some((last_esi, new_end - 1));
         let new_base = self.base();
-        let evicted = (new_base - old_base).min(self.config.max_span as u64);
+        // Clear every position that left the span; after a jump longer than
+        // the ring, clearing one ring's worth of positions visits every slot.
+        // (Bounding this by `max_span` instead left stale slots marked known
+        // when the ring is larger than the span, found by the fuzzer.)
+        let evicted = (new_base - old_base).min(self.slot_mask + 1);
         for position in new_base - evicted..new_base {
             let slot = self.slot(position);
             self.known[slot] = false;
