@@ -65,8 +65,15 @@ for target in "${targets[@]}"; do
         "$execs" "$rate" "$rss" "$result" >>"$stats"
     echo "   $execs executions, $rate exec/s, peak RSS $rss MB, $result"
 
-    # Keep only inputs that add coverage: the committed corpus stays small.
-    cargo fuzz run "$target" -- -merge=1 "$corpus" "$grown" >>"$log" 2>&1 || true
+    # Re-minimize old and new inputs together by edge coverage (not
+    # libFuzzer's finer features), so the committed corpus stays small.
+    fresh="$fuzz_dir/corpus-new/.min-$target"
+    rm -rf "$fresh" && mkdir -p "$fresh"
+    if cargo fuzz run "$target" -- -set_cover_merge=1 -use_counters=0 \
+        "$fresh" "$corpus" "$grown" >>"$log" 2>&1 && [ -n "$(ls -A "$fresh")" ]; then
+        rm -rf "$corpus" && mv "$fresh" "$corpus"
+    fi
+    rm -rf "$fresh"
     # Artifacts move (not copy) so a crash is reported once.
     for artifact in "$fuzz_dir/artifacts/$target"/{crash,timeout,oom,leak}-*; do
         [ -e "$artifact" ] || continue
