@@ -1,48 +1,33 @@
-//! Fuzzer findings whose fix belongs to another module's owner. Each test
-//! states the property the code should have; it is ignored until the fix
-//! lands. Then remove the `ignore`, and move the input from
-//! `fuzz/known-bugs/<target>/` (not replayed) to `fuzz/regressions/<target>/`
-//! (replayed by `replay.rs`).
+//! Bugs the fuzzers found in other modules, pinned through the public API
+//! (the crash inputs also replay from `fuzz/regressions/` in `replay.rs`).
+//! Both were fixed in 89f7b79. A new finding whose fix is not in yet goes
+//! here with `#[ignore = "bug: ..."]`, its input in `fuzz/known-bugs/`.
 
 use std::path::Path;
 
 use fec_core::rlc::{Decoder, DecoderConfig, Field, RepairPayloadId};
 
-fn input(kind: &str, target: &str, name: &str) -> Vec<u8> {
+fn regression(target: &str, name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(kind)
+        .join("../regressions")
         .join(target)
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn regression(target: &str, name: &str) -> Vec<u8> {
-    input("regressions", target, name)
-}
-
 /// The fuzzer's input: real symbols, a delayed repair delivered after the
 /// decoder's span jumped past everything it held.
 #[test]
-#[ignore = "bug: rlc::Decoder::advance_to clears max_span positions, but the ring has \
-            max_span.next_power_of_two() slots, so a long jump leaves stale slots marked known"]
 fn rlc_decoder_fuzz_input_with_a_long_jump() {
-    fec_fuzz_bodies::rlc::decoder(&input(
-        "known-bugs",
-        "rlc_decoder",
-        "stale-ring-slot-after-jump",
-    ));
+    fec_fuzz_bodies::rlc::decoder(&regression("rlc_decoder", "stale-ring-slot-after-jump"));
 }
 
 /// The same bug through the public API alone: with `max_span = 3` (ring of 4
 /// slots), ESIs 0..3 received, then a repair over 7..9 moves the span to
 /// 6..9. ESI 6 was never received, yet the decoder reports ESI 2's bytes for
 /// it and refuses the genuine source 6 as conflicting. A repair covering ESI
-/// 6 would be solved against those wrong bytes. Fix: in `advance_to`, bound
-/// the cleared positions by the ring's slot count (`slot_mask + 1`), not by
-/// `max_span`.
+/// 6 would be solved against those wrong bytes.
 #[test]
-#[ignore = "bug: rlc::Decoder keeps a stale ring slot known after a jump (non power-of-two max_span)"]
 fn rlc_decoder_forgets_everything_a_long_jump_leaves_behind() {
     let mut config = DecoderConfig::new(Field::Gf256, 4).with_window(3);
     config.max_span = 3;
@@ -70,7 +55,6 @@ fn rlc_decoder_forgets_everything_a_long_jump_leaves_behind() {
 /// The pipeline reaches it with any RLC window whose decoder span is not a
 /// power of two (window 40 here).
 #[test]
-#[ignore = "bug: rlc::Decoder keeps a stale ring slot known after a jump (non power-of-two max_span)"]
 fn pipeline_rlc_window_40_accepts_sources_after_a_long_jump() {
     use bytes::Bytes;
     use fec_core::pipeline::wire::Header;
@@ -106,13 +90,9 @@ fn pipeline_rlc_window_40_accepts_sources_after_a_long_jump() {
     }
 }
 
-/// A pluglet section whose size is not a multiple of 8 comes back as a
-/// pluglet; packaging refuses it later, without naming the section. Fix:
-/// `elf::load` returns `ElfError::Truncated` (or a dedicated variant naming
-/// the section) when a pluglet section's size is not a multiple of 8.
+/// A pluglet section whose size is not a multiple of 8 came back as a
+/// pluglet (packaging refused it later, without naming the section).
 #[test]
-#[ignore = "bug: elf::load returns a pluglet whose section size is not a multiple of 8 \
-            (a partial instruction); it should refuse the section by name"]
 fn elf_loader_refuses_a_partial_instruction() {
     let object = regression("elf_loader", "partial-instruction-section");
     if let Ok(pluglets) = fec_plugin_sdk::elf::load(&object) {
