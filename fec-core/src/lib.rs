@@ -6,7 +6,26 @@
 //!   reed-solomon-erasure 6.
 //! - [`rlc`]: RFC 8681 sliding-window random linear codes (GF(2) and GF(2^8)).
 //! - [`raptorq`]: RFC 6330 through the `raptorq` crate.
-//! - [`pipeline`]: variable-length ADUs to source and repair symbols and back.
+//! - [`pipeline`]: variable-length ADUs to source and repair symbols and
+//!   back, with one wire format ([`pipeline::wire`], whose first byte keeps
+//!   QUIC's fixed bit clear so a transport can demultiplex) and seeded loss
+//!   models ([`pipeline::loss`]) for tests.
+//!
+//! Deviations from the standards and peers are listed in `SPEC_NOTES.md`.
+//!
+//! ```
+//! use fec_core::rs::ReedSolomon;
+//!
+//! let rs = ReedSolomon::new(3, 2)?;
+//! let mut shards = vec![vec![1u8, 2], vec![3, 4], vec![5, 6], vec![0; 2], vec![0; 2]];
+//! rs.encode(&mut shards)?; // the same parity bytes as reed-solomon-erasure 6
+//! let mut received: Vec<Option<Vec<u8>>> = shards.iter().cloned().map(Some).collect();
+//! received[0] = None;
+//! received[4] = None;
+//! rs.reconstruct(&mut received)?;
+//! assert_eq!(received[0].as_deref(), Some(&[1u8, 2][..]));
+//! # Ok::<(), fec_core::Error>(())
+//! ```
 
 #![cfg_attr(not(target_arch = "x86_64"), forbid(unsafe_code))]
 
