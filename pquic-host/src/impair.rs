@@ -36,6 +36,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use fec_core::pipeline::loss::{self, LossModel as _};
+
 use crate::rng::SeededRng;
 
 /// How packets are lost.
@@ -165,7 +167,7 @@ pub struct ImpairStats {
 pub struct Impairment {
     config: ImpairConfig,
     rng: SeededRng,
-    in_bad_state: bool,
+    loss: LossProcess,
     link_free_at: Option<Instant>,
     stats: ImpairStats,
 }
@@ -174,9 +176,9 @@ impl Impairment {
     /// A path that replays identically for the same `seed`.
     pub fn new(config: ImpairConfig, seed: u64) -> Self {
         Self {
+            loss: LossProcess::new(config.loss, seed),
             config,
             rng: SeededRng::new(seed),
-            in_bad_state: false,
             link_free_at: None,
             stats: ImpairStats::default(),
         }
@@ -224,22 +226,37 @@ impl Impairment {
     }
 
     fn loses_next(&mut self) -> bool {
-        match self.config.loss {
-            LossModel::None => false,
-            LossModel::Bernoulli { rate } => self.rng.chance(rate),
-            LossModel::GilbertElliott { rate, mean_burst } => {
-                // Leaving the bad state with probability r gives bursts of mean
-                // length 1/r; entering it with q = p*r/(1-p) makes the
-                // stationary share of the bad state equal p.
-                let leave_bad = 1.0 / mean_burst.max(1.0);
-                let enter_bad = rate * leave_bad / (1.0 - rate);
-                self.in_bad_state = if self.in_bad_state {
-                    !self.rng.chance(leave_bad)
-                } else {
-                    self.rng.chance(enter_bad)
-                };
-                self.in_bad_state
+        match &mut self.loss {
+            LossProcess::None => false,
+            LossProcess::Bernoulli(model) => model.lost(),
+            LossProcess::GilbertElliott(model) => model.lost(),
+        }
+    }
+}
+
+/// The running loss process of a path: the seeded models of
+/// `fec_core::pipeline::loss`, the same ones the codec tests and the plugin
+/// harness use, so a loss trace means the same thing everywhere.
+#[derive(Debug, Clone)]
+enum LossProcess {
+    None,
+    Bernoulli(loss::Bernoulli),
+    GilbertElliott(loss::GilbertElliott),
+}
+
+impl LossProcess {
+    fn new(model: LossModel, seed: u64) -> Self {
+        // Its own stream, so jitter and reordering draws do not shift the
+        // loss pattern of a seed.
+        let seed = seed ^ 0x6c6f_7373_6c6f_7373;
+        match model {
+            LossModel::None => LossProcess::None,
+            LossModel::Bernoulli { rate } => {
+                LossProcess::Bernoulli(loss::Bernoulli::new(rate, seed))
             }
+            LossModel::GilbertElliott { rate, mean_burst } => LossProcess::GilbertElliott(
+                loss::GilbertElliott::with_mean_burst(rate, mean_burst, seed),
+            ),
         }
     }
 }
