@@ -301,7 +301,10 @@ pub struct Counters {
     /// Sources known lost that were given up (their block or window left the
     /// decoder's range before it could rebuild them).
     pub unrecoverable: u64,
-    /// Packets refused as malformed or inconsistent.
+    /// Packets refused as malformed or inconsistent, plus decode attempts
+    /// that failed because inconsistent symbols took part (then the source
+    /// packet that triggered the attempt is counted both here and in
+    /// `received`: its own ADU is still handed out, since it arrived intact).
     pub rejected: u64,
     /// Packets that carried nothing new.
     pub duplicates: u64,
