@@ -37,13 +37,23 @@ pub(crate) static EXP: [u8; 512] = EXP_LOG.0;
 /// `LOG[a]` for a != 0; `LOG[0]` is meaningless (0).
 pub(crate) static LOG: [u8; 256] = EXP_LOG.1;
 
+/// `a * b` for compile-time tables (the runtime [`mul`] reads [`MUL_TABLE`],
+/// which is built from this).
+pub(crate) const fn const_mul(a: u8, b: u8) -> u8 {
+    if a == 0 || b == 0 {
+        0
+    } else {
+        EXP_LOG.0[EXP_LOG.1[a as usize] as usize + EXP_LOG.1[b as usize] as usize]
+    }
+}
+
 const fn build_mul_table() -> [[u8; 256]; 256] {
     let mut table = [[0u8; 256]; 256];
     let mut a = 1;
     while a < 256 {
         let mut b = 1;
         while b < 256 {
-            table[a][b] = EXP_LOG.0[EXP_LOG.1[a] as usize + EXP_LOG.1[b] as usize];
+            table[a][b] = const_mul(a as u8, b as u8);
             b += 1;
         }
         a += 1;

@@ -26,23 +26,6 @@ pub(super) fn affine_matrix(c: u8) -> u64 {
     AFFINE_MATRICES[c as usize]
 }
 
-/// `c * x` by shift-and-reduce, usable in const context.
-const fn const_mul(mut a: u8, mut b: u8) -> u8 {
-    let mut product = 0u8;
-    while b != 0 {
-        if b & 1 != 0 {
-            product ^= a;
-        }
-        let carry = a & 0x80 != 0;
-        a <<= 1;
-        if carry {
-            a ^= (super::field::POLYNOMIAL & 0xFF) as u8;
-        }
-        b >>= 1;
-    }
-    product
-}
-
 const fn build_affine_matrices() -> [u64; 256] {
     let mut table = [0u64; 256];
     let mut c = 0;
@@ -50,7 +33,7 @@ const fn build_affine_matrices() -> [u64; 256] {
         let mut matrix = 0u64;
         let mut j = 0;
         while j < 8 {
-            let column = const_mul(c as u8, 1 << j);
+            let column = super::field::const_mul(c as u8, 1 << j);
             let mut i = 0;
             while i < 8 {
                 if column & (1 << i) != 0 {
