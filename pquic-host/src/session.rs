@@ -39,6 +39,31 @@ fn receive_only_factory() -> LayerFactory {
     Arc::new(|_| Box::new(ProtectedLayer::receive_only()))
 }
 
+/// Socket options for one end, and the repaired-loss counter its layers
+/// share: with a plugin exchange ahead, peers start receive-only (ready to
+/// decode what the other end protects); without one, plain QUIC.
+fn socket_options(
+    bind: SocketAddr,
+    impairment: Option<Impairment>,
+    charge_rule: ChargeRule,
+    plugin_exchange: bool,
+) -> (SocketOptions, RepairedLosses) {
+    let factory = if plugin_exchange {
+        receive_only_factory()
+    } else {
+        pass_through_factory()
+    };
+    let repaired = RepairedLosses::default();
+    let options = SocketOptions {
+        bind,
+        factory,
+        impairment,
+        repaired: repaired.clone(),
+        charge_rule,
+    };
+    (options, repaired)
+}
+
 /// What a server offers.
 #[derive(Debug, Clone)]
 pub struct ServerPlugin {
@@ -71,22 +96,8 @@ impl Server {
         plugin: Option<ServerPlugin>,
         charge_rule: ChargeRule,
     ) -> Result<Self> {
-        let factory = if plugin.is_some() {
-            receive_only_factory()
-        } else {
-            pass_through_factory()
-        };
-        let repaired = RepairedLosses::default();
-        let (endpoint, socket) = endpoint::server(
-            SocketOptions {
-                bind,
-                factory,
-                impairment,
-                repaired: repaired.clone(),
-                charge_rule,
-            },
-            identity,
-        )?;
+        let (options, repaired) = socket_options(bind, impairment, charge_rule, plugin.is_some());
+        let (endpoint, socket) = endpoint::server(options, identity)?;
         let addr = socket.local_addr()?;
         let connections: Arc<Mutex<Vec<quinn::Connection>>> = Arc::default();
         let task = tokio::spawn(accept_loop(
@@ -210,22 +221,8 @@ pub async fn run_client(
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ClientReport> {
-    let factory = if plugins.is_some() {
-        receive_only_factory()
-    } else {
-        pass_through_factory()
-    };
-    let repaired = RepairedLosses::default();
-    let (client, socket) = endpoint::client(
-        SocketOptions {
-            bind,
-            factory,
-            impairment,
-            repaired: repaired.clone(),
-            charge_rule,
-        },
-        server_cert,
-    )?;
+    let (options, repaired) = socket_options(bind, impairment, charge_rule, plugins.is_some());
+    let (client, socket) = endpoint::client(options, server_cert)?;
     let connection =
         tokio::time::timeout(Duration::from_secs(10), endpoint::connect(&client, server))
             .await
