@@ -269,58 +269,36 @@ fn print_table(config: &DemoConfig, plain: &ModeReport, fec: &ModeReport) {
         config.seed
     );
     println!("{:<28} {:>12} {:>12}", "", "plain QUIC", "QUIC + FEC");
-    let row = |name: &str, a: String, b: String| println!("{name:<28} {a:>12} {b:>12}");
-    let (p, f) = (&plain.workload, &fec.workload);
-    row(
-        "messages sent / delivered",
-        format!("{}/{}", p.sent, p.delivered),
-        format!("{}/{}", f.sent, f.delivered),
-    );
-    row(
-        "message latency p50 (ms)",
-        format!("{:.1}", p.latency_p50_ms),
-        format!("{:.1}", f.latency_p50_ms),
-    );
-    row(
-        "message latency p99 (ms)",
-        format!("{:.1}", p.latency_p99_ms),
-        format!("{:.1}", f.latency_p99_ms),
-    );
-    row(
-        "message latency max (ms)",
-        format!("{:.1}", p.latency_max_ms),
-        format!("{:.1}", f.latency_max_ms),
-    );
-    row(
-        "datagrams sent / delivered",
-        format!("{}/{}", p.datagrams_sent, p.datagrams_delivered),
-        format!("{}/{}", f.datagrams_sent, f.datagrams_delivered),
-    );
-    row(
-        "packets retransmitted",
-        plain.retransmitted.to_string(),
-        fec.retransmitted.to_string(),
-    );
-    row(
-        "packets recovered by FEC",
-        plain.recovered.to_string(),
-        fec.recovered.to_string(),
-    );
-    row(
-        "bulk goodput (Mbit/s)",
-        format!("{:.1}", p.goodput_mbps),
-        format!("{:.1}", f.goodput_mbps),
-    );
-    row(
-        "bulk data intact",
-        p.bulk_intact.to_string(),
-        f.bulk_intact.to_string(),
-    );
-    row(
-        "redundancy (repair/source)",
-        format!("{:.3}", plain.redundancy()),
-        format!("{:.3}", fec.redundancy()),
-    );
+    // Each cell is formatted once, from either mode's report, so the two
+    // columns cannot drift apart.
+    let row = |name: &str, cell: &dyn Fn(&ModeReport) -> String| {
+        println!("{name:<28} {:>12} {:>12}", cell(plain), cell(fec));
+    };
+    row("messages sent / delivered", &|m| {
+        format!("{}/{}", m.workload.sent, m.workload.delivered)
+    });
+    row("message latency p50 (ms)", &|m| {
+        format!("{:.1}", m.workload.latency_p50_ms)
+    });
+    row("message latency p99 (ms)", &|m| {
+        format!("{:.1}", m.workload.latency_p99_ms)
+    });
+    row("message latency max (ms)", &|m| {
+        format!("{:.1}", m.workload.latency_max_ms)
+    });
+    row("datagrams sent / delivered", &|m| {
+        let w = &m.workload;
+        format!("{}/{}", w.datagrams_sent, w.datagrams_delivered)
+    });
+    row("packets retransmitted", &|m| m.retransmitted.to_string());
+    row("packets recovered by FEC", &|m| m.recovered.to_string());
+    row("bulk goodput (Mbit/s)", &|m| {
+        format!("{:.1}", m.workload.goodput_mbps)
+    });
+    row("bulk data intact", &|m| m.workload.bulk_intact.to_string());
+    row("redundancy (repair/source)", &|m| {
+        format!("{:.3}", m.redundancy())
+    });
     match &fec.plugin_sha256 {
         Some(sha) => println!(
             "plugin {} sha256 {sha} ({})",
