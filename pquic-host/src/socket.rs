@@ -56,6 +56,10 @@ struct State {
     recv_waker: Option<Waker>,
     driver_deadline: Option<Instant>,
     incoming_drops: u64,
+    /// Empty between calls; lent to the layers as their output vectors so
+    /// the per-datagram path does not allocate.
+    scratch_out: Vec<Bytes>,
+    scratch_to_quinn: Vec<Bytes>,
 }
 
 impl State {
@@ -90,7 +94,8 @@ impl State {
 
     /// Hands due arrivals to their layers and runs due timers.
     fn process(&mut self, now: Instant) {
-        let (mut to_quinn, mut out) = (Vec::new(), Vec::new());
+        let mut to_quinn = std::mem::take(&mut self.scratch_to_quinn);
+        let mut out = std::mem::take(&mut self.scratch_out);
         while let Some((peer, datagram)) = self.arriving.pop_due(now) {
             self.layer(peer)
                 .on_incoming(now, datagram, &mut to_quinn, &mut out);
@@ -113,6 +118,7 @@ impl State {
             self.layer(peer).handle_timeout(now, &mut out);
             self.queue_out(peer, &mut out);
         }
+        (self.scratch_to_quinn, self.scratch_out) = (to_quinn, out);
         if !self.to_quinn.is_empty() {
             if let Some(waker) = self.recv_waker.take() {
                 waker.wake();
@@ -235,6 +241,8 @@ impl FecSocket {
                 recv_waker: None,
                 driver_deadline: None,
                 incoming_drops: 0,
+                scratch_out: Vec::new(),
+                scratch_to_quinn: Vec::new(),
             }),
             wake_driver: Notify::new(),
         });
@@ -338,11 +346,12 @@ impl AsyncUdpSocket for FecSocket {
             .segment_size
             .unwrap_or(transmit.contents.len())
             .max(1);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut state.scratch_out);
         for packet in transmit.contents.chunks(segment) {
             state.layer(peer).on_outgoing(now, packet, &mut out);
             state.queue_out(peer, &mut out);
         }
+        state.scratch_out = out;
         let _ = state.flush(&self.shared.io);
         let timer = state.layer(peer).poll_timeout();
         if let Some(t) = timer {
