@@ -29,7 +29,6 @@ use fec_plugin_sdk::abi::{
 };
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
 use fec_plugin_sdk::runtime::{Decisions, Fault, HostOffer, HostView, Instance, Plugin};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fec::{CodeChoice, Feedback, Plan, RepairPolicy};
@@ -664,11 +663,6 @@ pub async fn accept_plugin(
             Ok(Outcome::Declined(decline(reason)))
         }
     }
-}
-
-/// Hex SHA-256 of arbitrary bytes (for files the workload sends).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]
