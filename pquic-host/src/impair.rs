@@ -261,6 +261,10 @@ impl LossProcess {
     }
 }
 
+/// Most datagrams a [`DelayLine`] fed from the network should hold; callers
+/// drop arrivals beyond this (a flood must not grow memory without bound).
+pub const DELAY_LINE_LIMIT: usize = 65536;
+
 /// Packets waiting for their arrival time, released in time order (ties in
 /// insertion order).
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::endpoint::require_loopback;
 use crate::error::Result;
-use crate::impair::{DelayLine, ImpairConfig, Impairment, Verdict};
+use crate::impair::{DelayLine, ImpairConfig, Impairment, Verdict, DELAY_LINE_LIMIT};
 
 struct Held {
     socket: Arc<UdpSocket>,
@@ -74,6 +74,12 @@ async fn hold(
     datagram: &[u8],
 ) {
     let now = Instant::now();
+    // A datagram of a flood the line cannot hold is dropped before the
+    // impairment sees it, as in the socket: memory stays bounded even on a
+    // path without a rate limit (whose queue limit would otherwise apply).
+    if line.lock().await.len() >= DELAY_LINE_LIMIT {
+        return;
+    }
     if let Verdict::Deliver { at } = path.lock().await.offer(now, datagram.len()) {
         line.lock().await.push(
             at,

@@ -24,7 +24,7 @@ use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::sync::Notify;
 
-use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict};
+use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict, DELAY_LINE_LIMIT};
 use crate::layer::{FecLayer, LayerStats, PassThrough};
 
 /// Builds the layer for a peer seen for the first time.
@@ -42,9 +42,6 @@ const OUTGOING_BACKLOG: usize = 1024;
 /// (as a full socket buffer would).
 const INCOMING_BACKLOG: usize = 4096;
 const RECEIVE_BUFFER: usize = 65536;
-/// Most datagrams held by the impairment's delay line; beyond this they are
-/// dropped (a flood must not grow memory without bound).
-const DELAY_LINE_LIMIT: usize = 65536;
 
 struct State {
     layers: HashMap<SocketAddr, Box<dyn FecLayer>>,
