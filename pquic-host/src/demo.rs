@@ -13,7 +13,7 @@ use crate::congestion::ChargeRule;
 use crate::endpoint::Identity;
 use crate::error::Result;
 use crate::impair::{ImpairConfig, Impairment, LossModel};
-use crate::plugin::{realtime_package, verify_package, Offer, PluginCache, DEFAULT_CACHE_BYTES};
+use crate::plugin::{named_package, verify_package, Offer, PluginCache, DEFAULT_CACHE_BYTES};
 use crate::session::{run_client, ClientPlugins, Server, ServerPlugin};
 use crate::workload::{BulkSource, WorkloadConfig, WorkloadReport};
 
@@ -129,18 +129,8 @@ impl FecSetup {
     /// `rs-block`).
     pub fn named(name: &str, cache_dir: &std::path::Path) -> Result<Self> {
         let validator = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let bytes = if name == "realtime" {
-            realtime_package(&validator)?
-        } else {
-            let shipped = fec_plugins::ALL
-                .iter()
-                .find(|p| p.name == name)
-                .ok_or_else(|| crate::Error::Plugin(format!("no shipped plugin named {name}")))?;
-            let mut package = fec_plugin_sdk::package::Package::parse(shipped.package)
-                .map_err(|e| crate::Error::Plugin(format!("{name}: {e}")))?;
-            package.sign(&validator);
-            package.to_bytes()
-        };
+        let bytes = named_package(name, &validator)?
+            .ok_or_else(|| crate::Error::Plugin(format!("no shipped plugin named {name}")))?;
         let offer = Offer::new(bytes)?;
         let mut trust = TrustStore::new();
         trust.add(validator.verifying_key());

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use fec_plugin_sdk::package::Package;
 use indicatif::{ProgressBar, ProgressStyle};
 use pquic_host::congestion::ChargeRule;
 use pquic_host::endpoint::Identity;
@@ -372,16 +371,6 @@ fn read_key(path: &Path) -> pquic_host::Result<ed25519_dalek::SigningKey> {
     Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
 }
 
-fn shipped_or_file(name: &str) -> pquic_host::Result<Option<Vec<u8>>> {
-    if let Some(p) = fec_plugins::ALL.iter().find(|p| p.name == name) {
-        return Ok(Some(p.package.to_vec()));
-    }
-    if name == "realtime" {
-        return Ok(None);
-    }
-    Ok(Some(std::fs::read(name)?))
-}
-
 async fn server(
     listen: SocketAddr,
     cert_out: &Path,
@@ -399,14 +388,11 @@ async fn server(
             Some(path) => read_key(path)?,
             None => ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
         };
-        let bytes = match shipped_or_file(plugin)? {
-            None => plugins::realtime_package(&key)?,
-            Some(bytes) => {
-                let mut package =
-                    Package::parse(&bytes).map_err(|e| Error::Plugin(format!("{plugin}: {e}")))?;
-                package.sign(&key);
-                package.to_bytes()
-            }
+        let bytes = match plugins::named_package(plugin, &key)? {
+            Some(bytes) => bytes,
+            // Not a shipped name: a package file.
+            None => plugins::sign_package(&std::fs::read(plugin)?, &key)
+                .map_err(|e| Error::Plugin(format!("{plugin}: {e}")))?,
         };
         let offer = Offer::new(bytes)?;
         let mut trust = fec_plugin_sdk::package::TrustStore::new();

@@ -93,6 +93,27 @@ pub fn package_from_assembly(
     Ok(package.to_bytes())
 }
 
+/// `bytes` (a package) with `validator`'s signature added.
+pub fn sign_package(bytes: &[u8], validator: &ed25519_dalek::SigningKey) -> Result<Vec<u8>> {
+    let mut package =
+        Package::parse(bytes).map_err(|e| Error::Plugin(format!("package does not parse: {e}")))?;
+    package.sign(validator);
+    Ok(package.to_bytes())
+}
+
+/// The plugin called `name`, signed by `validator`: this crate's `realtime`
+/// or one shipped in `fec-plugins` (`adaptive`, `rlc-window`, `rs-block`);
+/// `None` for any other name.
+pub fn named_package(name: &str, validator: &ed25519_dalek::SigningKey) -> Result<Option<Vec<u8>>> {
+    if name == "realtime" {
+        return realtime_package(validator).map(Some);
+    }
+    match fec_plugins::ALL.iter().find(|p| p.name == name) {
+        Some(shipped) => sign_package(shipped.package, validator).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Hex SHA-256 identity of a package (the digest its format defines).
 pub fn package_digest(bytes: &[u8]) -> Result<String> {
     Package::parse(bytes)
