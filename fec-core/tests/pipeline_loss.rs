@@ -1,23 +1,6 @@
 //! The seeded loss models: reproducible, and with the statistics they claim.
 
-use fec_core::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
-
-fn bursts(trace: &[bool]) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut run = 0;
-    for &lost in trace {
-        if lost {
-            run += 1;
-        } else if run > 0 {
-            out.push(run);
-            run = 0;
-        }
-    }
-    if run > 0 {
-        out.push(run);
-    }
-    out
-}
+use fec_core::pipeline::loss::{burst_lengths, Bernoulli, GilbertElliott, LossModel};
 
 fn rate(trace: &[bool]) -> f64 {
     trace.iter().filter(|&&l| l).count() as f64 / trace.len() as f64
@@ -33,7 +16,7 @@ fn bernoulli_rate_and_independence() {
             rate(&trace)
         );
         // Independent losses: mean burst about 1 / (1 - p).
-        let b = bursts(&trace);
+        let b = burst_lengths(&trace);
         let mean = b.iter().sum::<usize>() as f64 / b.len() as f64;
         assert!(
             (mean - 1.0 / (1.0 - p)).abs() < 0.1 / (1.0 - p),
@@ -54,7 +37,7 @@ fn gilbert_elliott_rate_and_burst_length() {
             "p={p} burst={burst}: rate {}",
             rate(&trace)
         );
-        let b = bursts(&trace);
+        let b = burst_lengths(&trace);
         let mean = b.iter().sum::<usize>() as f64 / b.len() as f64;
         // Every bad spell is one burst: the state cannot leave and re-enter
         // the bad state within one packet.

@@ -351,23 +351,6 @@ mod tests {
             .collect()
     }
 
-    fn bursts(lost: &[bool]) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut run = 0;
-        for &l in lost {
-            if l {
-                run += 1;
-            } else if run > 0 {
-                out.push(run);
-                run = 0;
-            }
-        }
-        if run > 0 {
-            out.push(run);
-        }
-        out
-    }
-
     fn config(loss: LossModel) -> ImpairConfig {
         ImpairConfig {
             loss,
@@ -381,7 +364,7 @@ mod tests {
         let lost = losses(&mut path, 200_000);
         let rate = lost.iter().filter(|&&l| l).count() as f64 / lost.len() as f64;
         assert!((rate - 0.03).abs() < 0.002, "rate {rate}");
-        let b = bursts(&lost);
+        let b = loss::burst_lengths(&lost);
         let mean = b.iter().sum::<usize>() as f64 / b.len() as f64;
         // Independent losses: mean run 1/(1-p) = 1.03.
         assert!(mean < 1.06, "mean burst {mean}");
@@ -399,7 +382,7 @@ mod tests {
         let lost = losses(&mut path, 400_000);
         let rate = lost.iter().filter(|&&l| l).count() as f64 / lost.len() as f64;
         assert!((rate - 0.05).abs() < 0.006, "rate {rate}");
-        let b = bursts(&lost);
+        let b = loss::burst_lengths(&lost);
         let mean = b.iter().sum::<usize>() as f64 / b.len() as f64;
         assert!((mean - 4.0).abs() < 0.3, "mean burst {mean}");
     }

@@ -138,6 +138,22 @@ impl LossModel for GilbertElliott {
     }
 }
 
+/// The lengths of the runs of consecutive losses in `trace`, in order.
+///
+/// ```
+/// use fec_core::pipeline::loss::burst_lengths;
+///
+/// assert_eq!(burst_lengths(&[true, true, false, true, false, false]), [2, 1]);
+/// assert!(burst_lengths(&[false, false]).is_empty());
+/// ```
+pub fn burst_lengths(trace: &[bool]) -> Vec<usize> {
+    trace
+        .split(|&lost| !lost)
+        .filter(|run| !run.is_empty())
+        .map(<[bool]>::len)
+        .collect()
+}
+
 fn clamp(p: f64) -> f64 {
     if p.is_nan() {
         0.0
