@@ -321,7 +321,7 @@ impl Decoder {
             }
             let c = std::mem::take(&mut row.coefficients[slot]);
             if c != 0 {
-                mul_add(self.engine, c, data, &mut row.data);
+                self.engine.mul_add_slice(c, data, &mut row.data);
                 if row.pivot == position {
                     lost_pivot.push(index);
                 }
@@ -568,7 +568,8 @@ impl Decoder {
                     if c != 0 {
                         let factor = gf256::div(c, value).unwrap_or(0);
                         self.add_row_coefficients(&mut target, factor, &spent);
-                        mul_add(self.engine, factor, &spent.data, &mut target.data);
+                        self.engine
+                            .mul_add_slice(factor, &spent.data, &mut target.data);
                     }
                 }
                 self.rows[index] = target;
@@ -637,7 +638,8 @@ impl Decoder {
                 if c != 0 {
                     let factor = gf256::div(c, pivot_value).unwrap_or(0);
                     self.add_row_coefficients(&mut target, factor, source);
-                    mul_add(self.engine, factor, &source.data, &mut target.data);
+                    self.engine
+                        .mul_add_slice(factor, &source.data, &mut target.data);
                 }
             }
             self.rows[index] = target;
@@ -685,14 +687,15 @@ impl Decoder {
             self.rows.swap_remove(index);
             let slot = self.slot(row.pivot);
             let c = row.coefficients[slot];
-            let mut data = vec![0; self.config.symbol_size];
+            // Solved straight into the ring slot, then copied once for the
+            // caller: no zeroed buffer that would be overwritten at once.
+            let size = self.config.symbol_size;
+            let symbol = &mut self.ring[slot * size..(slot + 1) * size];
             match gf256::inv(c) {
-                Some(1) => data.copy_from_slice(&row.data),
-                Some(scale) => self.engine.mul_slice(scale, &row.data, &mut data),
+                Some(scale) => self.engine.mul_slice(scale, &row.data, symbol),
                 None => unreachable_zero_pivot(),
             }
-            let size = self.config.symbol_size;
-            self.ring[slot * size..(slot + 1) * size].copy_from_slice(&data);
+            let data = Bytes::copy_from_slice(symbol);
             self.known[slot] = true;
             let esi = self.esi_at(row.pivot);
             self.recycle(row);
@@ -701,10 +704,7 @@ impl Decoder {
                 self.recovered.pop_front();
                 self.stats.recoveries_unpolled += 1;
             }
-            self.recovered.push_back(RecoveredSource {
-                esi,
-                data: Bytes::from(data),
-            });
+            self.recovered.push_back(RecoveredSource { esi, data });
         }
     }
 
@@ -741,14 +741,6 @@ fn written_zeros(len: usize) -> Vec<u8> {
 /// branch the type system cannot rule out.
 fn unreachable_zero_pivot() {
     debug_assert!(false, "zero pivot in the RLC equation store");
-}
-
-fn mul_add(engine: Engine, c: u8, src: &[u8], dst: &mut [u8]) {
-    if c == 1 {
-        engine.xor_slice(src, dst);
-    } else {
-        engine.mul_add_slice(c, src, dst);
-    }
 }
 
 /// A fast 64-bit digest for duplicate detection: four independent lanes so
