@@ -600,10 +600,9 @@ impl Instance {
             // The host's default policy applies; no VM runs.
             return Ok(decisions);
         }
-        let flow = source_flow(ctx);
         for pluglet in pluglets {
             self.calls += 1;
-            match execute(&mut self.memory, pluglet, ctx, flow, view) {
+            match execute(&mut self.memory, pluglet, ctx, view) {
                 Ok((code, d)) => {
                     if pluglet.anchor == Anchor::Replace {
                         decisions = Decisions {
@@ -636,13 +635,13 @@ fn execute<C: Context>(
     memory: &mut [u8],
     pluglet: &Pluglet,
     ctx: &C,
-    flow: Option<u32>,
     view: &HostView,
 ) -> Result<(ReturnCode, Decisions), FaultKind> {
     // Copy in: observers get the pristine context even if the replace
     // pluglet scribbled over the context area, and nothing is copied back.
     memory[..CONTEXT_AREA_SIZE].fill(0);
     ctx.write_to(&mut memory[..CONTEXT_AREA_SIZE]);
+    let flow = source_flow::<C>(memory);
 
     CURRENT.with(|c| {
         let mut s = c.borrow_mut();
@@ -715,15 +714,15 @@ fn execute<C: Context>(
     })
 }
 
-fn source_flow<C: Context>(ctx: &C) -> Option<u32> {
+/// The packet's flow during `on_source`, read from the context just written
+/// into `memory`, so the context is serialised once per pluglet, not twice.
+fn source_flow<C: Context>(memory: &[u8]) -> Option<u32> {
     if C::OPERATION != Operation::OnSource {
         return None;
     }
-    let mut bytes = [0u8; CONTEXT_AREA_SIZE];
-    ctx.write_to(&mut bytes);
     let at = core::mem::offset_of!(SourceContext, flow);
     Some(u32::from_le_bytes(
-        bytes[at..at + 4].try_into().expect("4 bytes"),
+        memory[at..at + 4].try_into().expect("4 bytes"),
     ))
 }
 
