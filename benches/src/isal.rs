@@ -299,23 +299,9 @@ mod tests {
 
     #[test]
     fn parity_rows_reproduce_reed_solomon_erasure() {
-        // Checks the identity trick with a plain GF(2^8) dot product (0x11D),
-        // independent of ISA-L.
-        fn mul(mut a: u8, mut b: u8) -> u8 {
-            let mut product = 0u8;
-            while b != 0 {
-                if b & 1 != 0 {
-                    product ^= a;
-                }
-                let carry = a & 0x80 != 0;
-                a <<= 1;
-                if carry {
-                    a ^= 0x1d;
-                }
-                b >>= 1;
-            }
-            product
-        }
+        // Checks the identity trick with a plain GF(2^8) dot product (0x11D,
+        // fec-core's scalar field), independent of ISA-L.
+        use fec_core::gf256::mul;
         let (data, parity, len) = (5, 3, 17);
         let rows = reed_solomon_erasure_parity_rows(data, parity);
         let mut shards = random_shards(data + parity, len, 3);
