@@ -75,15 +75,7 @@ pub fn elf_object(data: &[u8]) {
         version: "0".into(),
         memory_size: MIN_MEMORY_SIZE,
         helpers: HostOffer::all().helpers,
-        pluglets: pluglets
-            .into_iter()
-            .map(|p| PlugletEntry {
-                name: p.name,
-                operation: p.operation,
-                anchor: p.anchor,
-                code: p.code,
-            })
-            .collect(),
+        pluglets: pluglets.into_iter().map(PlugletEntry::from).collect(),
     };
     let loaded = Package::new(manifest)
         .ok()
