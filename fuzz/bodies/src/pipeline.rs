@@ -210,6 +210,21 @@ pub fn decoder(data: &[u8]) {
             );
         }
     };
+    // Hand one packet to the decoder, then drain what it recovered.
+    let mut feed = |packet: Bytes, corrupted: bool| {
+        match decoder.receive(packet) {
+            Ok(adu) => {
+                accepted += 1;
+                if let Some(adu) = adu {
+                    check(&adu, corrupted);
+                }
+            }
+            Err(_) => refused += 1,
+        }
+        while let Some(adu) = decoder.poll_recovered() {
+            check(&adu, corrupted);
+        }
+    };
     for (index, packet) in packets.iter().enumerate() {
         let mut deliver = Vec::new();
         match channel.next().unwrap_or(&Action::Deliver) {
@@ -254,33 +269,11 @@ pub fn decoder(data: &[u8]) {
             }
         }
         for packet in deliver {
-            match decoder.receive(packet) {
-                Ok(adu) => {
-                    accepted += 1;
-                    if let Some(adu) = adu {
-                        check(&adu, corrupted);
-                    }
-                }
-                Err(_) => refused += 1,
-            }
-            while let Some(adu) = decoder.poll_recovered() {
-                check(&adu, corrupted);
-            }
+            feed(packet, corrupted);
         }
     }
     for (_, late) in delayed {
-        match decoder.receive(late) {
-            Ok(adu) => {
-                accepted += 1;
-                if let Some(adu) = adu {
-                    check(&adu, corrupted);
-                }
-            }
-            Err(_) => refused += 1,
-        }
-    }
-    while let Some(adu) = decoder.poll_recovered() {
-        check(&adu, corrupted);
+        feed(late, corrupted);
     }
     // A source whose block then fails to decode counts as received (its ADU
     // is good) and rejected (garbage took part), so only bounds hold.
