@@ -532,44 +532,20 @@ fn hostile_packages_and_signatures_are_rejected() {
     }
 
     // Structural abuse caught when building or parsing the manifest.
-    let two_replace = Package::new(Manifest {
-        pluglets: vec![
-            PlugletEntry {
-                name: "a".into(),
-                operation: Operation::OnSource,
-                anchor: Anchor::Replace,
-                code: asm("mov r0, 0\nexit"),
-            },
-            PlugletEntry {
-                name: "b".into(),
-                operation: Operation::OnSource,
-                anchor: Anchor::Replace,
-                code: asm("mov r0, 0\nexit"),
-            },
+    let exit_ok = || asm("mov r0, 0\nexit");
+    let two_replace = try_package(
+        vec![
+            (Operation::OnSource, Anchor::Replace, exit_ok()),
+            (Operation::OnSource, Anchor::Replace, exit_ok()),
         ],
-        ..package(
-            vec![(Operation::OnSource, Anchor::Replace, asm("mov r0, 0\nexit"))],
-            256,
-        )
-        .manifest
-    });
+        256,
+    );
     assert!(two_replace
         .unwrap_err()
         .to_string()
         .contains("second replace pluglet"));
-    let replace_notification = Package::new(Manifest {
-        pluglets: vec![PlugletEntry {
-            name: "a".into(),
-            operation: Operation::OnLoss,
-            anchor: Anchor::Replace,
-            code: asm("mov r0, 0\nexit"),
-        }],
-        ..package(
-            vec![(Operation::OnSource, Anchor::Replace, asm("mov r0, 0\nexit"))],
-            256,
-        )
-        .manifest
-    });
+    let replace_notification =
+        try_package(vec![(Operation::OnLoss, Anchor::Replace, exit_ok())], 256);
     assert!(replace_notification
         .unwrap_err()
         .to_string()
