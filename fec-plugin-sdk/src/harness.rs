@@ -396,8 +396,8 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         },
         &host.view,
     );
-    let configured = host.check(configured);
-    host.keep_logs(configured.logs.clone());
+    let mut configured = host.check(configured);
+    host.keep_logs(std::mem::take(&mut configured.logs));
     // Without a code choice the host's default is the RLC the design centres on.
     let code = configured.code.unwrap_or(CodeChoice {
         scheme: Scheme::Rlc,
@@ -448,8 +448,8 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
             },
             &host.view,
         );
-        let d = host.check(d);
-        host.keep_logs(d.logs.clone());
+        let mut d = host.check(d);
+        host.keep_logs(std::mem::take(&mut d.logs));
         let protect = active && (d.protect.is_some() || d.use_default());
         host.report.sources += 1;
         match encoder.as_mut().filter(|_| protect) {
@@ -477,11 +477,10 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         }
 
         let mut repair = d.repair;
-        let pending_now = encoder.as_ref().map_or(0, |e| e.pending() as u32);
-        if host.instance.disabled().is_none() && pending_now >= repair_after {
-            let (pending, window_len) = encoder
-                .as_ref()
-                .map_or((0, 0), |e| (e.pending() as u32, e.pending() as u32));
+        // Sources awaiting repair; the pipeline's window is exactly those.
+        let pending = encoder.as_ref().map_or(0, |e| e.pending() as u32);
+        if host.instance.disabled().is_none() && pending >= repair_after {
+            let window_len = pending;
             host.view.stats = Stats {
                 sources_sent: host.report.protected,
                 repair_sent: host.report.repairs,
@@ -498,8 +497,8 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
                 },
                 &host.view,
             );
-            let s = host.check(s);
-            host.keep_logs(s.logs.clone());
+            let mut s = host.check(s);
+            host.keep_logs(std::mem::take(&mut s.logs));
             if let Some(n) = s.repair_after {
                 repair_after = n;
             }
