@@ -258,7 +258,6 @@ struct RxBlock {
     /// Received or recovered sources; payloads are dropped once the block is complete.
     sources: Vec<Option<(u8, Bytes)>>,
     known: usize,
-    highest_index: usize,
     /// Data symbols, repair count (RS) or max repairs (RaptorQ), symbol size.
     shape: Option<(usize, usize, usize)>,
     repairs: Vec<(u32, Bytes)>,
@@ -272,7 +271,6 @@ impl RxBlock {
             id,
             sources: Vec::new(),
             known: 0,
-            highest_index: 0,
             shape: None,
             repairs: Vec::new(),
             raptorq: None,
@@ -281,10 +279,9 @@ impl RxBlock {
     }
 
     fn missing(&self) -> usize {
-        let expected = self.shape.map_or(
-            self.highest_index + usize::from(!self.sources.is_empty()),
-            |s| s.0,
-        );
+        // Without a repair to tell the block's size, the sources seen so
+        // far bound it: `sources` reaches just past the highest index received.
+        let expected = self.shape.map_or(self.sources.len(), |s| s.0);
         expected.saturating_sub(self.known)
     }
 
@@ -509,7 +506,6 @@ impl BlockDecoder {
             },
         ));
         block.known += 1;
-        block.highest_index = block.highest_index.max(index);
         if let (Some(decoder), false) = (block.raptorq.as_mut(), block.complete) {
             let mut symbol = vec![0; decoder.symbol_size().into()];
             wire::frame_symbol(&mut symbol, flow, &adu)?;
