@@ -212,7 +212,13 @@ impl BlockEncoder {
             .take(k)
             .map(|slot| &slot[..size])
             .collect();
-        let mut parity: Vec<&mut [u8]> = packets.iter_mut().map(|p| &mut p[7..]).collect();
+        let mut parity: Vec<&mut [u8]> = packets
+            .iter_mut()
+            .map(|p| {
+                let header_len = p.len() - size;
+                &mut p[header_len..]
+            })
+            .collect();
         self.codes.code(k, count)?.encode_sep(&data, &mut parity)?;
         out.extend(packets.into_iter().map(Bytes::from));
         Ok(())

@@ -108,24 +108,24 @@ impl WindowEncoder {
         let size = self.inner.symbol_size();
         for _ in 0..count {
             let key = self.inner.next_repair_key();
-            let mut packet = vec![0; 10 + size];
-            let id = self.inner.sub_window_repair_into(
+            let header = Header::RlcRepair {
+                gf256: self.gf256,
+                repair_key: key,
+                dt: self.dt,
+                nss: nss as u16,
+                first_esi: first,
+            }
+            .encode();
+            let mut packet = vec![0; header.len() + size];
+            packet[..header.len()].copy_from_slice(&header);
+            self.inner.sub_window_repair_into(
                 first,
                 nss as u16,
                 key,
                 self.dt,
-                &mut packet[10..],
+                &mut packet[header.len()..],
             )?;
             self.inner.set_next_repair_key(key.wrapping_add(1));
-            let header = Header::RlcRepair {
-                gf256: self.gf256,
-                repair_key: id.repair_key,
-                dt: id.dt,
-                nss: id.nss,
-                first_esi: id.first_source_esi,
-            }
-            .encode();
-            packet[..header.len()].copy_from_slice(&header);
             out.push(Bytes::from(packet));
         }
         if count > 0 {
