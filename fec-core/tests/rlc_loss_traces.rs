@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use fec_core::rlc::{Decoder, DecoderConfig, Encoder, Field, RepairPayloadId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rlc_support::{Loss, LossTrace, ReferenceSystem};
+use rlc_support::{Loss, ReferenceSystem};
 
 const E: usize = 16;
 
@@ -64,7 +64,7 @@ fn run(code: Code, sources: usize, loss: Loss, config: DecoderConfig, seed: u64)
         interval,
     } = code;
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut channel = LossTrace::new(loss, StdRng::seed_from_u64(seed ^ 0x5eed));
+    let mut channel = loss.model(seed ^ 0x5eed);
     let start: u32 = u32::MAX - 100;
     let mut encoder = Encoder::new(field, E, window).unwrap();
     encoder.reset(start);

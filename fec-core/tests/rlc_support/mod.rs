@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fec_core::gf256;
+use fec_core::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
 use fec_core::rlc::{coding_coefficients, Field, RepairPayloadId};
 
 /// RFC 8681: repair = sum over the window, in ESI order, of
@@ -125,33 +126,14 @@ pub enum Loss {
     GilbertElliott { p: f64, r: f64, k: f64, h: f64 },
 }
 
-pub struct LossTrace<R: rand::Rng> {
-    model: Loss,
-    bad: bool,
-    rng: R,
-}
-
-impl<R: rand::Rng> LossTrace<R> {
-    pub fn new(model: Loss, rng: R) -> Self {
-        LossTrace {
-            model,
-            bad: false,
-            rng,
-        }
-    }
-
-    /// Whether the next packet is lost.
-    pub fn lost(&mut self) -> bool {
-        match self.model {
-            Loss::Bernoulli(p) => self.rng.gen_bool(p),
+impl Loss {
+    /// This process as the crate's seeded model (`fec_core::pipeline::loss`),
+    /// the one the pipeline tests and the plugin harness draw from.
+    pub fn model(&self, seed: u64) -> Box<dyn LossModel> {
+        match *self {
+            Loss::Bernoulli(p) => Box::new(Bernoulli::new(p, seed)),
             Loss::GilbertElliott { p, r, k, h } => {
-                self.bad = if self.bad {
-                    !self.rng.gen_bool(r)
-                } else {
-                    self.rng.gen_bool(p)
-                };
-                let deliver = if self.bad { h } else { k };
-                !self.rng.gen_bool(deliver)
+                Box::new(GilbertElliott::new(p, r, 1.0 - k, 1.0 - h, seed))
             }
         }
     }
