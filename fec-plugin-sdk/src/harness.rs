@@ -48,7 +48,7 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use fec_core::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
+use fec_core::pipeline::loss::{burst_lengths, Bernoulli, GilbertElliott, LossModel};
 use fec_core::pipeline::{Config, Decoder, Encoder, Scheme as PipelineScheme};
 use fec_core::rlc::Field;
 
@@ -540,9 +540,10 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
             interval_start = seq + 1;
             let lost_now: Vec<usize> = range.clone().filter(|&s| link.lost_source[s]).collect();
             let recovered = lost_now.iter().filter(|&&s| receiver.delivered[s]).count() as u32;
-            let (max_burst, bursts) = bursts(&link.lost_source[range.clone()]);
+            let bursts = burst_lengths(&link.lost_source[range.clone()]);
+            let max_burst = bursts.iter().max().map_or(0, |&b| b as u32);
             let mean_burst_x16 = (lost_now.len() as u32 * 16)
-                .checked_div(bursts)
+                .checked_div(bursts.len() as u32)
                 .unwrap_or(0);
             host.view.stats.recovered = receiver.recovered.len() as u64;
             host.view.stats.received = (seq + 1 - host.report.lost_sources as usize) as u64;
@@ -612,21 +613,4 @@ impl Link {
             (false, _) => receiver.receive(packet, plain),
         }
     }
-}
-
-/// Longest run of `true` and the number of runs.
-fn bursts(lost: &[bool]) -> (u32, u32) {
-    let (mut longest, mut runs, mut current) = (0u32, 0u32, 0u32);
-    for &l in lost {
-        if l {
-            if current == 0 {
-                runs += 1;
-            }
-            current += 1;
-            longest = longest.max(current);
-        } else {
-            current = 0;
-        }
-    }
-    (longest, runs)
 }
