@@ -102,10 +102,15 @@ impl PluginPolicy {
     /// One `schedule_repair` call with enough pending sources that the
     /// `rlc-window` plugin emits a repair: the invocation the `invoke` line times.
     pub fn schedule_one_repair(&mut self) -> Result<Decisions, Fault> {
+        self.schedule(SOURCES_PER_REPAIR, WINDOW as u32)
+    }
+
+    /// One `schedule_repair` call, the way the sender makes it.
+    fn schedule(&mut self, sources_since_repair: u32, window_len: u32) -> Result<Decisions, Fault> {
         let context = ScheduleContext {
             now_us: 0,
-            sources_since_repair: SOURCES_PER_REPAIR,
-            window_len: WINDOW as u32,
+            sources_since_repair,
+            window_len,
             window_target: self.window_target,
             repair_budget: fec_plugin_sdk::abi::MAX_REPAIR_PER_CALL,
         };
@@ -132,14 +137,7 @@ impl Policy for PluginPolicy {
         if sources_since_repair < self.repair_after {
             return 0;
         }
-        let context = ScheduleContext {
-            now_us: 0,
-            sources_since_repair,
-            window_len,
-            window_target: self.window_target,
-            repair_budget: fec_plugin_sdk::abi::MAX_REPAIR_PER_CALL,
-        };
-        match self.instance.schedule_repair(&context, &self.view) {
+        match self.schedule(sources_since_repair, window_len) {
             Ok(decisions) => {
                 if let Some(repair_after) = decisions.repair_after {
                     self.repair_after = repair_after;
