@@ -206,7 +206,7 @@ impl ReedSolomon {
         check_count(self.data_shards, data.len())?;
         check_count(self.parity_shards, parity.len())?;
         let data_lengths = data.iter().map(|s| s.as_ref().len());
-        let parity_lengths: Vec<usize> = parity.iter_mut().map(|s| s.as_mut().len()).collect();
+        let parity_lengths = parity.iter_mut().map(|s| s.as_mut().len());
         check_lengths(data_lengths.chain(parity_lengths))?;
         self.parity_kernel.apply(data, parity);
         Ok(())
