@@ -44,6 +44,8 @@
 //! assert_eq!(dst, again);
 //! ```
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod additive;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -58,6 +60,8 @@ mod scalar;
 mod ssse3;
 
 pub use field::{div, exp, inv, mul, pow, POLYNOMIAL};
+
+pub(crate) use additive::ParityKernel;
 
 use std::fmt;
 use std::str::FromStr;

@@ -51,7 +51,7 @@ mod plan;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::gf256::{self, Engine, MatrixKernel};
+use crate::gf256::{self, Engine, MatrixKernel, ParityKernel};
 use crate::Error;
 use interpolation::Interpolator;
 use plan::{DecodePlan, PlanCache, PlanKey, Role};
@@ -96,6 +96,9 @@ pub struct ReedSolomon {
     parity_matrix: Vec<u8>,
     interpolator: Interpolator,
     parity_kernel: MatrixKernel,
+    /// The additive-FFT route to the same parity, when the shape has one and
+    /// it does less work than the matrix kernel.
+    parity_transform: Option<ParityKernel>,
     plans: Mutex<PlanCache>,
 }
 
@@ -137,6 +140,7 @@ impl ReedSolomon {
         let parity: Vec<usize> = (data_shards..total).collect();
         let parity_matrix = interpolator.coefficients(&data, &parity);
         let parity_kernel = engine.prepare(&parity_matrix, parity_shards, data_shards);
+        let parity_transform = ParityKernel::new(engine, data_shards, parity_shards);
         Ok(ReedSolomon {
             data_shards,
             parity_shards,
@@ -144,6 +148,7 @@ impl ReedSolomon {
             parity_matrix,
             interpolator,
             parity_kernel,
+            parity_transform,
             plans: Mutex::new(PlanCache::default()),
         })
     }
@@ -187,7 +192,7 @@ impl ReedSolomon {
         check_count(self.total_shard_count(), shards.len())?;
         check_lengths(shards.iter().map(|s| s.as_ref().len()))?;
         let (data, parity) = shards.split_at_mut(self.data_shards);
-        self.parity_kernel.apply(data, parity);
+        self.compute_parity(data, parity);
         Ok(())
     }
 
@@ -208,8 +213,16 @@ impl ReedSolomon {
         let data_lengths = data.iter().map(|s| s.as_ref().len());
         let parity_lengths = parity.iter_mut().map(|s| s.as_mut().len());
         check_lengths(data_lengths.chain(parity_lengths))?;
-        self.parity_kernel.apply(data, parity);
+        self.compute_parity(data, parity);
         Ok(())
+    }
+
+    /// Overwrites `parity` with the parity of `data` (shapes already checked).
+    fn compute_parity<S: AsRef<[u8]>, D: AsMut<[u8]>>(&self, data: &[S], parity: &mut [D]) {
+        match &self.parity_transform {
+            Some(transform) => transform.apply(data, parity),
+            None => self.parity_kernel.apply(data, parity),
+        }
     }
 
     /// Whether the parity shards match the data shards.
@@ -230,7 +243,7 @@ impl ReedSolomon {
             let inputs: Vec<&[u8]> = data.iter().map(|s| &s.as_ref()[start..end]).collect();
             let mut outputs: Vec<&mut [u8]> =
                 expected.iter_mut().map(|b| &mut b[..end - start]).collect();
-            self.parity_kernel.apply(&inputs, &mut outputs);
+            self.compute_parity(&inputs, &mut outputs);
             let matches = outputs
                 .iter()
                 .zip(parity)
@@ -360,6 +373,7 @@ impl Clone for ReedSolomon {
             parity_matrix: self.parity_matrix.clone(),
             interpolator: self.interpolator.clone(),
             parity_kernel: self.parity_kernel.clone(),
+            parity_transform: self.parity_transform.clone(),
             plans: Mutex::new(PlanCache::default()),
         }
     }

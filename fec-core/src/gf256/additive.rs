@@ -1,0 +1,710 @@
+//! Reed-Solomon parity by additive FFT, for a power-of-two number of data
+//! shards (2 to 32).
+//!
+//! Our code (reed-solomon-erasure's) puts data shard `j` at the field point
+//! `j` and parity shard `p` at the point `k + p`: the parity is the polynomial
+//! of degree `< k` through the data, evaluated further along. The matrix
+//! kernel does that with `k * m` products per vector. When `k = 2^t`, the data
+//! points `0..k` are the GF(2)-subspace spanned by `1, 2, .., 2^(t-1)`, and the
+//! Lin-Chung-Han transform (the "novel polynomial basis") interpolates on it
+//! with `t * k / 2` butterflies. Each aligned run of parity points
+//! `a..a + 2^s` is a coset of a smaller subspace, on which all but `2^s` basis
+//! polynomials are constants: folding the `k` coefficients to `2^s` and one
+//! forward transform of that size evaluate the run. For 32 data and 8 parity
+//! shards that is 85 products per vector instead of 256.
+//!
+//! The basis: `W_i(x)` is the product of `x - a` over the subspace `V_i` of
+//! points below `2^i` (a GF(2)-linear map whose kernel is `V_i`),
+//! `Wn_i = W_i / W_i(2^i)`, and basis polynomial `X_j` is the product of
+//! `Wn_i` over the set bits `i` of `j`. On the coset `a + V_(i+1)` (with `a` a
+//! multiple of `2^(i+1)`), `Wn_i` is `Wn_i(a)` on the lower half and
+//! `Wn_i(a) + 1` on the upper half, which gives the butterfly
+//! `lo += Wn_i(a) * hi; hi += lo`.
+
+use super::field::{div, mul};
+use super::{Backend, Engine, Expanded};
+
+/// Points are bytes, so subspaces have at most 8 dimensions.
+const DIMENSIONS: usize = 8;
+
+/// Largest data count the register kernels take (they keep every
+/// coefficient of a 64-byte column in registers).
+pub(crate) const MAX_DATA: usize = 32;
+
+/// `W_i(x)` from the normalisers of the lower levels:
+/// `W_(l+1)(x) = W_l(x) * W_l(x + 2^l) = W_l(x) * (W_l(x) + W_l(2^l))`.
+fn subspace(i: usize, x: u8, norms: &[u8; DIMENSIONS]) -> u8 {
+    (0..i).fold(x, |w, l| mul(w, w ^ norms[l]))
+}
+
+/// `W_i(2^i)` for every level.
+fn norms() -> [u8; DIMENSIONS] {
+    let mut norms = [0u8; DIMENSIONS];
+    for i in 0..DIMENSIONS {
+        norms[i] = subspace(i, 1 << i, &norms);
+    }
+    norms
+}
+
+/// The normalised subspace polynomials `Wn_i(x)`.
+struct Basis {
+    norms: [u8; DIMENSIONS],
+}
+
+impl Basis {
+    fn new() -> Self {
+        Basis { norms: norms() }
+    }
+
+    fn normalised(&self, i: usize, x: u8) -> u8 {
+        // `W_i(2^i)` is nonzero: `2^i` lies outside `V_i`, the kernel of `W_i`.
+        div(subspace(i, x, &self.norms), self.norms[i]).expect("W_i(2^i) != 0")
+    }
+
+    /// Twiddles of a transform of size `2^log` over the points
+    /// `start..start + 2^log` (`start` a multiple of the size): layer `i`
+    /// (from 0) has one per block of `2^(i+1)` points, `Wn_i` of the block's
+    /// first point; layers are stored from 0 up, `2^log - 1` in all.
+    fn twiddles(&self, log: usize, start: usize, out: &mut Vec<u8>) {
+        for i in 0..log {
+            let block = 2usize << i;
+            for r in (0..1usize << log).step_by(block) {
+                out.push(self.normalised(i, (start + r) as u8));
+            }
+        }
+    }
+
+    /// Fold multipliers for evaluating `2^data_log` coefficients on the
+    /// points `start..start + 2^log`: coefficient `i + q * 2^log` contributes
+    /// to folded coefficient `i` times the product of `Wn_(log + l)(start)`
+    /// over the set bits `l` of `q`; stored for `q = 1..`.
+    fn fold(&self, data_log: usize, log: usize, start: usize, out: &mut Vec<u8>) {
+        for q in 1..1usize << (data_log - log) {
+            let factor = (0..data_log - log)
+                .filter(|l| q & (1 << l) != 0)
+                .fold(1u8, |f, l| mul(f, self.normalised(log + l, start as u8)));
+            out.push(factor);
+        }
+    }
+}
+
+/// One aligned run of parity points, evaluated by a fold and a transform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Run {
+    /// Index of its first parity shard.
+    pub first: usize,
+    /// The run covers `2^log` parity shards.
+    pub log: usize,
+    /// Offset of its fold multipliers in the coefficient list.
+    pub fold_at: usize,
+    /// Offset of its transform twiddles in the coefficient list.
+    pub fft_at: usize,
+}
+
+/// Everything the kernels need for one `(data, parity)` shape, as plain
+/// field elements: the inverse transform's twiddles first, then each run's
+/// fold multipliers and twiddles.
+#[derive(Clone, Debug)]
+pub(super) struct ParityPlan {
+    pub data: usize,
+    pub parity: usize,
+    pub coefficients: Vec<u8>,
+    pub runs: Vec<Run>,
+}
+
+impl ParityPlan {
+    /// The plan for `data` data and `parity` parity shards, or `None` when
+    /// `data` is not a power of two in `2..=32` or the total exceeds 256.
+    pub(super) fn new(data: usize, parity: usize) -> Option<ParityPlan> {
+        if !(2..=MAX_DATA).contains(&data) || !data.is_power_of_two() || parity == 0 {
+            return None;
+        }
+        if data + parity > 1 << DIMENSIONS {
+            return None;
+        }
+        let data_log = data.trailing_zeros() as usize;
+        let basis = Basis::new();
+        let mut coefficients = Vec::new();
+        basis.twiddles(data_log, 0, &mut coefficients);
+        let mut runs = Vec::new();
+        let mut point = data;
+        let end = data + parity;
+        while point < end {
+            // The largest aligned run from `point` that fits, at most `data`
+            // long (a longer coset would only see zero coefficients above).
+            let mut log = (point.trailing_zeros() as usize).min(data_log);
+            while point + (1 << log) > end {
+                log -= 1;
+            }
+            let fold_at = coefficients.len();
+            basis.fold(data_log, log, point, &mut coefficients);
+            let fft_at = coefficients.len();
+            basis.twiddles(log, point, &mut coefficients);
+            runs.push(Run {
+                first: point - data,
+                log,
+                fold_at,
+                fft_at,
+            });
+            point += 1 << log;
+        }
+        Some(ParityPlan {
+            data,
+            parity,
+            coefficients,
+            runs,
+        })
+    }
+
+    /// Vector operations per vector: products, and the XORs around them
+    /// (two per butterfly with a product, one without; about one per two
+    /// products in the folds, which use three-way XORs).
+    pub(super) fn vector_ops(&self) -> usize {
+        let data_log = self.data.trailing_zeros() as usize;
+        let butterflies = data_log * self.data / 2
+            + self
+                .runs
+                .iter()
+                .map(|run| run.log * (1 << run.log) / 2)
+                .sum::<usize>();
+        let products = self.products();
+        let fold_products = self
+            .runs
+            .iter()
+            .map(|run| self.data - (1 << run.log))
+            .sum::<usize>();
+        let transform_products = products - fold_products;
+        products + butterflies + transform_products + fold_products / 2
+    }
+
+    /// Products per vector this plan spends (zero twiddles skipped).
+    pub(super) fn products(&self) -> usize {
+        let data_log = self.data.trailing_zeros() as usize;
+        // The inverse transform at point 0 skips one block per layer.
+        let inverse = data_log * self.data / 2 - (self.data - 1);
+        let runs: usize = self
+            .runs
+            .iter()
+            .map(|run| (self.data - (1 << run.log)) + run.log * (1 << run.log) / 2)
+            .sum();
+        inverse + runs
+    }
+
+    /// The same computation on one byte per shard, in plain field arithmetic:
+    /// the reference the SIMD kernels are tested against.
+    #[cfg(test)]
+    pub(super) fn evaluate(&self, data: &[u8]) -> Vec<u8> {
+        let n = self.data;
+        let c = &self.coefficients;
+        let mut v = data.to_vec();
+        // Inverse transform, layers from 0 up.
+        let mut at = 0;
+        let mut half = 1;
+        while half < n {
+            for (b, r) in (0..n).step_by(2 * half).enumerate() {
+                for j in r..r + half {
+                    v[j + half] ^= v[j];
+                    v[j] ^= mul(c[at + b], v[j + half]);
+                }
+            }
+            at += n / (2 * half);
+            half *= 2;
+        }
+        let mut parity = vec![0u8; self.parity];
+        for run in &self.runs {
+            let size = 1usize << run.log;
+            let mut e: Vec<u8> = v[..size].to_vec();
+            for q in 1..n / size {
+                for i in 0..size {
+                    e[i] ^= mul(c[run.fold_at + q - 1], v[i + q * size]);
+                }
+            }
+            // Forward transform, layers from the top down.
+            for i in (0..run.log).rev() {
+                let half = 1usize << i;
+                let at = run.fft_at + size - (size >> i);
+                for (b, r) in (0..size).step_by(2 * half).enumerate() {
+                    for j in r..r + half {
+                        e[j] ^= mul(c[at + b], e[j + half]);
+                        e[j + half] ^= e[j];
+                    }
+                }
+            }
+            parity[run.first..run.first + size].copy_from_slice(&e);
+        }
+        parity
+    }
+}
+
+/// The parity of the reed-solomon-erasure code by the additive transform,
+/// with its plan expanded for one backend's kernels.
+#[derive(Clone, Debug)]
+pub(crate) struct ParityKernel {
+    // Only the SIMD dispatch reads them; off x86_64 no kernel is built.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    engine: Engine,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    plan: ParityPlan,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    expanded: Expanded,
+}
+
+impl ParityKernel {
+    /// A kernel for `data` data and `parity` parity shards on `engine`, or
+    /// `None` when the shape has no plan, the backend is scalar, or the
+    /// matrix kernel would do less work.
+    pub(crate) fn new(engine: Engine, data: usize, parity: usize) -> Option<ParityKernel> {
+        if engine.backend() == Backend::Scalar || cfg!(not(target_arch = "x86_64")) {
+            return None;
+        }
+        let plan = ParityPlan::new(data, parity)?;
+        if plan.vector_ops() >= matrix_vector_ops(data, parity) {
+            return None;
+        }
+        Some(Self::with_plan(engine, plan))
+    }
+
+    /// A kernel for `plan` whatever it costs (tests cover every shape).
+    fn with_plan(engine: Engine, plan: ParityPlan) -> ParityKernel {
+        let expanded = Expanded::new(
+            engine.backend(),
+            &plan.coefficients,
+            1,
+            plan.coefficients.len(),
+        );
+        ParityKernel {
+            engine,
+            plan,
+            expanded,
+        }
+    }
+
+    /// Overwrites the `parity` outputs with the parity of the `data` inputs.
+    ///
+    /// # Panics
+    /// If the counts differ from the kernel's shape or the slices differ in
+    /// length.
+    pub(crate) fn apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(&self, inputs: &[S], outputs: &mut [D]) {
+        assert_eq!(inputs.len(), self.plan.data, "parity: input count");
+        assert_eq!(outputs.len(), self.plan.parity, "parity: output count");
+        let len = inputs.first().map_or(0, |s| s.as_ref().len());
+        assert!(
+            inputs.iter().all(|s| s.as_ref().len() == len),
+            "parity: input length"
+        );
+        assert!(
+            outputs.iter_mut().all(|d| d.as_mut().len() == len),
+            "parity: output length"
+        );
+        if len == 0 {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        super::with_pointers(inputs, outputs, |inputs, outputs| {
+            // Soundness of the calls below: the engine's backend is supported
+            // by this CPU (an `Engine` only exists after that check) and
+            // `expanded` was built for it from the plan's coefficients, which
+            // the runs index; there are exactly `data` input and `parity`
+            // output pointers, each to `len` bytes (asserted above), the
+            // outputs are distinct `&mut` borrows that overlap nothing else,
+            // and every borrow outlives the call.
+            match &self.expanded {
+                Expanded::Affine(table) => {
+                    let call = self.call(table, inputs, outputs, len);
+                    // SAFETY: see above; `Affine` is built only for GFNI.
+                    unsafe { kernels::gfni(&call) }
+                }
+                Expanded::Nibbles(table) => {
+                    let call = self.call(table, inputs, outputs, len);
+                    match self.engine.backend() {
+                        // SAFETY: see above.
+                        Backend::Ssse3 => unsafe { kernels::ssse3(&call) },
+                        // SAFETY: see above.
+                        Backend::Avx2 => unsafe { kernels::avx2(&call) },
+                        // SAFETY: see above; `Nibbles` is built only for the
+                        // three `pshufb` backends.
+                        _ => unsafe { kernels::avx512(&call) },
+                    }
+                }
+                Expanded::Plain => unreachable!("no parity kernel on the scalar backend"),
+            }
+        });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn call<'a, T>(
+        &'a self,
+        table: &'a [T],
+        inputs: &'a [*const u8],
+        outputs: &'a [*mut u8],
+        len: usize,
+    ) -> kernels::ParityCall<'a, T> {
+        kernels::ParityCall {
+            table,
+            runs: &self.plan.runs,
+            inputs,
+            outputs,
+            len,
+        }
+    }
+}
+
+/// Vector operations per vector of the matrix kernel: a product per
+/// coefficient, and a three-way XOR per two products.
+fn matrix_vector_ops(data: usize, parity: usize) -> usize {
+    data * parity * 3 / 2
+}
+
+#[cfg(target_arch = "x86_64")]
+mod kernels {
+    //! The transform kernels, written once over [`Lanes`] and compiled per
+    //! instruction set. A 64-byte column (or narrower, per backend) of every
+    //! data shard is loaded into registers, transformed, and each parity run
+    //! is folded, transformed and stored, so the only memory traffic is the
+    //! data read once and the parity written once.
+
+    use super::super::lanes::Lanes;
+    use super::super::{avx2::Avx2, avx512::Avx512, gfni::Gfni, ssse3::Ssse3, NibbleTable};
+    use super::Run;
+
+    /// The raw view of one call: the expanded plan coefficients, the runs
+    /// that index them, and pointers to the inputs and outputs, all `len`
+    /// bytes long.
+    pub(in super::super) struct ParityCall<'a, T> {
+        pub table: &'a [T],
+        pub runs: &'a [Run],
+        pub inputs: &'a [*const u8],
+        pub outputs: &'a [*mut u8],
+        pub len: usize,
+    }
+
+    /// # Safety
+    /// The CPU supports AVX-512F, AVX-512BW and GFNI; `call` satisfies
+    /// [`apply`]'s contract.
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    pub(in super::super) unsafe fn gfni(call: &ParityCall<'_, u64>) {
+        // SAFETY: the features are enabled on this function; the rest is the
+        // caller's contract.
+        unsafe { apply::<Gfni>(call) }
+    }
+
+    /// # Safety
+    /// The CPU supports AVX-512F and AVX-512BW; `call` satisfies [`apply`]'s
+    /// contract.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(in super::super) unsafe fn avx512(call: &ParityCall<'_, NibbleTable>) {
+        // SAFETY: as in `gfni`.
+        unsafe { apply::<Avx512>(call) }
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2; `call` satisfies [`apply`]'s contract.
+    #[target_feature(enable = "avx2")]
+    pub(in super::super) unsafe fn avx2(call: &ParityCall<'_, NibbleTable>) {
+        // SAFETY: as in `gfni`.
+        unsafe { apply::<Avx2>(call) }
+    }
+
+    /// # Safety
+    /// The CPU supports SSSE3; `call` satisfies [`apply`]'s contract.
+    #[target_feature(enable = "ssse3")]
+    pub(in super::super) unsafe fn ssse3(call: &ParityCall<'_, NibbleTable>) {
+        // SAFETY: as in `gfni`.
+        unsafe { apply::<Ssse3>(call) }
+    }
+
+    /// # Safety
+    /// The [`Lanes`] contract, plus: `call.table` and `call.runs` come from
+    /// one [`super::ParityPlan`] whose data count is `call.inputs.len()` and
+    /// parity count `call.outputs.len()`; every input pointer is valid for
+    /// `len` reads and every output pointer for `len` writes, outputs
+    /// overlapping neither each other nor any input.
+    #[inline(always)]
+    unsafe fn apply<L: Lanes>(call: &ParityCall<'_, L::Stored>) {
+        // SAFETY: forwarded contract; the data count picks the instance.
+        unsafe {
+            match call.inputs.len() {
+                2 => columns::<L, 2>(call),
+                4 => columns::<L, 4>(call),
+                8 => columns::<L, 8>(call),
+                16 => columns::<L, 16>(call),
+                32 => columns::<L, 32>(call),
+                other => unreachable!("no parity plan has {other} data shards"),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`apply`], with `N == call.inputs.len()`.
+    #[inline(always)]
+    unsafe fn columns<L: Lanes, const N: usize>(call: &ParityCall<'_, L::Stored>) {
+        let w = L::WIDTH;
+        let mut pos = 0;
+        // SAFETY: forwarded contract; each column lies inside `0..len`.
+        unsafe {
+            while pos + w <= call.len {
+                column::<L, N, false>(call, pos, 0);
+                pos += w;
+            }
+            if pos < call.len {
+                column::<L, N, true>(call, pos, call.len - pos);
+            }
+        }
+    }
+
+    /// One column: the vector at `pos` of every shard (or, when `PARTIAL`,
+    /// its first `tail` bytes).
+    ///
+    /// # Safety
+    /// As [`columns`], with the column inside `0..len`.
+    #[inline(always)]
+    unsafe fn column<L: Lanes, const N: usize, const PARTIAL: bool>(
+        call: &ParityCall<'_, L::Stored>,
+        pos: usize,
+        tail: usize,
+    ) {
+        let table = call.table.as_ptr();
+        // SAFETY: the caller guarantees the instruction set and pointer
+        // validity for this column; the table offsets below come from the
+        // plan (`N - 1` inverse twiddles first, then each run's entries).
+        unsafe {
+            let mut v = [L::zero(); N];
+            for (j, x) in v.iter_mut().enumerate() {
+                let p = call.inputs[j].add(pos);
+                *x = if PARTIAL {
+                    L::load_partial(p, tail)
+                } else {
+                    L::load(p)
+                };
+            }
+            // Inverse transform over the points 0..N, layers from 0 up. The
+            // first block of each layer starts at point 0, where the
+            // twiddle is zero: its butterflies need no product.
+            let mut at = 0;
+            let mut half = 1;
+            while half < N {
+                for j in 0..half {
+                    v[j + half] = L::xor(v[j + half], v[j]);
+                }
+                for b in 1..N / (2 * half) {
+                    let f = L::factor(table.add(at + b));
+                    let r = b * 2 * half;
+                    for j in r..r + half {
+                        let hi = L::xor(v[j + half], v[j]);
+                        v[j + half] = hi;
+                        v[j] = L::xor(v[j], L::mul(f, L::operand(hi)));
+                    }
+                }
+                at += N / (2 * half);
+                half *= 2;
+            }
+            for run in call.runs {
+                match run.log {
+                    0 => evaluate::<L, N, 1, PARTIAL>(call, &v, run, pos, tail),
+                    1 => evaluate::<L, N, 2, PARTIAL>(call, &v, run, pos, tail),
+                    2 => evaluate::<L, N, 4, PARTIAL>(call, &v, run, pos, tail),
+                    3 => evaluate::<L, N, 8, PARTIAL>(call, &v, run, pos, tail),
+                    4 => evaluate::<L, N, 16, PARTIAL>(call, &v, run, pos, tail),
+                    _ => evaluate::<L, N, 32, PARTIAL>(call, &v, run, pos, tail),
+                }
+            }
+        }
+    }
+
+    /// Evaluates the coefficients `v` on one run of `M` parity points and
+    /// stores the results.
+    ///
+    /// # Safety
+    /// As [`column`], with `run` from the call's plan and `M == 2^run.log`.
+    #[inline(always)]
+    unsafe fn evaluate<L: Lanes, const N: usize, const M: usize, const PARTIAL: bool>(
+        call: &ParityCall<'_, L::Stored>,
+        v: &[L::Vector; N],
+        run: &Run,
+        pos: usize,
+        tail: usize,
+    ) {
+        // Plans cap runs at the data count; this keeps the impossible
+        // instances empty.
+        if M > N {
+            return;
+        }
+        debug_assert_eq!(1 << run.log, M);
+        debug_assert!(run.first + M <= call.outputs.len());
+        // SAFETY: as the caller's; the run's table entries exist (`N / M - 1`
+        // fold multipliers, `M - 1` twiddles) and its outputs are
+        // `first..first + M`.
+        unsafe {
+            let folds = call.table.as_ptr().add(run.fold_at);
+            let mut e = [L::zero(); M];
+            for (i, out) in e.iter_mut().enumerate() {
+                let mut acc = v[i];
+                let mut q = 1;
+                while q + 1 < N / M {
+                    acc = L::mul_add2(
+                        acc,
+                        L::factor(folds.add(q - 1)),
+                        L::operand(v[i + q * M]),
+                        L::factor(folds.add(q)),
+                        L::operand(v[i + (q + 1) * M]),
+                    );
+                    q += 2;
+                }
+                if q < N / M {
+                    let f = L::factor(folds.add(q - 1));
+                    acc = L::xor(acc, L::mul(f, L::operand(v[i + q * M])));
+                }
+                *out = acc;
+            }
+            // Forward transform over the run's points, layers from the top.
+            let twiddles = call.table.as_ptr().add(run.fft_at);
+            let mut layer = M.trailing_zeros();
+            while layer > 0 {
+                layer -= 1;
+                let half = 1 << layer;
+                let at = M - (M >> layer);
+                for b in 0..M / (2 * half) {
+                    let f = L::factor(twiddles.add(at + b));
+                    let r = b * 2 * half;
+                    for j in r..r + half {
+                        let lo = L::xor(e[j], L::mul(f, L::operand(e[j + half])));
+                        e[j] = lo;
+                        e[j + half] = L::xor(e[j + half], lo);
+                    }
+                }
+            }
+            for (i, x) in e.iter().enumerate() {
+                let p = call.outputs[run.first + i].add(pos);
+                if PARTIAL {
+                    L::store_partial(p, tail, *x);
+                } else {
+                    L::store(p, *x);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gf256::exp;
+
+    /// `W_i(x)` straight from its definition.
+    fn subspace_by_definition(i: usize, x: u8) -> u8 {
+        (0..1u16 << i).fold(1u8, |p, a| mul(p, x ^ a as u8))
+    }
+
+    #[test]
+    fn subspace_polynomials_match_their_definition() {
+        let norms = norms();
+        for i in 0..DIMENSIONS {
+            for x in 0..=255u8 {
+                assert_eq!(
+                    subspace(i, x, &norms),
+                    subspace_by_definition(i, x),
+                    "W_{i}({x})"
+                );
+            }
+        }
+    }
+
+    /// Parity by Lagrange interpolation through `(j, data[j])`, evaluated at
+    /// `data.len() + p`: the definition of the code.
+    fn parity_by_interpolation(data: &[u8], parity: usize) -> Vec<u8> {
+        let k = data.len();
+        (k..k + parity)
+            .map(|x| {
+                (0..k).fold(0u8, |acc, j| {
+                    let weight = (0..k).filter(|&l| l != j).fold(1u8, |w, l| {
+                        mul(w, div((x ^ l) as u8, (j ^ l) as u8).unwrap())
+                    });
+                    acc ^ mul(weight, data[j])
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_evaluate_the_interpolating_polynomial() {
+        for data in [2usize, 4, 8, 16, 32] {
+            for parity in (1..=256 - data).step_by(7).chain([256 - data]) {
+                let plan = ParityPlan::new(data, parity).unwrap();
+                let shard: Vec<u8> = (0..data).map(|j| exp(j * 7 + parity)).collect();
+                assert_eq!(
+                    plan.evaluate(&shard),
+                    parity_by_interpolation(&shard, parity),
+                    "k={data} m={parity}"
+                );
+            }
+        }
+    }
+
+    /// Every SIMD backend's kernel against the matrix kernel (itself tested
+    /// against scalar and reed-solomon-erasure), for every shape with a
+    /// plan: lengths across the vector widths and tails, shards at odd
+    /// offsets.
+    #[test]
+    fn kernels_match_the_matrix_on_every_backend() {
+        use crate::gf256::{Backend, Engine};
+        use crate::rs::ReedSolomon;
+        let engines: Vec<Engine> = Backend::supported()
+            .into_iter()
+            .filter(|&b| b != Backend::Scalar)
+            .filter_map(Engine::new)
+            .collect();
+        #[cfg(target_arch = "x86_64")]
+        assert!(!engines.is_empty(), "no SIMD backend to test");
+        for data in [2usize, 4, 8, 16, 32] {
+            for parity in (1..=256 - data).step_by(5).chain([8, 32, 256 - data]) {
+                let matrix =
+                    ReedSolomon::with_engine(data, parity, Engine::new(Backend::Scalar).unwrap())
+                        .unwrap();
+                let plan = ParityPlan::new(data, parity).unwrap();
+                let len = [1usize, 15, 64, 100, 131, 1280][parity % 6];
+                let offset = parity % 7;
+                let buffers: Vec<Vec<u8>> = (0..data)
+                    .map(|j| {
+                        (0..len + offset)
+                            .map(|i| exp(i * 3 + j * 11 + parity))
+                            .collect()
+                    })
+                    .collect();
+                let inputs: Vec<&[u8]> = buffers.iter().map(|b| &b[offset..]).collect();
+                let mut expected = vec![vec![0u8; len]; parity];
+                matrix.encode_sep(&inputs, &mut expected).unwrap();
+                for &engine in &engines {
+                    let kernel = ParityKernel::with_plan(engine, plan.clone());
+                    let mut got = vec![vec![0xA5u8; len + offset]; parity];
+                    let mut outputs: Vec<&mut [u8]> =
+                        got.iter_mut().map(|b| &mut b[offset..]).collect();
+                    kernel.apply(&inputs, &mut outputs);
+                    for (p, (g, e)) in got.iter().zip(&expected).enumerate() {
+                        assert_eq!(
+                            &g[offset..],
+                            &e[..],
+                            "{:?} k={data} m={parity} len={len} parity {p}",
+                            engine.backend()
+                        );
+                        assert!(
+                            g[..offset].iter().all(|&b| b == 0xA5),
+                            "wrote before the shard"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_powers_of_two_up_to_32_get_a_plan() {
+        assert!(ParityPlan::new(1, 4).is_none());
+        assert!(ParityPlan::new(10, 4).is_none());
+        assert!(ParityPlan::new(64, 8).is_none());
+        assert!(ParityPlan::new(32, 225).is_none());
+        assert!(ParityPlan::new(32, 0).is_none());
+        let b = ParityPlan::new(32, 8).unwrap();
+        assert_eq!(b.runs.len(), 1);
+        assert_eq!(b.products(), 85);
+    }
+}
