@@ -6,10 +6,12 @@
 //!   policy's `schedule_repair` decision, and `repair(n)` when it asks for one.
 //!   Lib `fec-plugin` takes both decisions through the shipped `rlc-window`
 //!   plugin (`fec_plugins::RLC_WINDOW`) in the sandboxed rbpf interpreter, called
-//!   the way `fec_plugin_sdk::harness` calls it (`on_source` for every packet,
-//!   `schedule_repair` unless the plugin's `fec_repair_after` hint says it would
-//!   decide nothing); lib `native` takes the same decisions in Rust. The check
-//!   proves both emit byte-identical packets, so the only difference is who decides.
+//!   the way a host calls it: `on_source` for every packet when the plugin has
+//!   an `on_source` pluglet (`rlc-window` has none, so the host's default,
+//!   protect everything, applies without a call), `schedule_repair` unless the
+//!   plugin's `fec_repair_after` hint says it would decide nothing; lib `native`
+//!   takes the same decisions in Rust. The check proves both emit byte-identical
+//!   packets, so the only difference is who decides.
 //! - `invoke` (ns, median): one `schedule_repair` call into the plugin that emits
 //!   a repair (context copy-in, interpretation, one `fec_emit_repair` helper call,
 //!   decisions out).
@@ -22,7 +24,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use fec_core::pipeline::wire::ADU_INFO_LEN;
 use fec_core::pipeline::{Config, Encoder, Scheme};
-use fec_plugin_sdk::abi::{ConfigureContext, ScheduleContext, SourceContext};
+use fec_plugin_sdk::abi::{ConfigureContext, Operation, ScheduleContext, SourceContext};
 use fec_plugin_sdk::package::{Package, TrustStore};
 use fec_plugin_sdk::runtime::{
     CodeChoice, Decisions, Fault, HostOffer, HostView, Instance, Plugin,
@@ -68,6 +70,9 @@ pub struct PluginPolicy {
     instance: Instance,
     view: HostView,
     window_target: u32,
+    /// Whether the plugin has an `on_source` pluglet; without one the host's
+    /// default (protect) applies and no call is made.
+    runs_on_source: bool,
     /// The plugin's `fec_repair_after` hint: fewer pending sources than this and
     /// `schedule_repair` is not called.
     repair_after: u32,
@@ -94,6 +99,7 @@ impl PluginPolicy {
             instance,
             view,
             window_target: configured.window.unwrap_or(WINDOW as u32),
+            runs_on_source: plugin.runs(Operation::OnSource),
             repair_after: configured.repair_after.unwrap_or(0),
         };
         Ok((policy, configured.code))
@@ -120,6 +126,10 @@ impl PluginPolicy {
 
 impl Policy for PluginPolicy {
     fn protect(&mut self, seq: u64) -> bool {
+        if !self.runs_on_source {
+            // A disabled plugin means no FEC, as a host would run.
+            return self.instance.disabled().is_none();
+        }
         let context = SourceContext {
             now_us: seq * 100,
             seq,

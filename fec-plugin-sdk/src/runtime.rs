@@ -15,13 +15,16 @@
 //! - **Helpers see the caller, not pointers.** rbpf helpers are plain
 //!   `fn(u64, u64, u64, u64, u64) -> u64`. Before each execution the runtime
 //!   moves a per-call state (which instance, operation and anchor, the host
-//!   view, the decisions so far) into a thread-local; helpers check every
+//!   view when the pluglet calls a helper that reads it, the decisions so
+//!   far) into a thread-local; helpers check every
 //!   argument against it (flows, counts, stat keys, offsets into the region)
 //!   and record decisions there. No helper dereferences anything the plugin
 //!   passes.
 //! - **Bounded.** The verifier rejects backward jumps and local calls, so a
 //!   call runs at most as many instructions as the pluglet has (<= 32767);
 //!   helper calls per execution are capped as well.
+//! - **Cheap when idle.** An operation without pluglets runs no VM and costs
+//!   a bit test ([`Plugin::runs`] lets a host skip building the context too).
 //! - **Faults are values.** VM errors, helper argument errors, unknown return
 //!   codes and panics (caught) become a [`Fault`]; the instance is then
 //!   disabled and every later call returns the same fault at once, so the
@@ -307,7 +310,18 @@ struct Pluglet {
     name: String,
     operation: Operation,
     anchor: Anchor,
+    /// Whether it calls a helper that reads the [`HostView`] (`fec_stat`,
+    /// `fec_now_us`, `fec_set_code`); only then is the view copied into the
+    /// call state.
+    reads_view: bool,
     engine: Engine,
+}
+
+/// Whether any helper in `called` reads the host view.
+fn reads_view(called: &std::collections::BTreeSet<u32>) -> bool {
+    [HelperId::Stat, HelperId::NowUs, HelperId::SetCode]
+        .iter()
+        .any(|h| called.contains(&(*h as u32)))
 }
 
 struct PluginInner {
@@ -349,7 +363,7 @@ impl Plugin {
         crate::package::check_manifest(m).map_err(LoadError::Manifest)?;
         let mut pluglets = Vec::with_capacity(m.pluglets.len());
         for p in &m.pluglets {
-            verify::verify(&p.code, &m.helpers, &offer.helpers).map_err(|error| {
+            let info = verify::verify(&p.code, &m.helpers, &offer.helpers).map_err(|error| {
                 LoadError::Verify {
                     pluglet: p.name.clone(),
                     error,
@@ -363,6 +377,7 @@ impl Plugin {
                 name: p.name.clone(),
                 operation: p.operation,
                 anchor: p.anchor,
+                reads_view: reads_view(&info.helpers_called),
                 engine,
             });
         }
@@ -429,7 +444,23 @@ impl Plugin {
             memory: vec![0u8; self.inner.memory_size].into_boxed_slice(),
             disabled: None,
             calls: 0,
+            runs: self.operations_run(),
         }
+    }
+
+    /// Whether any pluglet (replace or observer) is attached to `operation`.
+    /// When none is, calling the operation runs no VM and returns the host's
+    /// default, so a host may skip building its context altogether.
+    pub fn runs(&self, operation: Operation) -> bool {
+        !self.inner.by_operation[operation as usize].is_empty()
+    }
+
+    /// Bit `1 << operation` for every operation with at least one pluglet.
+    fn operations_run(&self) -> u8 {
+        Operation::ALL
+            .iter()
+            .filter(|op| self.runs(**op))
+            .fold(0, |bits, op| bits | 1 << *op as u8)
     }
 }
 
@@ -439,6 +470,11 @@ pub struct Instance {
     memory: Box<[u8]>,
     disabled: Option<Fault>,
     calls: u64,
+    /// [`Plugin::runs`] for every operation as bits `1 << operation`, kept
+    /// here so a call with nothing to run touches only the instance (the host
+    /// makes such calls for every packet; the plugin's tables may be out of
+    /// cache by then).
+    runs: u8,
 }
 
 impl std::fmt::Debug for Instance {
@@ -504,19 +540,6 @@ thread_local! {
     // The state lives here for the thread's lifetime and is reset per call,
     // so starting and finishing a call moves no large values around.
     static CURRENT: RefCell<CallState> = const { RefCell::new(IDLE) };
-}
-
-/// Marks the thread idle again even if the VM unwinds.
-struct ClearCurrent;
-
-impl Drop for ClearCurrent {
-    fn drop(&mut self) {
-        let _ = CURRENT.try_with(|c| {
-            if let Ok(mut s) = c.try_borrow_mut() {
-                s.active = false;
-            }
-        });
-    }
 }
 
 impl Instance {
@@ -593,50 +616,48 @@ impl Instance {
         if let Some(fault) = &self.disabled {
             return Err(fault.clone());
         }
+        if self.runs & (1 << C::OPERATION as u8) == 0 {
+            // The host's default policy applies; no VM runs.
+            return Ok(Decisions::default());
+        }
+        self.run_pluglets(ctx, view)
+    }
+
+    fn run_pluglets<C: Context>(&mut self, ctx: &C, view: &HostView) -> Result<Decisions, Fault> {
         let inner = &*self.plugin.inner;
         let pluglets = &inner.pluglets[inner.by_operation[C::OPERATION as usize].clone()];
         let mut decisions = Decisions::default();
-        if pluglets.is_empty() {
-            // The host's default policy applies; no VM runs.
-            return Ok(decisions);
-        }
         for pluglet in pluglets {
             self.calls += 1;
-            match execute(&mut self.memory, pluglet, ctx, view) {
-                Ok((code, d)) => {
-                    if pluglet.anchor == Anchor::Replace {
-                        decisions = Decisions {
-                            return_code: Some(code),
-                            ..d
-                        };
-                    } else if !d.logs.is_empty() {
-                        decisions.logs.extend(d.logs);
-                        decisions.logs.truncate(MAX_LOGS_PER_CALL);
-                    }
-                }
-                Err(kind) => {
-                    let fault = Fault {
-                        plugin: inner.name.clone(),
-                        pluglet: pluglet.name.clone(),
-                        operation: pluglet.operation,
-                        anchor: pluglet.anchor,
-                        kind,
-                    };
-                    self.disabled = Some(fault.clone());
-                    return Err(fault);
-                }
+            if let Err(kind) = execute(&mut self.memory, pluglet, ctx, view, &mut decisions) {
+                let fault = Fault {
+                    plugin: inner.name.clone(),
+                    pluglet: pluglet.name.clone(),
+                    operation: pluglet.operation,
+                    anchor: pluglet.anchor,
+                    kind,
+                };
+                self.disabled = Some(fault.clone());
+                return Err(fault);
             }
         }
         Ok(decisions)
     }
 }
 
+/// One pluglet execution. A replace pluglet sets every decision of `out`
+/// (`return_code` included); an observer only adds its logs.
+///
+/// `out` is filled in place, field by field, rather than returned: the
+/// helpers' narrow stores would otherwise be read back by whole-struct copies
+/// (stalling store forwarding), once per layer a `Decisions` is moved through.
 fn execute<C: Context>(
     memory: &mut [u8],
     pluglet: &Pluglet,
     ctx: &C,
     view: &HostView,
-) -> Result<(ReturnCode, Decisions), FaultKind> {
+    out: &mut Decisions,
+) -> Result<(), FaultKind> {
     // Copy in: observers get the pristine context even if the replace
     // pluglet scribbled over the context area, and nothing is copied back.
     memory[..CONTEXT_AREA_SIZE].fill(0);
@@ -649,22 +670,23 @@ fn execute<C: Context>(
         s.operation = C::OPERATION;
         s.anchor = pluglet.anchor;
         s.flow = flow;
-        s.view = *view;
+        if pluglet.reads_view {
+            s.view = *view;
+        }
         s.memory_len = memory.len();
         s.helper_calls = 0;
-        s.decisions.return_code = None;
         s.decisions.protect = None;
         s.decisions.repair = 0;
         s.decisions.window = None;
         s.decisions.code = None;
         s.decisions.repair_after = None;
-        s.decisions.logs.clear();
         s.pending_logs.clear();
         s.fault = None;
     });
-    let clear = ClearCurrent;
     let region_ptr = memory.as_mut_ptr();
     let region_len = memory.len();
+    // The unwind stops here, so the call state is always finished below,
+    // panic or not.
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `region_ptr..+region_len` is this instance's live, owned
         // region and `&mut self` guarantees no other reference to it exists
@@ -677,22 +699,24 @@ fn execute<C: Context>(
             unsafe { std::slice::from_raw_parts_mut(region_ptr, region_len) };
         pluglet.engine.vm.execute_program(region)
     }));
-    drop(clear);
 
-    let raw = match outcome {
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            return Err(FaultKind::Panic(message));
-        }
-        Ok(Err(e)) => return Err(vm_fault(&e.to_string())),
-        Ok(Ok(raw)) => raw,
-    };
+    // One visit to the thread-local finishes the call: idle again, then the
+    // first failure wins (panic, VM error, helper refusal, return code).
     CURRENT.with(|c| {
         let mut s = c.borrow_mut();
+        s.active = false;
+        let raw = match outcome {
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                return Err(FaultKind::Panic(message));
+            }
+            Ok(Err(e)) => return Err(vm_fault(&e.to_string())),
+            Ok(Ok(raw)) => raw,
+        };
         if let Some(kind) = s.fault.take() {
             return Err(kind);
         }
@@ -700,17 +724,23 @@ fn execute<C: Context>(
         if code == ReturnCode::Error {
             return Err(FaultKind::PluginError);
         }
-        let mut decisions = Decisions {
-            logs: Vec::new(),
-            ..s.decisions
-        };
-        for &(offset, len) in &s.pending_logs {
-            let bytes = &memory[offset..offset + len];
-            decisions
-                .logs
-                .push(String::from_utf8_lossy(bytes).into_owned());
+        if pluglet.anchor == Anchor::Replace {
+            let taken = &s.decisions;
+            out.return_code = Some(code);
+            out.protect = taken.protect;
+            out.repair = taken.repair;
+            out.window = taken.window;
+            out.code = taken.code;
+            out.repair_after = taken.repair_after;
         }
-        Ok((code, decisions))
+        for &(offset, len) in &s.pending_logs {
+            if out.logs.len() == MAX_LOGS_PER_CALL {
+                break;
+            }
+            let bytes = &memory[offset..offset + len];
+            out.logs.push(String::from_utf8_lossy(bytes).into_owned());
+        }
+        Ok(())
     })
 }
 
@@ -1002,6 +1032,7 @@ mod tests {
             name: "boom".into(),
             operation: Operation::OnSource,
             anchor: Anchor::Replace,
+            reads_view: true,
             engine,
         }];
         let mut by_operation: [std::ops::Range<usize>; 7] = Default::default();

@@ -318,3 +318,80 @@ fn harness_refuses_a_loss_trace_that_would_divide_by_zero() {
     let err = harness::run(&p, &config).unwrap_err();
     assert!(err.to_string().contains("Every(0)"), "{err}");
 }
+
+#[test]
+fn an_operation_without_pluglets_runs_no_vm_and_defers_to_the_host() {
+    let p = plugin(&[(Operation::ScheduleRepair, Anchor::Replace, COUNTER)]);
+    assert!(p.runs(Operation::ScheduleRepair));
+    assert!(!p.runs(Operation::OnSource));
+    assert!(!p.runs(Operation::OnLoss));
+    let mut i = p.instantiate();
+    let d = i
+        .on_source(&SourceContext::default(), &HostView::default())
+        .unwrap();
+    assert_eq!(d, Default::default());
+    assert!(d.use_default());
+    assert_eq!(i.calls(), 0);
+    assert_eq!(i.memory()[STATE_OFFSET], 0);
+    // The operation that has a pluglet still runs it.
+    let d = i
+        .schedule_repair(&ScheduleContext::default(), &HostView::default())
+        .unwrap();
+    assert_eq!((d.repair, i.calls()), (1, 1));
+}
+
+#[test]
+fn logs_of_replace_then_observers_are_kept_in_order_up_to_the_cap() {
+    use fec_plugin_sdk::runtime::MAX_LOGS_PER_CALL;
+    // Each pluglet writes its letter at state offset 200 and logs it 5 times.
+    let logger = |letter: u8| {
+        let mut src = format!("mov r6, r1\n stb [r6+200], {letter}\n");
+        for _ in 0..5 {
+            src.push_str("mov r1, 200\n mov r2, 1\n call 6\n");
+        }
+        src.push_str("mov r0, 0\n exit");
+        src
+    };
+    let (a, b) = (logger(b'a'), logger(b'b'));
+    let p = plugin(&[
+        (Operation::OnFeedback, Anchor::Post, &b),
+        (Operation::OnFeedback, Anchor::Replace, &a),
+    ]);
+    let mut i = p.instantiate();
+    let d = i
+        .on_feedback(&Default::default(), &HostView::default())
+        .unwrap();
+    let mut expected = vec!["a"; 5];
+    expected.extend(["b"; 5]);
+    expected.truncate(MAX_LOGS_PER_CALL);
+    assert_eq!(d.logs, expected);
+    assert_eq!(d.return_code, Some(ReturnCode::Ok));
+}
+
+#[test]
+fn each_call_sees_its_own_host_view_whatever_ran_before() {
+    // Stores fec_now_us() in its state.
+    let clock = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "mov r6, r1\n call 5\n stxdw [r6+128], r0\n mov r0, 0\n exit",
+    )]);
+    // Reads no view at all.
+    let other = plugin(&[(Operation::ScheduleRepair, Anchor::Replace, COUNTER)]);
+    let (mut c, mut o) = (clock.instantiate(), other.instantiate());
+    let at = |now_us| HostView {
+        now_us,
+        ..Default::default()
+    };
+    let now = |i: &fec_plugin_sdk::runtime::Instance| {
+        u64::from_le_bytes(i.memory()[128..136].try_into().unwrap())
+    };
+    let ctx = ScheduleContext::default();
+    c.schedule_repair(&ctx, &at(1234)).unwrap();
+    assert_eq!(now(&c), 1234);
+    o.schedule_repair(&ctx, &at(99)).unwrap();
+    c.schedule_repair(&ctx, &at(7)).unwrap();
+    assert_eq!(now(&c), 7);
+    c.schedule_repair(&ctx, &at(0)).unwrap();
+    assert_eq!(now(&c), 0);
+}
