@@ -24,6 +24,12 @@
 use super::field::{div, mul};
 use super::{Backend, Engine, Expanded};
 
+#[cfg(target_arch = "x86_64")]
+mod kernels;
+mod program;
+
+use program::Program;
+
 /// Points are bytes, so subspaces have at most 8 dimensions.
 const DIMENSIONS: usize = 8;
 
@@ -194,45 +200,58 @@ impl ParityPlan {
     /// the reference the SIMD kernels are tested against.
     #[cfg(test)]
     pub(super) fn evaluate(&self, data: &[u8]) -> Vec<u8> {
-        let n = self.data;
         let c = &self.coefficients;
         let mut v = data.to_vec();
-        // Inverse transform, layers from 0 up.
-        let mut at = 0;
-        let mut half = 1;
-        while half < n {
-            for (b, r) in (0..n).step_by(2 * half).enumerate() {
-                for j in r..r + half {
-                    v[j + half] ^= v[j];
-                    v[j] ^= mul(c[at + b], v[j + half]);
-                }
-            }
-            at += n / (2 * half);
-            half *= 2;
-        }
+        inverse_bytes(&mut v, c);
         let mut parity = vec![0u8; self.parity];
         for run in &self.runs {
             let size = 1usize << run.log;
             let mut e: Vec<u8> = v[..size].to_vec();
-            for q in 1..n / size {
+            for q in 1..self.data / size {
                 for i in 0..size {
                     e[i] ^= mul(c[run.fold_at + q - 1], v[i + q * size]);
                 }
             }
-            // Forward transform, layers from the top down.
-            for i in (0..run.log).rev() {
-                let half = 1usize << i;
-                let at = run.fft_at + size - (size >> i);
-                for (b, r) in (0..size).step_by(2 * half).enumerate() {
-                    for j in r..r + half {
-                        e[j] ^= mul(c[at + b], e[j + half]);
-                        e[j + half] ^= e[j];
-                    }
-                }
-            }
+            forward_bytes(&mut e, &c[run.fft_at..]);
             parity[run.first..run.first + size].copy_from_slice(&e);
         }
         parity
+    }
+}
+
+/// The inverse transform on bytes (values to coefficients), `twiddles`
+/// laid out as [`Basis::twiddles`] writes them.
+#[cfg(test)]
+fn inverse_bytes(v: &mut [u8], twiddles: &[u8]) {
+    let n = v.len();
+    let mut at = 0;
+    let mut half = 1;
+    while half < n {
+        for (b, r) in (0..n).step_by(2 * half).enumerate() {
+            for j in r..r + half {
+                v[j + half] ^= v[j];
+                v[j] ^= mul(twiddles[at + b], v[j + half]);
+            }
+        }
+        at += n / (2 * half);
+        half *= 2;
+    }
+}
+
+/// The forward transform on bytes (coefficients to values).
+#[cfg(test)]
+fn forward_bytes(v: &mut [u8], twiddles: &[u8]) {
+    let n = v.len();
+    let mut half = n / 2;
+    while half >= 1 {
+        let at = n - n / half;
+        for (b, r) in (0..n).step_by(2 * half).enumerate() {
+            for j in r..r + half {
+                v[j] ^= mul(twiddles[at + b], v[j + half]);
+                v[j + half] ^= v[j];
+            }
+        }
+        half /= 2;
     }
 }
 
@@ -244,7 +263,7 @@ pub(crate) struct ParityKernel {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     engine: Engine,
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    plan: ParityPlan,
+    route: Route,
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     expanded: Expanded,
 }
@@ -257,24 +276,20 @@ impl ParityKernel {
         if engine.backend() == Backend::Scalar || cfg!(not(target_arch = "x86_64")) {
             return None;
         }
-        let plan = ParityPlan::new(data, parity)?;
-        if plan.vector_ops() >= matrix_vector_ops(data, parity) {
+        let route = Route::new(data, parity)?;
+        if route.vector_ops() >= matrix_vector_ops(data, parity) {
             return None;
         }
-        Some(Self::with_plan(engine, plan))
+        Some(Self::with_route(engine, route))
     }
 
-    /// A kernel for `plan` whatever it costs (tests cover every shape).
-    fn with_plan(engine: Engine, plan: ParityPlan) -> ParityKernel {
-        let expanded = Expanded::new(
-            engine.backend(),
-            &plan.coefficients,
-            1,
-            plan.coefficients.len(),
-        );
+    /// A kernel for `route` whatever it costs (tests cover every shape).
+    fn with_route(engine: Engine, route: Route) -> ParityKernel {
+        let coefficients = route.coefficients();
+        let expanded = Expanded::new(engine.backend(), coefficients, 1, coefficients.len());
         ParityKernel {
             engine,
-            plan,
+            route,
             expanded,
         }
     }
@@ -285,8 +300,9 @@ impl ParityKernel {
     /// If the counts differ from the kernel's shape or the slices differ in
     /// length.
     pub(crate) fn apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(&self, inputs: &[S], outputs: &mut [D]) {
-        assert_eq!(inputs.len(), self.plan.data, "parity: input count");
-        assert_eq!(outputs.len(), self.plan.parity, "parity: output count");
+        let (data, parity) = self.route.shape();
+        assert_eq!(inputs.len(), data, "parity: input count");
+        assert_eq!(outputs.len(), parity, "parity: output count");
         let len = inputs.first().map_or(0, |s| s.as_ref().len());
         assert!(
             inputs.iter().all(|s| s.as_ref().len() == len),
@@ -303,8 +319,8 @@ impl ParityKernel {
         super::with_pointers(inputs, outputs, |inputs, outputs| {
             // Soundness of the calls below: the engine's backend is supported
             // by this CPU (an `Engine` only exists after that check) and
-            // `expanded` was built for it from the plan's coefficients, which
-            // the runs index; there are exactly `data` input and `parity`
+            // `expanded` was built for it from the route's coefficients, which
+            // the route's runs or operations index; there are exactly `data` input and `parity`
             // output pointers, each to `len` bytes (asserted above), the
             // outputs are distinct `&mut` borrows that overlap nothing else,
             // and every borrow outlives the call.
@@ -341,10 +357,54 @@ impl ParityKernel {
     ) -> kernels::ParityCall<'a, T> {
         kernels::ParityCall {
             table,
-            runs: &self.plan.runs,
+            route: &self.route,
             inputs,
             outputs,
             len,
+        }
+    }
+}
+
+/// How a kernel computes the parity.
+#[derive(Clone, Debug)]
+enum Route {
+    /// Power-of-two data counts up to 32: everything in registers.
+    Registers(ParityPlan),
+    /// Any other shape: a program over scratch vectors.
+    Program(Program),
+}
+
+impl Route {
+    fn new(data: usize, parity: usize) -> Option<Route> {
+        match ParityPlan::new(data, parity) {
+            Some(plan) => Some(Route::Registers(plan)),
+            None => Program::new(data, parity).map(Route::Program),
+        }
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Route::Registers(plan) => (plan.data, plan.parity),
+            Route::Program(program) => (program.data, program.parity),
+        }
+    }
+
+    fn coefficients(&self) -> &[u8] {
+        match self {
+            Route::Registers(plan) => &plan.coefficients,
+            Route::Program(program) => &program.coefficients,
+        }
+    }
+
+    /// Estimated cost per vector in the matrix kernel's units. A program's
+    /// count is doubled: its operations go through memory, and on the
+    /// AVX-512 + GFNI machine it measured 1.8-1.9x its count relative to the
+    /// matrix kernel (200 x 50, 128 x 32 and 100 x 20 shards of 1280 bytes),
+    /// against about 1.0-1.3x for the register route.
+    fn vector_ops(&self) -> usize {
+        match self {
+            Route::Registers(plan) => plan.vector_ops(),
+            Route::Program(program) => 2 * program.vector_ops(),
         }
     }
 }
@@ -353,236 +413,6 @@ impl ParityKernel {
 /// coefficient, and a three-way XOR per two products.
 fn matrix_vector_ops(data: usize, parity: usize) -> usize {
     data * parity * 3 / 2
-}
-
-#[cfg(target_arch = "x86_64")]
-mod kernels {
-    //! The transform kernels, written once over [`Lanes`] and compiled per
-    //! instruction set. A 64-byte column (or narrower, per backend) of every
-    //! data shard is loaded into registers, transformed, and each parity run
-    //! is folded, transformed and stored, so the only memory traffic is the
-    //! data read once and the parity written once.
-
-    use super::super::lanes::Lanes;
-    use super::super::{avx2::Avx2, avx512::Avx512, gfni::Gfni, ssse3::Ssse3, NibbleTable};
-    use super::Run;
-
-    /// The raw view of one call: the expanded plan coefficients, the runs
-    /// that index them, and pointers to the inputs and outputs, all `len`
-    /// bytes long.
-    pub(in super::super) struct ParityCall<'a, T> {
-        pub table: &'a [T],
-        pub runs: &'a [Run],
-        pub inputs: &'a [*const u8],
-        pub outputs: &'a [*mut u8],
-        pub len: usize,
-    }
-
-    /// # Safety
-    /// The CPU supports AVX-512F, AVX-512BW and GFNI; `call` satisfies
-    /// [`apply`]'s contract.
-    #[target_feature(enable = "avx512f,avx512bw,gfni")]
-    pub(in super::super) unsafe fn gfni(call: &ParityCall<'_, u64>) {
-        // SAFETY: the features are enabled on this function; the rest is the
-        // caller's contract.
-        unsafe { apply::<Gfni>(call) }
-    }
-
-    /// # Safety
-    /// The CPU supports AVX-512F and AVX-512BW; `call` satisfies [`apply`]'s
-    /// contract.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(in super::super) unsafe fn avx512(call: &ParityCall<'_, NibbleTable>) {
-        // SAFETY: as in `gfni`.
-        unsafe { apply::<Avx512>(call) }
-    }
-
-    /// # Safety
-    /// The CPU supports AVX2; `call` satisfies [`apply`]'s contract.
-    #[target_feature(enable = "avx2")]
-    pub(in super::super) unsafe fn avx2(call: &ParityCall<'_, NibbleTable>) {
-        // SAFETY: as in `gfni`.
-        unsafe { apply::<Avx2>(call) }
-    }
-
-    /// # Safety
-    /// The CPU supports SSSE3; `call` satisfies [`apply`]'s contract.
-    #[target_feature(enable = "ssse3")]
-    pub(in super::super) unsafe fn ssse3(call: &ParityCall<'_, NibbleTable>) {
-        // SAFETY: as in `gfni`.
-        unsafe { apply::<Ssse3>(call) }
-    }
-
-    /// # Safety
-    /// The [`Lanes`] contract, plus: `call.table` and `call.runs` come from
-    /// one [`super::ParityPlan`] whose data count is `call.inputs.len()` and
-    /// parity count `call.outputs.len()`; every input pointer is valid for
-    /// `len` reads and every output pointer for `len` writes, outputs
-    /// overlapping neither each other nor any input.
-    #[inline(always)]
-    unsafe fn apply<L: Lanes>(call: &ParityCall<'_, L::Stored>) {
-        // SAFETY: forwarded contract; the data count picks the instance.
-        unsafe {
-            match call.inputs.len() {
-                2 => columns::<L, 2>(call),
-                4 => columns::<L, 4>(call),
-                8 => columns::<L, 8>(call),
-                16 => columns::<L, 16>(call),
-                32 => columns::<L, 32>(call),
-                other => unreachable!("no parity plan has {other} data shards"),
-            }
-        }
-    }
-
-    /// # Safety
-    /// As [`apply`], with `N == call.inputs.len()`.
-    #[inline(always)]
-    unsafe fn columns<L: Lanes, const N: usize>(call: &ParityCall<'_, L::Stored>) {
-        let w = L::WIDTH;
-        let mut pos = 0;
-        // SAFETY: forwarded contract; each column lies inside `0..len`.
-        unsafe {
-            while pos + w <= call.len {
-                column::<L, N, false>(call, pos, 0);
-                pos += w;
-            }
-            if pos < call.len {
-                column::<L, N, true>(call, pos, call.len - pos);
-            }
-        }
-    }
-
-    /// One column: the vector at `pos` of every shard (or, when `PARTIAL`,
-    /// its first `tail` bytes).
-    ///
-    /// # Safety
-    /// As [`columns`], with the column inside `0..len`.
-    #[inline(always)]
-    unsafe fn column<L: Lanes, const N: usize, const PARTIAL: bool>(
-        call: &ParityCall<'_, L::Stored>,
-        pos: usize,
-        tail: usize,
-    ) {
-        let table = call.table.as_ptr();
-        // SAFETY: the caller guarantees the instruction set and pointer
-        // validity for this column; the table offsets below come from the
-        // plan (`N - 1` inverse twiddles first, then each run's entries).
-        unsafe {
-            let mut v = [L::zero(); N];
-            for (j, x) in v.iter_mut().enumerate() {
-                let p = call.inputs[j].add(pos);
-                *x = if PARTIAL {
-                    L::load_partial(p, tail)
-                } else {
-                    L::load(p)
-                };
-            }
-            // Inverse transform over the points 0..N, layers from 0 up. The
-            // first block of each layer starts at point 0, where the
-            // twiddle is zero: its butterflies need no product.
-            let mut at = 0;
-            let mut half = 1;
-            while half < N {
-                for j in 0..half {
-                    v[j + half] = L::xor(v[j + half], v[j]);
-                }
-                for b in 1..N / (2 * half) {
-                    let f = L::factor(table.add(at + b));
-                    let r = b * 2 * half;
-                    for j in r..r + half {
-                        let hi = L::xor(v[j + half], v[j]);
-                        v[j + half] = hi;
-                        v[j] = L::xor(v[j], L::mul(f, L::operand(hi)));
-                    }
-                }
-                at += N / (2 * half);
-                half *= 2;
-            }
-            for run in call.runs {
-                match run.log {
-                    0 => evaluate::<L, N, 1, PARTIAL>(call, &v, run, pos, tail),
-                    1 => evaluate::<L, N, 2, PARTIAL>(call, &v, run, pos, tail),
-                    2 => evaluate::<L, N, 4, PARTIAL>(call, &v, run, pos, tail),
-                    3 => evaluate::<L, N, 8, PARTIAL>(call, &v, run, pos, tail),
-                    4 => evaluate::<L, N, 16, PARTIAL>(call, &v, run, pos, tail),
-                    _ => evaluate::<L, N, 32, PARTIAL>(call, &v, run, pos, tail),
-                }
-            }
-        }
-    }
-
-    /// Evaluates the coefficients `v` on one run of `M` parity points and
-    /// stores the results.
-    ///
-    /// # Safety
-    /// As [`column`], with `run` from the call's plan and `M == 2^run.log`.
-    #[inline(always)]
-    unsafe fn evaluate<L: Lanes, const N: usize, const M: usize, const PARTIAL: bool>(
-        call: &ParityCall<'_, L::Stored>,
-        v: &[L::Vector; N],
-        run: &Run,
-        pos: usize,
-        tail: usize,
-    ) {
-        // Plans cap runs at the data count; this keeps the impossible
-        // instances empty.
-        if M > N {
-            return;
-        }
-        debug_assert_eq!(1 << run.log, M);
-        debug_assert!(run.first + M <= call.outputs.len());
-        // SAFETY: as the caller's; the run's table entries exist (`N / M - 1`
-        // fold multipliers, `M - 1` twiddles) and its outputs are
-        // `first..first + M`.
-        unsafe {
-            let folds = call.table.as_ptr().add(run.fold_at);
-            let mut e = [L::zero(); M];
-            for (i, out) in e.iter_mut().enumerate() {
-                let mut acc = v[i];
-                let mut q = 1;
-                while q + 1 < N / M {
-                    acc = L::mul_add2(
-                        acc,
-                        L::factor(folds.add(q - 1)),
-                        L::operand(v[i + q * M]),
-                        L::factor(folds.add(q)),
-                        L::operand(v[i + (q + 1) * M]),
-                    );
-                    q += 2;
-                }
-                if q < N / M {
-                    let f = L::factor(folds.add(q - 1));
-                    acc = L::xor(acc, L::mul(f, L::operand(v[i + q * M])));
-                }
-                *out = acc;
-            }
-            // Forward transform over the run's points, layers from the top.
-            let twiddles = call.table.as_ptr().add(run.fft_at);
-            let mut layer = M.trailing_zeros();
-            while layer > 0 {
-                layer -= 1;
-                let half = 1 << layer;
-                let at = M - (M >> layer);
-                for b in 0..M / (2 * half) {
-                    let f = L::factor(twiddles.add(at + b));
-                    let r = b * 2 * half;
-                    for j in r..r + half {
-                        let lo = L::xor(e[j], L::mul(f, L::operand(e[j + half])));
-                        e[j] = lo;
-                        e[j + half] = L::xor(e[j + half], lo);
-                    }
-                }
-            }
-            for (i, x) in e.iter().enumerate() {
-                let p = call.outputs[run.first + i].add(pos);
-                if PARTIAL {
-                    L::store_partial(p, tail, *x);
-                } else {
-                    L::store(p, *x);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -655,12 +485,26 @@ mod tests {
             .collect();
         #[cfg(target_arch = "x86_64")]
         assert!(!engines.is_empty(), "no SIMD backend to test");
-        for data in [2usize, 4, 8, 16, 32] {
-            for parity in (1..=256 - data).step_by(5).chain([8, 32, 256 - data]) {
+        let shapes = [2usize, 4, 8, 16, 32].into_iter().flat_map(|data| {
+            (1..=256 - data)
+                .step_by(5)
+                .chain([8, 32, 256 - data])
+                .map(move |parity| (data, parity))
+        });
+        let program_shapes = [3usize, 5, 10, 20, 33, 64, 100, 128, 200, 255]
+            .into_iter()
+            .flat_map(|data| {
+                [1usize, 2, 4, 7, 13, 32, 50, 256 - data]
+                    .into_iter()
+                    .filter(move |&parity| parity >= 1 && data + parity <= 256)
+                    .map(move |parity| (data, parity))
+            });
+        for (data, parity) in shapes.chain(program_shapes) {
+            {
                 let matrix =
                     ReedSolomon::with_engine(data, parity, Engine::new(Backend::Scalar).unwrap())
                         .unwrap();
-                let plan = ParityPlan::new(data, parity).unwrap();
+                let route = Route::new(data, parity).unwrap();
                 let len = [1usize, 15, 64, 100, 131, 1280][parity % 6];
                 let offset = parity % 7;
                 let buffers: Vec<Vec<u8>> = (0..data)
@@ -674,7 +518,7 @@ mod tests {
                 let mut expected = vec![vec![0u8; len]; parity];
                 matrix.encode_sep(&inputs, &mut expected).unwrap();
                 for &engine in &engines {
-                    let kernel = ParityKernel::with_plan(engine, plan.clone());
+                    let kernel = ParityKernel::with_route(engine, route.clone());
                     let mut got = vec![vec![0xA5u8; len + offset]; parity];
                     let mut outputs: Vec<&mut [u8]> =
                         got.iter_mut().map(|b| &mut b[offset..]).collect();
@@ -692,6 +536,24 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn programs_evaluate_the_interpolating_polynomial() {
+        for data in (2usize..=255).step_by(3).chain([200, 255, 254, 129, 96]) {
+            for parity in [1usize, 2, 7, 50, 256 - data]
+                .into_iter()
+                .filter(|&p| p >= 1 && data + p <= 256)
+            {
+                let program = program::Program::new(data, parity).unwrap();
+                let shard: Vec<u8> = (0..data).map(|j| exp(j * 7 + parity)).collect();
+                assert_eq!(
+                    program.evaluate(&shard),
+                    parity_by_interpolation(&shard, parity),
+                    "k={data} m={parity}"
+                );
             }
         }
     }
