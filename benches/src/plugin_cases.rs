@@ -9,12 +9,18 @@
 //!   the way a host calls it: `on_source` for every packet when the plugin has
 //!   an `on_source` pluglet (`rlc-window` has none, so the host's default,
 //!   protect everything, applies without a call), `schedule_repair` unless the
-//!   plugin's `fec_repair_after` hint says it would decide nothing; lib `native`
+//!   plugin's `fec_repair_after` hint says it would decide nothing or its
+//!   `fec_repair_repeat` hint says the call would repeat the last decision
+//!   (`rlc-window` gives one per window: one VM call per 32 sources, the
+//!   host sends the repairs of the 7 skipped calls itself); lib `native`
 //!   takes the same decisions in Rust. The check proves both emit byte-identical
 //!   packets, so the only difference is who decides.
+//! - `pipe/call` (MB/s): the same, but the host ignores `fec_repair_repeat`
+//!   and asks the plugin for every repair decision (one VM call per 4
+//!   sources), the cost a host pays that does not implement the hint.
 //! - `invoke` (ns, median): one `schedule_repair` call into the plugin that emits
-//!   a repair (context copy-in, interpretation, one `fec_emit_repair` helper call,
-//!   decisions out).
+//!   a repair (context copy-in, interpretation, the `fec_emit_repair` and
+//!   `fec_repair_repeat` helper calls, decisions out).
 //! - `load` (ns, median): `fec_plugin_sdk::load_package` on the signed `.fecp`
 //!   bytes: parse, SHA-256, one ed25519 signature checked against a trust store,
 //!   static verification of every pluglet, interpreter set-up.
@@ -73,6 +79,11 @@ pub struct PluginPolicy {
     /// Whether the plugin has an `on_source` pluglet; without one the host's
     /// default (protect) applies and no call is made.
     runs_on_source: bool,
+    /// Whether `fec_repair_repeat` hints are followed.
+    follow_repeat: bool,
+    /// The last `fec_repair_repeat` hint: due calls still to skip, and the
+    /// repair count each stands for.
+    repeat: (u32, u32),
     /// The plugin's `fec_repair_after` hint: fewer pending sources than this and
     /// `schedule_repair` is not called.
     repair_after: u32,
@@ -81,6 +92,15 @@ pub struct PluginPolicy {
 impl PluginPolicy {
     /// A configured instance of `plugin` and the code it chose.
     pub fn new(plugin: &Plugin) -> Result<(Self, Option<CodeChoice>), String> {
+        Self::with_hints(plugin, true)
+    }
+
+    /// As [`PluginPolicy::new`]; `follow_repeat: false` makes a host that asks
+    /// the plugin for every repair decision.
+    pub fn with_hints(
+        plugin: &Plugin,
+        follow_repeat: bool,
+    ) -> Result<(Self, Option<CodeChoice>), String> {
         let mut instance = plugin.instantiate();
         let view = HostView::default();
         let configured = instance
@@ -101,6 +121,8 @@ impl PluginPolicy {
             window_target: configured.window.unwrap_or(WINDOW as u32),
             runs_on_source: plugin.runs(Operation::OnSource),
             repair_after: configured.repair_after.unwrap_or(0),
+            follow_repeat,
+            repeat: (0, 0),
         };
         Ok((policy, configured.code))
     }
@@ -147,10 +169,17 @@ impl Policy for PluginPolicy {
         if sources_since_repair < self.repair_after {
             return 0;
         }
+        if self.repeat.0 > 0 {
+            self.repeat.0 -= 1;
+            return self.repeat.1;
+        }
         match self.schedule(sources_since_repair, window_len) {
             Ok(decisions) => {
                 if let Some(repair_after) = decisions.repair_after {
                     self.repair_after = repair_after;
+                }
+                if self.follow_repeat {
+                    self.repeat = (decisions.repair_repeat.unwrap_or(0), decisions.repair);
                 }
                 decisions.repair
             }
@@ -236,33 +265,27 @@ fn send_discarding<P: Policy>(sender: &mut Sender<P>) {
     });
 }
 
-fn transcript<P: Policy>(policy: P, packets: usize) -> (Vec<Vec<u8>>, usize) {
+fn transcript<P: Policy>(policy: P, packets: usize) -> (Vec<Vec<u8>>, Sender<P>) {
     let mut sender = Sender::new(policy);
     let mut out = Vec::new();
     for _ in 0..packets {
         sender.send_one(&mut |bytes| out.push(bytes.to_vec()));
     }
-    let repairs = sender.encoder.counters().repairs_sent as usize;
-    (out, repairs)
+    (out, sender)
 }
 
-/// The `pipeline`, `invoke` and `load` cases of config `P`.
-pub fn plugin_cases() -> Vec<Case<'static>> {
-    let (package, trust) = signed_rlc_window();
-    let plugin = load(&package, &trust).expect("the shipped plugin loads");
+/// The plugin-driven and the native pipeline under `op`; the plugin's host
+/// follows `fec_repair_repeat` hints or not.
+fn pipeline_cases(plugin: &Plugin, op: &'static str, follow_repeat: bool) -> [Case<'static>; 2] {
     let plugin_policy = {
         let plugin = plugin.clone();
-        move || PluginPolicy::new(&plugin).expect("configure runs")
+        move || PluginPolicy::with_hints(&plugin, follow_repeat).expect("configure runs")
     };
-
     let check_policy = plugin_policy.clone();
-    let plugin_pipeline = Case::new(
-        Label::new(PLUGIN, "P", "pipeline", PACKET_BYTES),
+    let by_plugin = Case::new(
+        Label::new(PLUGIN, "P", op, PACKET_BYTES),
         Reuse::Many,
-        {
-            let plugin_policy = plugin_policy.clone();
-            move || Sender::new(plugin_policy().0)
-        },
+        move || Sender::new(plugin_policy().0),
         send_discarding,
         move || {
             let (policy, code) = check_policy();
@@ -275,24 +298,49 @@ pub fn plugin_cases() -> Vec<Case<'static>> {
                 return Err(format!("plugin chose {code:?}, not RLC window {WINDOW}"));
             }
             let packets = 4 * WINDOW;
-            let (by_plugin, repairs) = transcript(policy, packets);
+            let calls_before = policy.instance.calls();
+            let (by_plugin, sender) = transcript(policy, packets);
             let (by_native, _) = transcript(NativePolicy, packets);
+            let repairs = sender.encoder.counters().repairs_sent as usize;
             if repairs != packets / SOURCES_PER_REPAIR as usize {
                 return Err(format!("{repairs} repairs for {packets} packets"));
             }
             if by_plugin != by_native {
                 return Err("plugin and native pipelines sent different packets".into());
             }
+            // Who decided: one VM call per repair, or per window with the hint.
+            let calls = sender.policy.instance.calls() - calls_before;
+            let per_call = if follow_repeat {
+                WINDOW
+            } else {
+                SOURCES_PER_REPAIR as usize
+            };
+            if calls != (packets / per_call) as u64 {
+                return Err(format!("{calls} plugin calls for {packets} packets"));
+            }
             Ok(())
         },
     );
-    let native_pipeline = Case::new(
-        Label::new("native", "P", "pipeline", PACKET_BYTES),
+    let native = Case::new(
+        Label::new("native", "P", op, PACKET_BYTES),
         Reuse::Many,
         || Sender::new(NativePolicy),
         send_discarding,
         || Ok(()),
     );
+    [by_plugin, native]
+}
+
+/// The `pipeline`, `pipe/call`, `invoke` and `load` cases of config `P`.
+pub fn plugin_cases() -> Vec<Case<'static>> {
+    let (package, trust) = signed_rlc_window();
+    let plugin = load(&package, &trust).expect("the shipped plugin loads");
+    let [plugin_pipeline, native_pipeline] = pipeline_cases(&plugin, "pipeline", true);
+    let [plugin_each_call, native_each_call] = pipeline_cases(&plugin, "pipe/call", false);
+    let plugin_policy = {
+        let plugin = plugin.clone();
+        move || PluginPolicy::new(&plugin).expect("configure runs")
+    };
 
     let invoke_check = plugin_policy.clone();
     let invoke = Case::new(
@@ -329,7 +377,14 @@ pub fn plugin_cases() -> Vec<Case<'static>> {
             }
         },
     );
-    vec![plugin_pipeline, native_pipeline, invoke, load_case]
+    vec![
+        plugin_pipeline,
+        native_pipeline,
+        plugin_each_call,
+        native_each_call,
+        invoke,
+        load_case,
+    ]
 }
 
 #[cfg(test)]

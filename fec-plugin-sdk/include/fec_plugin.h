@@ -70,6 +70,7 @@ typedef unsigned long long fec_u64;
 #define FEC_HELPER_LOG 6
 #define FEC_HELPER_SET_CODE 7
 #define FEC_HELPER_REPAIR_AFTER 8
+#define FEC_HELPER_REPAIR_REPEAT 9
 
 /* Contexts: all fields little-endian, natural alignment, no padding. */
 struct fec_configure_ctx {
@@ -131,6 +132,8 @@ static long (*fec_log)(fec_u64 offset, fec_u64 len) = (void *)6;
 static long (*fec_set_code)(fec_u64 scheme, fec_u64 source_symbols, fec_u64 repair_symbols) = (void *)7;
 /* Hint: schedule_repair has nothing to do until sources_since_repair >= n. */
 static long (*fec_repair_after)(fec_u64 n) = (void *)8;
+/* Hint: the next k schedule_repair calls would decide what this one did. */
+static long (*fec_repair_repeat)(fec_u64 k) = (void *)9;
 
 #define FEC_PLUGLET(anchor, operation) \
     __attribute__((section(#anchor "/" #operation), used))

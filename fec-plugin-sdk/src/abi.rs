@@ -209,11 +209,20 @@ pub enum HelperId {
     /// Valid in `configure`, `on_feedback` and `schedule_repair`. Decision
     /// helper. Returns 0.
     RepairAfter = 8,
+    /// `fec_repair_repeat(k)`: a hint that the next `k` (1..=256) calls to
+    /// `schedule_repair` would take this call's repair decision again (the
+    /// same `fec_emit_repair` total, with the same `fec_repair_after`
+    /// spacing), so the host may skip them and send that many repair symbols
+    /// itself each time a call is due. A host drops the hint when `on_feedback`
+    /// or `configure` runs a pluglet. Plugins must behave the same whether or
+    /// not the host skips. Valid in `schedule_repair`. Decision helper.
+    /// Returns 0.
+    RepairRepeat = 9,
 }
 
 impl HelperId {
     /// Every helper, in id order.
-    pub const ALL: [HelperId; 8] = [
+    pub const ALL: [HelperId; 9] = [
         HelperId::Protect,
         HelperId::EmitRepair,
         HelperId::WindowSet,
@@ -222,6 +231,7 @@ impl HelperId {
         HelperId::Log,
         HelperId::SetCode,
         HelperId::RepairAfter,
+        HelperId::RepairRepeat,
     ];
 
     /// The helper with this id.
@@ -240,6 +250,7 @@ impl HelperId {
             HelperId::Log => "fec_log",
             HelperId::SetCode => "fec_set_code",
             HelperId::RepairAfter => "fec_repair_after",
+            HelperId::RepairRepeat => "fec_repair_repeat",
         }
     }
 
@@ -257,6 +268,7 @@ impl HelperId {
                 | HelperId::WindowSet
                 | HelperId::SetCode
                 | HelperId::RepairAfter
+                | HelperId::RepairRepeat
         )
     }
 }

@@ -10,6 +10,9 @@
 //!    the last repair — `fec_emit_repair(n)` sends `n` repair symbols now.
 //!    The host skips this call while fewer sources than the plugin's
 //!    `fec_repair_after` hint are pending; with no decision it sends nothing.
+//!    After a `fec_repair_repeat(k)` hint it skips the next `k` due calls too
+//!    and sends the hinted call's repair count itself each time, until
+//!    `on_feedback` runs a pluglet.
 //! 3. Every packet (source and repair) goes through the loss trace; the
 //!    receiver's decoder gets what survives.
 //! 4. Every `feedback_every` sources the receiver's report for that interval
@@ -53,8 +56,8 @@ use fec_core::pipeline::{Config, Decoder, Encoder, Scheme as PipelineScheme};
 use fec_core::rlc::Field;
 
 use crate::abi::{
-    ConfigureContext, FeedbackContext, LossContext, RecoveredContext, ScheduleContext, Scheme,
-    SourceContext, MAX_REPAIR_PER_CALL, MAX_WINDOW,
+    ConfigureContext, FeedbackContext, LossContext, Operation, RecoveredContext, ScheduleContext,
+    Scheme, SourceContext, MAX_REPAIR_PER_CALL, MAX_WINDOW,
 };
 use crate::runtime::{CodeChoice, HostView, Instance, Plugin, Stats};
 use crate::Error;
@@ -424,6 +427,9 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
     };
     let mut window_target = configured.window.unwrap_or(code.source_symbols);
     let mut repair_after = configured.repair_after.unwrap_or(0);
+    // A `fec_repair_repeat` hint: (due calls still skipped, repairs each).
+    let mut repeat = (0u32, 0u32);
+    let feedback_runs = plugin.runs(Operation::OnFeedback);
     if let (Some(enc), Some(w)) = (encoder.as_mut(), configured.window) {
         enc.set_window(w as usize).ok();
     }
@@ -479,7 +485,10 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         let mut repair = d.repair;
         // Sources awaiting repair; the pipeline's window is exactly those.
         let pending = encoder.as_ref().map_or(0, |e| e.pending() as u32);
-        if host.instance.disabled().is_none() && pending >= repair_after {
+        if host.instance.disabled().is_none() && pending >= repair_after && repeat.0 > 0 {
+            repeat.0 -= 1;
+            repair += repeat.1;
+        } else if host.instance.disabled().is_none() && pending >= repair_after {
             let window_len = pending;
             host.view.stats = Stats {
                 sources_sent: host.report.protected,
@@ -502,6 +511,7 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
             if let Some(n) = s.repair_after {
                 repair_after = n;
             }
+            repeat = (s.repair_repeat.unwrap_or(0), s.repair);
             if let (Some(w), Some(enc)) = (s.window, encoder.as_mut()) {
                 if enc.set_window(w as usize).is_ok() {
                     window_target = w;
@@ -561,6 +571,10 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
                 &host.view,
             );
             let fb = host.check(fb);
+            if feedback_runs {
+                // The plugin may have changed its mind: ask it again.
+                repeat = (0, 0);
+            }
             if let Some(n) = fb.repair_after {
                 repair_after = n;
             }

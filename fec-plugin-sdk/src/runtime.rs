@@ -169,6 +169,10 @@ pub struct Decisions {
     /// `fec_repair_after`: `schedule_repair` may be skipped while fewer than
     /// this many sources were protected since the last repair.
     pub repair_after: Option<u32>,
+    /// `fec_repair_repeat`: the next this-many `schedule_repair` calls would
+    /// decide `repair` again; the host may skip them and send `repair`
+    /// symbols itself whenever one is due.
+    pub repair_repeat: Option<u32>,
     /// `fec_log` messages (at most [`MAX_LOGS_PER_CALL`]).
     pub logs: Vec<String>,
 }
@@ -530,6 +534,7 @@ const IDLE: CallState = CallState {
         window: None,
         code: None,
         repair_after: None,
+        repair_repeat: None,
         logs: Vec::new(),
     },
     pending_logs: Vec::new(),
@@ -680,6 +685,7 @@ fn execute<C: Context>(
         s.decisions.window = None;
         s.decisions.code = None;
         s.decisions.repair_after = None;
+        s.decisions.repair_repeat = None;
         s.pending_logs.clear();
         s.fault = None;
     });
@@ -732,6 +738,7 @@ fn execute<C: Context>(
             out.window = taken.window;
             out.code = taken.code;
             out.repair_after = taken.repair_after;
+            out.repair_repeat = taken.repair_repeat;
         }
         for &(offset, len) in &s.pending_logs {
             if out.logs.len() == MAX_LOGS_PER_CALL {
@@ -797,6 +804,7 @@ fn helper_fn(id: u32) -> Option<rbpf::ebpf::Helper> {
         HelperId::Log => helper_log,
         HelperId::SetCode => helper_set_code,
         HelperId::RepairAfter => helper_repair_after,
+        HelperId::RepairRepeat => helper_repair_repeat,
     };
     Some(f)
 }
@@ -972,6 +980,22 @@ fn helper_repair_after(n: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
             return Err(format!("{n} sources out of range (1..={MAX_WINDOW})"));
         }
         s.decisions.repair_after = Some(n as u32);
+        Ok(0)
+    })
+}
+
+fn helper_repair_repeat(k: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+    with_call(HelperId::RepairRepeat, |s| {
+        if s.operation != Operation::ScheduleRepair {
+            return Err(format!(
+                "only valid in schedule_repair, called in {}",
+                s.operation.name()
+            ));
+        }
+        if k == 0 || k > u64::from(MAX_WINDOW) {
+            return Err(format!("{k} calls out of range (1..={MAX_WINDOW})"));
+        }
+        s.decisions.repair_repeat = Some(k as u32);
         Ok(0)
     })
 }

@@ -37,7 +37,7 @@ fn try_package(
         name: "hostile".into(),
         version: "0.0.1".into(),
         memory_size,
-        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8],
+        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
         pluglets: pluglets
             .into_iter()
             .enumerate()
@@ -264,6 +264,36 @@ fn program_cases() -> Vec<Case> {
             op: Operation::OnSource,
             anchor: Anchor::Post,
             code: asm("mov r1, 3\ncall 1\nmov r0, 0\nexit"),
+            trapped: true,
+            reason: "observers are read-only",
+        },
+        Case {
+            name: "repair_repeat beyond the window",
+            op: Operation::ScheduleRepair,
+            anchor: Anchor::Replace,
+            code: asm("mov r1, 1\ncall 2\nmov r1, 257\ncall 9\nmov r0, 0\nexit"),
+            trapped: true,
+            reason: "257 calls out of range",
+        },
+        Case {
+            name: "repair_repeat 0",
+            op: Operation::ScheduleRepair,
+            anchor: Anchor::Replace,
+            code: asm("mov r1, 0\ncall 9\nmov r0, 0\nexit"),
+            trapped: true,
+            reason: "0 calls out of range",
+        },
+        replace(
+            "repair_repeat outside schedule_repair",
+            asm("mov r1, 4\ncall 9\nmov r0, 0\nexit"),
+            true,
+            "only valid in schedule_repair, called in on_source",
+        ),
+        Case {
+            name: "repair_repeat from a post observer",
+            op: Operation::ScheduleRepair,
+            anchor: Anchor::Post,
+            code: asm("mov r1, 4\ncall 9\nmov r0, 0\nexit"),
             trapped: true,
             reason: "observers are read-only",
         },

@@ -17,7 +17,7 @@ fn plugin(pluglets: &[(Operation, Anchor, &str)]) -> Plugin {
         name: "t".into(),
         version: "1".into(),
         memory_size: 512,
-        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8],
+        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
         pluglets: pluglets
             .iter()
             .enumerate()
@@ -394,4 +394,83 @@ fn each_call_sees_its_own_host_view_whatever_ran_before() {
     assert_eq!(now(&c), 7);
     c.schedule_repair(&ctx, &at(0)).unwrap();
     assert_eq!(now(&c), 0);
+}
+
+#[test]
+fn repair_repeat_hint_is_recorded_and_checked() {
+    let p = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "mov r1, 2\n call 2\n mov r1, 7\n call 9\n mov r0, 0\n exit",
+    )]);
+    let mut i = p.instantiate();
+    let d = i
+        .schedule_repair(&ScheduleContext::default(), &HostView::default())
+        .unwrap();
+    assert_eq!((d.repair, d.repair_repeat), (2, Some(7)));
+    // Not carried over: a call that gives no hint has none.
+    let p = plugin(&[(Operation::ScheduleRepair, Anchor::Replace, COUNTER)]);
+    let d = p
+        .instantiate()
+        .schedule_repair(&ScheduleContext::default(), &HostView::default())
+        .unwrap();
+    assert_eq!(d.repair_repeat, None);
+}
+
+#[test]
+fn the_repeat_hint_changes_how_often_the_vm_runs_never_what_is_sent() {
+    const CONFIGURE: &str = "mov r1, 2\n mov r2, 32\n mov r3, 1\n call 7
+        mov r1, 32\n call 3\n mov r1, 4\n call 8\n mov r0, 0\n exit";
+    // One repair every 4 sources; `hint` adds `fec_repair_repeat(7)`.
+    let schedule = |hint: bool| {
+        let repeat = if hint { "mov r1, 7\n call 9\n" } else { "" };
+        let skip = if hint { 4 } else { 2 };
+        format!(
+            "ldxw r2, [r1+8]\n jlt r2, 4, +{skip}\n mov r1, 1\n call 2\n {repeat} mov r0, 0\n exit"
+        )
+    };
+    let (plain, hinted) = (schedule(false), schedule(true));
+    let feedback = "mov r0, 0\n exit";
+    let config = HarnessConfig {
+        packets: 640,
+        loss: LossTrace::GilbertElliott {
+            rate: 0.05,
+            mean_burst: 2.0,
+            seed: 11,
+        },
+        ..HarnessConfig::default()
+    };
+    let run =
+        |pluglets: &[(Operation, Anchor, &str)]| harness::run(&plugin(pluglets), &config).unwrap();
+    let every_call = run(&[
+        (Operation::Configure, Anchor::Replace, CONFIGURE),
+        (Operation::ScheduleRepair, Anchor::Replace, &plain),
+    ]);
+    let per_window = run(&[
+        (Operation::Configure, Anchor::Replace, CONFIGURE),
+        (Operation::ScheduleRepair, Anchor::Replace, &hinted),
+    ]);
+    // Feedback that runs a pluglet cancels the hint: more calls, same packets.
+    let with_feedback = run(&[
+        (Operation::Configure, Anchor::Replace, CONFIGURE),
+        (Operation::ScheduleRepair, Anchor::Replace, &hinted),
+        (Operation::OnFeedback, Anchor::Replace, feedback),
+    ]);
+    assert_eq!(every_call.repairs, 640 / 4);
+    assert!(every_call.lost_sources > 0 && every_call.recovered > 0);
+    assert_eq!(every_call.plugin_calls, 1 + 640 / 4);
+    assert_eq!(per_window.plugin_calls, 1 + 640 / 32);
+    // 13 reports (every 50 sources, and at the end); each cancels the hint,
+    // so the next due repair is asked for again: calls at sources 4, 36, then
+    // 52, 84, then 104, 136, ... -- 26 schedule_repair calls instead of 20.
+    let feedbacks = 640u64.div_ceil(config.feedback_every as u64);
+    assert_eq!(feedbacks, 13);
+    assert_eq!(with_feedback.plugin_calls, 1 + feedbacks + 26);
+    for report in [&per_window, &with_feedback] {
+        let same = harness::Report {
+            plugin_calls: every_call.plugin_calls,
+            ..report.clone()
+        };
+        assert_eq!(same, every_call);
+    }
 }

@@ -3,9 +3,12 @@
  * Redundancy: 1 / RLC_EVERY = 25%. A repair symbol covers the whole window,
  * so losses are recovered as long as the window holds at least as many
  * repair symbols as lost sources. */
-/* No on_source pluglet: the host's default protects every packet, and the
+/* No on_source pluglet: the host's default protects every packet; the
  * fec_repair_after hint spares the calls to schedule_repair that would
- * decide nothing, so the plugin costs one VM call per repair decision. */
+ * decide nothing, and since every repair decision is the same, the
+ * fec_repair_repeat hint lets one call stand for a window's worth of them
+ * (RLC_WINDOW / RLC_EVERY repairs), so the plugin costs one VM call per
+ * window of sources. */
 #include "fec_plugin.h"
 
 #define RLC_WINDOW 32
@@ -24,7 +27,9 @@ FEC_PLUGLET(replace, schedule_repair)
 int schedule_repair(void *mem)
 {
     struct fec_schedule_ctx *ctx = mem;
-    if (ctx->sources_since_repair >= RLC_EVERY)
+    if (ctx->sources_since_repair >= RLC_EVERY) {
         fec_emit_repair(1);
+        fec_repair_repeat(RLC_WINDOW / RLC_EVERY - 1);
+    }
     return FEC_RC_OK;
 }

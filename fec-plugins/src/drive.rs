@@ -5,7 +5,9 @@
 //! Workload of the issue's target: 1280-byte packets, RLC window 32, one
 //! repair symbol per 4 sources. The native driver hard-codes that policy; the
 //! plugin driver asks [`crate::RLC_WINDOW`] (same policy, in eBPF) through
-//! `on_source` and `schedule_repair` for every packet.
+//! `on_source` for every packet and `schedule_repair` whenever a decision is
+//! due, following the plugin's `fec_repair_after` and `fec_repair_repeat`
+//! hints as a host does.
 //!
 //! ```
 //! let packets = fec_plugins::drive::packets(64, 1280);
@@ -81,13 +83,16 @@ pub fn configure(instance: &mut Instance) -> Result<u32, String> {
 
 /// The same work, every decision taken by the plugin (as a host does it:
 /// `on_source` for every packet, `schedule_repair` unless the plugin's
-/// `fec_repair_after` hint says there is nothing to do yet): returns
-/// (sources, repairs) sent.
+/// `fec_repair_after` hint says there is nothing to do yet or its
+/// `fec_repair_repeat` hint says the call would repeat the last decision):
+/// returns (sources, repairs) sent.
 pub fn with_plugin(instance: &mut Instance, packets: &[Bytes]) -> Result<(u64, u64), String> {
     let mut enc = encoder(packets.first().map_or(1, Bytes::len)).map_err(|e| e.to_string())?;
     let view = HostView::default();
     let (mut sources, mut repairs) = (0u64, 0u64);
     let mut repair_after = configure(instance)?;
+    // (due calls still skipped, repairs each) from `fec_repair_repeat`.
+    let mut repeat = (0u32, 0u32);
     for (seq, p) in packets.iter().enumerate() {
         let d = instance
             .on_source(
@@ -107,6 +112,16 @@ pub fn with_plugin(instance: &mut Instance, packets: &[Bytes]) -> Result<(u64, u
         if (enc.pending() as u32) < repair_after {
             continue;
         }
+        if repeat.0 > 0 {
+            repeat.0 -= 1;
+            if repeat.1 > 0 {
+                repairs += enc
+                    .repair(repeat.1 as usize)
+                    .map_err(|e| e.to_string())?
+                    .len() as u64;
+            }
+            continue;
+        }
         let s = instance
             .schedule_repair(
                 &ScheduleContext {
@@ -122,6 +137,7 @@ pub fn with_plugin(instance: &mut Instance, packets: &[Bytes]) -> Result<(u64, u
         if let Some(n) = s.repair_after {
             repair_after = n;
         }
+        repeat = (s.repair_repeat.unwrap_or(0), s.repair);
         if s.repair > 0 {
             repairs += enc
                 .repair(s.repair as usize)

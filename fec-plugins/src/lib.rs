@@ -9,7 +9,10 @@
 //! None of them has an `on_source` pluglet (the host's default protects every
 //! packet) and each tells the host with `fec_repair_after` when its next
 //! repair decision is due, so the VM runs once per repair decision rather
-//! than twice per packet.
+//! than twice per packet. [`RLC_WINDOW`], whose decision never changes, also
+//! says with `fec_repair_repeat` that one decision stands for a window's
+//! worth of repairs, so a host that follows the hint runs it once per 32
+//! sources.
 //!
 //! The C sources are in `c/`; the packages in `bytecode/` are built from them
 //! with [`fec_plugin_sdk::build::CLANG_FLAGS`] and committed, so using them
