@@ -257,6 +257,19 @@ unsafe fn column<L: Lanes, const N: usize, const PARTIAL: bool>(
     pos: usize,
     tail: usize,
 ) {
+    if let (Some(stream), [run]) = (plan.stream, plan.runs.as_slice()) {
+        // SAFETY: forwarded contract; the stream belongs to this plan.
+        unsafe {
+            match run.log {
+                0 => stream_run::<L, N, 1, PARTIAL>(call, stream, run, pos, tail),
+                1 => stream_run::<L, N, 2, PARTIAL>(call, stream, run, pos, tail),
+                2 => stream_run::<L, N, 4, PARTIAL>(call, stream, run, pos, tail),
+                3 => stream_run::<L, N, 8, PARTIAL>(call, stream, run, pos, tail),
+                _ => stream_run::<L, N, 16, PARTIAL>(call, stream, run, pos, tail),
+            }
+        }
+        return;
+    }
     // SAFETY: the caller guarantees the instruction set and pointer validity
     // for this column; the plan's inverse twiddles (`N - 1`) come first in
     // the table.
@@ -276,6 +289,51 @@ unsafe fn column<L: Lanes, const N: usize, const PARTIAL: bool>(
                     evaluate_run::<L, N, PARTIAL>(call, &v, run, pos, tail);
                 }
             }
+        }
+    }
+}
+
+/// The streamed form of a single run of `M < N` points (see
+/// [`super::Stream`]): each block of `M` data vectors is loaded,
+/// transformed, and added into the run's accumulators with its weight.
+///
+/// # Safety
+/// As [`column`], with `stream` and `run` from the call's plan and
+/// `M == 2^run.log < N`.
+#[inline(always)]
+unsafe fn stream_run<L: Lanes, const N: usize, const M: usize, const PARTIAL: bool>(
+    call: &ParityCall<'_, L::Stored>,
+    stream: super::Stream,
+    run: &Run,
+    pos: usize,
+    tail: usize,
+) {
+    if M >= N {
+        return;
+    }
+    debug_assert_eq!(1 << run.log, M);
+    // SAFETY: the caller guarantees the instruction set and pointer validity
+    // for this column; the stream's table entries exist (`M - 1` twiddles per
+    // block, one weight per block) and the run's outputs are
+    // `first..first + M`.
+    unsafe {
+        let table = call.table.as_ptr();
+        let mut e = [L::zero(); M];
+        for q in 0..N / M {
+            let mut b = [L::zero(); M];
+            for (j, x) in b.iter_mut().enumerate() {
+                *x = load::<L, PARTIAL>(call.inputs[q * M + j].add(pos), tail);
+            }
+            let twiddles = table.add(stream.twiddles_at + q * (M - 1));
+            inverse_registers::<L, M>(&mut b, twiddles, q == 0);
+            let f = L::factor(table.add(stream.weights_at + q));
+            for (x, y) in e.iter_mut().zip(b) {
+                *x = L::xor(*x, L::mul(f, L::operand(y)));
+            }
+        }
+        forward_registers::<L, M>(&mut e, table.add(run.fft_at));
+        for (i, x) in e.iter().enumerate() {
+            store::<L, PARTIAL>(call.outputs[run.first + i].add(pos), tail, *x);
         }
     }
 }

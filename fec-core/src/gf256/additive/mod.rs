@@ -116,6 +116,25 @@ pub(super) struct ParityPlan {
     pub parity: usize,
     pub coefficients: Vec<u8>,
     pub runs: Vec<Run>,
+    /// For a single run shorter than the data: the streamed form.
+    pub stream: Option<Stream>,
+}
+
+/// The streamed form of a single run of `M = 2^s < N` parity points. The
+/// inverse transform's layers from `s` up and the fold are linear and act
+/// alike on every index below `M`, so they collapse into one weight per
+/// block of `M` data shards: after the lower `s` layers on each block
+/// (a transform of size `M` over the block's points), the run's folded
+/// coefficients are the weighted sum of the blocks. Each block can then be
+/// loaded, transformed and accumulated in turn, so only two blocks of
+/// vectors are live at once instead of all `N` (which spilled registers),
+/// with the same number of products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Stream {
+    /// Offset of the per-block twiddles (`M - 1` per block, block by block).
+    pub twiddles_at: usize,
+    /// Offset of the per-block weights (`N / M`).
+    pub weights_at: usize,
 }
 
 impl ParityPlan {
@@ -154,11 +173,40 @@ impl ParityPlan {
             });
             point += 1 << log;
         }
+        let stream = match runs.as_slice() {
+            [run] if run.log < data_log => {
+                let size = 1usize << run.log;
+                let twiddles_at = coefficients.len();
+                for block in (0..data).step_by(size) {
+                    basis.twiddles(run.log, block, &mut coefficients);
+                }
+                // The weight of block `q` is the folded coefficient 0 that a
+                // unit at index `q * M` (after the lower layers) becomes.
+                let weights: Vec<u8> = (0..data / size)
+                    .map(|q| {
+                        let mut v = vec![0u8; data];
+                        v[q * size] = 1;
+                        inverse_layers(&mut v, &coefficients[..data - 1], run.log);
+                        (1..data / size).fold(v[0], |e, q| {
+                            e ^ mul(coefficients[run.fold_at + q - 1], v[q * size])
+                        })
+                    })
+                    .collect();
+                let weights_at = coefficients.len();
+                coefficients.extend(weights);
+                Some(Stream {
+                    twiddles_at,
+                    weights_at,
+                })
+            }
+            _ => None,
+        };
         Some(ParityPlan {
             data,
             parity,
             coefficients,
             runs,
+            stream,
         })
     }
 
@@ -166,6 +214,15 @@ impl ParityPlan {
     /// (two per butterfly with a product, one without; about one per two
     /// products in the folds, which use three-way XORs).
     pub(super) fn vector_ops(&self) -> usize {
+        if let (Some(_), [run]) = (self.stream, self.runs.as_slice()) {
+            // Per block: the lower layers; then a weighted sum (three-way
+            // XORs) and the run's transform.
+            let size = 1usize << run.log;
+            let butterflies = run.log * size / 2;
+            let blocks = self.data / size;
+            let transform_products = self.products() - self.data;
+            return (blocks + 1) * butterflies + transform_products + self.data * 3 / 2;
+        }
         let data_log = self.data.trailing_zeros() as usize;
         let butterflies = data_log * self.data / 2
             + self
@@ -185,6 +242,13 @@ impl ParityPlan {
 
     /// Products per vector this plan spends (zero twiddles skipped).
     pub(super) fn products(&self) -> usize {
+        if let (Some(_), [run]) = (self.stream, self.runs.as_slice()) {
+            let size = 1usize << run.log;
+            let butterflies = run.log * size / 2;
+            // Block 0's transform starts at point 0 (zero twiddles).
+            let lower = (self.data / size) * butterflies - (size - 1);
+            return lower + self.data + butterflies;
+        }
         let data_log = self.data.trailing_zeros() as usize;
         // The inverse transform at point 0 skips one block per layer.
         let inverse = data_log * self.data / 2 - (self.data - 1);
@@ -201,6 +265,19 @@ impl ParityPlan {
     #[cfg(test)]
     pub(super) fn evaluate(&self, data: &[u8]) -> Vec<u8> {
         let c = &self.coefficients;
+        if let (Some(stream), [run]) = (self.stream, self.runs.as_slice()) {
+            let size = 1usize << run.log;
+            let mut e = vec![0u8; size];
+            for (q, block) in data.chunks(size).enumerate() {
+                let mut b = block.to_vec();
+                inverse_bytes(&mut b, &c[stream.twiddles_at + q * (size - 1)..]);
+                for (x, y) in e.iter_mut().zip(b) {
+                    *x ^= mul(c[stream.weights_at + q], y);
+                }
+            }
+            forward_bytes(&mut e, &c[run.fft_at..]);
+            return e;
+        }
         let mut v = data.to_vec();
         inverse_bytes(&mut v, c);
         let mut parity = vec![0u8; self.parity];
@@ -223,18 +300,27 @@ impl ParityPlan {
 /// laid out as [`Basis::twiddles`] writes them.
 #[cfg(test)]
 fn inverse_bytes(v: &mut [u8], twiddles: &[u8]) {
+    inverse_layers(v, twiddles, 0);
+}
+
+/// The inverse transform's layers from `first` up, on bytes.
+fn inverse_layers(v: &mut [u8], twiddles: &[u8], first: usize) {
     let n = v.len();
     let mut at = 0;
     let mut half = 1;
+    let mut layer = 0;
     while half < n {
-        for (b, r) in (0..n).step_by(2 * half).enumerate() {
-            for j in r..r + half {
-                v[j + half] ^= v[j];
-                v[j] ^= mul(twiddles[at + b], v[j + half]);
+        if layer >= first {
+            for (b, r) in (0..n).step_by(2 * half).enumerate() {
+                for j in r..r + half {
+                    v[j + half] ^= v[j];
+                    v[j] ^= mul(twiddles[at + b], v[j + half]);
+                }
             }
         }
         at += n / (2 * half);
         half *= 2;
+        layer += 1;
     }
 }
 
@@ -567,6 +653,7 @@ mod tests {
         assert!(ParityPlan::new(32, 0).is_none());
         let b = ParityPlan::new(32, 8).unwrap();
         assert_eq!(b.runs.len(), 1);
+        assert!(b.stream.is_some());
         assert_eq!(b.products(), 85);
     }
 }
