@@ -8,11 +8,19 @@
 //! `r^0, r^1, ..`, times the inverse of its top square), so shards produced
 //! by either library can be verified and reconstructed by the other.
 //!
-//! Encoding and decoding both run on one fused [`MatrixKernel`] pass over the
-//! shards. The code is polynomial evaluation at the shard indices, so a decode
-//! matrix is written down in closed form (Lagrange interpolation) in time
-//! linear in its size, with no matrix inversion; the prepared kernel of each
-//! erasure pattern is cached.
+//! Decoding runs on one fused [`MatrixKernel`] pass over the shards. The code
+//! is polynomial evaluation at the shard indices, so a decode matrix is
+//! written down in closed form (Lagrange interpolation) in time linear in its
+//! size, with no matrix inversion; the prepared kernel of each erasure
+//! pattern is cached.
+//!
+//! Encoding uses the same kernel, or, where it does less work (for example
+//! 32 + 8 or 200 + 50 shards, on the SIMD backends), an additive FFT in the
+//! Lin-Chung-Han polynomial basis: the data points `0..k` split into aligned
+//! power-of-two blocks, each a GF(2)-subspace or a coset of one, so the
+//! interpolating polynomial comes from transforms of `O(b log b)` products
+//! per block instead of `k` per parity shard. The parity is the same bytes
+//! either way.
 //!
 //! ```
 //! use fec_core::rs::ReedSolomon;

@@ -521,37 +521,19 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                         }
                     }
                 }
-                Op::Forward {
+                Op::Transform {
                     src,
                     dst,
                     log,
                     coef,
+                    inverse,
+                    zero_first,
                 } => {
                     let (s, d, t) = (base(src), base(dst), table.add(coef));
-                    match log {
-                        0 => transform::<L, 1, false>(s, d, t, false),
-                        1 => transform::<L, 2, false>(s, d, t, false),
-                        2 => transform::<L, 4, false>(s, d, t, false),
-                        3 => transform::<L, 8, false>(s, d, t, false),
-                        4 => transform::<L, 16, false>(s, d, t, false),
-                        _ => transform::<L, 32, false>(s, d, t, false),
-                    }
-                }
-                Op::Inverse {
-                    src,
-                    dst,
-                    log,
-                    coef,
-                    zero_first: z,
-                } => {
-                    let (s, d, t) = (base(src), base(dst), table.add(coef));
-                    match log {
-                        0 => transform::<L, 1, true>(s, d, t, z),
-                        1 => transform::<L, 2, true>(s, d, t, z),
-                        2 => transform::<L, 4, true>(s, d, t, z),
-                        3 => transform::<L, 8, true>(s, d, t, z),
-                        4 => transform::<L, 16, true>(s, d, t, z),
-                        _ => transform::<L, 32, true>(s, d, t, z),
+                    if inverse {
+                        transform_sized::<L, true>(log, s, d, t, zero_first);
+                    } else {
+                        transform_sized::<L, false>(log, s, d, t, zero_first);
                     }
                 }
                 Op::SubScale {
@@ -612,6 +594,31 @@ unsafe fn vector_load<L: Lanes>(p: *mut u8, j: usize) -> L::Vector {
 unsafe fn vector_store<L: Lanes>(p: *mut u8, j: usize, v: L::Vector) {
     // SAFETY: forwarded contract.
     unsafe { L::store(p.add(j * L::WIDTH), v) }
+}
+
+/// [`transform`] of `2^log` vectors.
+///
+/// # Safety
+/// As [`transform`], with `M = 2^log <= 32`.
+#[inline(always)]
+unsafe fn transform_sized<L: Lanes, const INVERSE: bool>(
+    log: usize,
+    src: *const u8,
+    dst: *mut u8,
+    twiddles: *const L::Stored,
+    zero_first: bool,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match log {
+            0 => transform::<L, 1, INVERSE>(src, dst, twiddles, zero_first),
+            1 => transform::<L, 2, INVERSE>(src, dst, twiddles, zero_first),
+            2 => transform::<L, 4, INVERSE>(src, dst, twiddles, zero_first),
+            3 => transform::<L, 8, INVERSE>(src, dst, twiddles, zero_first),
+            4 => transform::<L, 16, INVERSE>(src, dst, twiddles, zero_first),
+            _ => transform::<L, 32, INVERSE>(src, dst, twiddles, zero_first),
+        }
+    }
 }
 
 /// Loads `M` vectors from `src`, transforms them in registers (inverse or

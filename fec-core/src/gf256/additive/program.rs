@@ -95,21 +95,16 @@ pub(super) enum Op {
         half: usize,
         coef: Option<usize>,
     },
-    /// A forward transform of `2^log <= 32` vectors in registers, twiddles
-    /// from `coef` (layers from 0 up).
-    Forward {
+    /// A transform of `2^log <= 32` vectors in registers, forward
+    /// (coefficients to values) or inverse, twiddles from `coef` (layers from
+    /// 0 up); when `zero_first`, the first block of every layer has a zero
+    /// twiddle.
+    Transform {
         src: Slots,
         dst: Slots,
         log: usize,
         coef: usize,
-    },
-    /// An inverse transform of `2^log <= 32` vectors in registers; when
-    /// `zero_first`, the first block of every layer has a zero twiddle.
-    Inverse {
-        src: Slots,
-        dst: Slots,
-        log: usize,
-        coef: usize,
+        inverse: bool,
         zero_first: bool,
     },
     /// `dst[j] = (a[j] + b[j]) * c_j`, one coefficient per vector.
@@ -175,11 +170,12 @@ impl Builder {
         for q in 0..1usize << (log - low) {
             let offset = q << low;
             let coef = self.twiddles(low, start + offset);
-            self.ops.push(Op::Inverse {
+            self.ops.push(Op::Transform {
                 src: src.plus(offset),
                 dst: dst.plus(offset),
                 log: low,
                 coef,
+                inverse: true,
                 zero_first: start + offset == 0,
             });
         }
@@ -209,11 +205,15 @@ impl Builder {
         debug_assert!(start <= lo && lo < hi && hi <= start + size);
         if log <= REGISTER_LOG && lo == start && hi == start + size {
             let coef = self.twiddles(log, start);
-            self.ops.push(Op::Forward {
+            self.ops.push(Op::Transform {
                 src,
                 dst,
                 log,
                 coef,
+                inverse: false,
+                // Evaluation never starts at point 0: the parity points and
+                // the later data blocks lie above the first block.
+                zero_first: false,
             });
             return;
         }
@@ -380,9 +380,7 @@ impl Program {
                         half + half
                     }
                 }
-                Op::Forward { log, .. } | Op::Inverse { log, .. } => {
-                    3 * butterflies(log) + (1 << log) / 2
-                }
+                Op::Transform { log, .. } => 3 * butterflies(log) + (1 << log) / 2,
                 Op::Copy { len, .. } => len / 2,
             })
             .sum();
@@ -451,31 +449,22 @@ impl Program {
                         write(at, j + half, hi, &mut parity, &mut scratch);
                     }
                 }
-                Op::Forward {
+                Op::Transform {
                     src,
                     dst,
                     log,
                     coef,
-                } => {
-                    let mut v: Vec<u8> = (0..1 << log)
-                        .map(|j| read(src, j, &parity, &scratch))
-                        .collect();
-                    super::forward_bytes(&mut v, &c[coef..]);
-                    for (j, &x) in v.iter().enumerate() {
-                        write(dst, j, x, &mut parity, &mut scratch);
-                    }
-                }
-                Op::Inverse {
-                    src,
-                    dst,
-                    log,
-                    coef,
+                    inverse,
                     ..
                 } => {
                     let mut v: Vec<u8> = (0..1 << log)
                         .map(|j| read(src, j, &parity, &scratch))
                         .collect();
-                    super::inverse_bytes(&mut v, &c[coef..]);
+                    if inverse {
+                        super::inverse_bytes(&mut v, &c[coef..]);
+                    } else {
+                        super::forward_bytes(&mut v, &c[coef..]);
+                    }
                     for (j, &x) in v.iter().enumerate() {
                         write(dst, j, x, &mut parity, &mut scratch);
                     }
