@@ -187,6 +187,14 @@ pub enum Error {
         /// The cap.
         max: usize,
     },
+    /// An encoding plan used for a block of another number of symbols.
+    #[error("RaptorQ encoding plan for {plan} source symbols used on a block of {block}")]
+    RaptorqPlanMismatch {
+        /// K of the plan.
+        plan: u32,
+        /// Symbols in the block.
+        block: usize,
+    },
     // --- end RaptorQ ---
 
     // --- pipeline ---

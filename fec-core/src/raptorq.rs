@@ -34,10 +34,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 pub use ::raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
-use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder};
+use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder, SourceBlockEncodingPlan};
 
 use crate::Error;
 
@@ -146,6 +146,94 @@ fn single_block_information(
     ))
 }
 
+/// The precomputed schedule of row operations that turns K source symbols
+/// into the intermediate symbols of RFC 6330 section 5.3.3.4.
+///
+/// The schedule depends only on K, not on the data or the symbol size, so
+/// one plan serves every block of K symbols. This is the `raptorq` crate's
+/// own `SourceBlockEncodingPlan` (any user of the crate can hold one), with
+/// K kept beside it: the crate asserts when a plan meets a block of another
+/// size, and [`BlockEncoder::with_plan`] returns an error instead.
+#[derive(Debug, Clone)]
+pub struct EncodingPlan {
+    source_symbols: u32,
+    inner: SourceBlockEncodingPlan,
+}
+
+impl EncodingPlan {
+    /// The plan for blocks of `source_symbols` symbols (1..=K'max). Building
+    /// it costs about one block encode's worth of matrix work.
+    pub fn new(source_symbols: u32) -> Result<Self, Error> {
+        if source_symbols == 0 || source_symbols > MAX_SOURCE_SYMBOLS {
+            return Err(Error::RaptorqSourceSymbols {
+                got: source_symbols as usize,
+                max: MAX_SOURCE_SYMBOLS,
+            });
+        }
+        // K'max = 56403 < 2^16, checked above.
+        let count = source_symbols as u16;
+        Ok(EncodingPlan {
+            source_symbols,
+            inner: SourceBlockEncodingPlan::generate(count),
+        })
+    }
+
+    /// Number of source symbols K of the blocks this plan encodes.
+    pub fn source_symbols(&self) -> u32 {
+        self.source_symbols
+    }
+}
+
+/// The [`EncodingPlan`]s of the last few block sizes an encoder met.
+///
+/// A sender's blocks mostly repeat a few sizes, so a handful of plans spares
+/// every block the plan search. (The `raptorq` crate also keeps plans in a
+/// process-wide cache behind a mutex; a cache per encoder needs no lock.)
+#[derive(Debug, Clone, Default)]
+pub struct EncodingPlanCache {
+    plans: VecDeque<EncodingPlan>,
+}
+
+impl EncodingPlanCache {
+    /// Plans kept; the oldest is dropped to make room for a new size.
+    pub const CAPACITY: usize = 8;
+
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The plan for blocks of `source_symbols` symbols, built on first use.
+    pub fn plan(&mut self, source_symbols: u32) -> Result<&EncodingPlan, Error> {
+        let position = match self
+            .plans
+            .iter()
+            .position(|plan| plan.source_symbols == source_symbols)
+        {
+            Some(position) => position,
+            None => {
+                let plan = EncodingPlan::new(source_symbols)?;
+                if self.plans.len() == Self::CAPACITY {
+                    self.plans.pop_front();
+                }
+                self.plans.push_back(plan);
+                self.plans.len() - 1
+            }
+        };
+        Ok(&self.plans[position])
+    }
+
+    /// Number of plans held.
+    pub fn len(&self) -> usize {
+        self.plans.len()
+    }
+
+    /// Whether no plan is held yet.
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+}
+
 /// Encodes one source block (RFC 6330 section 5.3): the source symbols as
 /// they are (the code is systematic) and any number of repair symbols.
 #[derive(Debug, Clone)]
@@ -176,6 +264,43 @@ impl BlockEncoder {
             u32::try_from(block.len() / usize::from(symbol_size)).unwrap_or(u32::MAX);
         let information = single_block_information(source_symbols, symbol_size)?;
         Self::new(source_block_number, &information, block)
+    }
+
+    /// Like [`with_symbol_size`](Self::with_symbol_size), with the
+    /// intermediate-symbol schedule taken from `plan` instead of looked up:
+    /// the repair symbols are the same bytes. `plan` must be for
+    /// `block.len() / symbol_size` symbols.
+    pub fn with_plan(
+        source_block_number: u8,
+        symbol_size: u16,
+        block: &[u8],
+        plan: &EncodingPlan,
+    ) -> Result<Self, Error> {
+        if symbol_size == 0 || !block.len().is_multiple_of(usize::from(symbol_size)) {
+            return Err(Error::RaptorqBlockLength {
+                length: block.len(),
+                symbol_size,
+            });
+        }
+        let symbols = block.len() / usize::from(symbol_size);
+        if symbols != plan.source_symbols as usize {
+            return Err(Error::RaptorqPlanMismatch {
+                plan: plan.source_symbols,
+                block: symbols,
+            });
+        }
+        let information = single_block_information(plan.source_symbols, symbol_size)?;
+        Ok(BlockEncoder {
+            inner: SourceBlockEncoder::with_encoding_plan(
+                source_block_number,
+                &information,
+                block,
+                &plan.inner,
+            ),
+            information,
+            source_block_number,
+            source_symbols: plan.source_symbols,
+        })
     }
 
     /// A block laid out as `information` says (symbol size, sub-blocks,
@@ -248,6 +373,41 @@ impl BlockEncoder {
         }
         Ok(self.inner.repair_packets(first_repair, count))
     }
+
+    /// Hands the same symbols as [`repair_packets`](Self::repair_packets) to
+    /// `emit` in order, with their ESI. At most [`REPAIR_BATCH`](Self::REPAIR_BATCH)
+    /// of the crate's symbol buffers are alive at a time, where `repair_packets`
+    /// holds all `count`: a caller that copies each symbol into its own packet
+    /// keeps its peak memory near what the block itself needs. (A burst of
+    /// short-lived buffers is what makes glibc give heap pages back to the
+    /// kernel after a block and fault them in again for the next.)
+    pub fn for_each_repair(
+        &self,
+        first_repair: u32,
+        count: u32,
+        mut emit: impl FnMut(u32, &[u8]),
+    ) -> Result<(), Error> {
+        let last = u64::from(self.source_symbols) + u64::from(first_repair) + u64::from(count);
+        if count > 0 && last - 1 > u64::from(MAX_ENCODING_SYMBOL_ID) {
+            return Err(Error::RaptorqEncodingSymbolId { esi: last - 1 });
+        }
+        // Each call of the crate looks K's parameters up in its tables again,
+        // so one call per symbol would cost more than the memory it saves.
+        let mut first = first_repair;
+        let end = first_repair + count;
+        while first < end {
+            let batch = (end - first).min(Self::REPAIR_BATCH);
+            for packet in self.inner.repair_packets(first, batch) {
+                emit(packet.payload_id().encoding_symbol_id(), packet.data());
+            }
+            first += batch;
+        }
+        Ok(())
+    }
+
+    /// Repair symbols [`for_each_repair`](Self::for_each_repair) asks the
+    /// crate for at once.
+    pub const REPAIR_BATCH: u32 = 16;
 }
 
 /// Decodes one source block from any K or slightly more of its packets

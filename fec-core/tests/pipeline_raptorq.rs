@@ -69,3 +69,46 @@ fn small_adus_get_small_repair_symbols() {
         assert!(packet.bytes.len() <= 8 + 43, "{}", packet.bytes.len());
     }
 }
+
+/// Blocks of changing sizes (the encoder keeps a plan per size) carry the
+/// repair symbols the `raptorq` crate computes for the same framed block.
+#[test]
+fn repairs_match_the_crate_across_block_sizes() {
+    use bytes::Bytes;
+    use fec_core::pipeline::wire::{frame_symbol, Header, ADU_INFO_LEN};
+    use fec_core::pipeline::Encoder;
+
+    let mut encoder = Encoder::new(&config(16, 4)).unwrap();
+    for (block, &k) in [16usize, 5, 16, 3, 1, 12, 5, 16].iter().enumerate() {
+        let adus: Vec<Bytes> = (0..k)
+            .map(|i| Bytes::from(vec![(block * 31 + i) as u8; 20 + (i * 37 + block) % 90]))
+            .collect();
+        for adu in &adus {
+            encoder.protect(3, adu.clone()).unwrap();
+        }
+        let repairs = encoder.repair(4).unwrap();
+
+        let size = ADU_INFO_LEN + adus.iter().map(Bytes::len).max().unwrap();
+        let mut framed = vec![0; k * size];
+        for (slot, adu) in framed.chunks_exact_mut(size).zip(&adus) {
+            frame_symbol(slot, 3, adu).unwrap();
+        }
+        let information =
+            raptorq::ObjectTransmissionInformation::new(framed.len() as u64, size as u16, 1, 1, 1);
+        let expected = raptorq::SourceBlockEncoder::new(block as u8, &information, &framed)
+            .repair_packets(0, 4);
+        assert_eq!(repairs.len(), expected.len());
+        for (packet, expected) in repairs.iter().zip(&expected) {
+            let (header, at) = Header::parse(packet).unwrap();
+            assert_eq!(
+                header,
+                Header::RaptorqRepair {
+                    source_symbols: k as u16,
+                    block: block as u8,
+                    esi: expected.payload_id().encoding_symbol_id(),
+                }
+            );
+            assert_eq!(&packet[at..], expected.data(), "block {block} k={k}");
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use fec_core::raptorq::{
     parse_packet, parse_transmission_information, BlockDecoder, BlockEncoder, EncodingPacket,
-    ObjectTransmissionInformation, PayloadId,
+    EncodingPlan, EncodingPlanCache, ObjectTransmissionInformation, PayloadId,
 };
 use fec_core::Error;
 use quickcheck::{QuickCheck, TestResult};
@@ -260,4 +260,102 @@ fn random_blocks_round_trip() {
     QuickCheck::new()
         .tests(60)
         .quickcheck(property as fn(u64) -> bool);
+}
+
+/// The repair packets of `with_plan` + `for_each_repair`, as packets.
+fn planned_repairs(
+    sbn: u8,
+    symbol_size: u16,
+    block: &[u8],
+    plan: &EncodingPlan,
+    first_repair: u32,
+    count: u32,
+) -> Vec<EncodingPacket> {
+    let encoder = BlockEncoder::with_plan(sbn, symbol_size, block, plan).unwrap();
+    let mut packets = Vec::new();
+    encoder
+        .for_each_repair(first_repair, count, |esi, symbol| {
+            packets.push(EncodingPacket::new(
+                PayloadId::new(sbn, esi),
+                symbol.to_vec(),
+            ))
+        })
+        .unwrap();
+    packets
+}
+
+/// A plan cache reused across blocks of several sizes (more sizes than it
+/// holds, and back to evicted ones) gives the same repair packets, byte for
+/// byte, as a fresh encoder of the crate used directly.
+#[test]
+fn cached_plans_give_the_crates_repair_symbols() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut cache = EncodingPlanCache::new();
+    let sizes = [1u32, 10, 32, 7, 200, 33, 2, 5, 9, 11, 32, 1, 200];
+    for (round, &k) in sizes.iter().enumerate() {
+        let t = [16u16, 48, 100][round % 3];
+        let block = random_bytes(&mut rng, k as usize * usize::from(t));
+        let sbn = round as u8;
+        // 40 repairs: more than one batch of the crate's buffers.
+        let count = 40;
+        let first_repair = (round as u32 % 3) * 5;
+        let plan = cache.plan(k).unwrap();
+        assert_eq!(plan.source_symbols(), k);
+        let ours = planned_repairs(sbn, t, &block, plan, first_repair, count);
+
+        let information = ObjectTransmissionInformation::new(block.len() as u64, t, 1, 1, 1);
+        let fresh = raptorq::SourceBlockEncoder::new(sbn, &information, &block)
+            .repair_packets(first_repair, count);
+        assert_eq!(ours, fresh, "k={k} t={t}");
+        assert!(cache.len() <= EncodingPlanCache::CAPACITY);
+    }
+    assert_eq!(cache.len(), EncodingPlanCache::CAPACITY);
+}
+
+/// `for_each_repair` hands out what `repair_packets` returns, in order.
+#[test]
+fn repairs_one_by_one_match_repair_packets() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let block = random_bytes(&mut rng, 20 * 64);
+    let encoder = BlockEncoder::with_symbol_size(9, 64, &block).unwrap();
+    for (first, count) in [(0, 0), (0, 1), (3, 16), (0, 17), (100, 50)] {
+        let mut streamed = Vec::new();
+        encoder
+            .for_each_repair(first, count, |esi, symbol| {
+                streamed.push(EncodingPacket::new(PayloadId::new(9, esi), symbol.to_vec()))
+            })
+            .unwrap();
+        assert_eq!(streamed, encoder.repair_packets(first, count).unwrap());
+    }
+    let too_far = (1 << 24) - 20;
+    assert!(matches!(
+        encoder.for_each_repair(too_far, 1, |_, _| {}),
+        Err(Error::RaptorqEncodingSymbolId { .. })
+    ));
+}
+
+/// A plan for another block size, or none at all, is an error, not the
+/// crate's assertion.
+#[test]
+fn mismatched_plans_are_errors() {
+    let plan = EncodingPlan::new(8).unwrap();
+    assert!(matches!(
+        BlockEncoder::with_plan(0, 16, &[0; 16 * 9], &plan),
+        Err(Error::RaptorqPlanMismatch { plan: 8, block: 9 })
+    ));
+    assert!(matches!(
+        BlockEncoder::with_plan(0, 16, &[0; 17], &plan),
+        Err(Error::RaptorqBlockLength { .. })
+    ));
+    assert!(matches!(
+        BlockEncoder::with_plan(0, 0, &[], &plan),
+        Err(Error::RaptorqBlockLength { .. })
+    ));
+    for bad in [0, 56_404] {
+        assert!(matches!(
+            EncodingPlan::new(bad),
+            Err(Error::RaptorqSourceSymbols { .. })
+        ));
+        assert!(EncodingPlanCache::new().plan(bad).is_err());
+    }
 }

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use super::wire::{self, Header, ADU_INFO_LEN};
 use super::{Adu, Counters, Recovered};
 use crate::raptorq::{
-    BlockDecoder as RaptorqDecoder, BlockEncoder as RaptorqEncoder, EncodingPacket, PayloadId,
+    BlockDecoder as RaptorqDecoder, BlockEncoder as RaptorqEncoder, EncodingPacket,
+    EncodingPlanCache, PayloadId,
 };
 use crate::rs::ReedSolomon;
 use crate::Error;
@@ -69,6 +70,7 @@ pub(super) struct BlockEncoder {
     count: usize,
     block: u16,
     codes: RsCache,
+    plans: EncodingPlanCache,
 }
 
 impl BlockEncoder {
@@ -85,6 +87,7 @@ impl BlockEncoder {
             count: 0,
             block: 0,
             codes: RsCache::default(),
+            plans: EncodingPlanCache::new(),
         }
     }
 
@@ -241,19 +244,21 @@ impl BlockEncoder {
             }
         }
         let sbn = self.block as u8;
-        let encoder = RaptorqEncoder::with_symbol_size(sbn, size as u16, &self.arena[..k * size])?;
-        for packet in encoder.repair_packets(0, count as u32)? {
+        let plan = self.plans.plan(k as u32)?;
+        let encoder = RaptorqEncoder::with_plan(sbn, size as u16, &self.arena[..k * size], plan)?;
+        out.reserve(count);
+        encoder.for_each_repair(0, count as u32, |esi, symbol| {
             let header = Header::RaptorqRepair {
                 source_symbols: k as u16,
                 block: sbn,
-                esi: packet.payload_id().encoding_symbol_id(),
+                esi,
             }
             .encode();
             let mut bytes = Vec::with_capacity(header.len() + size);
             bytes.extend_from_slice(&header);
-            bytes.extend_from_slice(packet.data());
+            bytes.extend_from_slice(symbol);
             out.push(Bytes::from(bytes));
-        }
+        })?;
         Ok(())
     }
 }
