@@ -556,20 +556,29 @@ fn pipeline_encode(
     encoder.repair(repairs)
 }
 
-/// Feeds the survivors to the pipeline's decoder and drains what it recovers.
+impl PipelineBlock {
+    /// The packets that arrive when the sources in `lost` are missing: the
+    /// surviving sources in order, then the repairs. Picked before the clock
+    /// starts, as [`RaptorqInputs::received_bytes`] is for the peer.
+    fn survivors(&self, lost: &[usize]) -> Vec<bytes::Bytes> {
+        self.source_packets
+            .iter()
+            .enumerate()
+            .filter(|(esi, _)| !lost.contains(esi))
+            .map(|(_, packet)| packet.clone())
+            .chain(self.repair_packets.iter().cloned())
+            .collect()
+    }
+}
+
+/// Feeds the packets to the pipeline's decoder and drains what it recovers.
 fn pipeline_decode(
     decoder: &mut fec_core::pipeline::Decoder,
-    block: &PipelineBlock,
-    lost: &[usize],
+    packets: Vec<bytes::Bytes>,
     recovered: &mut dyn FnMut(&fec_core::pipeline::Adu),
 ) -> Result<(), fec_core::Error> {
-    for (esi, packet) in block.source_packets.iter().enumerate() {
-        if !lost.contains(&esi) {
-            black_box(decoder.receive(packet.clone())?);
-        }
-    }
-    for packet in &block.repair_packets {
-        black_box(decoder.receive(packet.clone())?);
+    for packet in packets {
+        black_box(decoder.receive(packet)?);
     }
     while let Some(adu) = decoder.poll_recovered() {
         recovered(&adu);
@@ -583,7 +592,8 @@ fn pipeline_decode(
 /// block) after its 3 bytes of RFC 8681-style ADU information. `encode` =
 /// `protect` every ADU (framing copy included) and `repair(m)`; `decode` = a fresh
 /// pipeline decoder (untimed) `receive`s the k-m surviving source packets and the m
-/// repair packets, and the lost ADUs are taken with `poll_recovered`. MB/s count
+/// repair packets (picked untimed, like the peer's received bytes), and the lost
+/// ADUs are taken with `poll_recovered`. MB/s count
 /// ADU bytes (`k * 1277`): the 0.2% of framing is the pipeline's own cost.
 pub fn our_raptorq_cases(inputs: &RaptorqInputs) -> Vec<Case<'_>> {
     use fec_core::pipeline::wire::ADU_INFO_LEN;
@@ -653,22 +663,20 @@ pub fn our_raptorq_cases(inputs: &RaptorqInputs) -> Vec<Case<'_>> {
         Reuse::Once,
         move || {
             let decoder = Decoder::new(&decode_block.config).expect("valid pipeline configuration");
-            (decoder, patterns.next_pattern().to_vec())
+            let packets = decode_block.survivors(patterns.next_pattern());
+            (decoder, packets)
         },
-        {
-            let block = block.clone();
-            move |(decoder, lost): &mut (Decoder, Vec<usize>)| {
-                pipeline_decode(decoder, &block, lost, &mut |adu| {
-                    black_box(adu);
-                })
-                .expect("well-formed packets")
-            }
+        move |(decoder, packets): &mut (Decoder, Vec<bytes::Bytes>)| {
+            pipeline_decode(decoder, std::mem::take(packets), &mut |adu| {
+                black_box(adu);
+            })
+            .expect("well-formed packets")
         },
         move || {
             for lost in inputs.patterns.all() {
                 let mut decoder = Decoder::new(&block.config).map_err(|error| error.to_string())?;
                 let mut recovered = Vec::new();
-                pipeline_decode(&mut decoder, &block, lost, &mut |adu| {
+                pipeline_decode(&mut decoder, block.survivors(lost), &mut |adu| {
                     recovered.push(adu.data.clone())
                 })
                 .map_err(|error| error.to_string())?;

@@ -529,6 +529,44 @@ impl BlockDecoder {
     /// of another block, with a symbol of the wrong size or an ESI out of
     /// range is refused; a duplicate is ignored.
     pub fn add(&mut self, packet: EncodingPacket) -> Result<bool, Error> {
+        if self.admit(&packet)? {
+            self.block = self.inner.decode(std::iter::once(packet));
+        }
+        Ok(self.block.is_some())
+    }
+
+    /// Adds packets as [`add`](Self::add) does, all in one step: the crate
+    /// looks the block's parameters up once, not once per packet. On the
+    /// first refused packet, the packets before it are kept and the error is
+    /// returned; the rest are not looked at.
+    pub fn add_all(
+        &mut self,
+        packets: impl IntoIterator<Item = EncodingPacket>,
+    ) -> Result<bool, Error> {
+        let mut admitted = Vec::new();
+        let mut refused = None;
+        for packet in packets {
+            match self.admit(&packet) {
+                Ok(true) => admitted.push(packet),
+                Ok(false) => {}
+                Err(error) => {
+                    refused = Some(error);
+                    break;
+                }
+            }
+        }
+        if !admitted.is_empty() {
+            self.block = self.inner.decode(admitted);
+        }
+        match refused {
+            Some(error) => Err(error),
+            None => Ok(self.block.is_some()),
+        }
+    }
+
+    /// Checks `packet` and records its ESI; whether the crate's decoder
+    /// should see it (a duplicate, or any packet once decoded, need not).
+    fn admit(&mut self, packet: &EncodingPacket) -> Result<bool, Error> {
         let id = packet.payload_id();
         if id.source_block_number() != self.source_block_number {
             return Err(Error::RaptorqBlockMismatch {
@@ -549,7 +587,7 @@ impl BlockDecoder {
             });
         }
         if self.block.is_some() {
-            return Ok(true);
+            return Ok(false);
         }
         if let Some(seen) = self.sources_seen.get_mut(esi as usize) {
             if *seen {
@@ -567,8 +605,7 @@ impl BlockDecoder {
             }
             self.repairs_seen.insert(esi);
         }
-        self.block = self.inner.decode(std::iter::once(packet));
-        Ok(self.block.is_some())
+        Ok(true)
     }
 
     /// Whether the whole block is known.

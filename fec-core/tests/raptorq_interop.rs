@@ -359,3 +359,40 @@ fn mismatched_plans_are_errors() {
         assert!(EncodingPlanCache::new().plan(bad).is_err());
     }
 }
+
+/// `add_all` takes a batch as `add` takes its packets one by one: duplicates
+/// ignored, a refused packet reported with the packets before it kept.
+#[test]
+fn add_all_matches_adding_one_by_one() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let block = random_bytes(&mut rng, 12 * 32);
+    let encoder = BlockEncoder::with_symbol_size(4, 32, &block).unwrap();
+    let mut packets: Vec<EncodingPacket> = encoder.source_packets().into_iter().skip(3).collect();
+    packets.extend(encoder.repair_packets(0, 5).unwrap());
+    packets.push(packets[0].clone());
+    packets.shuffle(&mut rng);
+
+    let mut batch = BlockDecoder::new(4, 12, 32).unwrap();
+    assert_eq!(batch.add_all(packets.clone()), Ok(true));
+    assert_eq!(batch.block(), Some(&block[..]));
+
+    // A packet of another block in the middle: refused, the first half kept,
+    // and the rest can still be added afterwards.
+    let mut split = BlockDecoder::new(4, 12, 32).unwrap();
+    let (first, rest) = packets.split_at(6);
+    let mut with_stranger = first.to_vec();
+    with_stranger.push(EncodingPacket::new(PayloadId::new(5, 0), vec![0; 32]));
+    with_stranger.extend_from_slice(rest);
+    assert!(matches!(
+        split.add_all(with_stranger),
+        Err(Error::RaptorqBlockMismatch {
+            expected: 4,
+            got: 5
+        })
+    ));
+    assert!(!split.is_decoded());
+    for packet in rest {
+        split.add(packet.clone()).unwrap();
+    }
+    assert_eq!(split.block(), Some(&block[..]));
+}

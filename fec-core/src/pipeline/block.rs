@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::wire::{self, Header, ADU_INFO_LEN};
 use super::{Adu, Counters, Recovered};
@@ -277,10 +277,12 @@ struct RxBlock {
 }
 
 impl RxBlock {
-    fn new(id: u16) -> Self {
+    fn new(id: u16, max_data: usize) -> Self {
         RxBlock {
             id,
-            sources: Vec::new(),
+            // Room for a whole block at once: growing one source at a time
+            // would move the held sources several times per block.
+            sources: Vec::with_capacity(max_data),
             known: 0,
             shape: None,
             repairs: Vec::new(),
@@ -353,14 +355,14 @@ impl BlockDecoder {
     fn lookup(&mut self, id: u16, counters: &mut Counters) -> Lookup {
         let newest = match self.blocks.back() {
             None => {
-                self.blocks.push_back(RxBlock::new(id));
+                self.blocks.push_back(RxBlock::new(id, self.max_data));
                 return Lookup::Live(0);
             }
             Some(block) => block.id,
         };
         let ahead = self.distance(id, newest);
         if ahead > 0 {
-            self.blocks.push_back(RxBlock::new(id));
+            self.blocks.push_back(RxBlock::new(id, self.max_data));
             while self
                 .blocks
                 .front()
@@ -386,25 +388,30 @@ impl BlockDecoder {
         if self.blocks.get(position).is_some_and(|b| b.id == id) {
             return Lookup::Live(position);
         }
-        self.blocks.insert(position, RxBlock::new(id));
+        self.blocks
+            .insert(position, RxBlock::new(id, self.max_data));
         Lookup::Live(position)
     }
 
+    /// Takes a packet whose header says `header`, its payload starting at
+    /// `payload_at`. The packet is taken by value so its payload becomes the
+    /// ADU (or repair symbol) handle itself, without another reference count.
     pub(super) fn receive(
         &mut self,
         header: Header,
-        packet: &Bytes,
+        mut packet: Bytes,
         payload_at: usize,
         counters: &mut Counters,
         recovered: &mut Recovered,
     ) -> Result<Option<Adu>, Error> {
+        packet.advance(payload_at);
+        let payload = packet;
         match header {
             Header::RsSource { flow, block, index } => self.source(
                 block,
                 usize::from(index),
                 flow,
-                packet,
-                payload_at,
+                payload,
                 counters,
                 recovered,
             ),
@@ -412,8 +419,7 @@ impl BlockDecoder {
                 u16::from(block),
                 esi as usize,
                 flow,
-                packet,
-                payload_at,
+                payload,
                 counters,
                 recovered,
             ),
@@ -423,38 +429,16 @@ impl BlockDecoder {
                 parity,
                 index,
             } => {
-                let shape = (
-                    usize::from(data),
-                    usize::from(parity),
-                    packet.len() - payload_at,
-                );
-                self.repair(
-                    block,
-                    shape,
-                    u32::from(index),
-                    packet.slice(payload_at..),
-                    counters,
-                    recovered,
-                )
+                let shape = (usize::from(data), usize::from(parity), payload.len());
+                self.repair(block, shape, u32::from(index), payload, counters, recovered)
             }
             Header::RaptorqRepair {
                 source_symbols,
                 block,
                 esi,
             } => {
-                let shape = (
-                    usize::from(source_symbols),
-                    self.max_repair,
-                    packet.len() - payload_at,
-                );
-                self.repair(
-                    u16::from(block),
-                    shape,
-                    esi,
-                    packet.slice(payload_at..),
-                    counters,
-                    recovered,
-                )
+                let shape = (usize::from(source_symbols), self.max_repair, payload.len());
+                self.repair(u16::from(block), shape, esi, payload, counters, recovered)
             }
             _ => Err(Error::PipelineInconsistent {
                 reason: "header of another scheme",
@@ -462,18 +446,16 @@ impl BlockDecoder {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn source(
         &mut self,
         id: u16,
         index: usize,
         flow: u8,
-        packet: &Bytes,
-        payload_at: usize,
+        adu: Bytes,
         counters: &mut Counters,
         recovered: &mut Recovered,
     ) -> Result<Option<Adu>, Error> {
-        let adu_len = packet.len() - payload_at;
+        let adu_len = adu.len();
         if index >= self.max_data {
             return Err(Error::PipelineInconsistent {
                 reason: "source index beyond the scheme's block size",
@@ -485,7 +467,6 @@ impl BlockDecoder {
                 max: self.symbol_size - ADU_INFO_LEN,
             });
         }
-        let adu = packet.slice(payload_at..);
         let position = match self.lookup(id, counters) {
             Lookup::Late => {
                 counters.late += 1;
@@ -659,22 +640,24 @@ impl BlockDecoder {
                     let mut decoder =
                         RaptorqDecoder::new(block.id as u8, data as u32, size as u16)?;
                     decoder.set_max_repair_symbols(parity);
+                    let sbn = block.id as u8;
+                    let mut packets = Vec::with_capacity(block.known + block.repairs.len());
                     for (index, source) in block.sources.iter().enumerate() {
                         if let Some((flow, adu)) = source {
                             let mut symbol = vec![0; size];
                             wire::frame_symbol(&mut symbol, *flow, adu)?;
-                            decoder.add(EncodingPacket::new(
-                                PayloadId::new(block.id as u8, index as u32),
+                            packets.push(EncodingPacket::new(
+                                PayloadId::new(sbn, index as u32),
                                 symbol,
-                            ))?;
+                            ));
                         }
                     }
-                    for (esi, payload) in &block.repairs {
-                        decoder.add(EncodingPacket::new(
-                            PayloadId::new(block.id as u8, *esi),
-                            payload.to_vec(),
-                        ))?;
-                    }
+                    packets.extend(block.repairs.iter().map(|(esi, payload)| {
+                        EncodingPacket::new(PayloadId::new(sbn, *esi), payload.to_vec())
+                    }));
+                    // One call: the crate decodes once it holds K symbols,
+                    // and looks K's parameters up once rather than per packet.
+                    decoder.add_all(packets)?;
                     block.raptorq = Some(decoder);
                 }
                 if !block
@@ -710,6 +693,7 @@ fn deliver(
     if block.sources.len() < data {
         block.sources.resize(data, None);
     }
+    recovered.queue.reserve(found.len());
     let mut result = Ok(());
     for (index, symbol) in found {
         match wire::parse_symbol(&symbol) {

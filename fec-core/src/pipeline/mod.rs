@@ -638,7 +638,7 @@ impl Decoder {
     /// the decoder packets in buffers of their own, not slices of a large
     /// receive buffer.
     pub fn receive(&mut self, packet: Bytes) -> Result<Option<Adu>, Error> {
-        let result = self.receive_inner(&packet);
+        let result = self.receive_inner(packet);
         match &result {
             Ok(_) => self.counters.received += 1,
             Err(_) => self.counters.rejected += 1,
@@ -646,8 +646,8 @@ impl Decoder {
         result
     }
 
-    fn receive_inner(&mut self, packet: &Bytes) -> Result<Option<Adu>, Error> {
-        let (header, payload_at) = Header::parse(packet)?;
+    fn receive_inner(&mut self, packet: Bytes) -> Result<Option<Adu>, Error> {
+        let (header, payload_at) = Header::parse(&packet)?;
         let expected = self.config.scheme.id();
         if header.scheme() != expected {
             return Err(Error::PipelineWrongScheme {
@@ -665,7 +665,7 @@ impl Decoder {
             ),
             DecoderEngine::Window(engine) => engine.receive(
                 header,
-                packet,
+                &packet,
                 payload_at,
                 &mut self.counters,
                 &mut self.recovered,
