@@ -31,6 +31,7 @@ use bytes::Bytes;
 use fec_core::pipeline::wire::ADU_INFO_LEN;
 use fec_core::pipeline::{Config, Encoder, Scheme};
 use fec_plugin_sdk::abi::{ConfigureContext, Operation, ScheduleContext, SourceContext};
+use fec_plugin_sdk::hints::{Due, RepairHints};
 use fec_plugin_sdk::package::{Package, TrustStore};
 use fec_plugin_sdk::runtime::{
     CodeChoice, Decisions, Fault, HostOffer, HostView, Instance, Plugin,
@@ -79,14 +80,8 @@ pub struct PluginPolicy {
     /// Whether the plugin has an `on_source` pluglet; without one the host's
     /// default (protect) applies and no call is made.
     runs_on_source: bool,
-    /// Whether `fec_repair_repeat` hints are followed.
-    follow_repeat: bool,
-    /// The last `fec_repair_repeat` hint: due calls still to skip, and the
-    /// repair count each stands for.
-    repeat: (u32, u32),
-    /// The plugin's `fec_repair_after` hint: fewer pending sources than this and
-    /// `schedule_repair` is not called.
-    repair_after: u32,
+    /// The plugin's scheduling hints (`fec_repair_repeat` followed or not).
+    hints: RepairHints,
 }
 
 impl PluginPolicy {
@@ -115,14 +110,15 @@ impl PluginPolicy {
                 &view,
             )
             .map_err(|fault| fault.to_string())?;
+        let mut hints = RepairHints::new(plugin);
+        hints.follow_repeat(follow_repeat);
+        hints.after(Operation::Configure, &configured);
         let policy = Self {
             instance,
             view,
             window_target: configured.window.unwrap_or(WINDOW as u32),
             runs_on_source: plugin.runs(Operation::OnSource),
-            repair_after: configured.repair_after.unwrap_or(0),
-            follow_repeat,
-            repeat: (0, 0),
+            hints,
         };
         Ok((policy, configured.code))
     }
@@ -166,24 +162,16 @@ impl Policy for PluginPolicy {
     }
 
     fn repairs(&mut self, sources_since_repair: u32, window_len: u32) -> u32 {
-        if sources_since_repair < self.repair_after {
-            return 0;
-        }
-        if self.repeat.0 > 0 {
-            self.repeat.0 -= 1;
-            return self.repeat.1;
-        }
-        match self.schedule(sources_since_repair, window_len) {
-            Ok(decisions) => {
-                if let Some(repair_after) = decisions.repair_after {
-                    self.repair_after = repair_after;
-                }
-                if self.follow_repeat {
-                    self.repeat = (decisions.repair_repeat.unwrap_or(0), decisions.repair);
-                }
+        match self.hints.due(&self.instance, sources_since_repair) {
+            Due::Skip => 0,
+            Due::Repeat(count) => count,
+            Due::Call => {
+                let decisions = self
+                    .schedule(sources_since_repair, window_len)
+                    .unwrap_or_default();
+                self.hints.after(Operation::ScheduleRepair, &decisions);
                 decisions.repair
             }
-            Err(_) => 0,
         }
     }
 }

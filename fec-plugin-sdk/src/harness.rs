@@ -12,7 +12,7 @@
 //!    `fec_repair_after` hint are pending; with no decision it sends nothing.
 //!    After a `fec_repair_repeat(k)` hint it skips the next `k` due calls too
 //!    and sends the hinted call's repair count itself each time, until
-//!    `on_feedback` runs a pluglet.
+//!    `on_feedback` runs a pluglet (both as [`crate::hints::RepairHints`]).
 //! 3. Every packet (source and repair) goes through the loss trace; the
 //!    receiver's decoder gets what survives.
 //! 4. Every `feedback_every` sources the receiver's report for that interval
@@ -59,6 +59,7 @@ use crate::abi::{
     ConfigureContext, FeedbackContext, LossContext, Operation, RecoveredContext, ScheduleContext,
     Scheme, SourceContext, MAX_REPAIR_PER_CALL, MAX_WINDOW,
 };
+use crate::hints::{Due, RepairHints};
 use crate::runtime::{CodeChoice, HostView, Instance, Plugin, Stats};
 use crate::Error;
 
@@ -426,10 +427,8 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         recovered: Vec::new(),
     };
     let mut window_target = configured.window.unwrap_or(code.source_symbols);
-    let mut repair_after = configured.repair_after.unwrap_or(0);
-    // A `fec_repair_repeat` hint: (due calls still skipped, repairs each).
-    let mut repeat = (0u32, 0u32);
-    let feedback_runs = plugin.runs(Operation::OnFeedback);
+    let mut hints = RepairHints::new(plugin);
+    hints.after(Operation::Configure, &configured);
     if let (Some(enc), Some(w)) = (encoder.as_mut(), configured.window) {
         enc.set_window(w as usize).ok();
     }
@@ -485,39 +484,37 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         let mut repair = d.repair;
         // Sources awaiting repair; the pipeline's window is exactly those.
         let pending = encoder.as_ref().map_or(0, |e| e.pending() as u32);
-        if host.instance.disabled().is_none() && pending >= repair_after && repeat.0 > 0 {
-            repeat.0 -= 1;
-            repair += repeat.1;
-        } else if host.instance.disabled().is_none() && pending >= repair_after {
-            let window_len = pending;
-            host.view.stats = Stats {
-                sources_sent: host.report.protected,
-                repair_sent: host.report.repairs,
-                window_len: u64::from(window_len),
-                ..host.view.stats
-            };
-            let s = host.instance.schedule_repair(
-                &ScheduleContext {
-                    now_us,
-                    sources_since_repair: pending,
-                    window_len,
-                    window_target,
-                    repair_budget: MAX_REPAIR_PER_CALL,
-                },
-                &host.view,
-            );
-            let mut s = host.check(s);
-            host.keep_logs(std::mem::take(&mut s.logs));
-            if let Some(n) = s.repair_after {
-                repair_after = n;
-            }
-            repeat = (s.repair_repeat.unwrap_or(0), s.repair);
-            if let (Some(w), Some(enc)) = (s.window, encoder.as_mut()) {
-                if enc.set_window(w as usize).is_ok() {
-                    window_target = w;
+        match hints.due(&host.instance, pending) {
+            Due::Skip => {}
+            Due::Repeat(count) => repair += count,
+            Due::Call => {
+                let window_len = pending;
+                host.view.stats = Stats {
+                    sources_sent: host.report.protected,
+                    repair_sent: host.report.repairs,
+                    window_len: u64::from(window_len),
+                    ..host.view.stats
+                };
+                let s = host.instance.schedule_repair(
+                    &ScheduleContext {
+                        now_us,
+                        sources_since_repair: pending,
+                        window_len,
+                        window_target,
+                        repair_budget: MAX_REPAIR_PER_CALL,
+                    },
+                    &host.view,
+                );
+                let mut s = host.check(s);
+                host.keep_logs(std::mem::take(&mut s.logs));
+                hints.after(Operation::ScheduleRepair, &s);
+                if let (Some(w), Some(enc)) = (s.window, encoder.as_mut()) {
+                    if enc.set_window(w as usize).is_ok() {
+                        window_target = w;
+                    }
                 }
+                repair += s.repair;
             }
-            repair += s.repair;
         }
         if let Some(enc) = encoder.as_mut().filter(|_| repair > 0) {
             let packets = enc
@@ -571,13 +568,7 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
                 &host.view,
             );
             let fb = host.check(fb);
-            if feedback_runs {
-                // The plugin may have changed its mind: ask it again.
-                repeat = (0, 0);
-            }
-            if let Some(n) = fb.repair_after {
-                repair_after = n;
-            }
+            hints.after(Operation::OnFeedback, &fb);
             host.keep_logs(fb.logs);
             for &s in lost_now.iter().filter(|&&s| !receiver.delivered[s]) {
                 let result = host.instance.on_loss(

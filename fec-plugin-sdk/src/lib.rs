@@ -12,6 +12,8 @@
 //! - [`elf`]: loader for `clang -O2 -target bpf` objects; [`asm`]: the
 //!   assembler route.
 //! - [`runtime`] (contract): the sandboxed rbpf interpreter with FEC helpers.
+//! - [`hints`]: [`hints::RepairHints`], how a host follows a plugin's
+//!   `fec_repair_after` / `fec_repair_repeat` hints to skip VM calls.
 //! - [`harness`]: run a package against a packet stream and a loss trace.
 //! - the `fec-plugin` binary: `build`, `pack`, `inspect`, `verify`, `sign`,
 //!   `keygen`, `run`.
@@ -27,6 +29,9 @@
 //!    `on_feedback`, `on_recovered`, `on_loss`) returns
 //!    [`runtime::Decisions`] or a [`runtime::Fault`]; after a fault the
 //!    instance stays disabled and the host runs without FEC.
+//!    [`runtime::Plugin::runs`] says which operations have pluglets (skip
+//!    building the others' contexts); [`hints::RepairHints`] says which
+//!    `schedule_repair` calls can be skipped.
 //!
 //! [`load_package`] does steps 1-3 in one call:
 //!
@@ -68,6 +73,7 @@ pub mod asm;
 pub mod build;
 pub mod elf;
 pub mod harness;
+pub mod hints;
 pub mod package;
 pub mod runtime;
 pub mod verify;

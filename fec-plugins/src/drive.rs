@@ -21,7 +21,8 @@
 use bytes::Bytes;
 use fec_core::pipeline::{Config, Encoder, Scheme};
 use fec_core::rlc::Field;
-use fec_plugin_sdk::abi::{ScheduleContext, SourceContext, MAX_REPAIR_PER_CALL};
+use fec_plugin_sdk::abi::{Operation, ScheduleContext, SourceContext, MAX_REPAIR_PER_CALL};
+use fec_plugin_sdk::hints::{Due, RepairHints};
 use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::{HostOffer, HostView, Instance};
 
@@ -73,12 +74,14 @@ pub fn rlc_window_instance() -> Instance {
     .instantiate()
 }
 
-/// Drive `instance`'s `configure` and return its `fec_repair_after` hint (0 if none).
-pub fn configure(instance: &mut Instance) -> Result<u32, String> {
+/// Drive `instance`'s `configure` and return the hints it gave.
+pub fn configure(instance: &mut Instance) -> Result<RepairHints, String> {
     let d = instance
         .configure(&Default::default(), &HostView::default())
         .map_err(|f| f.to_string())?;
-    Ok(d.repair_after.unwrap_or(0))
+    let mut hints = RepairHints::new(instance.plugin());
+    hints.after(Operation::Configure, &d);
+    Ok(hints)
 }
 
 /// The same work, every decision taken by the plugin (as a host does it:
@@ -90,9 +93,7 @@ pub fn with_plugin(instance: &mut Instance, packets: &[Bytes]) -> Result<(u64, u
     let mut enc = encoder(packets.first().map_or(1, Bytes::len)).map_err(|e| e.to_string())?;
     let view = HostView::default();
     let (mut sources, mut repairs) = (0u64, 0u64);
-    let mut repair_after = configure(instance)?;
-    // (due calls still skipped, repairs each) from `fec_repair_repeat`.
-    let mut repeat = (0u32, 0u32);
+    let mut hints = configure(instance)?;
     for (seq, p) in packets.iter().enumerate() {
         let d = instance
             .on_source(
@@ -109,40 +110,29 @@ pub fn with_plugin(instance: &mut Instance, packets: &[Bytes]) -> Result<(u64, u
             std::hint::black_box(enc.protect(0, p.clone()).map_err(|e| e.to_string())?);
             sources += 1;
         }
-        if (enc.pending() as u32) < repair_after {
-            continue;
-        }
-        if repeat.0 > 0 {
-            repeat.0 -= 1;
-            if repeat.1 > 0 {
-                repairs += enc
-                    .repair(repeat.1 as usize)
-                    .map_err(|e| e.to_string())?
-                    .len() as u64;
+        let pending = enc.pending() as u32;
+        let count = match hints.due(instance, pending) {
+            Due::Skip => 0,
+            Due::Repeat(count) => count,
+            Due::Call => {
+                let s = instance
+                    .schedule_repair(
+                        &ScheduleContext {
+                            now_us: seq as u64,
+                            sources_since_repair: pending,
+                            window_len: pending,
+                            window_target: WINDOW as u32,
+                            repair_budget: MAX_REPAIR_PER_CALL,
+                        },
+                        &view,
+                    )
+                    .map_err(|f| f.to_string())?;
+                hints.after(Operation::ScheduleRepair, &s);
+                s.repair
             }
-            continue;
-        }
-        let s = instance
-            .schedule_repair(
-                &ScheduleContext {
-                    now_us: seq as u64,
-                    sources_since_repair: enc.pending() as u32,
-                    window_len: enc.pending() as u32,
-                    window_target: WINDOW as u32,
-                    repair_budget: MAX_REPAIR_PER_CALL,
-                },
-                &view,
-            )
-            .map_err(|f| f.to_string())?;
-        if let Some(n) = s.repair_after {
-            repair_after = n;
-        }
-        repeat = (s.repair_repeat.unwrap_or(0), s.repair);
-        if s.repair > 0 {
-            repairs += enc
-                .repair(s.repair as usize)
-                .map_err(|e| e.to_string())?
-                .len() as u64;
+        };
+        if count > 0 {
+            repairs += enc.repair(count as usize).map_err(|e| e.to_string())?.len() as u64;
         }
     }
     Ok((sources, repairs))

@@ -138,6 +138,10 @@ pub trait RepairPolicy: Send + fmt::Debug {
     fn is_healthy(&self) -> bool {
         true
     }
+    /// Plugin pluglet executions so far (0 for a native policy).
+    fn plugin_calls(&self) -> u64 {
+        0
+    }
 }
 
 /// The native policy: protect everything, one repair per `k` sources (`k`
@@ -703,7 +707,10 @@ impl FecLayer for ProtectedLayer {
     }
 
     fn stats(&self) -> LayerStats {
-        self.stats
+        LayerStats {
+            plugin_calls: self.policy.plugin_calls(),
+            ..self.stats
+        }
     }
 }
 

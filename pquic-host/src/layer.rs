@@ -47,6 +47,8 @@ pub struct LayerStats {
     pub peer_recovered: u64,
     /// Times the policy failed and the layer fell back to plain QUIC.
     pub fallbacks: u64,
+    /// Pluglet executions of the plugin driving this layer's policy.
+    pub plugin_calls: u64,
 }
 
 impl LayerStats {
@@ -63,6 +65,7 @@ impl LayerStats {
             feedback_sent: self.feedback_sent + other.feedback_sent,
             peer_recovered: self.peer_recovered + other.peer_recovered,
             fallbacks: self.fallbacks + other.fallbacks,
+            plugin_calls: self.plugin_calls + other.plugin_calls,
         }
     }
 }

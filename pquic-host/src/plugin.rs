@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fec_plugin_sdk::abi::{
-    FeedbackContext, LossContext, RecoveredContext, ScheduleContext, SourceContext,
+    Context, FeedbackContext, LossContext, RecoveredContext, ScheduleContext, SourceContext,
 };
+use fec_plugin_sdk::hints::{Due, RepairHints};
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
 use fec_plugin_sdk::runtime::{Decisions, Fault, HostOffer, HostView, Instance, Plugin};
 
@@ -277,8 +278,15 @@ fn code_choice(choice: fec_plugin_sdk::runtime::CodeChoice) -> Option<CodeChoice
 }
 
 /// A plugin instance driving the FEC layer of one connection.
+///
+/// It calls only the operations the plugin has pluglets for (the others get
+/// the host's default: protect every packet, nothing else), and follows the
+/// plugin's `fec_repair_after` and `fec_repair_repeat` hints (see
+/// [`fec_plugin_sdk::hints`]), so it sends what a host calling the plugin
+/// every time would send, with fewer VM calls.
 pub struct PluginPolicy {
     instance: Instance,
+    hints: RepairHints,
     epoch: Instant,
     sequence: u64,
     sources_sent: u64,
@@ -304,6 +312,7 @@ impl PluginPolicy {
     pub fn new(plugin: &Plugin, now: Instant) -> (Self, Plan) {
         let mut policy = Self {
             instance: plugin.instantiate(),
+            hints: RepairHints::new(plugin),
             epoch: now,
             sequence: 0,
             sources_sent: 0,
@@ -314,17 +323,27 @@ impl PluginPolicy {
             recovered: 0,
             lost: 0,
         };
-        let ctx = fec_plugin_sdk::abi::ConfigureContext {
+        let context = |_| fec_plugin_sdk::abi::ConfigureContext {
             now_us: 0,
             schemes_offered: 0,
             symbol_size: 1500,
             max_window: MAX_WINDOW as u32,
             max_repair_per_call: REPAIR_BUDGET,
         };
-        let view = policy.view(now);
-        let decided = policy.instance.configure(&ctx, &view);
-        let plan = policy.plan(decided, false);
+        let plan = policy.call(now, context, false);
         (policy, plan)
+    }
+
+    /// Whether the plugin's scheduling hints are followed (by default they
+    /// are). Ignoring them costs VM calls, never changes what is sent.
+    pub fn follow_hints(&mut self, follow: bool) -> &mut Self {
+        self.hints.follow_repair_after(follow).follow_repeat(follow);
+        self
+    }
+
+    /// Pluglet executions so far.
+    pub fn plugin_calls(&self) -> u64 {
+        self.instance.calls()
     }
 
     fn now_us(&self, now: Instant) -> u64 {
@@ -369,17 +388,49 @@ impl PluginPolicy {
         }
     }
 
-    fn schedule(&mut self, now: Instant, unprotected: usize) -> Plan {
-        let ctx = ScheduleContext {
-            now_us: self.now_us(now),
-            sources_since_repair: unprotected as u32,
-            window_len: unprotected.min(self.window) as u32,
-            window_target: self.window as u32,
-            repair_budget: REPAIR_BUDGET,
-        };
+    /// Runs `C::OPERATION` with the context `context(now_us)` if the plugin
+    /// has a pluglet for it, and takes the hints it gives (which may drop a
+    /// repeat hint: after `on_feedback` the plugin may have changed its
+    /// mind); otherwise the host's default applies, without building the
+    /// context.
+    fn call<C: Context>(
+        &mut self,
+        now: Instant,
+        context: impl FnOnce(u64) -> C,
+        default_protect: bool,
+    ) -> Plan {
+        if !self.instance.plugin().runs(C::OPERATION) {
+            return Plan {
+                protect: default_protect && self.instance.disabled().is_none(),
+                ..Plan::default()
+            };
+        }
+        let ctx = context(self.now_us(now));
         let view = self.view(now);
-        let decided = self.instance.schedule_repair(&ctx, &view);
-        let plan = self.plan(decided, false);
+        let decided = self.instance.invoke(&ctx, &view);
+        if let Ok(decisions) = &decided {
+            self.hints.after(C::OPERATION, decisions);
+        }
+        self.plan(decided, default_protect)
+    }
+
+    /// A `schedule_repair` call is due with `unprotected` sources pending.
+    fn schedule(&mut self, now: Instant, unprotected: usize) -> Plan {
+        let plan = match self.hints.due(&self.instance, unprotected as u32) {
+            Due::Skip => Plan::default(),
+            Due::Repeat(count) => Plan::repairs(count as usize),
+            Due::Call => {
+                let window = self.window;
+                let context = |now_us| ScheduleContext {
+                    now_us,
+                    sources_since_repair: unprotected as u32,
+                    window_len: unprotected.min(window) as u32,
+                    window_target: window as u32,
+                    repair_budget: REPAIR_BUDGET,
+                };
+                self.call(now, context, false)
+            }
+        };
         self.repairs_sent += plan.repairs as u64;
         plan
     }
@@ -387,16 +438,15 @@ impl PluginPolicy {
 
 impl RepairPolicy for PluginPolicy {
     fn on_source(&mut self, now: Instant, len: usize, unprotected: usize) -> Plan {
-        let ctx = SourceContext {
-            now_us: self.now_us(now),
-            seq: self.sequence,
+        let seq = self.sequence;
+        self.sequence += 1;
+        let context = |now_us| SourceContext {
+            now_us,
+            seq,
             flow: 0,
             len: len as u32,
         };
-        self.sequence += 1;
-        let view = self.view(now);
-        let decided = self.instance.on_source(&ctx, &view);
-        let mut plan = self.plan(decided, true);
+        let mut plan = self.call(now, context, true);
         if !plan.protect {
             return plan;
         }
@@ -429,47 +479,47 @@ impl RepairPolicy for PluginPolicy {
     }
 
     fn on_feedback(&mut self, now: Instant, feedback: &Feedback) -> Plan {
-        let ctx = FeedbackContext {
-            now_us: self.now_us(now),
+        let context = |now_us| FeedbackContext {
+            now_us,
             received: feedback.sources.saturating_sub(feedback.lost),
             lost: feedback.lost,
             recovered: feedback.recovered,
             max_burst: u32::from(feedback.max_burst),
             ..FeedbackContext::default()
         };
-        let view = self.view(now);
-        let decided = self.instance.on_feedback(&ctx, &view);
-        self.plan(decided, false)
+        self.call(now, context, false)
     }
 
     fn on_recovered(&mut self, now: Instant, len: usize) -> Plan {
-        let ctx = RecoveredContext {
-            now_us: self.now_us(now),
-            seq: self.recovered,
+        let seq = self.recovered;
+        self.recovered += 1;
+        let context = |now_us| RecoveredContext {
+            now_us,
+            seq,
             flow: 0,
             len: len as u32,
         };
-        self.recovered += 1;
-        let view = self.view(now);
-        let decided = self.instance.on_recovered(&ctx, &view);
-        self.plan(decided, false)
+        self.call(now, context, false)
     }
 
     fn on_loss(&mut self, now: Instant, count: u32, burst: u16) -> Plan {
-        let ctx = LossContext {
-            now_us: self.now_us(now),
-            seq: self.lost,
+        let seq = self.lost;
+        self.lost += u64::from(count);
+        let context = |now_us| LossContext {
+            now_us,
+            seq,
             burst_len: u32::from(burst),
             reserved: 0,
         };
-        self.lost += u64::from(count);
-        let view = self.view(now);
-        let decided = self.instance.on_loss(&ctx, &view);
-        self.plan(decided, false)
+        self.call(now, context, false)
     }
 
     fn is_healthy(&self) -> bool {
         self.instance.disabled().is_none()
+    }
+
+    fn plugin_calls(&self) -> u64 {
+        self.instance.calls()
     }
 }
 
@@ -690,7 +740,7 @@ pub async fn accept_plugin(
 mod tests {
     use super::*;
     use crate::fec::{ProtectedLayer, RepairedLosses};
-    use crate::layer::FecLayer;
+    use crate::layer::{FecLayer, LayerStats};
     use crate::rng::SeededRng;
     use bytes::Bytes;
 
@@ -712,7 +762,12 @@ mod tests {
     }
 
     fn layer(plugin: &Plugin, now: Instant) -> ProtectedLayer {
-        let (policy, plan) = PluginPolicy::new(plugin, now);
+        layer_following(plugin, now, true)
+    }
+
+    fn layer_following(plugin: &Plugin, now: Instant, follow_hints: bool) -> ProtectedLayer {
+        let (mut policy, plan) = PluginPolicy::new(plugin, now);
+        policy.follow_hints(follow_hints);
         let mut layer = ProtectedLayer::new(
             Box::new(policy),
             CodeChoice::default(),
@@ -728,19 +783,23 @@ mod tests {
         count: u32,
         loss: f64,
     ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer) {
-        drive_into(sender, ProtectedLayer::receive_only(), count, loss)
+        let (sent, up, receiver, _) =
+            drive_into(sender, ProtectedLayer::receive_only(), count, loss);
+        (sent, up, receiver)
     }
 
+    /// As [`drive`], into `receiver`; also returns every datagram the sender
+    /// put on the wire, in order.
     fn drive_into(
         sender: &mut ProtectedLayer,
         mut receiver: ProtectedLayer,
         count: u32,
         loss: f64,
-    ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer) {
+    ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer, Vec<Bytes>) {
         let mut rng = SeededRng::new(5);
         let mut now = Instant::now();
-        let (mut wire, mut up, mut back, mut sent) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut wire, mut up, mut back, mut sent, mut transmitted) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..count {
             let mut packet = vec![(i % 251) as u8; 80 + (i % 5) as usize * 40];
             packet[0] = 0x40;
@@ -750,6 +809,7 @@ mod tests {
                 now += Duration::from_millis(1);
                 sender.handle_timeout(now, &mut wire);
                 for d in wire.drain(..) {
+                    transmitted.push(d.clone());
                     if !rng.chance(loss) {
                         receiver.on_incoming(now, d, &mut up, &mut back);
                     }
@@ -760,7 +820,7 @@ mod tests {
                 }
             }
         }
-        (sent, up, receiver)
+        (sent, up, receiver, transmitted)
     }
 
     #[test]
@@ -794,12 +854,56 @@ mod tests {
         // The receiver runs the plugin too, so its on_loss observer sees
         // this end's losses.
         let receiver = layer(&plugin, Instant::now());
-        let (sent, up, receiver) = drive_into(&mut sender, receiver, 400, 0.05);
+        let (sent, up, receiver, _) = drive_into(&mut sender, receiver, 400, 0.05);
         assert!(sender.is_protecting() && receiver.is_protecting());
         assert_eq!(sender.stats().fallbacks + receiver.stats().fallbacks, 0);
         assert!(receiver.stats().losses_seen > 0);
         assert!(receiver.stats().recovered > 0);
         assert!(up.len() <= sent.len() + receiver.stats().recovered as usize);
+    }
+
+    /// Runs the shipped plugin's sender over a lossy link with feedback,
+    /// once following its scheduling hints and once ignoring them; checks
+    /// that both put the same datagrams on the wire and returns the counters
+    /// of each (following, ignoring).
+    fn hinted_and_plain(shipped: &fec_plugins::ShippedPlugin) -> (LayerStats, LayerStats) {
+        let package = Package::parse(shipped.package).unwrap();
+        let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
+        let [(hinted, hinted_stats), (plain, plain_stats)] = [true, false].map(|follow_hints| {
+            let mut sender = layer_following(&plugin, Instant::now(), follow_hints);
+            let (_, _, receiver, transmitted) =
+                drive_into(&mut sender, ProtectedLayer::receive_only(), 320, 0.05);
+            assert!(receiver.stats().recovered > 0 && sender.stats().fallbacks == 0);
+            (transmitted, sender.stats())
+        });
+        assert_eq!(hinted, plain, "the same datagrams, byte for byte");
+        assert!(hinted_stats.repair_packets > 0);
+        (hinted_stats, plain_stats)
+    }
+
+    #[test]
+    fn following_the_rlc_window_hints_sends_the_same_with_fewer_calls() {
+        let (hinted, plain) = hinted_and_plain(&fec_plugins::RLC_WINDOW);
+        // One repair per 4 sources either way.
+        assert_eq!(hinted.repair_packets, 320 / 4);
+        // Following: `configure`, then one `schedule_repair` per window of 32
+        // sources (at sources 4, 36, ..., 292); the idle ticks and the calls
+        // before 4 pending sources are skipped (`fec_repair_after`), and so
+        // are the 7 repeated decisions of each window (`fec_repair_repeat`).
+        assert_eq!(hinted.plugin_calls, 1 + 320 / 32);
+        // Ignoring: a call for every source and every idle tick that follows
+        // a source left uncovered (3 in 4).
+        assert_eq!(plain.plugin_calls, 1 + 320 + 320 * 3 / 4);
+    }
+
+    #[test]
+    fn following_the_adaptive_hints_sends_the_same_with_fewer_calls() {
+        // Its `fec_repair_after` changes with every report (`on_feedback`).
+        let (hinted, plain) = hinted_and_plain(&fec_plugins::ADAPTIVE);
+        assert!(
+            hinted.plugin_calls < plain.plugin_calls,
+            "{hinted:?} {plain:?}"
+        );
     }
 
     #[test]
