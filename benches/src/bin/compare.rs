@@ -45,7 +45,7 @@ const LEGEND: [&str; 7] = [
      MB/s of ADU bytes; raptorq: 1280 B symbols used directly.",
     "D source: ns per source symbol through fec_core::pipeline (fec-core) and the bare \
      rlc::Encoder (fec-core-rlc); the difference is the pipeline's cost per source.",
-    "P: ratio column = plugin-driven / native pipeline.",
+    "P: ratio column = plugin-driven / native pipeline; pipeline follows the plugin's scheduling hints (fec_repair_after, fec_repair_repeat), pipe/call ignores fec_repair_repeat (one VM call per repair decision).",
 ];
 
 struct Options {
