@@ -370,6 +370,21 @@ pub fn simd_cases(inputs: &RsInputs) -> Vec<Case<'_>> {
     vec![encode, decode]
 }
 
+/// Every library's cases on one RS configuration: fec-core, reed-solomon-erasure,
+/// reed-solomon-simd, and ISA-L when it was found. One list, so the `compare` run
+/// and the self-check test cover the same libraries.
+pub fn all_rs_cases<'a>(inputs: &'a RsInputs, isal: Option<&'a Isal>) -> Vec<Case<'a>> {
+    let mut cases = shard_codec_cases::<fec_core::rs::ReedSolomon>(inputs);
+    cases.extend(shard_codec_cases::<
+        reed_solomon_erasure::galois_8::ReedSolomon,
+    >(inputs));
+    cases.extend(simd_cases(inputs));
+    if let Some(isal) = isal {
+        cases.extend(isal_cases(isal, inputs));
+    }
+    cases
+}
+
 /// The in-cache memcpy baseline: copying a 1 MiB buffer into another.
 pub fn memcpy_case() -> Case<'static> {
     const BYTES: usize = 1 << 20;
@@ -400,14 +415,7 @@ mod tests {
     fn every_case_passes_its_own_check() {
         let inputs = RsInputs::new(SMALL);
         let isal = Isal::load().ok();
-        let mut cases = shard_codec_cases::<fec_core::rs::ReedSolomon>(&inputs);
-        cases.extend(shard_codec_cases::<
-            reed_solomon_erasure::galois_8::ReedSolomon,
-        >(&inputs));
-        cases.extend(simd_cases(&inputs));
-        if let Some(isal) = &isal {
-            cases.extend(isal_cases(isal, &inputs));
-        }
+        let mut cases = all_rs_cases(&inputs, isal.as_ref());
         cases.push(memcpy_case());
         for case in &mut cases {
             let label = case.label.clone();

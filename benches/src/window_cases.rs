@@ -107,6 +107,49 @@ impl Default for RlcInputs {
     }
 }
 
+/// Config `D`'s encode case for one library: each op writes one repair symbol over
+/// the full window into the same buffer, under the next repair key, so every op
+/// generates its coefficients afresh as a sender does and no library can hand back
+/// a symbol it computed before.
+fn rlc_encode_case<'a, E: 'a, Id>(
+    lib: &'static str,
+    inputs: &'a RlcInputs,
+    filled_encoder: impl Fn(&[Vec<u8>]) -> E + 'a,
+    mut repair_into: impl FnMut(&mut E, u16, &mut [u8]) -> Id + 'a,
+    check: impl FnMut() -> Result<(), String> + 'a,
+) -> Case<'a> {
+    let mut repair_key = 0u16;
+    Case::new(
+        Label::new(lib, "D", "encode", inputs.window_bytes()),
+        Reuse::Many,
+        move || (filled_encoder(&inputs.sources), vec![0u8; SYMBOL_BYTES]),
+        move |(encoder, symbol)| {
+            repair_key = repair_key.wrapping_add(1);
+            black_box(repair_into(encoder, repair_key, symbol));
+        },
+        check,
+    )
+}
+
+/// Config `D`'s decode case for one library: a fresh decoder (made untimed) per op,
+/// which loses the next pattern of the loss cycle every library shares.
+fn rlc_decode_case<'a, D: 'a>(
+    lib: &'static str,
+    inputs: &'a RlcInputs,
+    new_decoder: impl Fn() -> D + 'a,
+    mut decode: impl FnMut(&mut D, &[usize]) + 'a,
+    check: impl FnMut() -> Result<(), String> + 'a,
+) -> Case<'a> {
+    let mut patterns = inputs.patterns.clone();
+    Case::new(
+        Label::new(lib, "D", "decode", inputs.window_bytes()),
+        Reuse::Once,
+        move || (new_decoder(), patterns.next_pattern().to_vec()),
+        move |(decoder, lost)| decode(decoder, lost),
+        check,
+    )
+}
+
 fn cu_decode(
     decoder: &mut CuDecoder,
     inputs: &RlcInputs,
@@ -128,21 +171,17 @@ fn cu_decode(
 /// cu-fec's encode and decode cases for config `D`.
 pub fn cu_fec_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
     const LIB: &str = "cu-fec";
-    let bytes = inputs.window_bytes();
-    let mut repair_key = 0u16;
-    let encode = Case::new(
-        Label::new(LIB, "D", "encode", bytes),
-        Reuse::Many,
-        || (filled_cu_encoder(&inputs.sources), vec![0u8; SYMBOL_BYTES]),
-        move |(encoder, symbol)| {
-            repair_key = repair_key.wrapping_add(1);
-            let id = encoder
+    let encode = rlc_encode_case(
+        LIB,
+        inputs,
+        filled_cu_encoder,
+        |encoder, repair_key, symbol| {
+            encoder
                 .encode_repair(
                     RepairParameters::new(repair_key, DensityThreshold::FULL),
                     symbol,
                 )
-                .expect("repair over a full window");
-            black_box(id);
+                .expect("repair over a full window")
         },
         || {
             let encoder = filled_cu_encoder(&inputs.sources);
@@ -162,12 +201,11 @@ pub fn cu_fec_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
         },
     );
     let new_decoder = || Box::new(CuDecoder::new(rlc_config(), RLC_REPAIRS).expect("decoder"));
-    let mut patterns = inputs.patterns.clone();
-    let decode = Case::new(
-        Label::new(LIB, "D", "decode", bytes),
-        Reuse::Once,
-        move || (new_decoder(), patterns.next_pattern().to_vec()),
-        |(decoder, lost)| cu_decode(decoder, inputs, lost).expect("consistent symbols"),
+    let decode = rlc_decode_case(
+        LIB,
+        inputs,
+        new_decoder,
+        |decoder, lost| cu_decode(decoder, inputs, lost).expect("consistent symbols"),
         move || {
             for lost in inputs.patterns.all().iter().take(4) {
                 let mut decoder = new_decoder();
@@ -237,18 +275,14 @@ pub fn our_decode(
 /// fec-core's encode and decode cases for config `D`, on cu-fec's repairs.
 pub fn our_rlc_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
     const LIB: &str = crate::report::OURS;
-    let bytes = inputs.window_bytes();
-    let mut repair_key = 0u16;
-    let encode = Case::new(
-        Label::new(LIB, "D", "encode", bytes),
-        Reuse::Many,
-        || (filled_our_encoder(&inputs.sources), vec![0u8; SYMBOL_BYTES]),
-        move |(encoder, symbol)| {
-            repair_key = repair_key.wrapping_add(1);
-            let id = encoder
+    let encode = rlc_encode_case(
+        LIB,
+        inputs,
+        filled_our_encoder,
+        |encoder, repair_key, symbol| {
+            encoder
                 .repair_into(repair_key, 15, symbol)
-                .expect("repair over a full window");
-            black_box(id);
+                .expect("repair over a full window")
         },
         || {
             let mut encoder = filled_our_encoder(&inputs.sources);
@@ -272,12 +306,11 @@ pub fn our_rlc_cases(inputs: &RlcInputs) -> Vec<Case<'_>> {
         .map(|(id, _)| our_repair_id(id))
         .collect();
     let check_ids = repair_ids.clone();
-    let mut patterns = inputs.patterns.clone();
-    let decode = Case::new(
-        Label::new(LIB, "D", "decode", bytes),
-        Reuse::Once,
-        move || (new_our_decoder(), patterns.next_pattern().to_vec()),
-        move |(decoder, lost)| {
+    let decode = rlc_decode_case(
+        LIB,
+        inputs,
+        new_our_decoder,
+        move |decoder, lost| {
             our_decode(decoder, inputs, &repair_ids, lost, &mut |esi, data| {
                 black_box((esi, data));
             })

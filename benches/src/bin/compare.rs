@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use fec_benches::isal::Isal;
 use fec_benches::plugin_cases::plugin_cases;
 use fec_benches::report::{table, Record};
-use fec_benches::rs_cases::{isal_cases, memcpy_case, shard_codec_cases, simd_cases, RsInputs};
+use fec_benches::rs_cases::{all_rs_cases, memcpy_case, RsInputs};
 use fec_benches::timing::{run_interleaved, Case, Label, Measured, SamplePlan};
 use fec_benches::window_cases::{
     cu_fec_cases, our_raptorq_cases, our_rlc_cases, raptorq_cases, source_ingest_cases,
@@ -207,14 +207,7 @@ fn main() -> ExitCode {
             continue;
         }
         let inputs = RsInputs::new(config);
-        let mut cases = shard_codec_cases::<fec_core::rs::ReedSolomon>(&inputs);
-        cases.extend(shard_codec_cases::<
-            reed_solomon_erasure::galois_8::ReedSolomon,
-        >(&inputs));
-        cases.extend(simd_cases(&inputs));
-        if let Some(isal) = &isal {
-            cases.extend(isal_cases(isal, &inputs));
-        }
+        let cases = all_rs_cases(&inputs, isal.as_ref());
         measured.extend(measure_group(config.name, cases, &plan, &mut progress));
     }
     if options.wants("D") {
