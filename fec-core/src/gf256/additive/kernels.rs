@@ -298,7 +298,7 @@ unsafe fn column<L: Lanes, const N: usize, const PARTIAL: bool>(
 /// transformed, and added into the run's accumulators with its weight.
 ///
 /// # Safety
-/// As [`column`], with `stream` and `run` from the call's plan and
+/// As [`column()`], with `stream` and `run` from the call's plan and
 /// `M == 2^run.log < N`.
 #[inline(always)]
 unsafe fn stream_run<L: Lanes, const N: usize, const M: usize, const PARTIAL: bool>(
@@ -371,7 +371,7 @@ unsafe fn evaluate_run<L: Lanes, const N: usize, const PARTIAL: bool>(
 /// stores the results.
 ///
 /// # Safety
-/// As [`column`], with `run` from the call's plan and `M == 2^run.log`.
+/// As [`column()`], with `run` from the call's plan and `M == 2^run.log`.
 #[inline(always)]
 unsafe fn evaluate<L: Lanes, const N: usize, const M: usize, const PARTIAL: bool>(
     call: &ParityCall<'_, L::Stored>,
@@ -608,6 +608,7 @@ unsafe fn transform_sized<L: Lanes, const INVERSE: bool>(
     twiddles: *const L::Stored,
     zero_first: bool,
 ) {
+    debug_assert!(log <= super::program::REGISTER_LOG);
     // SAFETY: forwarded contract.
     unsafe {
         match log {
