@@ -146,6 +146,14 @@ fn symbol_framing() {
         "length beyond the symbol"
     );
     assert!(wire::parse_symbol(&[0, 0]).is_err());
+    // The allocating form builds the same bytes and refuses the same ADUs.
+    assert_eq!(
+        wire::framed_symbol(9, b"abc", 10).unwrap(),
+        [9, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0]
+    );
+    assert_eq!(wire::framed_symbol(9, b"abcdefg", 10).unwrap().len(), 10);
+    assert!(wire::framed_symbol(9, b"12345678", 10).is_err());
+    assert!(wire::framed_symbol(9, &vec![0; 70_000], 80_000).is_err());
 }
 
 fn schemes() -> Vec<Scheme> {

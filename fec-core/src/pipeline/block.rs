@@ -499,8 +499,7 @@ impl BlockDecoder {
         ));
         block.known += 1;
         if let (Some(decoder), false) = (block.raptorq.as_mut(), block.complete) {
-            let mut symbol = vec![0; decoder.symbol_size().into()];
-            wire::frame_symbol(&mut symbol, flow, &adu)?;
+            let symbol = wire::framed_symbol(flow, &adu, decoder.symbol_size().into())?;
             decoder.add(EncodingPacket::new(
                 PayloadId::new(id as u8, index as u32),
                 symbol,
@@ -612,9 +611,7 @@ impl BlockDecoder {
                 let mut shards: Vec<Option<Vec<u8>>> = vec![None; data + parity];
                 for (shard, source) in shards.iter_mut().zip(&block.sources) {
                     if let Some((flow, adu)) = source {
-                        let mut symbol = vec![0; size];
-                        wire::frame_symbol(&mut symbol, *flow, adu)?;
-                        *shard = Some(symbol);
+                        *shard = Some(wire::framed_symbol(*flow, adu, size)?);
                     }
                 }
                 for (index, payload) in &block.repairs {
@@ -644,11 +641,9 @@ impl BlockDecoder {
                     let mut packets = Vec::with_capacity(block.known + block.repairs.len());
                     for (index, source) in block.sources.iter().enumerate() {
                         if let Some((flow, adu)) = source {
-                            let mut symbol = vec![0; size];
-                            wire::frame_symbol(&mut symbol, *flow, adu)?;
                             packets.push(EncodingPacket::new(
                                 PayloadId::new(sbn, index as u32),
-                                symbol,
+                                wire::framed_symbol(*flow, adu, size)?,
                             ));
                         }
                     }

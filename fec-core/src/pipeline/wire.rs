@@ -402,27 +402,46 @@ impl Header {
 /// (RFC 8681 section 4.1.1: flow id u8, length u16).
 pub const ADU_INFO_LEN: usize = 3;
 
-/// Writes the source symbol of an ADU into `symbol`: flow id, length, the
-/// ADU; the caller guarantees the rest of `symbol` is zero (the padding).
-/// Returns the framed length (`ADU_INFO_LEN + adu.len()`).
-pub fn frame_symbol(symbol: &mut [u8], flow: u8, adu: &[u8]) -> Result<usize, Error> {
-    let framed = ADU_INFO_LEN + adu.len();
+/// The ADU information (flow id, length) of `adu`, checked to fit a symbol
+/// of `size` bytes.
+fn adu_info(flow: u8, adu: &[u8], size: usize) -> Result<[u8; ADU_INFO_LEN], Error> {
     let Ok(len) = u16::try_from(adu.len()) else {
         return Err(Error::PipelineAduTooLong {
             len: adu.len(),
             max: usize::from(u16::MAX),
         });
     };
-    if framed > symbol.len() {
+    if ADU_INFO_LEN + adu.len() > size {
         return Err(Error::PipelineAduTooLong {
             len: adu.len(),
-            max: symbol.len().saturating_sub(ADU_INFO_LEN),
+            max: size.saturating_sub(ADU_INFO_LEN),
         });
     }
-    symbol[0] = flow;
-    symbol[1..3].copy_from_slice(&len.to_be_bytes());
+    let [high, low] = len.to_be_bytes();
+    Ok([flow, high, low])
+}
+
+/// Writes the source symbol of an ADU into `symbol`: flow id, length, the
+/// ADU; the caller guarantees the rest of `symbol` is zero (the padding).
+/// Returns the framed length (`ADU_INFO_LEN + adu.len()`).
+pub fn frame_symbol(symbol: &mut [u8], flow: u8, adu: &[u8]) -> Result<usize, Error> {
+    let info = adu_info(flow, adu, symbol.len())?;
+    let framed = ADU_INFO_LEN + adu.len();
+    symbol[..ADU_INFO_LEN].copy_from_slice(&info);
     symbol[ADU_INFO_LEN..framed].copy_from_slice(adu);
     Ok(framed)
+}
+
+/// The source symbol of an ADU as a new `size`-byte buffer (what
+/// [`frame_symbol`] writes into a zeroed one, without zeroing the bytes the
+/// ADU then overwrites).
+pub fn framed_symbol(flow: u8, adu: &[u8], size: usize) -> Result<Vec<u8>, Error> {
+    let info = adu_info(flow, adu, size)?;
+    let mut symbol = Vec::with_capacity(size);
+    symbol.extend_from_slice(&info);
+    symbol.extend_from_slice(adu);
+    symbol.resize(size, 0);
+    Ok(symbol)
 }
 
 /// Reads a (recovered) source symbol: returns the flow id and the byte range
