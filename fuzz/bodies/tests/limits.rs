@@ -162,15 +162,30 @@ fn rlc_decoder_memory_is_capped_under_a_flood_of_distinct_repairs() {
     );
 }
 
+/// Floods a pipeline decoder with `count` packets under hostile headers: a
+/// repair header carries a full symbol of noise (so it reaches the codec), a
+/// source header fewer than `source_len_below` bytes of noise.
 fn pipeline_flood(
     config: &Config,
     count: usize,
-    mut packet: impl FnMut(&mut Xorshift) -> Vec<u8>,
+    source_len_below: u64,
+    mut header: impl FnMut(&mut Xorshift) -> Header,
 ) -> (isize, isize, usize) {
     let base = live();
     let mut decoder = Decoder::new(config).expect("valid");
     let mut random = Xorshift(11);
     let mut accepted = 0u64;
+    let mut packet = |r: &mut Xorshift| {
+        let header = header(r);
+        let mut bytes = header.encode().to_vec();
+        let len = if header.is_repair() {
+            config.symbol_size()
+        } else {
+            (r.next() % source_len_below) as usize
+        };
+        bytes.extend(r.bytes(len));
+        bytes
+    };
     let usage = measure(base, count, |_| {
         accepted += u64::from(decoder.receive(Bytes::from(packet(&mut random))).is_ok());
         // Never polled: the recovered queue must stay capped as well.
@@ -192,9 +207,9 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
     rs.set_symbol_size(E)
         .set_max_blocks(16)
         .set_max_recovered(256);
-    let usage = pipeline_flood(&rs, 6000, |r| {
+    let usage = pipeline_flood(&rs, 6000, E as u64 - 3, |r| {
         let block = (r.next() % 64) as u16;
-        let header = if r.next() % 2 == 0 {
+        if r.next() % 2 == 0 {
             Header::RsSource {
                 flow: 0,
                 block,
@@ -207,15 +222,7 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
                 parity: 32,
                 index: (r.next() % 32) as u8,
             }
-        };
-        let mut bytes = header.encode().to_vec();
-        let len = if header.is_repair() {
-            E
-        } else {
-            (r.next() % (E as u64 - 3)) as usize
-        };
-        bytes.extend(r.bytes(len));
-        bytes
+        }
     });
     let blocks = 16 * (32 + 32) * (E + 256);
     assert_bounded(
@@ -232,9 +239,9 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
     });
     rlc.set_symbol_size(E).set_max_recovered(256);
     let mut esi = 0u32;
-    let usage = pipeline_flood(&rlc, 20000, |r| {
+    let usage = pipeline_flood(&rlc, 20000, 200, |r| {
         esi = esi.wrapping_add((r.next() % 2) as u32);
-        let header = if r.next() % 4 == 0 {
+        if r.next() % 4 == 0 {
             Header::RlcSource {
                 gf256: true,
                 flow: 1,
@@ -248,15 +255,7 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
                 nss: 1 + (r.next() % 128) as u16,
                 first_esi: esi.wrapping_sub((r.next() % 64) as u32),
             }
-        };
-        let mut bytes = header.encode().to_vec();
-        let len = if header.is_repair() {
-            E
-        } else {
-            (r.next() % 200) as usize
-        };
-        bytes.extend(r.bytes(len));
-        bytes
+        }
     });
     let span = 2 * 128;
     let implied = span * E + 128 * (span + E) * 2 + 4 * span * 64;
@@ -275,9 +274,9 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
         .set_symbol_size(E)
         .set_max_blocks(8)
         .set_max_recovered(256);
-    let usage = pipeline_flood(&raptorq, 3000, |r| {
+    let usage = pipeline_flood(&raptorq, 3000, E as u64 - 3, |r| {
         let block = (r.next() % 16) as u8;
-        let header = if r.next() % 2 == 0 {
+        if r.next() % 2 == 0 {
             Header::RaptorqSource {
                 flow: 2,
                 block,
@@ -289,15 +288,7 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
                 block,
                 esi: 32 + (r.next() % 4096) as u32,
             }
-        };
-        let mut bytes = header.encode().to_vec();
-        let len = if header.is_repair() {
-            E
-        } else {
-            (r.next() % (E as u64 - 3)) as usize
-        };
-        bytes.extend(r.bytes(len));
-        bytes
+        }
     });
     let blocks = 8 * (32 + 32 + 16) * (E + 256);
     assert_bounded(
