@@ -91,11 +91,14 @@ pub fn verifier_vm(data: &[u8]) {
     } else {
         shape(raw)
     };
+    // Bits 0..=6 pick helpers (ids above 7 share a bit with id - 7, so the
+    // mask stays one byte however many helpers the ABI grows), bit 7 adds an
+    // id no host offers.
     let ids = |mask: u8| -> Vec<u32> {
         HelperId::ALL
             .iter()
-            .filter(|h| mask & (1 << (**h as u32 - 1)) != 0)
             .map(|h| *h as u32)
+            .filter(|id| mask & (1 << ((id - 1) % 7)) != 0)
             .chain((mask & 0x80 != 0).then_some(99))
             .collect()
     };
