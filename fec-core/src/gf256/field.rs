@@ -9,33 +9,43 @@
 /// The reducing polynomial, including the x^8 term.
 pub const POLYNOMIAL: u16 = 0x11D;
 
-const fn build_exp_log() -> ([u8; 512], [u8; 256]) {
-    let mut exp = [0u8; 512];
-    let mut log = [0u8; 256];
+/// `2^(i mod 255)` for every `i < N`. Powers of the generator repeat every
+/// 255 steps, so a table longer than 255 lets a sum of reduced logs index it
+/// without `% 255`.
+pub(crate) const fn exp_table<const N: usize>() -> [u8; N] {
+    let mut exp = [0u8; N];
     let mut x: u16 = 1;
     let mut i = 0;
-    while i < 255 {
+    while i < N {
         exp[i] = x as u8;
-        exp[i + 255] = x as u8;
-        log[x as usize] = i as u8;
         x <<= 1;
         if x & 0x100 != 0 {
             x ^= POLYNOMIAL;
         }
         i += 1;
     }
-    // exp[510] and exp[511] are reached by log[a] + log[b] only for a, b != 0
-    // with both logs at 254 (sum 508), so they never matter; keep them sane.
-    exp[510] = exp[0];
-    exp[511] = exp[1];
-    (exp, log)
+    exp
 }
 
-const EXP_LOG: ([u8; 512], [u8; 256]) = build_exp_log();
+/// `log_2(a)` for `a != 0`; entry 0 is meaningless (0).
+pub(crate) const fn log_table() -> [u8; 256] {
+    let exp = exp_table::<255>();
+    let mut log = [0u8; 256];
+    let mut i = 0;
+    while i < 255 {
+        log[exp[i] as usize] = i as u8;
+        i += 1;
+    }
+    log
+}
+
+// Constants for `const_mul` (a const fn cannot read a static).
+const EXP_CONST: [u8; 512] = exp_table();
+const LOG_CONST: [u8; 256] = log_table();
 /// `EXP[i] = 2^i`, doubled in length so that `EXP[log a + log b]` needs no reduction.
-pub(crate) static EXP: [u8; 512] = EXP_LOG.0;
+pub(crate) static EXP: [u8; 512] = EXP_CONST;
 /// `LOG[a]` for a != 0; `LOG[0]` is meaningless (0).
-pub(crate) static LOG: [u8; 256] = EXP_LOG.1;
+pub(crate) static LOG: [u8; 256] = LOG_CONST;
 
 /// `a * b` for compile-time tables (the runtime [`mul`] reads [`MUL_TABLE`],
 /// which is built from this).
@@ -43,7 +53,7 @@ pub(crate) const fn const_mul(a: u8, b: u8) -> u8 {
     if a == 0 || b == 0 {
         0
     } else {
-        EXP_LOG.0[EXP_LOG.1[a as usize] as usize + EXP_LOG.1[b as usize] as usize]
+        EXP_CONST[LOG_CONST[a as usize] as usize + LOG_CONST[b as usize] as usize]
     }
 }
 

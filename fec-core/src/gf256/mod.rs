@@ -50,7 +50,7 @@ mod additive;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-mod field;
+pub(crate) mod field;
 #[cfg(target_arch = "x86_64")]
 mod gfni;
 #[cfg(target_arch = "x86_64")]

@@ -19,36 +19,14 @@
 //! matrix product. `matrix.rs` (tests only) builds the same matrices the
 //! textbook way and the tests pin the two together.
 
-use crate::gf256::POLYNOMIAL;
+use crate::gf256::field::{exp_table, LOG};
 
 /// Long enough for any `a + b + c` of three reduced logs, so the hot loop
 /// needs no `% 255`.
 const EXP_LEN: usize = 3 * 255;
 
-const fn build_tables() -> ([u8; EXP_LEN], [u8; 256]) {
-    let mut exp = [0u8; EXP_LEN];
-    let mut log = [0u8; 256];
-    let mut x: u16 = 1;
-    let mut i = 0;
-    while i < 255 {
-        exp[i] = x as u8;
-        exp[i + 255] = x as u8;
-        exp[i + 510] = x as u8;
-        log[x as usize] = i as u8;
-        x <<= 1;
-        if x & 0x100 != 0 {
-            x ^= POLYNOMIAL;
-        }
-        i += 1;
-    }
-    (exp, log)
-}
-
-const TABLES: ([u8; EXP_LEN], [u8; 256]) = build_tables();
 /// `EXP[i] = 2^(i mod 255)`.
-static EXP: [u8; EXP_LEN] = TABLES.0;
-/// `LOG[a]`, base 2, for `a != 0`.
-static LOG: [u8; 256] = TABLES.1;
+static EXP: [u8; EXP_LEN] = exp_table();
 
 /// Log of the product over `nodes` of `(node + x)`; every factor nonzero.
 fn log_product(x: usize, nodes: impl Iterator<Item = usize>) -> u32 {
