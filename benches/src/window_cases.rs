@@ -44,6 +44,19 @@ pub const RLC_REPAIRS: usize = 5;
 type CuEncoder = RlcEncoder<SYMBOL_BYTES, RLC_WINDOW>;
 type CuDecoder = RlcDecoder<SYMBOL_BYTES, RLC_WINDOW, RLC_REPAIRS>;
 
+/// What a receiver gets of one block when the sources in `lost` are missing:
+/// the surviving sources in order, then every repair. One rule for the peer's
+/// packets and the pipeline's, so both decode the same arrivals.
+fn survivors<P: Clone>(sources: &[P], repairs: &[P], lost: &[usize]) -> Vec<P> {
+    sources
+        .iter()
+        .enumerate()
+        .filter(|(esi, _)| !lost.contains(esi))
+        .map(|(_, packet)| packet.clone())
+        .chain(repairs.iter().cloned())
+        .collect()
+}
+
 /// One window's sources, the repairs over it, and the loss cycle.
 #[derive(Clone, Debug)]
 pub struct RlcInputs {
@@ -481,13 +494,7 @@ impl RaptorqInputs {
 
     /// The surviving packets when the sources in `lost` are missing.
     pub fn received(&self, lost: &[usize]) -> Vec<EncodingPacket> {
-        self.source_packets
-            .iter()
-            .enumerate()
-            .filter(|(esi, _)| !lost.contains(esi))
-            .map(|(_, packet)| packet.clone())
-            .chain(self.repair_packets.iter().cloned())
-            .collect()
+        survivors(&self.source_packets, &self.repair_packets, lost)
     }
 
     /// [`received`](Self::received), serialized as they arrive off the network.
@@ -594,13 +601,7 @@ impl PipelineBlock {
     /// surviving sources in order, then the repairs. Picked before the clock
     /// starts, as [`RaptorqInputs::received_bytes`] is for the peer.
     fn survivors(&self, lost: &[usize]) -> Vec<bytes::Bytes> {
-        self.source_packets
-            .iter()
-            .enumerate()
-            .filter(|(esi, _)| !lost.contains(esi))
-            .map(|(_, packet)| packet.clone())
-            .chain(self.repair_packets.iter().cloned())
-            .collect()
+        survivors(&self.source_packets, &self.repair_packets, lost)
     }
 }
 
