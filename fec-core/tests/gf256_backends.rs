@@ -335,6 +335,46 @@ fn matrix_apply_add_matches_scalar() {
     quickcheck(150).quickcheck((|case| matrix_matches_scalar(case, true)) as fn(_) -> _);
 }
 
+/// `apply_new` (fresh, not zero-filled outputs on the SIMD backends) gives
+/// what `apply` writes, on every backend.
+fn apply_new_matches_apply(case: MatrixCase) -> bool {
+    let (inputs, outputs) = matrix_buffers(&case);
+    let expected = run_matrix(scalar(), &case, &inputs, outputs, false);
+    let expected: Vec<&[u8]> = expected
+        .iter()
+        .zip(&case.output_offsets)
+        .map(|(buf, &o)| &buf[o..o + case.len])
+        .collect();
+    let input_slices: Vec<&[u8]> = inputs
+        .iter()
+        .zip(&case.input_offsets)
+        .map(|(buf, &o)| &buf[o..o + case.len])
+        .collect();
+    std::iter::once(scalar())
+        .chain(simd_engines())
+        .all(|engine| {
+            let kernel = engine.prepare(&case.coefficients, case.rows, case.cols);
+            let got = kernel.apply_new(&input_slices);
+            let same = got.len() == case.rows && got.iter().zip(&expected).all(|(g, e)| g == e);
+            if !same {
+                eprintln!(
+                    "apply_new differs on {}: rows {} cols {} len {} seed {}",
+                    engine.backend(),
+                    case.rows,
+                    case.cols,
+                    case.len,
+                    case.seed
+                );
+            }
+            same
+        })
+}
+
+#[test]
+fn matrix_apply_new_matches_apply() {
+    quickcheck(100).quickcheck(apply_new_matches_apply as fn(_) -> _);
+}
+
 /// The scalar fused kernel itself against its definition, one product at a
 /// time, so the reference the SIMD backends are pinned to is pinned too.
 #[test]

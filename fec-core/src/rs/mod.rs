@@ -321,21 +321,21 @@ impl ReedSolomon {
         };
 
         let plan = self.plan(&present, data_only);
+        let inputs: Vec<&[u8]> = shards
+            .iter()
+            .zip(&plan.roles)
+            .filter_map(|(shard, role)| match (role, shard) {
+                (Role::Input, Some(shard)) => Some(shard.as_slice()),
+                _ => None,
+            })
+            .collect();
+        debug_assert!(inputs.iter().all(|s| s.len() == len));
+        let mut rebuilt = plan.kernel.apply_new(&inputs).into_iter();
         for (shard, role) in shards.iter_mut().zip(&plan.roles) {
             if *role == Role::Output {
-                *shard = Some(vec![0; len]);
+                *shard = rebuilt.next();
             }
         }
-        let mut inputs: Vec<&[u8]> = Vec::with_capacity(self.data_shards);
-        let mut outputs: Vec<&mut [u8]> = Vec::with_capacity(plan.kernel.rows());
-        for (shard, role) in shards.iter_mut().zip(&plan.roles) {
-            match (role, shard) {
-                (Role::Input, Some(shard)) => inputs.push(shard),
-                (Role::Output, Some(shard)) => outputs.push(shard),
-                _ => {}
-            }
-        }
-        plan.kernel.apply(&inputs, &mut outputs);
         Ok(())
     }
 
