@@ -306,22 +306,27 @@ fn run_matrix(
     outputs
 }
 
+/// `same`, after saying which case and backend differ when it is false.
+fn report(same: bool, what: &str, engine: Engine, case: &MatrixCase) -> bool {
+    if !same {
+        eprintln!(
+            "{what} differs on {}: rows {} cols {} len {} seed {}",
+            engine.backend(),
+            case.rows,
+            case.cols,
+            case.len,
+            case.seed
+        );
+    }
+    same
+}
+
 fn matrix_matches_scalar(case: MatrixCase, add: bool) -> bool {
     let (inputs, outputs) = matrix_buffers(&case);
     let expected = run_matrix(scalar(), &case, &inputs, outputs.clone(), add);
     simd_engines().into_iter().all(|engine| {
         let same = run_matrix(engine, &case, &inputs, outputs.clone(), add) == expected;
-        if !same {
-            eprintln!(
-                "apply (add: {add}) differs on {}: rows {} cols {} len {} seed {}",
-                engine.backend(),
-                case.rows,
-                case.cols,
-                case.len,
-                case.seed
-            );
-        }
-        same
+        report(same, &format!("apply (add: {add})"), engine, &case)
     })
 }
 
@@ -356,17 +361,7 @@ fn apply_new_matches_apply(case: MatrixCase) -> bool {
             let kernel = engine.prepare(&case.coefficients, case.rows, case.cols);
             let got = kernel.apply_new(&input_slices);
             let same = got.len() == case.rows && got.iter().zip(&expected).all(|(g, e)| g == e);
-            if !same {
-                eprintln!(
-                    "apply_new differs on {}: rows {} cols {} len {} seed {}",
-                    engine.backend(),
-                    case.rows,
-                    case.cols,
-                    case.len,
-                    case.seed
-                );
-            }
-            same
+            report(same, "apply_new", engine, &case)
         })
 }
 
