@@ -8,9 +8,11 @@
 //! ```
 //!
 //! `--table` skips criterion and prints one line per backend with the fused
-//! kernel's MB/s on A, B and C: the best of many ~2 ms windows, which reads
-//! the undisturbed speed even on a machine shared with other jobs (where
-//! criterion's means are dragged down by time slices lost to them).
+//! kernel's MB/s on A, B and C, then the same for Reed-Solomon encode on that
+//! backend (`encode` group: the additive FFT where `ReedSolomon` chooses it,
+//! B and C here, the fused kernel otherwise): the best of many ~2 ms windows,
+//! which reads the undisturbed speed even on a machine shared with other jobs
+//! (where criterion's means are dragged down by time slices lost to them).
 //!
 //! Throughput is reported in bytes of source data per second: `len` for the
 //! slice kernels, `k * shard` for `apply`. The `apply` shapes are the
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use fec_core::gf256::{Backend, Engine};
+use fec_core::rs::ReedSolomon;
 
 /// Deterministic filler bytes (a linear congruential generator is plenty).
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -122,6 +125,31 @@ fn matrix_kernel(c: &mut Criterion) {
     group.finish();
 }
 
+/// Reed-Solomon encode of each shape on each backend, as `ReedSolomon`
+/// runs it (the additive FFT where it does less work than the fused kernel).
+fn rs_encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode");
+    for shape in &SHAPES {
+        let (_, inputs, mut outputs) = shape_buffers(shape);
+        group.throughput(Throughput::Bytes((shape.inputs * shape.shard) as u64));
+        for engine in engines() {
+            let code = encoder(engine, shape);
+            let id = BenchmarkId::new(engine.backend().name(), shape.name);
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    code.encode_sep(&inputs, &mut outputs)
+                        .expect("shapes match")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn encoder(engine: Engine, shape: &Shape) -> ReedSolomon {
+    ReedSolomon::with_engine(shape.inputs, shape.outputs, engine).expect("valid shard counts")
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -130,16 +158,15 @@ fn short() -> Criterion {
 }
 
 /// MB/s (10^6 bytes of input per second) of the fastest of many short
-/// windows of `engine`'s fused kernel on `shape`.
-fn best_window_mbps(engine: Engine, shape: &Shape) -> f64 {
+/// windows of `op` on `shape`'s buffers.
+fn best_window_mbps(shape: &Shape, mut op: impl FnMut(&[Vec<u8>], &mut [Vec<u8>])) -> f64 {
     const WINDOW: Duration = Duration::from_millis(2);
     const WINDOWS: usize = 300;
-    let (coefficients, inputs, mut outputs) = shape_buffers(shape);
-    let kernel = engine.prepare(&coefficients, shape.outputs, shape.inputs);
+    let (_, inputs, mut outputs) = shape_buffers(shape);
     let warm_up = Instant::now();
     let mut calls = 0u32;
     while warm_up.elapsed() < WINDOW * 20 {
-        kernel.apply(&inputs, &mut outputs);
+        op(&inputs, &mut outputs);
         calls += 1;
     }
     let per_window = (calls / 20).max(1);
@@ -148,7 +175,7 @@ fn best_window_mbps(engine: Engine, shape: &Shape) -> f64 {
     for _ in 0..WINDOWS {
         let start = Instant::now();
         for _ in 0..per_window {
-            kernel.apply(black_box(&inputs), &mut outputs);
+            op(black_box(&inputs), &mut outputs);
         }
         best = best.min(start.elapsed());
     }
@@ -156,8 +183,9 @@ fn best_window_mbps(engine: Engine, shape: &Shape) -> f64 {
     bytes / best.as_secs_f64() / 1e6
 }
 
-fn print_table() {
-    println!("fused kernel, MB/s of input data (best ~2 ms window)");
+/// One table: a line per backend, a column per shape.
+fn print_rows(title: &str, mbps: impl Fn(Engine, &Shape) -> f64) {
+    println!("{title}, MB/s of input data (best ~2 ms window)");
     print!("{:<8}", "backend");
     for shape in &SHAPES {
         print!(
@@ -169,10 +197,24 @@ fn print_table() {
     for engine in engines() {
         print!("{:<8}", engine.backend().name());
         for shape in &SHAPES {
-            print!(" {:>10.0}", best_window_mbps(engine, shape));
+            print!(" {:>10.0}", mbps(engine, shape));
         }
         println!();
     }
+}
+
+fn print_table() {
+    print_rows("fused kernel", |engine, shape| {
+        let (coefficients, _, _) = shape_buffers(shape);
+        let kernel = engine.prepare(&coefficients, shape.outputs, shape.inputs);
+        best_window_mbps(shape, |inputs, outputs| kernel.apply(inputs, outputs))
+    });
+    print_rows("Reed-Solomon encode", |engine, shape| {
+        let code = encoder(engine, shape);
+        best_window_mbps(shape, |inputs, outputs| {
+            code.encode_sep(inputs, outputs).expect("shapes match")
+        })
+    });
 }
 
 // Spelled out instead of `criterion_group!`, whose generated function has no
@@ -185,5 +227,6 @@ fn main() {
     let mut criterion = short().configure_from_args();
     slice_kernels(&mut criterion);
     matrix_kernel(&mut criterion);
+    rs_encode(&mut criterion);
     criterion.final_summary();
 }
