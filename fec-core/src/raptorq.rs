@@ -234,6 +234,18 @@ impl EncodingPlanCache {
     }
 }
 
+/// Number of `symbol_size` symbols in `block`, which must be a multiple of a
+/// non-zero symbol size.
+fn symbol_count(block: &[u8], symbol_size: u16) -> Result<usize, Error> {
+    if symbol_size == 0 || !block.len().is_multiple_of(usize::from(symbol_size)) {
+        return Err(Error::RaptorqBlockLength {
+            length: block.len(),
+            symbol_size,
+        });
+    }
+    Ok(block.len() / usize::from(symbol_size))
+}
+
 /// Encodes one source block (RFC 6330 section 5.3): the source symbols as
 /// they are (the code is systematic) and any number of repair symbols.
 #[derive(Debug, Clone)]
@@ -254,14 +266,7 @@ impl BlockEncoder {
         symbol_size: u16,
         block: &[u8],
     ) -> Result<Self, Error> {
-        if symbol_size == 0 || !block.len().is_multiple_of(usize::from(symbol_size)) {
-            return Err(Error::RaptorqBlockLength {
-                length: block.len(),
-                symbol_size,
-            });
-        }
-        let source_symbols =
-            u32::try_from(block.len() / usize::from(symbol_size)).unwrap_or(u32::MAX);
+        let source_symbols = u32::try_from(symbol_count(block, symbol_size)?).unwrap_or(u32::MAX);
         let information = single_block_information(source_symbols, symbol_size)?;
         Self::new(source_block_number, &information, block)
     }
@@ -276,13 +281,7 @@ impl BlockEncoder {
         block: &[u8],
         plan: &EncodingPlan,
     ) -> Result<Self, Error> {
-        if symbol_size == 0 || !block.len().is_multiple_of(usize::from(symbol_size)) {
-            return Err(Error::RaptorqBlockLength {
-                length: block.len(),
-                symbol_size,
-            });
-        }
-        let symbols = block.len() / usize::from(symbol_size);
+        let symbols = symbol_count(block, symbol_size)?;
         if symbols != plan.source_symbols as usize {
             return Err(Error::RaptorqPlanMismatch {
                 plan: plan.source_symbols,
@@ -367,11 +366,17 @@ impl BlockEncoder {
         first_repair: u32,
         count: u32,
     ) -> Result<Vec<EncodingPacket>, Error> {
+        self.check_repair_range(first_repair, count)?;
+        Ok(self.inner.repair_packets(first_repair, count))
+    }
+
+    /// Refuses repair ranges whose last ESI exceeds what a payload id holds.
+    fn check_repair_range(&self, first_repair: u32, count: u32) -> Result<(), Error> {
         let last = u64::from(self.source_symbols) + u64::from(first_repair) + u64::from(count);
         if count > 0 && last - 1 > u64::from(MAX_ENCODING_SYMBOL_ID) {
             return Err(Error::RaptorqEncodingSymbolId { esi: last - 1 });
         }
-        Ok(self.inner.repair_packets(first_repair, count))
+        Ok(())
     }
 
     /// Hands the same symbols as [`repair_packets`](Self::repair_packets) to
@@ -387,10 +392,7 @@ impl BlockEncoder {
         count: u32,
         mut emit: impl FnMut(u32, &[u8]),
     ) -> Result<(), Error> {
-        let last = u64::from(self.source_symbols) + u64::from(first_repair) + u64::from(count);
-        if count > 0 && last - 1 > u64::from(MAX_ENCODING_SYMBOL_ID) {
-            return Err(Error::RaptorqEncodingSymbolId { esi: last - 1 });
-        }
+        self.check_repair_range(first_repair, count)?;
         // Each call of the crate looks K's parameters up in its tables again,
         // so one call per symbol would cost more than the memory it saves.
         let mut first = first_repair;
