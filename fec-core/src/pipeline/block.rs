@@ -268,6 +268,8 @@ struct RxBlock {
     id: u16,
     /// Received or recovered sources; payloads are dropped once the block is complete.
     sources: Vec<Option<(u8, Bytes)>>,
+    /// One past the highest source index received or recovered.
+    extent: usize,
     known: usize,
     /// Data symbols, repair count (RS) or max repairs (RaptorQ), symbol size.
     shape: Option<(usize, usize, usize)>,
@@ -280,9 +282,11 @@ impl RxBlock {
     fn new(id: u16, max_data: usize) -> Self {
         RxBlock {
             id,
-            // Room for a whole block at once: growing one source at a time
-            // would move the held sources several times per block.
-            sources: Vec::with_capacity(max_data),
+            // A slot for every index the scheme allows, made once: growing
+            // the vector as indices arrive costs more than the block's
+            // other bookkeeping together.
+            sources: vec![None; max_data],
+            extent: 0,
             known: 0,
             shape: None,
             repairs: Vec::new(),
@@ -293,8 +297,8 @@ impl RxBlock {
 
     fn missing(&self) -> usize {
         // Without a repair to tell the block's size, the sources seen so
-        // far bound it: `sources` reaches just past the highest index received.
-        let expected = self.shape.map_or(self.sources.len(), |s| s.0);
+        // far bound it.
+        let expected = self.shape.map_or(self.extent, |s| s.0);
         expected.saturating_sub(self.known)
     }
 
@@ -361,6 +365,9 @@ impl BlockDecoder {
             Some(block) => block.id,
         };
         let ahead = self.distance(id, newest);
+        if ahead == 0 {
+            return Lookup::Live(self.blocks.len() - 1);
+        }
         if ahead > 0 {
             self.blocks.push_back(RxBlock::new(id, self.max_data));
             while self
@@ -482,9 +489,7 @@ impl BlockDecoder {
                 });
             }
         }
-        if block.sources.len() <= index {
-            block.sources.resize(index + 1, None);
-        }
+        // `index < max_data`, checked above, and `sources` has max_data slots.
         if block.sources[index].is_some() {
             counters.duplicates += 1;
             return Ok(None);
@@ -498,6 +503,7 @@ impl BlockDecoder {
             },
         ));
         block.known += 1;
+        block.extent = block.extent.max(index + 1);
         if let (Some(decoder), false) = (block.raptorq.as_mut(), block.complete) {
             let symbol = wire::framed_symbol(flow, &adu, decoder.symbol_size().into())?;
             decoder.add(EncodingPacket::new(
@@ -609,7 +615,7 @@ impl BlockDecoder {
         match code {
             Code::ReedSolomon => {
                 let mut shards: Vec<Option<Vec<u8>>> = vec![None; data + parity];
-                for (shard, source) in shards.iter_mut().zip(&block.sources) {
+                for (shard, source) in shards.iter_mut().zip(&block.sources[..data]) {
                     if let Some((flow, adu)) = source {
                         *shard = Some(wire::framed_symbol(*flow, adu, size)?);
                     }
@@ -684,10 +690,6 @@ fn deliver(
     counters: &mut Counters,
     recovered: &mut Recovered,
 ) -> Result<(), Error> {
-    let data = block.shape.map_or(0, |s| s.0);
-    if block.sources.len() < data {
-        block.sources.resize(data, None);
-    }
     recovered.queue.reserve(found.len());
     let mut result = Ok(());
     for (index, symbol) in found {
@@ -695,6 +697,7 @@ fn deliver(
             Ok((flow, range)) => {
                 block.sources[index] = Some((flow, Bytes::new()));
                 block.known += 1;
+                block.extent = block.extent.max(index + 1);
                 recovered.push(
                     counters,
                     Adu {
