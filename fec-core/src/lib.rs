@@ -33,6 +33,7 @@ mod error;
 pub mod gf256;
 pub mod pipeline;
 pub mod raptorq;
+mod recent;
 pub mod rlc;
 pub mod rs;
 

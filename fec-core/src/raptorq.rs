@@ -34,11 +34,12 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 
 pub use ::raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
 use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder, SourceBlockEncodingPlan};
 
+use crate::recent::Recent;
 use crate::Error;
 
 /// The largest number of source symbols in one block (K'max, RFC 6330
@@ -191,12 +192,12 @@ impl EncodingPlan {
 /// process-wide cache behind a mutex; a cache per encoder needs no lock.)
 #[derive(Debug, Clone, Default)]
 pub struct EncodingPlanCache {
-    plans: VecDeque<EncodingPlan>,
+    plans: Recent<u32, EncodingPlan>,
 }
 
 impl EncodingPlanCache {
     /// Plans kept; the oldest is dropped to make room for a new size.
-    pub const CAPACITY: usize = 8;
+    pub const CAPACITY: usize = Recent::<u32, EncodingPlan>::CAPACITY;
 
     /// An empty cache.
     pub fn new() -> Self {
@@ -205,22 +206,10 @@ impl EncodingPlanCache {
 
     /// The plan for blocks of `source_symbols` symbols, built on first use.
     pub fn plan(&mut self, source_symbols: u32) -> Result<&EncodingPlan, Error> {
-        let position = match self
+        let plan = self
             .plans
-            .iter()
-            .position(|plan| plan.source_symbols == source_symbols)
-        {
-            Some(position) => position,
-            None => {
-                let plan = EncodingPlan::new(source_symbols)?;
-                if self.plans.len() == Self::CAPACITY {
-                    self.plans.pop_front();
-                }
-                self.plans.push_back(plan);
-                self.plans.len() - 1
-            }
-        };
-        Ok(&self.plans[position])
+            .get_or_try_insert(source_symbols, || EncodingPlan::new(source_symbols))?;
+        Ok(plan)
     }
 
     /// Number of plans held.
@@ -230,7 +219,128 @@ impl EncodingPlanCache {
 
     /// Whether no plan is held yet.
     pub fn is_empty(&self) -> bool {
-        self.plans.is_empty()
+        self.plans.len() == 0
+    }
+}
+
+/// Largest K for which a [`Generator`] is built: it encodes a K x K
+/// identity block once, so its cost and memory grow with K squared (1 MiB
+/// at this bound), and beyond a few hundred symbols applying K-wide
+/// coefficient rows stops being cheaper than the crate's own schedule.
+pub const MAX_GENERATOR_SOURCE_SYMBOLS: u32 = 1024;
+
+/// RaptorQ for one K as what it is, a linear code over GF(2^8): the
+/// coefficients that make each repair symbol out of the K source symbols.
+///
+/// Every operation of RFC 6330 on symbols is a byte-wise GF(2^8) sum or
+/// product, so repair symbol `e` is `sum over i of row(e)[i] * source[i]`
+/// for some row that depends only on K and `e`. The rows are read off the
+/// `raptorq` crate itself: encoding the K x K identity block (source symbol
+/// `i` is the unit vector `e_i`, T = K bytes) makes repair symbol `e` equal
+/// to `row(e)`. With the rows, fec-core's SIMD matrix kernel produces the
+/// same repair bytes as the crate, and a receiver rebuilds lost sources by
+/// inverting the rows at the lost positions (see the pipeline), a
+/// decode that succeeds exactly when the crate's would: both ask whether the
+/// received symbols determine the block.
+///
+/// ```
+/// use fec_core::gf256;
+/// use fec_core::raptorq::{BlockEncoder, Generator};
+///
+/// let block: Vec<u8> = (0..64u8).collect(); // K = 4 symbols of 16 bytes
+/// let generator = Generator::new(4, 2)?;
+/// let rows = generator.repair_rows(0, 2)?; // ESIs 4 and 5, 2 x 4 coefficients
+/// let sources: Vec<&[u8]> = block.chunks(16).collect();
+/// let repairs = gf256::engine().prepare(&rows, 2, 4).apply_new(&sources);
+///
+/// let crate_repairs = BlockEncoder::with_symbol_size(0, 16, &block)?.repair_packets(0, 2)?;
+/// assert_eq!(repairs[0], crate_repairs[0].data());
+/// assert_eq!(repairs[1], crate_repairs[1].data());
+/// # Ok::<(), fec_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Generator {
+    source_symbols: u32,
+    /// The crate's encoder over the identity block, for rows not kept.
+    identity: SourceBlockEncoder,
+    /// Rows of the first repair symbols (ESIs K, K+1, ..), row-major.
+    kept: Vec<u8>,
+}
+
+impl Generator {
+    /// The rows of K = `source_symbols` (1..=[`MAX_GENERATOR_SOURCE_SYMBOLS`]),
+    /// with those of the first `kept_repairs` repair symbols computed now
+    /// and kept (a sender numbers its repairs from K up, so a receiver
+    /// mostly meets those).
+    pub fn new(source_symbols: u32, kept_repairs: u32) -> Result<Self, Error> {
+        if source_symbols == 0 || source_symbols > MAX_GENERATOR_SOURCE_SYMBOLS {
+            return Err(Error::RaptorqSourceSymbols {
+                got: source_symbols as usize,
+                max: MAX_GENERATOR_SOURCE_SYMBOLS,
+            });
+        }
+        let k = source_symbols as usize;
+        let mut identity = vec![0u8; k * k];
+        for i in 0..k {
+            identity[i * k + i] = 1;
+        }
+        // K <= 1024 fits the u16 symbol size.
+        let information = single_block_information(source_symbols, k as u16)?;
+        let mut generator = Generator {
+            source_symbols,
+            identity: SourceBlockEncoder::new(0, &information, &identity),
+            kept: Vec::new(),
+        };
+        let kept_repairs = kept_repairs
+            .min(Self::MAX_KEPT_REPAIRS)
+            .min(MAX_ENCODING_SYMBOL_ID + 1 - source_symbols);
+        generator.kept = generator.compute_rows(0, kept_repairs);
+        Ok(generator)
+    }
+
+    /// Most repair rows [`new`](Self::new) keeps (more are computed when
+    /// asked for).
+    pub const MAX_KEPT_REPAIRS: u32 = 1024;
+
+    /// Number of source symbols K.
+    pub fn source_symbols(&self) -> u32 {
+        self.source_symbols
+    }
+
+    /// The rows of `count` repair symbols from repair number `first_repair`
+    /// (ESI `K + first_repair`) on, row-major: `count x K` coefficients.
+    pub fn repair_rows(&self, first_repair: u32, count: u32) -> Result<Vec<u8>, Error> {
+        let last = u64::from(self.source_symbols) + u64::from(first_repair) + u64::from(count);
+        if count > 0 && last - 1 > u64::from(MAX_ENCODING_SYMBOL_ID) {
+            return Err(Error::RaptorqEncodingSymbolId { esi: last - 1 });
+        }
+        let k = self.source_symbols as usize;
+        let kept = (self.kept.len() / k) as u32;
+        if first_repair.saturating_add(count) <= kept {
+            let start = first_repair as usize * k;
+            return Ok(self.kept[start..start + count as usize * k].to_vec());
+        }
+        Ok(self.compute_rows(first_repair, count))
+    }
+
+    /// The row of encoding symbol `esi`: a unit row for a source symbol.
+    pub fn row(&self, esi: u32) -> Result<Vec<u8>, Error> {
+        match esi.checked_sub(self.source_symbols) {
+            Some(repair) => self.repair_rows(repair, 1),
+            None => {
+                let mut row = vec![0; self.source_symbols as usize];
+                row[esi as usize] = 1;
+                Ok(row)
+            }
+        }
+    }
+
+    fn compute_rows(&self, first_repair: u32, count: u32) -> Vec<u8> {
+        let mut rows = Vec::with_capacity(count as usize * self.source_symbols as usize);
+        for packet in self.identity.repair_packets(first_repair, count) {
+            rows.extend_from_slice(packet.data());
+        }
+        rows
     }
 }
 

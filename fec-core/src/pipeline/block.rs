@@ -11,10 +11,13 @@ use bytes::{Buf, Bytes};
 
 use super::wire::{self, Header, ADU_INFO_LEN};
 use super::{Adu, Counters, Recovered};
+use crate::gf256::{self, MatrixKernel};
 use crate::raptorq::{
     BlockDecoder as RaptorqDecoder, BlockEncoder as RaptorqEncoder, EncodingPacket,
-    EncodingPlanCache, PayloadId,
+    EncodingPlanCache, Generator, PayloadId, MAX_GENERATOR_SOURCE_SYMBOLS,
 };
+use crate::recent::Recent;
+use crate::rs::matrix::Matrix;
 use crate::rs::ReedSolomon;
 use crate::Error;
 
@@ -29,29 +32,15 @@ pub(super) enum Code {
 /// more work than encoding a block, and blocks mostly repeat a few shapes.
 #[derive(Default)]
 struct RsCache {
-    codes: VecDeque<((usize, usize), ReedSolomon)>,
+    codes: Recent<(usize, usize), ReedSolomon>,
 }
 
 impl RsCache {
-    const CAPACITY: usize = 8;
-
     fn code(&mut self, data: usize, parity: usize) -> Result<&ReedSolomon, Error> {
-        let position = match self
+        let code = self
             .codes
-            .iter()
-            .position(|(shape, _)| *shape == (data, parity))
-        {
-            Some(position) => position,
-            None => {
-                if self.codes.len() == Self::CAPACITY {
-                    self.codes.pop_front();
-                }
-                self.codes
-                    .push_back(((data, parity), ReedSolomon::new(data, parity)?));
-                self.codes.len() - 1
-            }
-        };
-        Ok(&self.codes[position].1)
+            .get_or_try_insert((data, parity), || ReedSolomon::new(data, parity))?;
+        Ok(code)
     }
 }
 
@@ -70,6 +59,11 @@ pub(super) struct BlockEncoder {
     count: usize,
     block: u16,
     codes: RsCache,
+    /// RaptorQ up to [`MAX_GENERATOR_SOURCE_SYMBOLS`]: generator rows by K,
+    /// and the kernels applying them by (K, repair count).
+    generators: Recent<u32, Generator>,
+    kernels: Recent<(usize, usize), MatrixKernel>,
+    /// RaptorQ beyond: the crate's encoding plans by K.
     plans: EncodingPlanCache,
 }
 
@@ -87,6 +81,8 @@ impl BlockEncoder {
             count: 0,
             block: 0,
             codes: RsCache::default(),
+            generators: Recent::default(),
+            kernels: Recent::default(),
             plans: EncodingPlanCache::new(),
         }
     }
@@ -194,36 +190,19 @@ impl BlockEncoder {
         size: usize,
         out: &mut Vec<Bytes>,
     ) -> Result<(), Error> {
-        let mut packets: Vec<Vec<u8>> = (0..count)
-            .map(|index| {
-                let header = Header::RsRepair {
-                    block: self.block,
+        let block = self.block;
+        let (data, mut packets) =
+            parity_packets(&self.arena, self.stride, k, count, size, |index| {
+                Header::RsRepair {
+                    block,
                     data: k as u8,
                     parity: count as u8,
                     index: index as u8,
                 }
-                .encode();
-                let mut packet = Vec::with_capacity(header.len() + size);
-                packet.extend_from_slice(&header);
-                packet.resize(header.len() + size, 0);
-                packet
-            })
-            .collect();
-        let data: Vec<&[u8]> = self
-            .arena
-            .chunks_exact(self.stride)
-            .take(k)
-            .map(|slot| &slot[..size])
-            .collect();
-        let mut parity: Vec<&mut [u8]> = packets
-            .iter_mut()
-            .map(|p| {
-                let header_len = p.len() - size;
-                &mut p[header_len..]
-            })
-            .collect();
+            });
+        let mut parity = packets.payloads();
         self.codes.code(k, count)?.encode_sep(&data, &mut parity)?;
-        out.extend(packets.into_iter().map(Bytes::from));
+        out.extend(packets.into_bytes());
         Ok(())
     }
 
@@ -242,24 +221,93 @@ impl BlockEncoder {
                 let from = index * self.stride;
                 self.arena.copy_within(from..from + size, index * size);
             }
+            self.stride = size;
         }
         let sbn = self.block as u8;
+        let header = |index: usize| Header::RaptorqRepair {
+            source_symbols: k as u16,
+            block: sbn,
+            esi: (k + index) as u32,
+        };
+        if k as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS {
+            // Repair symbol = generator rows x source symbols, straight
+            // into the packets: the same bytes as the crate's encoder.
+            let generators = &mut self.generators;
+            let kept = self.max_repair as u32;
+            let kernel = self.kernels.get_or_try_insert((k, count), || {
+                let generator =
+                    generators.get_or_try_insert(k as u32, || Generator::new(k as u32, kept))?;
+                let rows = generator.repair_rows(0, count as u32)?;
+                Ok::<_, Error>(gf256::engine().prepare(&rows, count, k))
+            })?;
+            let kernel: &MatrixKernel = kernel;
+            let (data, mut packets) =
+                parity_packets(&self.arena, self.stride, k, count, size, header);
+            kernel.apply(&data, &mut packets.payloads());
+            out.extend(packets.into_bytes());
+            return Ok(());
+        }
         let plan = self.plans.plan(k as u32)?;
         let encoder = RaptorqEncoder::with_plan(sbn, size as u16, &self.arena[..k * size], plan)?;
         out.reserve(count);
         encoder.for_each_repair(0, count as u32, |esi, symbol| {
-            let header = Header::RaptorqRepair {
-                source_symbols: k as u16,
-                block: sbn,
-                esi,
-            }
-            .encode();
+            let header = header((esi as usize) - k).encode();
             let mut bytes = Vec::with_capacity(header.len() + size);
             bytes.extend_from_slice(&header);
             bytes.extend_from_slice(symbol);
             out.push(Bytes::from(bytes));
         })?;
         Ok(())
+    }
+}
+
+/// The block's `k` symbols of `size` bytes, and `count` repair packets
+/// with their headers written and room for a symbol each.
+fn parity_packets(
+    arena: &[u8],
+    stride: usize,
+    k: usize,
+    count: usize,
+    size: usize,
+    header: impl Fn(usize) -> Header,
+) -> (Vec<&[u8]>, RepairPackets) {
+    let packets = (0..count)
+        .map(|index| {
+            let header = header(index).encode();
+            let mut packet = Vec::with_capacity(header.len() + size);
+            packet.extend_from_slice(&header);
+            packet.resize(header.len() + size, 0);
+            packet
+        })
+        .collect();
+    let data = arena
+        .chunks_exact(stride)
+        .take(k)
+        .map(|slot| &slot[..size])
+        .collect();
+    (data, RepairPackets { packets, size })
+}
+
+/// Repair packets being filled: each a header then `size` bytes of symbol.
+struct RepairPackets {
+    packets: Vec<Vec<u8>>,
+    size: usize,
+}
+
+impl RepairPackets {
+    /// The symbol part of each packet.
+    fn payloads(&mut self) -> Vec<&mut [u8]> {
+        self.packets
+            .iter_mut()
+            .map(|packet| {
+                let header_len = packet.len() - self.size;
+                &mut packet[header_len..]
+            })
+            .collect()
+    }
+
+    fn into_bytes(self) -> impl Iterator<Item = Bytes> {
+        self.packets.into_iter().map(Bytes::from)
     }
 }
 
@@ -320,6 +368,7 @@ pub(super) struct BlockDecoder {
     max_blocks: usize,
     blocks: VecDeque<RxBlock>,
     codes: RsCache,
+    generators: Recent<u32, Generator>,
 }
 
 enum Lookup {
@@ -343,6 +392,7 @@ impl BlockDecoder {
             max_blocks,
             blocks: VecDeque::new(),
             codes: RsCache::default(),
+            generators: Recent::default(),
         }
     }
 
@@ -639,6 +689,15 @@ impl BlockDecoder {
                 deliver(block, found, counters, recovered)
             }
             Code::RaptorQ => {
+                if block.raptorq.is_none() && data as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS {
+                    let kept = self.max_repair as u32;
+                    let generator = self
+                        .generators
+                        .get_or_try_insert(data as u32, || Generator::new(data as u32, kept))?;
+                    if let Some(found) = solve_by_rows(block, generator, data, size)? {
+                        return deliver(block, found, counters, recovered);
+                    }
+                }
                 if block.raptorq.is_none() {
                     let mut decoder =
                         RaptorqDecoder::new(block.id as u8, data as u32, size as u16)?;
@@ -681,6 +740,60 @@ impl BlockDecoder {
             }
         }
     }
+}
+
+/// Rebuilds a RaptorQ block's lost sources from as many of its repairs
+/// through the generator rows (see [`Generator`]): with `n` sources lost
+/// and the rows of `n` repairs, `repair_j - sum over received i of
+/// row_j[i] * source_i = sum over lost i of row_j[i] * source_i`, an `n x n`
+/// system solved by inverting its matrix. `None` when that matrix is
+/// singular (the crate's decoder then takes the block and waits for more
+/// symbols if need be, as it would have).
+fn solve_by_rows(
+    block: &RxBlock,
+    generator: &Generator,
+    data: usize,
+    size: usize,
+) -> Result<Option<Vec<(usize, Bytes)>>, Error> {
+    let sources = &block.sources[..data];
+    let (lost, received): (Vec<usize>, Vec<usize>) = (0..data).partition(|&i| sources[i].is_none());
+    let n = lost.len();
+    let Some(repairs) = block.repairs.get(..n) else {
+        return Ok(None);
+    };
+    let mut rows = Vec::with_capacity(n * data);
+    for (esi, _) in repairs {
+        rows.extend_from_slice(&generator.row(*esi)?);
+    }
+    let engine = gf256::engine();
+    let square = Matrix::from_fn(n, n, |r, c| rows[r * data + lost[c]]);
+    let Some(inverse) = square.inverse(engine) else {
+        return Ok(None);
+    };
+    // Each repair minus what the received sources put in it.
+    let mut partial: Vec<Vec<u8>> = repairs.iter().map(|(_, symbol)| symbol.to_vec()).collect();
+    if !received.is_empty() {
+        let mut symbols = Vec::with_capacity(received.len());
+        for &i in &received {
+            if let Some((flow, adu)) = &sources[i] {
+                symbols.push(wire::framed_symbol(*flow, adu, size)?);
+            }
+        }
+        let coefficients: Vec<u8> = (0..n)
+            .flat_map(|r| received.iter().map(move |&c| (r, c)))
+            .map(|(r, c)| rows[r * data + c])
+            .collect();
+        engine
+            .prepare(&coefficients, n, received.len())
+            .apply_add(&symbols, &mut partial);
+    }
+    let solved = engine.prepare(inverse.entries(), n, n).apply_new(&partial);
+    Ok(Some(
+        lost.into_iter()
+            .zip(solved)
+            .map(|(index, symbol)| (index, Bytes::from(symbol)))
+            .collect(),
+    ))
 }
 
 /// Hands out the ADUs of decoded symbols (slices, no copy) and completes the block.

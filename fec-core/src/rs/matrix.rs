@@ -1,7 +1,8 @@
-//! Small dense row-major matrices over GF(2^8): the textbook construction of
-//! the encoding matrix (Vandermonde times the inverse of its top square), the
-//! readable reference the closed-form coefficients of `interpolation.rs` are
-//! tested against.
+//! Small dense row-major matrices over GF(2^8). The pipeline's RaptorQ
+//! decode inverts one per block; the tests build the textbook Reed-Solomon
+//! encoding matrix (Vandermonde times the inverse of its top square) with
+//! them, the readable reference the closed-form coefficients of
+//! `interpolation.rs` are checked against.
 
 use crate::gf256::{self, Engine};
 
@@ -49,6 +50,7 @@ impl Matrix {
         }
     }
 
+    #[cfg(test)]
     /// The `rows x cols` Vandermonde matrix reed-solomon-erasure starts from:
     /// row `r` holds the powers `r^0, r^1, ..`, with `0^0 = 1`. Its nodes
     /// `0..rows` are distinct, so any `cols` of its rows are independent.
@@ -69,6 +71,7 @@ impl Matrix {
         self.entries[r * self.cols + c] = value;
     }
 
+    #[cfg(test)]
     pub(crate) fn row(&self, r: usize) -> &[u8] {
         &self.entries[r * self.cols..(r + 1) * self.cols]
     }
@@ -77,6 +80,7 @@ impl Matrix {
         &mut self.entries[r * self.cols..(r + 1) * self.cols]
     }
 
+    #[cfg(test)]
     /// The rows `start..end`, as a new matrix.
     pub(crate) fn row_range(&self, start: usize, end: usize) -> Matrix {
         Matrix {
@@ -86,6 +90,7 @@ impl Matrix {
         }
     }
 
+    #[cfg(test)]
     /// `self * other`, one scaled row addition per nonzero entry of `self`.
     pub(crate) fn multiply(&self, other: &Matrix, engine: Engine) -> Matrix {
         debug_assert_eq!(self.cols, other.rows);

@@ -52,8 +52,7 @@
 #![forbid(unsafe_code)]
 
 mod interpolation;
-#[cfg(test)]
-mod matrix;
+pub(crate) mod matrix;
 mod plan;
 
 use std::fmt;
