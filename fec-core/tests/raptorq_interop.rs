@@ -1,9 +1,11 @@
 //! `fec_core::raptorq` against the `raptorq` crate used directly, both ways,
 //! and its refusal of malformed input.
 
+use fec_core::gf256;
 use fec_core::raptorq::{
     parse_packet, parse_transmission_information, BlockDecoder, BlockEncoder, EncodingPacket,
-    EncodingPlan, EncodingPlanCache, ObjectTransmissionInformation, PayloadId,
+    EncodingPlan, EncodingPlanCache, Generator, ObjectTransmissionInformation, PayloadId,
+    MAX_GENERATOR_SOURCE_SYMBOLS,
 };
 use fec_core::Error;
 use quickcheck::{QuickCheck, TestResult};
@@ -395,4 +397,89 @@ fn add_all_matches_adding_one_by_one() {
         split.add(packet.clone()).unwrap();
     }
     assert_eq!(split.block(), Some(&block[..]));
+}
+
+/// The crate's repair symbols for `block` (K symbols of `t` bytes).
+fn crate_repairs(block: &[u8], t: u16, first_repair: u32, count: u32) -> Vec<Vec<u8>> {
+    let information = ObjectTransmissionInformation::new(block.len() as u64, t, 1, 1, 1);
+    raptorq::SourceBlockEncoder::new(0, &information, block)
+        .repair_packets(first_repair, count)
+        .iter()
+        .map(|packet| packet.data().to_vec())
+        .collect()
+}
+
+/// Generator rows times the source symbols are the crate's repair symbols,
+/// byte for byte: random K, T, and repair ranges inside the kept rows,
+/// past them, and near the top of the 24-bit ESI space.
+#[test]
+fn generator_rows_give_the_crates_repair_symbols() {
+    fn property(seed: u64) -> bool {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let k = rng.gen_range(1..=120u32);
+        let t = rng.gen_range(1..=70u16);
+        let block = random_bytes(&mut rng, k as usize * usize::from(t));
+        let kept = rng.gen_range(0..8u32);
+        let count = rng.gen_range(1..=6u32);
+        let first_repair = match rng.gen_range(0..3) {
+            0 => rng.gen_range(0..8),
+            1 => rng.gen_range(8..5000),
+            _ => (1 << 24) - k - count,
+        };
+        let generator = Generator::new(k, kept).unwrap();
+        let rows = generator.repair_rows(first_repair, count).unwrap();
+        let sources: Vec<&[u8]> = block.chunks(usize::from(t)).collect();
+        let ours = gf256::engine()
+            .prepare(&rows, count as usize, k as usize)
+            .apply_new(&sources);
+        ours == crate_repairs(&block, t, first_repair, count)
+    }
+    QuickCheck::new()
+        .tests(80)
+        .quickcheck(property as fn(u64) -> bool);
+}
+
+/// The largest K a generator takes, and rows one at a time.
+#[test]
+fn generator_at_its_largest_k_and_row_by_row() {
+    let k = MAX_GENERATOR_SOURCE_SYMBOLS;
+    let mut rng = StdRng::seed_from_u64(6330);
+    let block = random_bytes(&mut rng, k as usize * 4);
+    let generator = Generator::new(k, 2).unwrap();
+    let rows = generator.repair_rows(0, 3).unwrap();
+    let sources: Vec<&[u8]> = block.chunks(4).collect();
+    let ours = gf256::engine()
+        .prepare(&rows, 3, k as usize)
+        .apply_new(&sources);
+    assert_eq!(ours, crate_repairs(&block, 4, 0, 3));
+    for (index, row) in rows.chunks(k as usize).enumerate() {
+        assert_eq!(generator.row(k + index as u32).unwrap(), row);
+    }
+    let unit = generator.row(7).unwrap();
+    assert_eq!(unit.iter().filter(|&&c| c != 0).count(), 1);
+    assert_eq!(unit[7], 1);
+}
+
+/// Sizes and ESIs out of range are errors.
+#[test]
+fn generator_refuses_what_it_cannot_do() {
+    assert!(matches!(
+        Generator::new(0, 0),
+        Err(Error::RaptorqSourceSymbols { .. })
+    ));
+    assert!(matches!(
+        Generator::new(MAX_GENERATOR_SOURCE_SYMBOLS + 1, 0),
+        Err(Error::RaptorqSourceSymbols { .. })
+    ));
+    let generator = Generator::new(10, 4).unwrap();
+    assert_eq!(generator.source_symbols(), 10);
+    assert!(matches!(
+        generator.repair_rows((1 << 24) - 10, 1),
+        Err(Error::RaptorqEncodingSymbolId { .. })
+    ));
+    assert!(matches!(
+        generator.row(1 << 24),
+        Err(Error::RaptorqEncodingSymbolId { .. })
+    ));
+    assert_eq!(generator.repair_rows(0, 0).unwrap(), Vec::<u8>::new());
 }
