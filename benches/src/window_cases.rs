@@ -13,11 +13,14 @@
 //!   build the source block encoder (intermediate symbols) and produce the m repair
 //!   packets serialized for the wire (`EncodingPacket::serialize`, since a packet
 //!   struct cannot be sent; the pipeline's repairs come out as wire bytes too).
-//!   `decode` = a fresh block decoder (untimed) given the k-m surviving sources and
-//!   the m repairs as received bytes, parsed with `EncodingPacket::deserialize`
-//!   (the pipeline parses its headers from the received bytes too), returning the
+//!   `decode` = the k-m surviving sources and the m repairs as received bytes
+//!   (picked untimed), parsed with `EncodingPacket::deserialize` (the pipeline
+//!   parses its headers from the received bytes too) into a block decoder made,
+//!   used and dropped in the timed region (the pipeline makes and drops its
+//!   per-block state there too), each datagram freed once parsed, returning the
 //!   block. The crate keeps its encoding plans in a process-wide cache, so after
-//!   the first block neither side pays for the plan search.
+//!   the first block neither side pays for the plan search; the pipeline keeps
+//!   its generator rows and kernels per K the same way.
 
 use std::hint::black_box;
 
@@ -619,9 +622,12 @@ fn pipeline_decode(
 }
 
 /// fec-core's RaptorQ through `fec_core::pipeline`, with the same symbol size
-/// (T = 1280) and block shape as [`raptorq_cases`], so the codec does the same
-/// work: each symbol carries one 1277-byte ADU (the first `k * 1277` bytes of the
-/// block) after its 3 bytes of RFC 8681-style ADU information. `encode` =
+/// (T = 1280) and block shape as [`raptorq_cases`], and the same repair bytes
+/// (the case's check compares them): each symbol carries one 1277-byte ADU
+/// (the first `k * 1277` bytes of the block) after its 3 bytes of RFC
+/// 8681-style ADU information. The pipeline computes RaptorQ's repairs and lost
+/// sources from the code's generator rows with fec-core's matrix kernel (see
+/// `fec_core::raptorq::Generator`) instead of the crate's schedule. `encode` =
 /// `protect` every ADU (framing copy included) and `repair(m)`; `decode` = a fresh
 /// pipeline decoder (untimed) `receive`s the k-m surviving source packets and the m
 /// repair packets (picked untimed, like the peer's received bytes), and the lost

@@ -5,7 +5,8 @@
 //! - [`rs`]: systematic Reed-Solomon, parity byte-identical to
 //!   reed-solomon-erasure 6.
 //! - [`rlc`]: RFC 8681 sliding-window random linear codes (GF(2) and GF(2^8)).
-//! - [`raptorq`]: RFC 6330 through the `raptorq` crate.
+//! - [`raptorq`]: RFC 6330 through the `raptorq` crate, and its generator
+//!   rows for the SIMD kernels (the pipeline's RaptorQ encode and decode).
 //! - [`pipeline`]: variable-length ADUs to source and repair symbols and
 //!   back, with one wire format ([`pipeline::wire`], whose first byte keeps
 //!   QUIC's fixed bit clear so a transport can demultiplex) and seeded loss

@@ -1,5 +1,6 @@
 //! RaptorQ (RFC 6330) source blocks through the `raptorq` crate,
-//! with fec-core's [`Error`] instead of panics.
+//! with fec-core's [`Error`] instead of panics, and the code's
+//! [`Generator`] rows, read off the crate, for fec-core's SIMD kernels.
 //!
 //! The `raptorq` crate asserts on many inputs a network peer controls: a
 //! short packet in `EncodingPacket::deserialize`, a symbol of the wrong size,

@@ -42,7 +42,8 @@ const LEGEND: [&str; 7] = [
     "D decode: fresh decoder, 28 sources + 5 repairs ingested, 4 sources recovered; \
      E decode: fresh decoder, k-m sources + m repairs.",
     "E (fec-core) runs through fec_core::pipeline: 1277 B ADUs in 1280 B symbols, \
-     MB/s of ADU bytes; raptorq: 1280 B symbols used directly.",
+     MB/s of ADU bytes, RaptorQ's generator rows on the SIMD matrix kernel (same repair \
+     bytes); raptorq: 1280 B symbols, the crate used directly.",
     "D source: ns per source symbol through fec_core::pipeline (fec-core) and the bare \
      rlc::Encoder (fec-core-rlc); the difference is the pipeline's cost per source.",
     "P: ratio column = plugin-driven / native pipeline; pipeline follows the plugin's scheduling hints (fec_repair_after, fec_repair_repeat), pipe/call ignores fec_repair_repeat (one VM call per repair decision).",

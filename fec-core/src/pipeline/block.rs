@@ -229,7 +229,7 @@ impl BlockEncoder {
             block: sbn,
             esi: (k + index) as u32,
         };
-        if k as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS {
+        if by_rows(k, count) {
             // Repair symbol = generator rows x source symbols, straight
             // into the packets: the same bytes as the crate's encoder.
             let generators = &mut self.generators;
@@ -286,6 +286,17 @@ fn parity_packets(
         .map(|slot| &slot[..size])
         .collect();
     (data, RepairPackets { packets, size })
+}
+
+/// Whether a RaptorQ block of `k` sources codes `rows` repairs (or lost
+/// sources) through generator rows rather than the crate's schedule: the
+/// rows' kernel then holds at most 64 Ki coefficients (512 KiB of GFNI
+/// tables, an inverse of at most 256 x 256), where the row route is the
+/// faster one; bigger shapes, rare in a transport, keep the crate's linear
+/// cost in K.
+fn by_rows(k: usize, rows: usize) -> bool {
+    const MAX_COEFFICIENTS: usize = 1 << 16;
+    k as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS && k * rows <= MAX_COEFFICIENTS
 }
 
 /// Repair packets being filled: each a header then `size` bytes of symbol.
@@ -689,7 +700,7 @@ impl BlockDecoder {
                 deliver(block, found, counters, recovered)
             }
             Code::RaptorQ => {
-                if block.raptorq.is_none() && data as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS {
+                if block.raptorq.is_none() && by_rows(data, data - block.known) {
                     let kept = self.max_repair as u32;
                     let generator = self
                         .generators
