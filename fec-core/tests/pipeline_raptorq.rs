@@ -70,12 +70,31 @@ fn small_adus_get_small_repair_symbols() {
     }
 }
 
+/// The block the pipeline's encoder codes for `adus` of `flow`, as the
+/// `raptorq` crate sees it: the framed symbols back to back, their size, and
+/// the transmission information of that one block.
+fn framed_block(
+    flow: u8,
+    adus: &[bytes::Bytes],
+) -> (Vec<u8>, usize, raptorq::ObjectTransmissionInformation) {
+    use fec_core::pipeline::wire::{frame_symbol, ADU_INFO_LEN};
+
+    let size = ADU_INFO_LEN + adus.iter().map(bytes::Bytes::len).max().unwrap();
+    let mut framed = vec![0; adus.len() * size];
+    for (slot, adu) in framed.chunks_exact_mut(size).zip(adus) {
+        frame_symbol(slot, flow, adu).unwrap();
+    }
+    let information =
+        raptorq::ObjectTransmissionInformation::new(framed.len() as u64, size as u16, 1, 1, 1);
+    (framed, size, information)
+}
+
 /// Blocks of changing sizes (the encoder keeps a plan per size) carry the
 /// repair symbols the `raptorq` crate computes for the same framed block.
 #[test]
 fn repairs_match_the_crate_across_block_sizes() {
     use bytes::Bytes;
-    use fec_core::pipeline::wire::{frame_symbol, Header, ADU_INFO_LEN};
+    use fec_core::pipeline::wire::Header;
     use fec_core::pipeline::Encoder;
 
     let mut encoder = Encoder::new(&config(16, 4)).unwrap();
@@ -88,13 +107,7 @@ fn repairs_match_the_crate_across_block_sizes() {
         }
         let repairs = encoder.repair(4).unwrap();
 
-        let size = ADU_INFO_LEN + adus.iter().map(Bytes::len).max().unwrap();
-        let mut framed = vec![0; k * size];
-        for (slot, adu) in framed.chunks_exact_mut(size).zip(&adus) {
-            frame_symbol(slot, 3, adu).unwrap();
-        }
-        let information =
-            raptorq::ObjectTransmissionInformation::new(framed.len() as u64, size as u16, 1, 1, 1);
+        let (framed, _, information) = framed_block(3, &adus);
         let expected = raptorq::SourceBlockEncoder::new(block as u8, &information, &framed)
             .repair_packets(0, 4);
         assert_eq!(repairs.len(), expected.len());
@@ -122,7 +135,7 @@ fn repairs_match_the_crate_across_block_sizes() {
 #[test]
 fn decodes_exactly_when_the_crate_does() {
     use bytes::Bytes;
-    use fec_core::pipeline::wire::{frame_symbol, Header, ADU_INFO_LEN};
+    use fec_core::pipeline::wire::Header;
     use fec_core::pipeline::{Decoder, Encoder};
     use rand::rngs::StdRng;
     use rand::seq::index::sample;
@@ -153,13 +166,7 @@ fn decodes_exactly_when_the_crate_does() {
         let repairs: Vec<Bytes> = order.iter().map(|&j| repairs[j].clone()).collect();
 
         // The crate's view: the framed block, the same symbols.
-        let size = ADU_INFO_LEN + adus.iter().map(Bytes::len).max().unwrap();
-        let mut framed = vec![0; k * size];
-        for (slot, adu) in framed.chunks_exact_mut(size).zip(&adus) {
-            frame_symbol(slot, 1, adu).unwrap();
-        }
-        let information =
-            raptorq::ObjectTransmissionInformation::new(framed.len() as u64, size as u16, 1, 1, 1);
+        let (framed, size, information) = framed_block(1, &adus);
         let mut plain = raptorq::SourceBlockDecoder::new(0, &information, framed.len() as u64);
         let mut plain_packets: Vec<raptorq::EncodingPacket> = (0..k)
             .filter(|i| !lost.contains(i))

@@ -213,16 +213,6 @@ impl BlockEncoder {
         size: usize,
         out: &mut Vec<Bytes>,
     ) -> Result<(), Error> {
-        // The raptorq crate wants the block contiguous, and slots are E
-        // apart: when the block's symbols are shorter, slide them together
-        // in place (ascending order never overwrites a symbol not yet moved).
-        if size < self.stride {
-            for index in 1..k {
-                let from = index * self.stride;
-                self.arena.copy_within(from..from + size, index * size);
-            }
-            self.stride = size;
-        }
         let sbn = self.block as u8;
         let header = |index: usize| Header::RaptorqRepair {
             source_symbols: k as u16,
@@ -246,6 +236,15 @@ impl BlockEncoder {
             kernel.apply(&data, &mut packets.payloads());
             out.extend(packets.into_bytes());
             return Ok(());
+        }
+        // The raptorq crate wants the block contiguous, and slots are E
+        // apart: when the block's symbols are shorter, slide them together
+        // in place (ascending order never overwrites a symbol not yet moved).
+        if size < self.stride {
+            for index in 1..k {
+                let from = index * self.stride;
+                self.arena.copy_within(from..from + size, index * size);
+            }
         }
         let plan = self.plans.plan(k as u32)?;
         let encoder = RaptorqEncoder::with_plan(sbn, size as u16, &self.arena[..k * size], plan)?;
