@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub use ::raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
 use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder, SourceBlockEncodingPlan};
@@ -302,6 +303,33 @@ impl Generator {
     /// Most repair rows [`new`](Self::new) keeps (more are computed when
     /// asked for).
     pub const MAX_KEPT_REPAIRS: u32 = 1024;
+
+    /// Repair rows kept by the generators of [`shared`](Self::shared).
+    pub const SHARED_KEPT_REPAIRS: u32 = 256;
+
+    /// The generator of K = `source_symbols`, from a process-wide cache of
+    /// the last few K asked for (built on first use, with
+    /// [`SHARED_KEPT_REPAIRS`](Self::SHARED_KEPT_REPAIRS) rows kept), so a
+    /// new encoder or decoder, one per connection, does not build it again;
+    /// the `raptorq` crate keeps its encoding plans the same way.
+    pub fn shared(source_symbols: u32) -> Result<Arc<Generator>, Error> {
+        static SHARED: OnceLock<Mutex<Recent<u32, Arc<Generator>>>> = OnceLock::new();
+        let lock = || {
+            SHARED
+                .get_or_init(Mutex::default)
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(generator) = lock().get(&source_symbols) {
+            return Ok(Arc::clone(generator));
+        }
+        // Built outside the lock: another thread may build the same one
+        // meanwhile, and the second to finish keeps the first's.
+        let built = Arc::new(Generator::new(source_symbols, Self::SHARED_KEPT_REPAIRS)?);
+        let mut shared = lock();
+        let kept = shared.get_or_try_insert(source_symbols, || Ok::<_, Error>(built))?;
+        Ok(Arc::clone(kept))
+    }
 
     /// Number of source symbols K.
     pub fn source_symbols(&self) -> u32 {

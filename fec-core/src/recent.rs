@@ -44,6 +44,11 @@ impl<K: PartialEq, V> Recent<K, V> {
         Ok(&mut self.entries[position].1)
     }
 
+    /// The value kept for `key`, if any.
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// Number of values kept.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -66,6 +71,8 @@ mod tests {
             assert_eq!(value.copied(), Ok(key * 10));
         }
         assert_eq!(made, 2);
+        assert_eq!(recent.get(&2), Some(&20));
+        assert_eq!(recent.get(&3), None);
         for key in 0..20 {
             let _ = recent.get_or_try_insert(key, || -> Result<u32, ()> { Ok(key) });
         }

@@ -59,9 +59,8 @@ pub(super) struct BlockEncoder {
     count: usize,
     block: u16,
     codes: RsCache,
-    /// RaptorQ up to [`MAX_GENERATOR_SOURCE_SYMBOLS`]: generator rows by K,
-    /// and the kernels applying them by (K, repair count).
-    generators: Recent<u32, Generator>,
+    /// RaptorQ up to [`MAX_GENERATOR_SOURCE_SYMBOLS`]: the kernels applying
+    /// the generator rows, by (K, repair count).
     kernels: Recent<(usize, usize), MatrixKernel>,
     /// RaptorQ beyond: the crate's encoding plans by K.
     plans: EncodingPlanCache,
@@ -81,7 +80,6 @@ impl BlockEncoder {
             count: 0,
             block: 0,
             codes: RsCache::default(),
-            generators: Recent::default(),
             kernels: Recent::default(),
             plans: EncodingPlanCache::new(),
         }
@@ -222,12 +220,8 @@ impl BlockEncoder {
         if by_rows(k, count) {
             // Repair symbol = generator rows x source symbols, straight
             // into the packets: the same bytes as the crate's encoder.
-            let generators = &mut self.generators;
-            let kept = self.max_repair as u32;
             let kernel = self.kernels.get_or_try_insert((k, count), || {
-                let generator =
-                    generators.get_or_try_insert(k as u32, || Generator::new(k as u32, kept))?;
-                let rows = generator.repair_rows(0, count as u32)?;
+                let rows = Generator::shared(k as u32)?.repair_rows(0, count as u32)?;
                 Ok::<_, Error>(gf256::engine().prepare(&rows, count, k))
             })?;
             let kernel: &MatrixKernel = kernel;
@@ -378,7 +372,6 @@ pub(super) struct BlockDecoder {
     max_blocks: usize,
     blocks: VecDeque<RxBlock>,
     codes: RsCache,
-    generators: Recent<u32, Generator>,
 }
 
 enum Lookup {
@@ -402,7 +395,6 @@ impl BlockDecoder {
             max_blocks,
             blocks: VecDeque::new(),
             codes: RsCache::default(),
-            generators: Recent::default(),
         }
     }
 
@@ -700,11 +692,8 @@ impl BlockDecoder {
             }
             Code::RaptorQ => {
                 if block.raptorq.is_none() && by_rows(data, data - block.known) {
-                    let kept = self.max_repair as u32;
-                    let generator = self
-                        .generators
-                        .get_or_try_insert(data as u32, || Generator::new(data as u32, kept))?;
-                    if let Some(found) = solve_by_rows(block, generator, data, size)? {
+                    let generator = Generator::shared(data as u32)?;
+                    if let Some(found) = solve_by_rows(block, &generator, data, size)? {
                         return deliver(block, found, counters, recovered);
                     }
                 }
@@ -789,10 +778,10 @@ fn solve_by_rows(
                 symbols.push(wire::framed_symbol(*flow, adu, size)?);
             }
         }
-        let coefficients: Vec<u8> = (0..n)
-            .flat_map(|r| received.iter().map(move |&c| (r, c)))
-            .map(|(r, c)| rows[r * data + c])
-            .collect();
+        let mut coefficients = Vec::with_capacity(n * received.len());
+        for row in rows.chunks_exact(data) {
+            coefficients.extend(received.iter().map(|&c| row[c]));
+        }
         engine
             .prepare(&coefficients, n, received.len())
             .apply_add(&symbols, &mut partial);

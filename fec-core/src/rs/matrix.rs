@@ -15,6 +15,7 @@ pub(crate) struct Matrix {
 }
 
 impl Matrix {
+    #[cfg(test)]
     pub(crate) fn zero(rows: usize, cols: usize) -> Matrix {
         Matrix {
             rows,
@@ -23,6 +24,7 @@ impl Matrix {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn identity(n: usize) -> Matrix {
         let mut m = Matrix::zero(n, n);
         for i in 0..n {
@@ -67,6 +69,7 @@ impl Matrix {
         self.entries[r * self.cols + c]
     }
 
+    #[cfg(test)]
     pub(crate) fn set(&mut self, r: usize, c: usize, value: u8) {
         self.entries[r * self.cols + c] = value;
     }
@@ -110,19 +113,27 @@ impl Matrix {
     pub(crate) fn inverse(&self, engine: Engine) -> Option<Matrix> {
         debug_assert_eq!(self.rows, self.cols);
         let n = self.rows;
-        let mut work = self.clone();
-        let mut inverse = Matrix::identity(n);
+        // [self | identity | zeros], one row per equation, as wide as whole
+        // 64-byte vectors: each elimination step is one slice operation over
+        // whole rows (the pivot row is zero left of the pivot, so adding all
+        // of it changes nothing there), with no scalar tail.
+        let width = (2 * n).next_multiple_of(64);
+        let mut work = Matrix::from_fn(n, width, |r, c| {
+            if c < n {
+                self.get(r, c)
+            } else {
+                u8::from(c - n == r)
+            }
+        });
         for col in 0..n {
             let pivot_row = (col..n).find(|&r| work.get(r, col) != 0)?;
             if pivot_row != col {
                 work.swap_rows(pivot_row, col);
-                inverse.swap_rows(pivot_row, col);
             }
             let scale = gf256::inv(work.get(col, col))?;
+            // Columns left of `col` are already zero in the pivot row.
             if scale != 1 {
-                // Columns left of `col` are already zero in the pivot row.
                 scale_in_place(scale, &mut work.row_mut(col)[col..]);
-                scale_in_place(scale, inverse.row_mut(col));
             }
             for r in 0..n {
                 let factor = work.get(r, col);
@@ -130,12 +141,10 @@ impl Matrix {
                     continue;
                 }
                 let (pivot, target) = work.two_rows(col, r);
-                engine.mul_add_slice(factor, &pivot[col..], &mut target[col..]);
-                let (pivot, target) = inverse.two_rows(col, r);
                 engine.mul_add_slice(factor, pivot, target);
             }
         }
-        Some(inverse)
+        Some(Matrix::from_fn(n, n, |r, c| work.get(r, n + c)))
     }
 
     fn swap_rows(&mut self, a: usize, b: usize) {
