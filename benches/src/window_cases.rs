@@ -628,10 +628,12 @@ fn pipeline_decode(
 /// 8681-style ADU information. The pipeline computes RaptorQ's repairs and lost
 /// sources from the code's generator rows with fec-core's matrix kernel (see
 /// `fec_core::raptorq::Generator`) instead of the crate's schedule. `encode` =
-/// `protect` every ADU (framing copy included) and `repair(m)`; `decode` = a fresh
-/// pipeline decoder (untimed) `receive`s the k-m surviving source packets and the m
-/// repair packets (picked untimed, like the peer's received bytes), and the lost
-/// ADUs are taken with `poll_recovered`. MB/s count
+/// `protect` every ADU (framing copy included) and `repair(m)`; `decode` = a
+/// pipeline decoder made in the timed region, as the peer's block decoder is,
+/// `receive`s the k-m surviving source packets and the m repair packets (picked
+/// untimed, like the peer's received bytes), and the lost ADUs are taken with
+/// `poll_recovered`; the generator rows of K come from the process-wide cache,
+/// as the crate's encoding plans do for the peer's encode. MB/s count
 /// ADU bytes (`k * 1277`): the 0.2% of framing is the pipeline's own cost.
 pub fn our_raptorq_cases(inputs: &RaptorqInputs) -> Vec<Case<'_>> {
     use fec_core::pipeline::wire::ADU_INFO_LEN;
@@ -699,13 +701,14 @@ pub fn our_raptorq_cases(inputs: &RaptorqInputs) -> Vec<Case<'_>> {
     let decode = Case::new(
         Label::new(LIB, inputs.name, "decode", bytes),
         Reuse::Once,
-        move || {
-            let decoder = Decoder::new(&decode_block.config).expect("valid pipeline configuration");
-            let packets = decode_block.survivors(patterns.next_pattern());
-            (decoder, packets)
+        {
+            let block = block.clone();
+            move || block.survivors(patterns.next_pattern())
         },
-        move |(decoder, packets): &mut (Decoder, Vec<bytes::Bytes>)| {
-            pipeline_decode(decoder, std::mem::take(packets), &mut |adu| {
+        move |packets: &mut Vec<bytes::Bytes>| {
+            let mut decoder =
+                Decoder::new(&decode_block.config).expect("valid pipeline configuration");
+            pipeline_decode(&mut decoder, std::mem::take(packets), &mut |adu| {
                 black_box(adu);
             })
             .expect("well-formed packets")

@@ -36,7 +36,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 pub use ::raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
 use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder, SourceBlockEncodingPlan};
@@ -313,22 +313,21 @@ impl Generator {
     /// new encoder or decoder, one per connection, does not build it again;
     /// the `raptorq` crate keeps its encoding plans the same way.
     pub fn shared(source_symbols: u32) -> Result<Arc<Generator>, Error> {
-        static SHARED: OnceLock<Mutex<Recent<u32, Arc<Generator>>>> = OnceLock::new();
-        let lock = || {
-            SHARED
-                .get_or_init(Mutex::default)
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(generator) = lock().get(&source_symbols) {
-            return Ok(Arc::clone(generator));
+        if let Some(generator) = Self::cached(source_symbols) {
+            return Ok(generator);
         }
         // Built outside the lock: another thread may build the same one
         // meanwhile, and the second to finish keeps the first's.
         let built = Arc::new(Generator::new(source_symbols, Self::SHARED_KEPT_REPAIRS)?);
-        let mut shared = lock();
+        let mut shared = shared_generators();
         let kept = shared.get_or_try_insert(source_symbols, || Ok::<_, Error>(built))?;
         Ok(Arc::clone(kept))
+    }
+
+    /// The generator of K = `source_symbols` if the process-wide cache of
+    /// [`shared`](Self::shared) holds it; never builds one.
+    pub fn cached(source_symbols: u32) -> Option<Arc<Generator>> {
+        shared_generators().get(&source_symbols).map(Arc::clone)
     }
 
     /// Number of source symbols K.
@@ -371,6 +370,15 @@ impl Generator {
         }
         rows
     }
+}
+
+/// The process-wide generators of [`Generator::shared`], locked.
+fn shared_generators() -> MutexGuard<'static, Recent<u32, Arc<Generator>>> {
+    static SHARED: OnceLock<Mutex<Recent<u32, Arc<Generator>>>> = OnceLock::new();
+    SHARED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Number of `symbol_size` symbols in `block`, which must be a multiple of a

@@ -4,8 +4,9 @@
 
 use std::collections::VecDeque;
 
-/// The values of the last [`CAPACITY`](Self::CAPACITY) keys asked for; the
-/// oldest is dropped to make room for a new one.
+/// The values of the [`CAPACITY`](Self::CAPACITY) keys asked for most
+/// recently: a key used again moves to the back, and the one unused the
+/// longest is dropped to make room for a new key.
 #[derive(Debug, Clone)]
 pub(crate) struct Recent<K, V> {
     entries: VecDeque<(K, V)>,
@@ -30,7 +31,7 @@ impl<K: PartialEq, V> Recent<K, V> {
         key: K,
         make: impl FnOnce() -> Result<V, E>,
     ) -> Result<&mut V, E> {
-        let position = match self.entries.iter().position(|(k, _)| *k == key) {
+        let position = match self.promote(&key) {
             Some(position) => position,
             None => {
                 let value = make()?;
@@ -44,9 +45,18 @@ impl<K: PartialEq, V> Recent<K, V> {
         Ok(&mut self.entries[position].1)
     }
 
-    /// The value kept for `key`, if any.
-    pub(crate) fn get(&self, key: &K) -> Option<&V> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    /// The value kept for `key`, if any (it becomes the most recent).
+    pub(crate) fn get(&mut self, key: &K) -> Option<&V> {
+        let position = self.promote(key)?;
+        Some(&self.entries[position].1)
+    }
+
+    /// Moves `key`'s entry to the back; its new position.
+    fn promote(&mut self, key: &K) -> Option<usize> {
+        let position = self.entries.iter().position(|(k, _)| k == key)?;
+        let entry = self.entries.remove(position)?;
+        self.entries.push_back(entry);
+        Some(self.entries.len() - 1)
     }
 
     /// Number of values kept.
@@ -73,6 +83,12 @@ mod tests {
         assert_eq!(made, 2);
         assert_eq!(recent.get(&2), Some(&20));
         assert_eq!(recent.get(&3), None);
+        // Key 1 is used between the newcomers, so it outlives key 2.
+        for key in 100..100 + Recent::<u32, u32>::CAPACITY as u32 - 1 {
+            let _ = recent.get_or_try_insert(key, || -> Result<u32, ()> { Ok(key) });
+            assert_eq!(recent.get(&1), Some(&10));
+        }
+        assert_eq!(recent.get(&2), None);
         for key in 0..20 {
             let _ = recent.get_or_try_insert(key, || -> Result<u32, ()> { Ok(key) });
         }

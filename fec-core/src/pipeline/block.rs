@@ -283,12 +283,12 @@ fn parity_packets(
 
 /// Whether a RaptorQ block of `k` sources codes `rows` repairs (or lost
 /// sources) through generator rows rather than the crate's schedule: the
-/// rows' kernel then holds at most 64 Ki coefficients (512 KiB of GFNI
-/// tables, an inverse of at most 256 x 256), where the row route is the
-/// faster one; bigger shapes, rare in a transport, keep the crate's linear
-/// cost in K.
+/// rows' kernel then holds at most 16 Ki coefficients (128 KiB of GFNI
+/// tables, 512 KiB of nibble tables on the other backends; an inverse of at
+/// most 128 x 128), shapes where the row route is the faster one; bigger
+/// shapes keep the crate's cost, linear in K.
 fn by_rows(k: usize, rows: usize) -> bool {
-    const MAX_COEFFICIENTS: usize = 1 << 16;
+    const MAX_COEFFICIENTS: usize = 1 << 14;
     k as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS && k * rows <= MAX_COEFFICIENTS
 }
 
@@ -334,10 +334,10 @@ impl RxBlock {
     fn new(id: u16, max_data: usize) -> Self {
         RxBlock {
             id,
-            // A slot for every index the scheme allows, made once: growing
-            // the vector as indices arrive costs more than the block's
-            // other bookkeeping together.
-            sources: vec![None; max_data],
+            // Room for a whole block, taken as indices arrive (doubling:
+            // growing one index at a time cost more than the block's other
+            // bookkeeping together).
+            sources: Vec::with_capacity(max_data),
             extent: 0,
             known: 0,
             shape: None,
@@ -541,7 +541,10 @@ impl BlockDecoder {
                 });
             }
         }
-        // `index < max_data`, checked above, and `sources` has max_data slots.
+        if block.sources.len() <= index {
+            let len = (index + 1).max(2 * block.sources.len()).min(self.max_data);
+            block.sources.resize(len, None);
+        }
         if block.sources[index].is_some() {
             counters.duplicates += 1;
             return Ok(None);
@@ -664,6 +667,9 @@ impl BlockDecoder {
         if block.known + block.repairs.len() < data {
             return Ok(());
         }
+        if block.sources.len() < data {
+            block.sources.resize(data, None);
+        }
         match code {
             Code::ReedSolomon => {
                 let mut shards: Vec<Option<Vec<u8>>> = vec![None; data + parity];
@@ -692,9 +698,20 @@ impl BlockDecoder {
             }
             Code::RaptorQ => {
                 if block.raptorq.is_none() && by_rows(data, data - block.known) {
-                    let generator = Generator::shared(data as u32)?;
-                    if let Some(found) = solve_by_rows(block, &generator, data, size)? {
-                        return deliver(block, found, counters, recovered);
+                    // A generator not built yet costs an encode of K symbols
+                    // of K bytes: built only when that is no more than the
+                    // crate's own work on this block (K symbols of `size`
+                    // bytes), so a peer announcing ever new K with tiny
+                    // symbols does not make the receiver do more work.
+                    let generator = match Generator::cached(data as u32) {
+                        Some(generator) => Some(generator),
+                        None if data <= size => Some(Generator::shared(data as u32)?),
+                        None => None,
+                    };
+                    if let Some(generator) = generator {
+                        if let Some(found) = solve_by_rows(block, &generator, data, size)? {
+                            return deliver(block, found, counters, recovered);
+                        }
                     }
                 }
                 if block.raptorq.is_none() {
@@ -823,4 +840,54 @@ fn deliver(
     }
     block.finish();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The row solve itself (not the crate's fallback) rebuilds lost
+    /// sources: a block of 12 with 3 lost and its first 3 repairs.
+    #[test]
+    fn rows_solve_a_block() {
+        let (k, size) = (12, 40);
+        let mut encoder = BlockEncoder::new(Code::RaptorQ, k, 4, size);
+        let adus: Vec<Vec<u8>> = (0..k)
+            .map(|i| (0..10 + i).map(|j| (i * 7 + j) as u8).collect())
+            .collect();
+        for adu in &adus {
+            encoder.protect(2, adu).unwrap();
+        }
+        let mut repairs = Vec::new();
+        encoder.repair(3, &mut repairs).unwrap();
+        let size = ADU_INFO_LEN + adus.iter().map(Vec::len).max().unwrap();
+
+        let lost = [1usize, 5, 11];
+        let mut block = RxBlock::new(0, k);
+        block.sources = (0..k)
+            .map(|i| (!lost.contains(&i)).then(|| (2, Bytes::from(adus[i].clone()))))
+            .collect();
+        block.known = k - lost.len();
+        for packet in &repairs {
+            let (header, at) = Header::parse(packet).unwrap();
+            let Header::RaptorqRepair { esi, .. } = header else {
+                panic!("not a repair: {header:?}")
+            };
+            block.repairs.push((esi, packet.slice(at..)));
+        }
+        let generator = Generator::shared(k as u32).unwrap();
+        let found = solve_by_rows(&block, &generator, k, size)
+            .unwrap()
+            .expect("the rows of the first repairs are not singular here");
+        let expected: Vec<(usize, Bytes)> = lost
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    Bytes::from(wire::framed_symbol(2, &adus[i], size).unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(found, expected);
+    }
 }
