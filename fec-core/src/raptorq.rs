@@ -296,7 +296,7 @@ impl Generator {
         let kept_repairs = kept_repairs
             .min(Self::MAX_KEPT_REPAIRS)
             .min(MAX_ENCODING_SYMBOL_ID + 1 - source_symbols);
-        generator.kept = generator.compute_rows(0, kept_repairs);
+        generator.kept = generator.repair_rows(0, kept_repairs)?;
         Ok(generator)
     }
 
@@ -338,6 +338,40 @@ impl Generator {
     /// The rows of `count` repair symbols from repair number `first_repair`
     /// (ESI `K + first_repair`) on, row-major: `count x K` coefficients.
     pub fn repair_rows(&self, first_repair: u32, count: u32) -> Result<Vec<u8>, Error> {
+        let mut rows = Vec::with_capacity(count as usize * self.source_symbols as usize);
+        self.append_repair_rows(first_repair, count, &mut rows)?;
+        Ok(rows)
+    }
+
+    /// The row of encoding symbol `esi`: a unit row for a source symbol.
+    pub fn row(&self, esi: u32) -> Result<Vec<u8>, Error> {
+        let mut row = Vec::with_capacity(self.source_symbols as usize);
+        self.append_row(esi, &mut row)?;
+        Ok(row)
+    }
+
+    /// Appends [`row`](Self::row)`(esi)` to `rows` (a caller gathering the
+    /// rows of several symbols makes no vector per row).
+    pub fn append_row(&self, esi: u32, rows: &mut Vec<u8>) -> Result<(), Error> {
+        match esi.checked_sub(self.source_symbols) {
+            Some(repair) => self.append_repair_rows(repair, 1, rows),
+            None => {
+                let start = rows.len();
+                rows.resize(start + self.source_symbols as usize, 0);
+                rows[start + esi as usize] = 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends [`repair_rows`](Self::repair_rows)`(first_repair, count)`:
+    /// copied from the kept rows when they cover the range, else computed.
+    fn append_repair_rows(
+        &self,
+        first_repair: u32,
+        count: u32,
+        rows: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         let last = u64::from(self.source_symbols) + u64::from(first_repair) + u64::from(count);
         if count > 0 && last - 1 > u64::from(MAX_ENCODING_SYMBOL_ID) {
             return Err(Error::RaptorqEncodingSymbolId { esi: last - 1 });
@@ -346,29 +380,13 @@ impl Generator {
         let kept = (self.kept.len() / k) as u32;
         if first_repair.saturating_add(count) <= kept {
             let start = first_repair as usize * k;
-            return Ok(self.kept[start..start + count as usize * k].to_vec());
-        }
-        Ok(self.compute_rows(first_repair, count))
-    }
-
-    /// The row of encoding symbol `esi`: a unit row for a source symbol.
-    pub fn row(&self, esi: u32) -> Result<Vec<u8>, Error> {
-        match esi.checked_sub(self.source_symbols) {
-            Some(repair) => self.repair_rows(repair, 1),
-            None => {
-                let mut row = vec![0; self.source_symbols as usize];
-                row[esi as usize] = 1;
-                Ok(row)
+            rows.extend_from_slice(&self.kept[start..start + count as usize * k]);
+        } else {
+            for packet in self.identity.repair_packets(first_repair, count) {
+                rows.extend_from_slice(packet.data());
             }
         }
-    }
-
-    fn compute_rows(&self, first_repair: u32, count: u32) -> Vec<u8> {
-        let mut rows = Vec::with_capacity(count as usize * self.source_symbols as usize);
-        for packet in self.identity.repair_packets(first_repair, count) {
-            rows.extend_from_slice(packet.data());
-        }
-        rows
+        Ok(())
     }
 }
 

@@ -779,7 +779,7 @@ fn solve_by_rows(
     };
     let mut rows = Vec::with_capacity(n * data);
     for (esi, _) in repairs {
-        rows.extend_from_slice(&generator.row(*esi)?);
+        generator.append_row(*esi, &mut rows)?;
     }
     let engine = gf256::engine();
     let square = Matrix::from_fn(n, n, |r, c| rows[r * data + lost[c]]);
