@@ -7,6 +7,9 @@
 //! - [`rlc`]: RFC 8681 sliding-window random linear codes (GF(2) and GF(2^8)).
 //! - [`raptorq`]: RFC 6330 through the `raptorq` crate, and its generator
 //!   rows for the SIMD kernels (the pipeline's RaptorQ encode and decode).
+//! - [`layer`]: the sans-IO FEC layer every transport runs, one per peer:
+//!   ADUs in, protected datagrams out, feedback, timers, a [`layer::policy::Policy`]
+//!   deciding what to protect and when (native policies included).
 //! - [`pipeline`]: variable-length ADUs to source and repair symbols and
 //!   back, with one wire format ([`pipeline::wire`], whose first byte keeps
 //!   QUIC's fixed bit clear so a transport can demultiplex) and seeded loss
@@ -32,6 +35,7 @@
 
 mod error;
 pub mod gf256;
+pub mod layer;
 pub mod pipeline;
 pub mod raptorq;
 mod recent;
