@@ -1,25 +1,30 @@
-//! Run a plugin against a synthetic packet stream and a loss trace, with the
-//! real `fec_core::pipeline` on both ends; report what it sent, lost and
-//! recovered. What plugin authors use in their tests, and `fec-plugin run`.
+//! Run a plugin against a synthetic packet stream and a loss trace; report
+//! what it sent, lost and recovered. What plugin authors use in their tests,
+//! and `fec-plugin run`.
 //!
-//! The host loop, per source packet `seq` (time advances 100 µs per packet):
+//! Both ends are the same [`fec_core::layer::Layer`] the QUIC host runs, each
+//! driven by its own instance of the plugin through the one plugin host,
+//! [`crate::host::PluginPolicy`], so a plugin behaves here as it does in
+//! production. Per source packet `seq` (time advances [`PACKET_INTERVAL`],
+//! 100 µs, per packet):
 //!
-//! 1. `on_source` — protect the packet (`fec_protect`) or send it plain;
-//!    with no decision (`FEC_RC_DEFAULT` or no pluglet) the host protects it.
-//! 2. `schedule_repair` with `sources_since_repair` = sources protected since
-//!    the last repair — `fec_emit_repair(n)` sends `n` repair symbols now.
-//!    The host skips this call while fewer sources than the plugin's
-//!    `fec_repair_after` hint are pending; with no decision it sends nothing.
-//!    After a `fec_repair_repeat(k)` hint it skips the next `k` due calls too
-//!    and sends the hinted call's repair count itself each time, until
-//!    `on_feedback` runs a pluglet (both as [`crate::hints::RepairHints`]).
-//! 3. Every packet (source and repair) goes through the loss trace; the
-//!    receiver's decoder gets what survives.
-//! 4. Every `feedback_every` sources the receiver's report for that interval
-//!    (received, lost, recovered, longest and mean burst) reaches `on_feedback`
-//!    immediately (no feedback delay is modelled), observers get `on_loss`
-//!    for each source of the interval still missing, and `on_recovered` for
-//!    each recovery as it happens.
+//! 1. A receiver report that is due reaches the sender's `on_feedback` at
+//!    once (no feedback delay or loss is modelled). The receiver reports every
+//!    `feedback_every` packet intervals (received, lost, recovered, longest and
+//!    mean burst, as far as the receiver can tell from what arrived), and once
+//!    more after the last packet.
+//! 2. `on_source`: protect the packet (`fec_protect`) or send it plain; with
+//!    no decision (`FEC_RC_DEFAULT` or no pluglet) the host protects it.
+//! 3. `schedule_repair` with `sources_since_repair` = sources protected since
+//!    the last repair: `fec_emit_repair(n)` sends `n` repair symbols now. The
+//!    host skips this call while fewer sources than the plugin's
+//!    `fec_repair_after` hint are pending, and after a `fec_repair_repeat(k)`
+//!    hint it skips the next `k` due calls and sends the hinted count itself
+//!    each time, until `on_feedback` runs a pluglet ([`crate::hints`]).
+//! 4. Every packet (source and repair) goes through the loss trace; the
+//!    receiver's layer gets what survives, and its instance sees `on_loss` for
+//!    each run of missing sources it detects and `on_recovered` for each
+//!    recovery.
 //!
 //! A plugin fault disables the instance; the run continues without FEC and
 //! the report carries the reason.
@@ -49,18 +54,16 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fec_core::pipeline::loss::{burst_lengths, Bernoulli, GilbertElliott, LossModel};
-use fec_core::pipeline::{Config, Decoder, Encoder, Scheme as PipelineScheme};
-use fec_core::rlc::Field;
+use fec_core::layer::{Layer, LayerConfig};
+use fec_core::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
+use fec_core::pipeline::wire::{Header, ADU_INFO_LEN};
 
-use crate::abi::{
-    ConfigureContext, FeedbackContext, LossContext, Operation, RecoveredContext, ScheduleContext,
-    Scheme, SourceContext, MAX_REPAIR_PER_CALL, MAX_WINDOW,
-};
-use crate::hints::{Due, RepairHints};
-use crate::runtime::{CodeChoice, HostView, Instance, Plugin, Stats};
+use crate::abi::Scheme;
+use crate::host::PluginPolicy;
+use crate::runtime::{CodeChoice, Plugin};
 use crate::Error;
 
 /// Which transmitted packets (sources and repairs, in sending order) are lost.
@@ -215,8 +218,10 @@ pub struct Report {
     pub unrecovered: u64,
     /// The code the plugin chose in `configure`.
     pub code: Option<CodeChoice>,
-    /// Pluglet executions.
+    /// Pluglet executions of the sender's instance.
     pub plugin_calls: u64,
+    /// Pluglet executions of the receiver's instance.
+    pub receiver_plugin_calls: u64,
     /// Why the plugin was disabled, if it was.
     pub fault: Option<String>,
     /// Messages the plugin logged (first 32).
@@ -269,102 +274,55 @@ impl std::fmt::Display for Report {
     }
 }
 
-const SCHEMES_OFFERED: u32 = (1 << Scheme::None as u32)
-    | (1 << Scheme::ReedSolomon as u32)
-    | (1 << Scheme::Rlc as u32)
-    | (1 << Scheme::RaptorQ as u32);
+/// Time between two source packets of the synthetic stream.
+pub const PACKET_INTERVAL: Duration = Duration::from_micros(100);
+/// Round-trip time the layers are told (the link itself adds no delay).
+pub const RTT: Duration = Duration::from_millis(20);
 
-fn pipeline_scheme(code: &CodeChoice) -> Option<PipelineScheme> {
-    let k = code.source_symbols as usize;
-    let r = (code.repair_symbols as usize).max(1);
-    match code.scheme {
-        Scheme::None => None,
-        Scheme::ReedSolomon => Some(PipelineScheme::ReedSolomon { data: k, parity: r }),
-        Scheme::Rlc => Some(PipelineScheme::Rlc {
-            field: Field::Gf256,
-            // The decoder must accept any window the plugin may set later.
-            window: MAX_WINDOW as usize,
-            dt: 15,
-        }),
-        Scheme::RaptorQ => Some(PipelineScheme::RaptorQ {
-            source_symbols: k,
-            repair_symbols: r.max(MAX_REPAIR_PER_CALL as usize),
-        }),
-    }
+/// The layer configuration the harness runs (the QUIC host's defaults, with
+/// symbols sized for `config.packet_len` and reports every
+/// `config.feedback_every` packet intervals).
+pub fn layer_config(config: &HarnessConfig) -> LayerConfig {
+    let mut layer = LayerConfig::default();
+    layer
+        .set_symbol_size(config.packet_len + ADU_INFO_LEN)
+        .set_feedback_interval(PACKET_INTERVAL * config.feedback_every.max(1) as u32);
+    layer
 }
 
-struct Receiver {
-    decoder: Option<Decoder>,
-    delivered: Vec<bool>,
-    recovered: Vec<u64>,
+/// The ADU of source `seq`: its sequence number (little-endian) first.
+fn adu(seq: usize, len: usize) -> Bytes {
+    let mut adu = vec![(seq % 251) as u8; len];
+    adu[..8].copy_from_slice(&(seq as u64).to_le_bytes());
+    Bytes::from(adu)
 }
 
 fn seq_of(adu: &[u8]) -> Option<usize> {
     Some(u64::from_le_bytes(adu.get(..8)?.try_into().ok()?) as usize)
 }
 
-impl Receiver {
-    fn receive(&mut self, packet: Bytes, plain_seq: Option<usize>) {
-        if let Some(seq) = plain_seq {
-            self.delivered[seq] = true;
-            return;
-        }
-        let Some(decoder) = self.decoder.as_mut() else {
-            return;
-        };
-        if let Ok(Some(adu)) = decoder.receive(packet) {
-            if let Some(seq) = seq_of(&adu.data).filter(|s| *s < self.delivered.len()) {
-                self.delivered[seq] = true;
-            }
-        }
-        while let Some(adu) = decoder.poll_recovered() {
-            if let Some(seq) = seq_of(&adu.data).filter(|s| *s < self.delivered.len()) {
-                if !self.delivered[seq] {
-                    self.delivered[seq] = true;
-                    self.recovered.push(seq as u64);
-                }
-            }
-        }
-    }
+fn is_repair(datagram: &[u8]) -> bool {
+    Header::parse(datagram).is_ok_and(|(header, _)| header.is_repair())
 }
 
-struct Host {
-    instance: Instance,
-    report: Report,
-    view: HostView,
-}
-
-impl Host {
-    /// Record a fault once; the instance is disabled and the run goes on without FEC.
-    fn check<T: Default>(&mut self, result: Result<T, crate::runtime::Fault>) -> T {
-        match result {
-            Ok(v) => v,
-            Err(fault) => {
-                if self.report.fault.is_none() {
-                    self.report.fault = Some(fault.to_string());
-                }
-                T::default()
-            }
-        }
-    }
-
-    fn keep_logs(&mut self, logs: Vec<String>) {
-        for l in logs {
-            if self.report.logs.len() < 32 {
-                self.report.logs.push(l);
-            }
-        }
+/// Reports due at the receiver reach the sender at once (no delay is
+/// modelled, none is lost).
+fn report_back(now: Instant, receiver: &mut Layer, sender: &mut Layer, back: &mut Vec<Bytes>) {
+    receiver.handle_timeout(now, back);
+    for datagram in back.drain(..) {
+        sender.receive(now, datagram, &mut Vec::new(), &mut Vec::new());
     }
 }
 
 /// Run `plugin` over `config.packets` packets with `config.loss`.
+///
+/// Both ends are [`Layer`]s driven by [`PluginPolicy`], as on the QUIC
+/// host: the sender's instance decides; the receiver's instance (another
+/// instance of the same plugin) observes that end's losses and recoveries
+/// and sends the reports.
 pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
-    let HarnessConfig {
-        packets,
-        packet_len,
-        feedback_every,
-        ..
-    } = *config;
+    let packets = config.packets;
+    let packet_len = config.packet_len;
     if !(8..=1500).contains(&packet_len) {
         return Err(Error::Other(format!(
             "packet length {packet_len} is not in 8..=1500"
@@ -375,247 +333,79 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
     if config.loss == LossTrace::Every(0) {
         return Err(Error::Other("LossTrace::Every(0) is meaningless".into()));
     }
-    let mut link = Link {
-        lost: config.loss.clone().into_oracle(),
-        transmitted: 0,
-        lost_source: vec![false; packets],
-    };
-    let feedback_every = feedback_every.max(1);
+    let mut lost = config.loss.clone().into_oracle();
+    let layer_config = layer_config(config);
+    let start = Instant::now();
+    let policy = PluginPolicy::new(plugin, start);
+    let observed = policy.observer();
+    let mut sender = Layer::new(layer_config.clone(), Some(Box::new(policy)), start);
+    let receiver_policy = PluginPolicy::new(plugin, start);
+    let receiver_observed = receiver_policy.observer();
+    let mut receiver = Layer::new(layer_config, Some(Box::new(receiver_policy)), start);
+    sender.set_rtt(RTT);
+    receiver.set_rtt(RTT);
 
-    let mut host = Host {
-        instance: plugin.instantiate(),
-        report: Report::default(),
-        view: HostView {
-            schemes_offered: SCHEMES_OFFERED,
-            ..HostView::default()
-        },
-    };
-    let configured = host.instance.configure(
-        &ConfigureContext {
-            now_us: 0,
-            schemes_offered: SCHEMES_OFFERED,
-            symbol_size: (packet_len + 3) as u32,
-            max_window: MAX_WINDOW,
-            max_repair_per_call: MAX_REPAIR_PER_CALL,
-        },
-        &host.view,
-    );
-    let mut configured = host.check(configured);
-    host.keep_logs(std::mem::take(&mut configured.logs));
+    let mut report = Report::default();
+    let mut lost_source = vec![false; packets];
+    let mut delivered = vec![false; packets];
+    let (mut wire, mut up, mut back) = (Vec::new(), Vec::new(), Vec::new());
+    let mut transmitted = 0usize;
+    let mut now = start;
+    for seq in 0..packets {
+        now = start + PACKET_INTERVAL * seq as u32;
+        report_back(now, &mut receiver, &mut sender, &mut back);
+        sender.handle_timeout(now, &mut wire);
+        sender.send(now, adu(seq, packet_len), &mut wire);
+        report.sources += 1;
+        for datagram in wire.drain(..) {
+            let source = (!is_repair(&datagram)).then_some(seq);
+            let dropped = lost(transmitted);
+            transmitted += 1;
+            match (dropped, source) {
+                (true, Some(seq)) => {
+                    report.lost_sources += 1;
+                    lost_source[seq] = true;
+                }
+                (true, None) => report.lost_repairs += 1,
+                (false, _) => receiver.receive(now, datagram, &mut up, &mut back),
+            }
+        }
+        for adu in up.drain(..) {
+            if let Some(s) = seq_of(&adu).filter(|s| *s < packets) {
+                delivered[s] = true;
+            }
+        }
+        for datagram in back.drain(..) {
+            sender.receive(now, datagram, &mut Vec::new(), &mut Vec::new());
+        }
+    }
+    // The last report, for the packets since the one before.
+    if let Some(due) = receiver.poll_timeout() {
+        report_back(due.max(now), &mut receiver, &mut sender, &mut back);
+    }
+
+    let stats = sender.stats();
+    report.protected = stats.source_packets;
+    report.repairs = stats.repair_packets;
+    report.recovered = (0..packets)
+        .filter(|&s| lost_source[s] && delivered[s])
+        .count() as u64;
+    report.unrecovered = delivered.iter().filter(|d| !**d).count() as u64;
+    report.plugin_calls = stats.plugin_calls;
+    report.receiver_plugin_calls = receiver.stats().plugin_calls;
+    let observed = observed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let receiver_fault = receiver_observed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .fault
+        .clone();
     // Without a code choice the host's default is the RLC the design centres on.
-    let code = configured.code.unwrap_or(CodeChoice {
+    report.code = Some(observed.configured_code.unwrap_or(CodeChoice {
         scheme: Scheme::Rlc,
         source_symbols: 32,
         repair_symbols: 1,
-    });
-    host.report.code = Some(code);
-    let pipeline = pipeline_scheme(&code).map(|scheme| {
-        let mut c = Config::new(scheme);
-        c.set_symbol_size(packet_len + 3);
-        c
-    });
-    let mut encoder = match &pipeline {
-        Some(c) => Some(Encoder::new(c).map_err(|e| Error::Other(format!("pipeline: {e}")))?),
-        None => None,
-    };
-    let mut receiver = Receiver {
-        decoder: match &pipeline {
-            Some(c) => Some(Decoder::new(c).map_err(|e| Error::Other(format!("pipeline: {e}")))?),
-            None => None,
-        },
-        delivered: vec![false; packets],
-        recovered: Vec::new(),
-    };
-    let mut window_target = configured.window.unwrap_or(code.source_symbols);
-    let mut hints = RepairHints::new(plugin);
-    hints.after(Operation::Configure, &configured);
-    if let (Some(enc), Some(w)) = (encoder.as_mut(), configured.window) {
-        enc.set_window(w as usize).ok();
-    }
-
-    let mut interval_start = 0usize;
-    let mut recovered_seen = 0usize;
-
-    for seq in 0..packets {
-        let now_us = seq as u64 * 100;
-        host.view.now_us = now_us;
-        let mut adu = vec![(seq % 251) as u8; packet_len];
-        adu[..8].copy_from_slice(&(seq as u64).to_le_bytes());
-        let adu = Bytes::from(adu);
-
-        let active = host.instance.disabled().is_none();
-        let d = host.instance.on_source(
-            &SourceContext {
-                now_us,
-                seq: seq as u64,
-                flow: 0,
-                len: packet_len as u32,
-            },
-            &host.view,
-        );
-        let mut d = host.check(d);
-        host.keep_logs(std::mem::take(&mut d.logs));
-        let protect = active && (d.protect.is_some() || d.use_default());
-        host.report.sources += 1;
-        match encoder.as_mut().filter(|_| protect) {
-            Some(enc) => {
-                let packet = match enc.protect(0, adu.clone()) {
-                    Ok(p) => p,
-                    Err(_) => {
-                        // Block full: the plugin never closed it. Close it
-                        // without parity and go on (host safety net).
-                        enc.repair(0).ok();
-                        enc.protect(0, adu.clone())
-                            .map_err(|e| Error::Other(format!("pipeline: {e}")))?
-                    }
-                };
-                host.report.protected += 1;
-                link.send(
-                    packet.to_bytes(),
-                    None,
-                    Some(seq),
-                    &mut host.report,
-                    &mut receiver,
-                );
-            }
-            None => link.send(adu, Some(seq), Some(seq), &mut host.report, &mut receiver),
-        }
-
-        let mut repair = d.repair;
-        // Sources awaiting repair; the pipeline's window is exactly those.
-        let pending = encoder.as_ref().map_or(0, |e| e.pending() as u32);
-        match hints.due(&host.instance, pending) {
-            Due::Skip => {}
-            Due::Repeat(count) => repair += count,
-            Due::Call => {
-                let window_len = pending;
-                host.view.stats = Stats {
-                    sources_sent: host.report.protected,
-                    repair_sent: host.report.repairs,
-                    window_len: u64::from(window_len),
-                    ..host.view.stats
-                };
-                let s = host.instance.schedule_repair(
-                    &ScheduleContext {
-                        now_us,
-                        sources_since_repair: pending,
-                        window_len,
-                        window_target,
-                        repair_budget: MAX_REPAIR_PER_CALL,
-                    },
-                    &host.view,
-                );
-                let mut s = host.check(s);
-                host.keep_logs(std::mem::take(&mut s.logs));
-                hints.after(Operation::ScheduleRepair, &s);
-                if let (Some(w), Some(enc)) = (s.window, encoder.as_mut()) {
-                    if enc.set_window(w as usize).is_ok() {
-                        window_target = w;
-                    }
-                }
-                repair += s.repair;
-            }
-        }
-        if let Some(enc) = encoder.as_mut().filter(|_| repair > 0) {
-            let packets = enc
-                .repair(repair as usize)
-                .map_err(|e| Error::Other(format!("pipeline: {e}")))?;
-            for p in packets {
-                host.report.repairs += 1;
-                link.send(p, None, None, &mut host.report, &mut receiver);
-            }
-        }
-
-        // Recoveries reach observers as they happen.
-        while recovered_seen < receiver.recovered.len() {
-            let r = receiver.recovered[recovered_seen];
-            recovered_seen += 1;
-            let result = host.instance.on_recovered(
-                &RecoveredContext {
-                    now_us,
-                    seq: r,
-                    flow: 0,
-                    len: packet_len as u32,
-                },
-                &host.view,
-            );
-            host.check(result);
-        }
-
-        if (seq + 1) % feedback_every == 0 || seq + 1 == packets {
-            let range = interval_start..seq + 1;
-            interval_start = seq + 1;
-            let lost_now: Vec<usize> = range.clone().filter(|&s| link.lost_source[s]).collect();
-            let recovered = lost_now.iter().filter(|&&s| receiver.delivered[s]).count() as u32;
-            let bursts = burst_lengths(&link.lost_source[range.clone()]);
-            let max_burst = bursts.iter().max().map_or(0, |&b| b as u32);
-            let mean_burst_x16 = (lost_now.len() as u32 * 16)
-                .checked_div(bursts.len() as u32)
-                .unwrap_or(0);
-            host.view.stats.recovered = receiver.recovered.len() as u64;
-            host.view.stats.received = (seq + 1 - host.report.lost_sources as usize) as u64;
-            let fb = host.instance.on_feedback(
-                &FeedbackContext {
-                    now_us,
-                    rtt_us: 20_000,
-                    received: (range.len() - lost_now.len()) as u32,
-                    lost: lost_now.len() as u32,
-                    recovered,
-                    max_burst,
-                    mean_burst_x16,
-                    reserved: 0,
-                },
-                &host.view,
-            );
-            let fb = host.check(fb);
-            hints.after(Operation::OnFeedback, &fb);
-            host.keep_logs(fb.logs);
-            for &s in lost_now.iter().filter(|&&s| !receiver.delivered[s]) {
-                let result = host.instance.on_loss(
-                    &LossContext {
-                        now_us,
-                        seq: s as u64,
-                        burst_len: max_burst,
-                        reserved: 0,
-                    },
-                    &host.view,
-                );
-                host.check(result);
-            }
-        }
-    }
-
-    host.report.recovered = receiver.recovered.len() as u64;
-    host.report.unrecovered = receiver.delivered.iter().filter(|d| !**d).count() as u64;
-    host.report.plugin_calls = host.instance.calls();
-    Ok(host.report)
-}
-
-/// The lossy path between the two pipelines.
-struct Link {
-    lost: Box<dyn FnMut(usize) -> bool>,
-    transmitted: usize,
-    lost_source: Vec<bool>,
-}
-
-impl Link {
-    fn send(
-        &mut self,
-        packet: Bytes,
-        plain: Option<usize>,
-        source: Option<usize>,
-        report: &mut Report,
-        receiver: &mut Receiver,
-    ) {
-        let dropped = (self.lost)(self.transmitted);
-        self.transmitted += 1;
-        match (dropped, source) {
-            (true, Some(seq)) => {
-                report.lost_sources += 1;
-                self.lost_source[seq] = true;
-            }
-            (true, None) => report.lost_repairs += 1,
-            (false, _) => receiver.receive(packet, plain),
-        }
-    }
+    }));
+    report.fault = observed.fault.or(receiver_fault);
+    report.logs = observed.logs;
+    Ok(report)
 }

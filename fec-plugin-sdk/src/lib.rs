@@ -74,6 +74,7 @@ pub mod build;
 pub mod elf;
 pub mod harness;
 pub mod hints;
+pub mod host;
 pub mod package;
 pub mod runtime;
 pub mod verify;

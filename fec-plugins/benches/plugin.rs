@@ -11,7 +11,7 @@ use fec_plugin_sdk::runtime::{HostOffer, HostView};
 use fec_plugins::drive;
 
 fn invocation(c: &mut Criterion) {
-    let mut instance = drive::rlc_window_instance();
+    let mut instance = drive::rlc_window_plugin().instantiate();
     let view = HostView::default();
     let ctx = ScheduleContext {
         now_us: 1,
@@ -48,10 +48,10 @@ fn pipeline(c: &mut Criterion) {
     let packets = drive::packets(1024, 1280);
     let mut group = c.benchmark_group("pipeline_rlc32_1in4");
     group.throughput(Throughput::Bytes((packets.len() * 1280) as u64));
-    group.bench_function("native", |b| b.iter(|| drive::native(&packets).unwrap()));
-    let mut instance = drive::rlc_window_instance();
+    group.bench_function("native", |b| b.iter(|| drive::native(&packets)));
+    let plugin = drive::rlc_window_plugin();
     group.bench_function("plugin", |b| {
-        b.iter(|| drive::with_plugin(&mut instance, &packets).unwrap())
+        b.iter(|| drive::with_plugin(&plugin, &packets))
     });
     group.finish();
 }

@@ -1,30 +1,32 @@
-//! The same sending pipeline driven natively and by a plugin, for the
-//! plugin-versus-native throughput figure (benches and the compare binary
-//! call these, so both measure identical work).
+//! The same sending layer driven natively and by a plugin, for the
+//! plugin-versus-native throughput figure (benches and the example call
+//! these, so both measure identical work).
 //!
 //! Workload of the issue's target: 1280-byte packets, RLC window 32, one
-//! repair symbol per 4 sources. The native driver hard-codes that policy; the
-//! plugin driver asks [`crate::RLC_WINDOW`] (same policy, in eBPF) through
-//! `on_source` for every packet and `schedule_repair` whenever a decision is
-//! due, following the plugin's `fec_repair_after` and `fec_repair_repeat`
-//! hints as a host does.
+//! repair symbol per 4 sources. Both run a [`fec_core::layer::Layer`]: the
+//! native driver with [`FixedRate`] (that policy in Rust), the plugin driver
+//! with [`crate::RLC_WINDOW`] (the same policy in eBPF) through the one
+//! plugin host, [`fec_plugin_sdk::host::PluginPolicy`], which follows the
+//! plugin's `fec_repair_after` and `fec_repair_repeat` hints.
 //!
 //! ```
 //! let packets = fec_plugins::drive::packets(64, 1280);
-//! let native = fec_plugins::drive::native(&packets).unwrap();
-//! let mut instance = fec_plugins::drive::rlc_window_instance();
-//! let plugin = fec_plugins::drive::with_plugin(&mut instance, &packets).unwrap();
-//! assert_eq!(native, plugin);
+//! let native = fec_plugins::drive::native(&packets);
+//! let plugin = fec_plugins::drive::rlc_window_plugin();
+//! let by_plugin = fec_plugins::drive::with_plugin(&plugin, &packets);
+//! assert_eq!(native, by_plugin);
 //! assert_eq!(native, (64, 16));
 //! ```
 
+use std::time::Instant;
+
 use bytes::Bytes;
-use fec_core::pipeline::{Config, Encoder, Scheme};
-use fec_core::rlc::Field;
-use fec_plugin_sdk::abi::{Operation, ScheduleContext, SourceContext, MAX_REPAIR_PER_CALL};
-use fec_plugin_sdk::hints::{Due, RepairHints};
+use fec_core::layer::policy::{FixedRate, Policy};
+use fec_core::layer::{Layer, LayerConfig};
+use fec_core::pipeline::wire::ADU_INFO_LEN;
+use fec_plugin_sdk::host::PluginPolicy;
 use fec_plugin_sdk::package::TrustStore;
-use fec_plugin_sdk::runtime::{HostOffer, HostView, Instance};
+use fec_plugin_sdk::runtime::{HostOffer, Plugin};
 
 /// Window of the target workload.
 pub const WINDOW: usize = 32;
@@ -38,32 +40,48 @@ pub fn packets(count: usize, len: usize) -> Vec<Bytes> {
         .collect()
 }
 
-fn encoder(packet_len: usize) -> Result<Encoder, fec_core::Error> {
-    let mut config = Config::new(Scheme::Rlc {
-        field: Field::Gf256,
+/// The layer configuration of the workload: symbols for `packet_len`-byte
+/// packets, no idle tick (the packets come back to back).
+pub fn layer_config(packet_len: usize) -> LayerConfig {
+    let mut config = LayerConfig::default();
+    config
+        .set_symbol_size(packet_len + ADU_INFO_LEN)
+        .set_idle_repair(None);
+    config
+}
+
+/// The native policy of the workload.
+pub fn native_policy() -> FixedRate {
+    FixedRate {
         window: WINDOW,
-        dt: 15,
-    });
-    config.set_symbol_size(packet_len + 3);
-    Encoder::new(&config)
-}
-
-/// Protect every packet, one repair after every 4: returns (sources, repairs) sent.
-pub fn native(packets: &[Bytes]) -> Result<(u64, u64), fec_core::Error> {
-    let mut enc = encoder(packets.first().map_or(1, Bytes::len))?;
-    let mut repairs = 0u64;
-    for p in packets {
-        std::hint::black_box(enc.protect(0, p.clone())?);
-        if enc.pending() >= SOURCES_PER_REPAIR {
-            repairs += enc.repair(1)?.len() as u64;
-        }
+        every: SOURCES_PER_REPAIR,
+        repairs: 1,
     }
-    Ok((packets.len() as u64, repairs))
 }
 
-/// A configured instance of the shipped RLC plugin (window 32, one repair
-/// per 4 sources).
-pub fn rlc_window_instance() -> Instance {
+/// Sends `packets` through a layer under `policy`: returns (sources,
+/// repairs) sent.
+pub fn send_all(policy: Box<dyn Policy>, packets: &[Bytes]) -> (u64, u64) {
+    let now = Instant::now();
+    let len = packets.first().map_or(1, Bytes::len);
+    let mut layer = Layer::new(layer_config(len), Some(policy), now);
+    let mut out = Vec::with_capacity(4);
+    for p in packets {
+        layer.send(now, p.clone(), &mut out);
+        std::hint::black_box(&out);
+        out.clear();
+    }
+    let stats = layer.stats();
+    (stats.source_packets, stats.repair_packets)
+}
+
+/// Protect every packet, one repair after every 4, decided in Rust.
+pub fn native(packets: &[Bytes]) -> (u64, u64) {
+    send_all(Box::new(native_policy()), packets)
+}
+
+/// The shipped RLC plugin (window 32, one repair per 4 sources), loaded.
+pub fn rlc_window_plugin() -> Plugin {
     fec_plugin_sdk::load_package(
         crate::RLC_WINDOW.package,
         &TrustStore::new(),
@@ -71,69 +89,9 @@ pub fn rlc_window_instance() -> Instance {
         &HostOffer::all(),
     )
     .expect("the shipped RLC plugin loads")
-    .instantiate()
 }
 
-/// Drive `instance`'s `configure` and return the hints it gave.
-pub fn configure(instance: &mut Instance) -> Result<RepairHints, String> {
-    let d = instance
-        .configure(&Default::default(), &HostView::default())
-        .map_err(|f| f.to_string())?;
-    let mut hints = RepairHints::new(instance.plugin());
-    hints.after(Operation::Configure, &d);
-    Ok(hints)
-}
-
-/// The same work, every decision taken by the plugin (as a host does it:
-/// `on_source` for every packet, `schedule_repair` unless the plugin's
-/// `fec_repair_after` hint says there is nothing to do yet or its
-/// `fec_repair_repeat` hint says the call would repeat the last decision):
-/// returns (sources, repairs) sent.
-pub fn with_plugin(instance: &mut Instance, packets: &[Bytes]) -> Result<(u64, u64), String> {
-    let mut enc = encoder(packets.first().map_or(1, Bytes::len)).map_err(|e| e.to_string())?;
-    let view = HostView::default();
-    let (mut sources, mut repairs) = (0u64, 0u64);
-    let mut hints = configure(instance)?;
-    for (seq, p) in packets.iter().enumerate() {
-        let d = instance
-            .on_source(
-                &SourceContext {
-                    now_us: seq as u64,
-                    seq: seq as u64,
-                    flow: 0,
-                    len: p.len() as u32,
-                },
-                &view,
-            )
-            .map_err(|f| f.to_string())?;
-        if d.protect.is_some() || d.use_default() {
-            std::hint::black_box(enc.protect(0, p.clone()).map_err(|e| e.to_string())?);
-            sources += 1;
-        }
-        let pending = enc.pending() as u32;
-        let count = match hints.due(instance, pending) {
-            Due::Skip => 0,
-            Due::Repeat(count) => count,
-            Due::Call => {
-                let s = instance
-                    .schedule_repair(
-                        &ScheduleContext {
-                            now_us: seq as u64,
-                            sources_since_repair: pending,
-                            window_len: pending,
-                            window_target: WINDOW as u32,
-                            repair_budget: MAX_REPAIR_PER_CALL,
-                        },
-                        &view,
-                    )
-                    .map_err(|f| f.to_string())?;
-                hints.after(Operation::ScheduleRepair, &s);
-                s.repair
-            }
-        };
-        if count > 0 {
-            repairs += enc.repair(count as usize).map_err(|e| e.to_string())?.len() as u64;
-        }
-    }
-    Ok((sources, repairs))
+/// The same work, every decision taken by a fresh instance of `plugin`.
+pub fn with_plugin(plugin: &Plugin, packets: &[Bytes]) -> (u64, u64) {
+    send_all(Box::new(PluginPolicy::new(plugin, Instant::now())), packets)
 }

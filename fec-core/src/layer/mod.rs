@@ -328,6 +328,9 @@ pub struct Layer {
     failure: Option<String>,
     pending_feedback: Feedback,
     next_feedback: Option<Instant>,
+    /// When the last report was due: reports keep to a grid while there is
+    /// something to report, so their spacing does not drift with losses.
+    last_report: Option<Instant>,
     idle_deadline: Option<Instant>,
     stats: Stats,
     rtt: Option<Duration>,
@@ -348,6 +351,7 @@ impl Layer {
             failure: None,
             pending_feedback: Feedback::default(),
             next_feedback: None,
+            last_report: None,
             idle_deadline: None,
             stats: Stats::default(),
             rtt: None,
@@ -607,7 +611,11 @@ impl Layer {
         self.pending_feedback
             .add(received.accounted, lost, burst, recovered);
         if self.next_feedback.is_none() && !self.pending_feedback.is_empty() {
-            self.next_feedback = Some(now + self.config.feedback_interval);
+            let interval = self.config.feedback_interval;
+            self.next_feedback = Some(match self.last_report {
+                Some(last) if now < last + interval => last + interval,
+                _ => now + interval,
+            });
         }
     }
 
@@ -630,8 +638,9 @@ impl Layer {
                 self.schedule(now, true, out);
             }
         }
-        if self.next_feedback.is_some_and(|at| at <= now) {
+        if let Some(due) = self.next_feedback.filter(|at| *at <= now) {
             self.next_feedback = None;
+            self.last_report = Some(due);
             let report = std::mem::take(&mut self.pending_feedback);
             out.push(Bytes::from(report.to_vec()));
             self.stats.feedback_sent += 1;
