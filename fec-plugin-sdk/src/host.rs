@@ -137,6 +137,13 @@ impl PluginPolicy {
         self
     }
 
+    /// Whether `fec_repair_repeat` hints alone are followed (by default they
+    /// are): a host that does not follow them asks for every due decision.
+    pub fn follow_repeat(&mut self, follow: bool) -> &mut Self {
+        self.hints.follow_repeat(follow);
+        self
+    }
+
     /// Sends every `fec_log` line to `sink` as well.
     pub fn log_to(&mut self, sink: LogSink) -> &mut Self {
         self.log_sink = Some(sink);
