@@ -62,7 +62,7 @@ use fec_core::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
 use fec_core::pipeline::wire::{Header, ADU_INFO_LEN};
 
 use crate::abi::Scheme;
-use crate::host::PluginPolicy;
+use crate::host::{Call, PluginPolicy};
 use crate::runtime::{CodeChoice, Plugin};
 use crate::Error;
 
@@ -155,7 +155,8 @@ impl LossTrace {
         }
     }
 
-    fn into_oracle(self) -> Box<dyn FnMut(usize) -> bool> {
+    /// Whether transmission `i` (0, 1, ...) is lost; ask in order.
+    pub fn into_oracle(self) -> Box<dyn FnMut(usize) -> bool> {
         match self {
             LossTrace::None => Box::new(|_| false),
             LossTrace::Bernoulli { rate, seed } => {
@@ -184,8 +185,10 @@ pub struct HarnessConfig {
     pub packet_len: usize,
     /// The loss trace.
     pub loss: LossTrace,
-    /// Sources per receiver report.
+    /// Packet intervals per receiver report.
     pub feedback_every: usize,
+    /// Record every plugin call of both ends ([`Report::calls`]).
+    pub record_calls: bool,
 }
 
 impl Default for HarnessConfig {
@@ -195,6 +198,7 @@ impl Default for HarnessConfig {
             packet_len: 1200,
             loss: LossTrace::None,
             feedback_every: 50,
+            record_calls: false,
         }
     }
 }
@@ -226,6 +230,9 @@ pub struct Report {
     pub fault: Option<String>,
     /// Messages the plugin logged (first 32).
     pub logs: Vec<String>,
+    /// With [`HarnessConfig::record_calls`]: every call of the sender's
+    /// instance, then every call of the receiver's.
+    pub calls: Option<(Vec<Call>, Vec<Call>)>,
 }
 
 impl Report {
@@ -291,7 +298,7 @@ pub fn layer_config(config: &HarnessConfig) -> LayerConfig {
 }
 
 /// The ADU of source `seq`: its sequence number (little-endian) first.
-fn adu(seq: usize, len: usize) -> Bytes {
+pub fn adu(seq: usize, len: usize) -> Bytes {
     let mut adu = vec![(seq % 251) as u8; len];
     adu[..8].copy_from_slice(&(seq as u64).to_le_bytes());
     Bytes::from(adu)
@@ -336,10 +343,14 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
     let mut lost = config.loss.clone().into_oracle();
     let layer_config = layer_config(config);
     let start = Instant::now();
-    let policy = PluginPolicy::new(plugin, start);
+    let mut policy = PluginPolicy::new(plugin, start);
+    let mut receiver_policy = PluginPolicy::new(plugin, start);
+    if config.record_calls {
+        policy.record_calls();
+        receiver_policy.record_calls();
+    }
     let observed = policy.observer();
     let mut sender = Layer::new(layer_config.clone(), Some(Box::new(policy)), start);
-    let receiver_policy = PluginPolicy::new(plugin, start);
     let receiver_observed = receiver_policy.observer();
     let mut receiver = Layer::new(layer_config, Some(Box::new(receiver_policy)), start);
     sender.set_rtt(RTT);
@@ -394,18 +405,18 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
     report.plugin_calls = stats.plugin_calls;
     report.receiver_plugin_calls = receiver.stats().plugin_calls;
     let observed = observed.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let receiver_fault = receiver_observed
+    let receiver_observed = receiver_observed
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .fault
         .clone();
+    report.calls = observed.calls.zip(receiver_observed.calls);
     // Without a code choice the host's default is the RLC the design centres on.
     report.code = Some(observed.configured_code.unwrap_or(CodeChoice {
         scheme: Scheme::Rlc,
         source_symbols: 32,
         repair_symbols: 1,
     }));
-    report.fault = observed.fault.or(receiver_fault);
+    report.fault = observed.fault.or(receiver_observed.fault);
     report.logs = observed.logs;
     Ok(report)
 }

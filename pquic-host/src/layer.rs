@@ -10,65 +10,25 @@
 //!
 //! Datagrams are demultiplexed on their first byte: QUIC sets the fixed bit
 //! 0x40 (with quinn's `grease_quic_bit` turned off on both ends), the FEC
-//! layer's own datagrams keep it clear (see [`is_quic`]).
+//! layer's own datagrams keep it clear (see [`is_quic`]). The layer itself is
+//! `fec_core::layer::Layer`, wrapped for QUIC in [`crate::fec::QuicLayer`].
 
 #![forbid(unsafe_code)]
 
 use std::time::Instant;
 
 use bytes::Bytes;
+use fec_core::layer::DatagramKind;
 
 /// True when `datagram` is a QUIC packet rather than one of the FEC layer's
-/// datagrams: QUIC's fixed bit (RFC 9000 section 17) is set in its first byte.
+/// datagrams: QUIC's fixed bit (RFC 9000 section 17) is set in its first byte,
+/// the layer's own datagrams keep it clear ([`fec_core::layer::DatagramKind`]).
 pub fn is_quic(datagram: &[u8]) -> bool {
-    datagram.first().is_some_and(|b| b & 0x40 != 0)
+    DatagramKind::of(datagram) == DatagramKind::Plain
 }
 
-/// Counters of one layer (one peer), cumulative.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LayerStats {
-    /// QUIC packets protected as source symbols.
-    pub source_packets: u64,
-    /// Bytes of those QUIC packets.
-    pub source_bytes: u64,
-    /// Repair datagrams sent.
-    pub repair_packets: u64,
-    /// Bytes of repair datagrams sent.
-    pub repair_bytes: u64,
-    /// QUIC packets rebuilt from repair symbols and handed to quinn.
-    pub recovered: u64,
-    /// Source packets the receiver found missing (before recovery).
-    pub losses_seen: u64,
-    /// Datagrams that could not be parsed or used.
-    pub rejected: u64,
-    /// Feedback reports sent to the peer.
-    pub feedback_sent: u64,
-    /// Repaired losses reported by the peer (for the congestion controller).
-    pub peer_recovered: u64,
-    /// Times the policy failed and the layer fell back to plain QUIC.
-    pub fallbacks: u64,
-    /// Pluglet executions of the plugin driving this layer's policy.
-    pub plugin_calls: u64,
-}
-
-impl LayerStats {
-    /// Field-wise sum.
-    pub fn sum(self, other: LayerStats) -> LayerStats {
-        LayerStats {
-            source_packets: self.source_packets + other.source_packets,
-            source_bytes: self.source_bytes + other.source_bytes,
-            repair_packets: self.repair_packets + other.repair_packets,
-            repair_bytes: self.repair_bytes + other.repair_bytes,
-            recovered: self.recovered + other.recovered,
-            losses_seen: self.losses_seen + other.losses_seen,
-            rejected: self.rejected + other.rejected,
-            feedback_sent: self.feedback_sent + other.feedback_sent,
-            peer_recovered: self.peer_recovered + other.peer_recovered,
-            fallbacks: self.fallbacks + other.fallbacks,
-            plugin_calls: self.plugin_calls + other.plugin_calls,
-        }
-    }
-}
+/// Counters of one layer (one peer), cumulative: the shared layer's.
+pub type LayerStats = fec_core::layer::Stats;
 
 /// One peer's FEC state (sans-IO; see the module docs).
 pub trait FecLayer: Send + std::fmt::Debug {
@@ -95,6 +55,11 @@ pub trait FecLayer: Send + std::fmt::Debug {
 
     /// Counters so far.
     fn stats(&self) -> LayerStats;
+
+    /// Why FEC stopped for this peer (a faulting plugin), if it did.
+    fn failure(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// No FEC: QUIC packets go out unchanged; datagrams that are not QUIC are

@@ -5,14 +5,16 @@
 //!
 //! - [`impair`]: seeded, reproducible loss (Bernoulli, Gilbert-Elliott),
 //!   delay, jitter, reordering and rate limiting (sans-IO).
-//! - [`layer`]: the sans-IO [`layer::FecLayer`] trait, first-byte demux,
-//!   pass-through; [`fec`]: the protecting layer over `fec_core::pipeline`,
-//!   receiver feedback, the [`fec::RepairPolicy`] trait.
+//! - [`layer`]: the socket adapter's [`layer::FecLayer`] interface, the
+//!   QUIC / FEC first-byte demultiplexing, pass-through; [`fec`]: the shared
+//!   sans-IO `fec_core::layer::Layer` with QUIC's settings
+//!   ([`fec::QuicLayer`]), driven by a native policy or by a plugin through
+//!   `fec_plugin_sdk::host::PluginPolicy`.
 //! - [`socket`]: the one I/O adapter, a quinn `AsyncUdpSocket` running a
 //!   layer per peer (and the impairment); [`endpoint`]: quinn endpoints on it.
-//! - [`plugin`]: cache, trust store, verification, the plugin-driven policy
-//!   and the in-band exchange; [`congestion`]: repaired losses charged to
-//!   quinn's congestion controller (RFC 9265).
+//! - [`plugin`]: cache, trust store, verification and the in-band exchange;
+//!   [`congestion`]: repaired losses charged to quinn's congestion
+//!   controller (RFC 9265).
 //! - [`session`], [`workload`], [`demo`], [`relay`]: what the `pquic-host`
 //!   binary runs.
 //!
@@ -20,17 +22,17 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use pquic_host::fec::{ProtectedLayer, RepairedLosses};
+//! use pquic_host::fec::{QuicLayer, RepairedLosses};
 //! use pquic_host::layer::FecLayer;
 //!
-//! let mut sender = ProtectedLayer::native(RepairedLosses::default());
-//! let mut receiver = ProtectedLayer::receive_only();
 //! let mut now = Instant::now();
+//! let mut sender = QuicLayer::native(RepairedLosses::default(), now);
+//! let mut receiver = QuicLayer::receive_only();
 //! let (mut wire, mut to_quinn, mut back) = (Vec::new(), Vec::new(), Vec::new());
 //! let quic_packet = [0x40u8; 100]; // fixed bit set, as in every QUIC packet
 //! sender.on_outgoing(now, &quic_packet, &mut wire);
 //! now += Duration::from_millis(2);
-//! sender.handle_timeout(now, &mut wire); // idle flush: a repair packet
+//! sender.handle_timeout(now, &mut wire); // idle tick: a repair packet
 //! assert_eq!(wire.len(), 2);
 //! wire.remove(0); // the source packet is lost...
 //! for datagram in wire {

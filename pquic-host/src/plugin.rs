@@ -1,6 +1,7 @@
 //! FEC plugins on the host side: the shipped `realtime` plugin, the on-disk
-//! cache and trust store, the [`PluginPolicy`] that lets a plugin drive the
-//! FEC layer, and the in-band exchange over a control stream.
+//! cache and trust store, and the in-band exchange over a control stream.
+//! A loaded plugin drives the FEC layer through the one plugin host,
+//! `fec_plugin_sdk::host::PluginPolicy` (see [`crate::fec::QuicLayer`]).
 //!
 //! Exchange (quinn has no custom transport parameters, so it is in band on
 //! a bidirectional stream the server opens right after the handshake; ALPN
@@ -22,17 +23,11 @@
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use fec_plugin_sdk::abi::{
-    Context, FeedbackContext, LossContext, RecoveredContext, ScheduleContext, SourceContext,
-};
-use fec_plugin_sdk::hints::{Due, RepairHints};
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
-use fec_plugin_sdk::runtime::{Decisions, Fault, HostOffer, HostView, Instance, Plugin};
+use fec_plugin_sdk::runtime::{HostOffer, Plugin};
 
 use crate::error::{Error, Result};
-use crate::fec::{CodeChoice, Feedback, Plan, RepairPolicy};
 
 /// Stream kind of the control stream.
 pub const KIND_CONTROL: u8 = b'C';
@@ -40,13 +35,6 @@ pub const KIND_CONTROL: u8 = b'C';
 pub const MAX_PACKAGE: usize = 1 << 20;
 /// Default bound of the on-disk cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
-/// How long the sender waits after its last source before offering the
-/// plugin an idle `schedule_repair` call.
-pub const IDLE_TICK: Duration = Duration::from_millis(1);
-/// Repair packets the host allows per call (its congestion budget).
-const REPAIR_BUDGET: u32 = 8;
-/// Largest coding window the host runs.
-const MAX_WINDOW: usize = 256;
 
 /// Source of the `realtime` plugin (eBPF assembly, see the file's comments).
 pub const REALTIME_SOURCE: &str = include_str!("../plugins/realtime.s");
@@ -255,272 +243,6 @@ pub fn verify_package(bytes: &[u8], expected_sha256: &str, trust: &TrustStore) -
         .map_err(|e| Error::Plugin(format!("signature check failed: {e}")))?;
     Plugin::load(&package, &HostOffer::all())
         .map_err(|e| Error::Plugin(format!("verifier rejected the plugin: {e}")))
-}
-
-/// The pipeline code a plugin's `fec_set_code` names, bounded by what the
-/// host runs; `None` for "no code" or unusable parameters.
-fn code_choice(choice: fec_plugin_sdk::runtime::CodeChoice) -> Option<CodeChoice> {
-    use fec_plugin_sdk::abi::Scheme as Wanted;
-    let sources = (choice.source_symbols as usize).clamp(1, MAX_WINDOW);
-    let repairs = (choice.repair_symbols as usize).clamp(1, MAX_WINDOW);
-    match choice.scheme {
-        Wanted::ReedSolomon => Some(CodeChoice::ReedSolomon {
-            data: sources.min(255),
-            parity: repairs.min(256 - sources.min(255)),
-        }),
-        Wanted::Rlc => Some(CodeChoice::Rlc { window: sources }),
-        Wanted::RaptorQ => Some(CodeChoice::RaptorQ {
-            source_symbols: sources,
-            repair_symbols: repairs,
-        }),
-        _ => None,
-    }
-}
-
-/// A plugin instance driving the FEC layer of one connection.
-///
-/// It calls only the operations the plugin has pluglets for (the others get
-/// the host's default: protect every packet, nothing else), and follows the
-/// plugin's `fec_repair_after` and `fec_repair_repeat` hints (see
-/// [`fec_plugin_sdk::hints`]), so it sends what a host calling the plugin
-/// every time would send, with fewer VM calls.
-pub struct PluginPolicy {
-    instance: Instance,
-    hints: RepairHints,
-    epoch: Instant,
-    sequence: u64,
-    sources_sent: u64,
-    repairs_sent: u64,
-    idle_deadline: Option<Instant>,
-    window: usize,
-    fault_reported: bool,
-    recovered: u64,
-    lost: u64,
-}
-
-impl std::fmt::Debug for PluginPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginPolicy")
-            .field("instance", &self.instance)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PluginPolicy {
-    /// A fresh instance of `plugin`, configured at `now`. The first plan
-    /// carries the window the plugin chose.
-    pub fn new(plugin: &Plugin, now: Instant) -> (Self, Plan) {
-        let mut policy = Self {
-            instance: plugin.instantiate(),
-            hints: RepairHints::new(plugin),
-            epoch: now,
-            sequence: 0,
-            sources_sent: 0,
-            repairs_sent: 0,
-            idle_deadline: None,
-            window: 32,
-            fault_reported: false,
-            recovered: 0,
-            lost: 0,
-        };
-        let context = |_| fec_plugin_sdk::abi::ConfigureContext {
-            now_us: 0,
-            schemes_offered: 0,
-            symbol_size: 1500,
-            max_window: MAX_WINDOW as u32,
-            max_repair_per_call: REPAIR_BUDGET,
-        };
-        let plan = policy.call(now, context, false);
-        (policy, plan)
-    }
-
-    /// Whether the plugin's scheduling hints are followed (by default they
-    /// are). Ignoring them costs VM calls, never changes what is sent.
-    pub fn follow_hints(&mut self, follow: bool) -> &mut Self {
-        self.hints.follow_repair_after(follow).follow_repeat(follow);
-        self
-    }
-
-    /// Pluglet executions so far.
-    pub fn plugin_calls(&self) -> u64 {
-        self.instance.calls()
-    }
-
-    fn now_us(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_micros() as u64
-    }
-
-    fn view(&self, now: Instant) -> HostView {
-        let mut view = HostView {
-            now_us: self.now_us(now),
-            ..HostView::default()
-        };
-        view.stats.sources_sent = self.sources_sent;
-        view.stats.repair_sent = self.repairs_sent;
-        view.stats.window_len = self.window as u64;
-        view
-    }
-
-    fn plan(&mut self, decided: Result<Decisions, Fault>, default_protect: bool) -> Plan {
-        match decided {
-            Ok(d) => {
-                for line in &d.logs {
-                    tracing::info!(plugin = self.instance.plugin().name(), "{line}");
-                }
-                if let Some(w) = d.window {
-                    self.window = (w as usize).clamp(1, MAX_WINDOW);
-                }
-                let protect = d.protect.is_some() || (default_protect && d.use_default());
-                Plan {
-                    protect,
-                    repairs: d.repair as usize,
-                    window: d.window.map(|_| self.window),
-                    code: d.code.and_then(code_choice),
-                }
-            }
-            Err(fault) => {
-                if !self.fault_reported {
-                    self.fault_reported = true;
-                    tracing::warn!("{fault}; FEC is off for this connection, plain QUIC continues");
-                }
-                Plan::default()
-            }
-        }
-    }
-
-    /// Runs `C::OPERATION` with the context `context(now_us)` if the plugin
-    /// has a pluglet for it, and takes the hints it gives (which may drop a
-    /// repeat hint: after `on_feedback` the plugin may have changed its
-    /// mind); otherwise the host's default applies, without building the
-    /// context.
-    fn call<C: Context>(
-        &mut self,
-        now: Instant,
-        context: impl FnOnce(u64) -> C,
-        default_protect: bool,
-    ) -> Plan {
-        if !self.instance.plugin().runs(C::OPERATION) {
-            return Plan {
-                protect: default_protect && self.instance.disabled().is_none(),
-                ..Plan::default()
-            };
-        }
-        let ctx = context(self.now_us(now));
-        let view = self.view(now);
-        let decided = self.instance.invoke(&ctx, &view);
-        if let Ok(decisions) = &decided {
-            self.hints.after(C::OPERATION, decisions);
-        }
-        self.plan(decided, default_protect)
-    }
-
-    /// A `schedule_repair` call is due with `unprotected` sources pending.
-    fn schedule(&mut self, now: Instant, unprotected: usize) -> Plan {
-        let plan = match self.hints.due(&self.instance, unprotected as u32) {
-            Due::Skip => Plan::default(),
-            Due::Repeat(count) => Plan::repairs(count as usize),
-            Due::Call => {
-                let window = self.window;
-                let context = |now_us| ScheduleContext {
-                    now_us,
-                    sources_since_repair: unprotected as u32,
-                    window_len: unprotected.min(window) as u32,
-                    window_target: window as u32,
-                    repair_budget: REPAIR_BUDGET,
-                };
-                self.call(now, context, false)
-            }
-        };
-        self.repairs_sent += plan.repairs as u64;
-        plan
-    }
-}
-
-impl RepairPolicy for PluginPolicy {
-    fn on_source(&mut self, now: Instant, len: usize, unprotected: usize) -> Plan {
-        let seq = self.sequence;
-        self.sequence += 1;
-        let context = |now_us| SourceContext {
-            now_us,
-            seq,
-            flow: 0,
-            len: len as u32,
-        };
-        let mut plan = self.call(now, context, true);
-        if !plan.protect {
-            return plan;
-        }
-        self.sources_sent += 1;
-        let scheduled = self.schedule(now, unprotected + 1);
-        plan.repairs += scheduled.repairs;
-        plan.window = scheduled.window.or(plan.window);
-        // Covered sources need no idle call; uncovered ones get one.
-        self.idle_deadline = (plan.repairs == 0).then_some(now + IDLE_TICK);
-        plan
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        self.idle_deadline
-    }
-
-    fn on_timeout(&mut self, now: Instant, unprotected: usize) -> Plan {
-        match self.idle_deadline {
-            Some(at) if at <= now => {
-                // One idle call per quiet period: a plugin that declines is
-                // not asked again until the next source.
-                self.idle_deadline = None;
-                if unprotected == 0 {
-                    return Plan::default();
-                }
-                self.schedule(now, unprotected)
-            }
-            _ => Plan::default(),
-        }
-    }
-
-    fn on_feedback(&mut self, now: Instant, feedback: &Feedback) -> Plan {
-        let context = |now_us| FeedbackContext {
-            now_us,
-            received: feedback.sources.saturating_sub(feedback.lost),
-            lost: feedback.lost,
-            recovered: feedback.recovered,
-            max_burst: u32::from(feedback.max_burst),
-            ..FeedbackContext::default()
-        };
-        self.call(now, context, false)
-    }
-
-    fn on_recovered(&mut self, now: Instant, len: usize) -> Plan {
-        let seq = self.recovered;
-        self.recovered += 1;
-        let context = |now_us| RecoveredContext {
-            now_us,
-            seq,
-            flow: 0,
-            len: len as u32,
-        };
-        self.call(now, context, false)
-    }
-
-    fn on_loss(&mut self, now: Instant, count: u32, burst: u16) -> Plan {
-        let seq = self.lost;
-        self.lost += u64::from(count);
-        let context = |now_us| LossContext {
-            now_us,
-            seq,
-            burst_len: u32::from(burst),
-            reserved: 0,
-        };
-        self.call(now, context, false)
-    }
-
-    fn is_healthy(&self) -> bool {
-        self.instance.disabled().is_none()
-    }
-
-    fn plugin_calls(&self) -> u64 {
-        self.instance.calls()
-    }
 }
 
 /// What the server offers.
@@ -739,10 +461,11 @@ pub async fn accept_plugin(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fec::{ProtectedLayer, RepairedLosses};
+    use crate::fec::{plugin_policy, QuicLayer, RepairedLosses};
     use crate::layer::{FecLayer, LayerStats};
     use crate::rng::SeededRng;
     use bytes::Bytes;
+    use std::time::{Duration, Instant};
 
     fn key(seed: u8) -> ed25519_dalek::SigningKey {
         ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
@@ -761,41 +484,35 @@ mod tests {
         dir
     }
 
-    fn layer(plugin: &Plugin, now: Instant) -> ProtectedLayer {
-        layer_following(plugin, now, true)
+    fn layer(plugin: &Plugin) -> QuicLayer {
+        layer_following(plugin, true)
     }
 
-    fn layer_following(plugin: &Plugin, now: Instant, follow_hints: bool) -> ProtectedLayer {
-        let (mut policy, plan) = PluginPolicy::new(plugin, now);
+    fn layer_following(plugin: &Plugin, follow_hints: bool) -> QuicLayer {
+        let now = Instant::now();
+        let mut policy = plugin_policy(plugin, now);
         policy.follow_hints(follow_hints);
-        let mut layer = ProtectedLayer::new(
-            Box::new(policy),
-            CodeChoice::default(),
-            RepairedLosses::default(),
-        );
-        layer.apply_plan(plan);
-        layer
+        QuicLayer::new(Some(Box::new(policy)), RepairedLosses::default(), now)
     }
 
     /// Sends `count` packets 5 ms apart through a seeded lossy link, fake clock.
     fn drive(
-        sender: &mut ProtectedLayer,
+        sender: &mut QuicLayer,
         count: u32,
         loss: f64,
-    ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer) {
-        let (sent, up, receiver, _) =
-            drive_into(sender, ProtectedLayer::receive_only(), count, loss);
+    ) -> (Vec<Vec<u8>>, Vec<Bytes>, QuicLayer) {
+        let (sent, up, receiver, _) = drive_into(sender, QuicLayer::receive_only(), count, loss);
         (sent, up, receiver)
     }
 
     /// As [`drive`], into `receiver`; also returns every datagram the sender
     /// put on the wire, in order.
     fn drive_into(
-        sender: &mut ProtectedLayer,
-        mut receiver: ProtectedLayer,
+        sender: &mut QuicLayer,
+        mut receiver: QuicLayer,
         count: u32,
         loss: f64,
-    ) -> (Vec<Vec<u8>>, Vec<Bytes>, ProtectedLayer, Vec<Bytes>) {
+    ) -> (Vec<Vec<u8>>, Vec<Bytes>, QuicLayer, Vec<Bytes>) {
         let mut rng = SeededRng::new(5);
         let mut now = Instant::now();
         let (mut wire, mut up, mut back, mut sent, mut transmitted) =
@@ -829,7 +546,7 @@ mod tests {
         let bytes = realtime_package(&k).unwrap();
         let plugin =
             verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
-        let mut sender = layer(&plugin, Instant::now());
+        let mut sender = layer(&plugin);
         let (sent, up, receiver) = drive(&mut sender, 300, 0.05);
         let stats = receiver.stats();
         assert!(stats.losses_seen > 0);
@@ -850,10 +567,10 @@ mod tests {
     fn shipped_adaptive_plugin_runs_every_operation_without_fault() {
         let package = Package::parse(fec_plugins::ADAPTIVE.package).unwrap();
         let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
-        let mut sender = layer(&plugin, Instant::now());
+        let mut sender = layer(&plugin);
         // The receiver runs the plugin too, so its on_loss observer sees
         // this end's losses.
-        let receiver = layer(&plugin, Instant::now());
+        let receiver = layer(&plugin);
         let (sent, up, receiver, _) = drive_into(&mut sender, receiver, 400, 0.05);
         assert!(sender.is_protecting() && receiver.is_protecting());
         assert_eq!(sender.stats().fallbacks + receiver.stats().fallbacks, 0);
@@ -870,9 +587,9 @@ mod tests {
         let package = Package::parse(shipped.package).unwrap();
         let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
         let [(hinted, hinted_stats), (plain, plain_stats)] = [true, false].map(|follow_hints| {
-            let mut sender = layer_following(&plugin, Instant::now(), follow_hints);
+            let mut sender = layer_following(&plugin, follow_hints);
             let (_, _, receiver, transmitted) =
-                drive_into(&mut sender, ProtectedLayer::receive_only(), 320, 0.05);
+                drive_into(&mut sender, QuicLayer::receive_only(), 320, 0.05);
             assert!(receiver.stats().recovered > 0 && sender.stats().fallbacks == 0);
             (transmitted, sender.stats())
         });
@@ -917,7 +634,7 @@ exit
         let bytes = package_from_assembly("bad", "0.1.0", source, Some(&k)).unwrap();
         let plugin =
             verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
-        let mut sender = layer(&plugin, Instant::now());
+        let mut sender = layer(&plugin);
         let (sent, up, _) = drive(&mut sender, 10, 0.0);
         assert!(!sender.is_protecting());
         assert_eq!(sender.stats().fallbacks, 1);

@@ -16,10 +16,10 @@ use rustls::pki_types::CertificateDer;
 use crate::congestion::ChargeRule;
 use crate::endpoint::{self, Identity, SocketOptions};
 use crate::error::{Error, Result};
-use crate::fec::{CodeChoice, ProtectedLayer, RepairedLosses};
+use crate::fec::{QuicLayer, RepairedLosses};
 use crate::impair::Impairment;
 use crate::layer::{FecLayer, LayerStats};
-use crate::plugin::{accept_plugin, offer_plugin, Offer, Outcome, PluginCache, PluginPolicy};
+use crate::plugin::{accept_plugin, offer_plugin, Offer, Outcome, PluginCache};
 use crate::socket::{pass_through_factory, FecSocketHandle, LayerFactory};
 use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
 
@@ -29,14 +29,11 @@ pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A layer protecting under a freshly configured instance of `plugin`,
 /// reporting the peer's repaired losses into `repaired`.
 pub fn plugin_layer(plugin: &Plugin, repaired: RepairedLosses) -> Box<dyn FecLayer> {
-    let (policy, plan) = PluginPolicy::new(plugin, Instant::now());
-    let mut layer = ProtectedLayer::new(Box::new(policy), CodeChoice::default(), repaired);
-    layer.apply_plan(plan);
-    Box::new(layer)
+    Box::new(QuicLayer::with_plugin(plugin, repaired, Instant::now()))
 }
 
 fn receive_only_factory() -> LayerFactory {
-    Arc::new(|_| Box::new(ProtectedLayer::receive_only()))
+    Arc::new(|_| Box::new(QuicLayer::receive_only()))
 }
 
 /// Socket options for one end, and the repaired-loss counter its layers

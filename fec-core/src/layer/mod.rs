@@ -78,6 +78,12 @@ pub const PLAIN_BIT: u8 = wire::QUIC_FIXED_BIT;
 /// First byte put in front of a plain ADU whose own first byte has
 /// [`PLAIN_BIT`] clear.
 pub const PLAIN_PREFIX: u8 = 0x20;
+/// The most bytes a datagram of the layer is longer than the longest ADU it
+/// protects: a repair packet is the longest header of any scheme plus a
+/// symbol, which is the ADU and its [`ADU_INFO_LEN`] bytes of ADU
+/// information. A transport lowers its packet size by this much so every
+/// FEC datagram still fits the path.
+pub const MAX_OVERHEAD: usize = wire::MAX_HEADER_LEN + ADU_INFO_LEN;
 /// Most sources per Reed-Solomon block a layer sends or accepts.
 pub const RS_MAX_DATA: usize = 128;
 /// Most parity symbols per Reed-Solomon block a layer sends or accepts

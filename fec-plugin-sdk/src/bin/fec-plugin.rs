@@ -358,6 +358,7 @@ fn command(cli: Cli) -> Result<(), String> {
                 packet_len,
                 loss: LossTrace::parse(&loss)?,
                 feedback_every,
+                ..HarnessConfig::default()
             };
             let report = harness::run(&plugin, &config).map_err(|e| e.to_string())?;
             println!("plugin            {} {}", plugin.name(), plugin.version());

@@ -1,13 +1,17 @@
-//! pquic-host's FEC layer, receive path: what a peer's datagrams can do to
-//! the layer that sits between the UDP socket and quinn.
+//! The FEC layer's receive path (`fec_core::layer::Layer` with the QUIC
+//! host's configuration): what a peer's datagrams can do to the layer that
+//! sits between the UDP socket and quinn (or any other transport).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use pquic_host::fec::{CodeChoice, Feedback, PipelineEncoder, ProtectedLayer};
-use pquic_host::layer::{is_quic, FecLayer};
+use fec_core::layer::feedback::{Feedback, FEEDBACK_TYPE};
+use fec_core::layer::{DatagramKind, Layer};
+use fec_core::pipeline::{Config, Encoder, Scheme};
+use fec_core::rlc::Field;
+use pquic_host::fec::{layer_config, SYMBOL_SIZE};
 
 use crate::seed::SplitMix;
 
@@ -56,7 +60,7 @@ enum Event {
     /// Arbitrary datagram bytes.
     Datagram(Vec<u8>),
     /// A feedback-sized datagram.
-    Feedback([u8; 15]),
+    Feedback([u8; Feedback::LEN]),
     /// Time passes and the layer's timer runs.
     Tick(u16),
 }
@@ -70,26 +74,30 @@ pub fn receive(data: &[u8]) {
     let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
-    let code = match input.code {
-        Code::ReedSolomon { data, parity } => CodeChoice::ReedSolomon {
+    let scheme = match input.code {
+        Code::ReedSolomon { data, parity } => Scheme::ReedSolomon {
             data: 1 + usize::from(data) % 32,
             parity: 1 + usize::from(parity) % 16,
         },
-        Code::Rlc { window } => CodeChoice::Rlc {
+        Code::Rlc { window } => Scheme::Rlc {
+            field: Field::Gf256,
             window: 1 + usize::from(window) % 64,
+            dt: 15,
         },
         Code::RaptorQ {
             source_symbols,
             repair_symbols,
-        } => CodeChoice::RaptorQ {
+        } => Scheme::RaptorQ {
             source_symbols: 1 + usize::from(source_symbols) % 32,
             repair_symbols: 1 + usize::from(repair_symbols) % 16,
         },
     };
-    let Some(mut sender) = PipelineEncoder::new(code) else {
+    let mut config = Config::new(scheme);
+    config.set_symbol_size(SYMBOL_SIZE);
+    let Ok(mut sender) = Encoder::new(&config) else {
         return;
     };
-    let mut receiver = ProtectedLayer::receive_only();
+    let mut receiver = Layer::receive_only(layer_config());
     let start = Instant::now();
     let mut now = start;
     let mut random = SplitMix::new(input.seed);
@@ -105,7 +113,7 @@ pub fn receive(data: &[u8]) {
             } => {
                 let mut packet = random.bytes(1 + usize::from(*len) % 1200);
                 packet[0] |= 0x40;
-                let Some(datagram) = sender.protect(&packet) else {
+                let Some(datagram) = protect(&mut sender, &packet) else {
                     continue;
                 };
                 sent.insert(packet);
@@ -117,19 +125,20 @@ pub fn receive(data: &[u8]) {
                 }
             }
             Event::Repair { count, lost_mask } => {
-                let mut repairs = Vec::new();
-                sender.repair(usize::from(count % 8), &mut repairs);
+                let repairs = sender.repair(usize::from(count % 8)).unwrap_or_default();
                 for (i, repair) in repairs.into_iter().enumerate() {
                     if lost_mask & (1 << (i % 8)) == 0 {
                         deliver(&sent, &mut receiver, repair, now, forged);
                     }
                 }
             }
-            Event::SetWindow(size) => sender.set_window(usize::from(*size)),
+            Event::SetWindow(size) => {
+                let _ = sender.set_window(usize::from(*size));
+            }
             Event::Corrupt { len, byte, xor } => {
                 let mut packet = random.bytes(1 + usize::from(*len) % 1200);
                 packet[0] |= 0x40;
-                let Some(datagram) = sender.protect(&packet) else {
+                let Some(datagram) = protect(&mut sender, &packet) else {
                     continue;
                 };
                 sent.insert(packet);
@@ -151,7 +160,7 @@ pub fn receive(data: &[u8]) {
             }
             Event::Feedback(bytes) => {
                 let mut bytes = *bytes;
-                bytes[0] = pquic_host::fec::FEEDBACK_TYPE;
+                bytes[0] = FEEDBACK_TYPE;
                 deliver(
                     &sent,
                     &mut receiver,
@@ -175,16 +184,30 @@ pub fn receive(data: &[u8]) {
     assert!(now >= start);
 }
 
+/// The source packet of `packet`; a full block is closed first (as the
+/// layer's sender does), other refusals leave the packet unsent.
+fn protect(sender: &mut Encoder, packet: &[u8]) -> Option<Bytes> {
+    let adu = Bytes::copy_from_slice(packet);
+    match sender.protect(0, adu.clone()) {
+        Ok(source) => Some(source.to_bytes()),
+        Err(fec_core::Error::PipelineBlockFull { .. }) => {
+            sender.repair(0).ok()?;
+            sender.protect(0, adu).ok().map(|s| s.to_bytes())
+        }
+        Err(_) => None,
+    }
+}
+
 fn deliver(
     sent: &HashSet<Vec<u8>>,
-    receiver: &mut ProtectedLayer,
+    receiver: &mut Layer,
     datagram: Bytes,
     now: Instant,
     forged: bool,
 ) {
     let (mut to_quinn, mut out) = (Vec::new(), Vec::new());
-    let quic = is_quic(&datagram);
-    receiver.on_incoming(now, datagram.clone(), &mut to_quinn, &mut out);
+    let quic = DatagramKind::of(&datagram) == DatagramKind::Plain;
+    receiver.receive(now, datagram.clone(), &mut to_quinn, &mut out);
     if quic {
         assert_eq!(to_quinn, [datagram], "a QUIC datagram must pass unchanged");
     } else if !forged {

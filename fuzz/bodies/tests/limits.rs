@@ -14,7 +14,7 @@ use fec_core::pipeline::{Config, Decoder, Scheme};
 use fec_core::rlc::{self, DecoderConfig, Field, RepairPayloadId};
 use fec_plugin_sdk::abi::{Anchor, Operation};
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry};
-use pquic_host::fec::ProtectedLayer;
+use pquic_host::fec::QuicLayer;
 use pquic_host::layer::FecLayer;
 use pquic_host::plugin::PluginCache;
 
@@ -303,7 +303,7 @@ fn fec_layer_receive_path_stays_bounded_under_huge_sequence_gaps() {
     // A peer that claims enormous sequence gaps: every source packet jumps
     // the ESI by more than the per-gap cap, and no timer runs in between.
     let base = live();
-    let mut layer = ProtectedLayer::receive_only();
+    let mut layer = QuicLayer::receive_only();
     let now = Instant::now();
     let mut esi = 0u32;
     let mut random = Xorshift(3);
@@ -328,7 +328,7 @@ fn fec_layer_receive_path_stays_bounded_under_huge_sequence_gaps() {
 #[test]
 fn fec_layer_refuses_forged_packets_without_growing() {
     let base = live();
-    let mut layer = ProtectedLayer::receive_only();
+    let mut layer = QuicLayer::receive_only();
     let now = Instant::now();
     let mut random = Xorshift(5);
     let usage = measure(base, 4000, |_| {
