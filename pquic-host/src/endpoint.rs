@@ -15,23 +15,12 @@ use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 use crate::congestion::{ChargeRule, FecAwareFactory};
 use crate::error::{Error, Result};
 use crate::fec::RepairedLosses;
+pub use crate::fec::{LAYER_OVERHEAD, MAX_QUIC_PACKET};
 use crate::impair::Impairment;
 use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
 
 /// ALPN of our application protocol (workloads and plugin exchange).
 pub const ALPN: &[u8] = b"pquic-fec/1";
-
-/// Bytes the FEC layer may add to a QUIC packet: a repair packet is the
-/// pipeline header (at most 10 bytes) plus a symbol of the packet and its 3
-/// bytes of ADU information. quinn's packet size ceiling is lowered by this
-/// much so every FEC packet still fits the path MTU.
-pub const LAYER_OVERHEAD: u16 = 13;
-
-/// Largest UDP payload on a 1500-byte Ethernet path over IPv6.
-const PATH_MTU_PAYLOAD: u16 = 1452;
-
-/// Largest QUIC packet quinn may build (its MTU discovery ceiling).
-pub const MAX_QUIC_PACKET: u16 = PATH_MTU_PAYLOAD - LAYER_OVERHEAD;
 
 /// A self-signed certificate for `localhost` and its key.
 #[derive(Debug)]

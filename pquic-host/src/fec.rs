@@ -5,7 +5,7 @@
 //! reports, the policy) lives in `fec_core::layer`, and a plugin drives it
 //! through `fec_plugin_sdk::host::PluginPolicy`, exactly as in the harness.
 //! What is QUIC's here: the symbol size (quinn's largest packet, see
-//! [`crate::endpoint::MAX_QUIC_PACKET`], plus the 3 bytes of ADU
+//! [`MAX_QUIC_PACKET`], plus the 3 bytes of ADU
 //! information), the demultiplexing rule (QUIC packets set the fixed bit
 //! that every FEC datagram keeps clear, so unprotected QUIC packets pass
 //! unchanged), and charging the peer's repaired losses to quinn's
@@ -28,9 +28,22 @@ use crate::layer::{FecLayer, LayerStats};
 
 pub use fec_core::layer::feedback::{Feedback, FEEDBACK_TYPE};
 
+/// Bytes the FEC layer may add to a QUIC packet (`fec_core`'s
+/// [`MAX_OVERHEAD`](fec_core::layer::MAX_OVERHEAD): a repair packet is the
+/// longest pipeline header plus a symbol of the packet and its ADU
+/// information). quinn's packet size ceiling is lowered by this much so
+/// every FEC datagram still fits the path MTU.
+pub const LAYER_OVERHEAD: u16 = fec_core::layer::MAX_OVERHEAD as u16;
+
+/// Largest UDP payload on a 1500-byte Ethernet path over IPv6.
+pub const PATH_MTU_PAYLOAD: u16 = 1452;
+
+/// Largest QUIC packet quinn may build (its MTU discovery ceiling).
+pub const MAX_QUIC_PACKET: u16 = PATH_MTU_PAYLOAD - LAYER_OVERHEAD;
+
 /// Symbol size of every scheme: the largest QUIC packet quinn may send plus
 /// the pipeline's ADU information, so every packet fits one symbol.
-pub const SYMBOL_SIZE: usize = crate::endpoint::MAX_QUIC_PACKET as usize + ADU_INFO_LEN;
+pub const SYMBOL_SIZE: usize = MAX_QUIC_PACKET as usize + ADU_INFO_LEN;
 /// How often a receiver reports.
 pub const FEEDBACK_INTERVAL: Duration = fec_core::layer::DEFAULT_FEEDBACK_INTERVAL;
 
@@ -166,7 +179,6 @@ impl FecLayer for QuicLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{LAYER_OVERHEAD, MAX_QUIC_PACKET};
 
     fn quic(n: u32, len: usize) -> Vec<u8> {
         let mut p: Vec<u8> = (0..len)
@@ -178,7 +190,9 @@ mod tests {
 
     #[test]
     fn the_overhead_quinn_leaves_is_what_the_layer_adds() {
+        // 13 bytes: fec-core's longest header (10) and ADU information (3).
         assert_eq!(usize::from(LAYER_OVERHEAD), fec_core::layer::MAX_OVERHEAD);
+        assert_eq!(LAYER_OVERHEAD, 13);
         // The longest QUIC packet, protected, repaired: every datagram fits
         // the path MTU quinn was given.
         let mut sender = QuicLayer::native(RepairedLosses::default(), Instant::now());

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
 use fec_plugin_sdk::runtime::{HostOffer, Plugin};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -286,14 +288,67 @@ pub enum Outcome {
     Declined(String),
 }
 
-async fn write_json(send: &mut quinn::SendStream, value: serde_json::Value) -> Result<()> {
-    let mut line = value.to_string().into_bytes();
+/// Message 1, server -> client: what the server offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferMessage {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// Hex SHA-256 of the package.
+    pub sha256: String,
+}
+
+/// What the client asks for in message 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Want {
+    /// It has the package cached.
+    Cached,
+    /// Send the bytes.
+    Bytes,
+    /// It will not run the plugin.
+    None,
+}
+
+/// Message 2, client -> server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WantMessage {
+    /// What the client asks for.
+    pub want: Want,
+    /// Why not, with [`Want::None`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Message 4, client -> server: the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictMessage {
+    /// True when the client verified and loaded the plugin.
+    pub activate: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl VerdictMessage {
+    fn refused(reason: &str) -> Self {
+        VerdictMessage {
+            activate: false,
+            reason: Some(reason.to_string()),
+        }
+    }
+}
+
+async fn write_json<T: Serialize>(send: &mut quinn::SendStream, message: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(message)
+        .map_err(|e| Error::Protocol(format!("control message does not encode: {e}")))?;
     line.push(b'\n');
     send.write_all(&line).await?;
     Ok(())
 }
 
-async fn read_json(recv: &mut quinn::RecvStream) -> Result<serde_json::Value> {
+async fn read_json<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T> {
     // Byte by byte up to a newline, bounded: control messages are tiny.
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -317,42 +372,37 @@ pub async fn offer_plugin(
 ) -> Result<Outcome> {
     let (mut send, mut recv) = connection.open_bi().await?;
     send.write_all(&[KIND_CONTROL]).await?;
-    write_json(
-        &mut send,
-        serde_json::json!({"name": offer.name, "version": offer.version, "sha256": offer.sha256}),
-    )
-    .await?;
-    let answer = read_json(&mut recv).await?;
-    let fetched = match answer.get("want").and_then(|w| w.as_str()) {
-        Some("cached") => false,
-        Some("bytes") => {
+    let message = OfferMessage {
+        name: offer.name.clone(),
+        version: offer.version.clone(),
+        sha256: offer.sha256.clone(),
+    };
+    write_json(&mut send, &message).await?;
+    let answer: WantMessage = read_json(&mut recv).await?;
+    let fetched = match answer.want {
+        Want::Cached => false,
+        Want::Bytes => {
             send.write_all(&(offer.bytes.len() as u32).to_be_bytes())
                 .await?;
             send.write_all(&offer.bytes).await?;
             true
         }
-        _ => {
-            let reason = answer
-                .get("reason")
-                .and_then(|r| r.as_str())
-                .unwrap_or("declined");
+        Want::None => {
+            let reason = answer.reason.as_deref().unwrap_or("declined");
             return Ok(Outcome::Declined(format!(
                 "client declined the offer: {reason}"
             )));
         }
     };
-    let verdict = read_json(&mut recv).await?;
+    let verdict: VerdictMessage = read_json(&mut recv).await?;
     let _ = send.finish();
-    if verdict.get("activate").and_then(|a| a.as_bool()) == Some(true) {
+    if verdict.activate {
         Ok(Outcome::Active {
             plugin: plugin.clone(),
             fetched,
         })
     } else {
-        let reason = verdict
-            .get("reason")
-            .and_then(|r| r.as_str())
-            .unwrap_or("rejected");
+        let reason = verdict.reason.as_deref().unwrap_or("rejected");
         Ok(Outcome::Declined(format!(
             "client rejected the plugin: {reason}"
         )))
@@ -376,45 +426,45 @@ pub async fn accept_plugin(
             kind[0]
         )));
     }
-    let offer = read_json(&mut recv).await?;
-    let field = |key: &str| {
-        offer
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let (name, version, sha256) = (field("name"), field("version"), field("sha256"));
+    let OfferMessage {
+        name,
+        version,
+        sha256,
+    } = read_json(&mut recv).await?;
     let decline = |reason: String| {
         tracing::warn!("plugin {name} {version} ({sha256}) not used: {reason}; plain QUIC");
         reason
     };
     let Some(cache) = cache else {
-        write_json(
-            &mut send,
-            serde_json::json!({"want": "none", "reason": "client runs no plugins"}),
-        )
-        .await?;
+        let answer = WantMessage {
+            want: Want::None,
+            reason: Some("client runs no plugins".into()),
+        };
+        write_json(&mut send, &answer).await?;
         let _ = send.finish();
         return Ok(Outcome::Declined(decline("client runs no plugins".into())));
     };
     let (bytes, fetched) = match cache.get(&sha256) {
         Some(bytes) => {
-            write_json(&mut send, serde_json::json!({"want": "cached"})).await?;
+            let answer = WantMessage {
+                want: Want::Cached,
+                reason: None,
+            };
+            write_json(&mut send, &answer).await?;
             (bytes, false)
         }
         None => {
-            write_json(&mut send, serde_json::json!({"want": "bytes"})).await?;
+            let answer = WantMessage {
+                want: Want::Bytes,
+                reason: None,
+            };
+            write_json(&mut send, &answer).await?;
             let mut len = [0u8; 4];
             recv.read_exact(&mut len).await?;
             let len = u32::from_be_bytes(len) as usize;
             if len > MAX_PACKAGE {
                 let reason = format!("package of {len} bytes exceeds {MAX_PACKAGE}");
-                write_json(
-                    &mut send,
-                    serde_json::json!({"activate": false, "reason": reason}),
-                )
-                .await?;
+                write_json(&mut send, &VerdictMessage::refused(&reason)).await?;
                 return Ok(Outcome::Declined(decline(reason)));
             }
             let mut bytes = vec![0u8; len];
@@ -430,7 +480,11 @@ pub async fn accept_plugin(
                     tracing::warn!("could not cache plugin {sha256}: {e}");
                 }
             }
-            write_json(&mut send, serde_json::json!({"activate": true})).await?;
+            let verdict = VerdictMessage {
+                activate: true,
+                reason: None,
+            };
+            write_json(&mut send, &verdict).await?;
             let _ = send.finish();
             tracing::info!(
                 "plugin {} {} ({}) verified{}; FEC on",
@@ -447,11 +501,7 @@ pub async fn accept_plugin(
         }
         Err(e) => {
             let reason = e.to_string();
-            write_json(
-                &mut send,
-                serde_json::json!({"activate": false, "reason": reason}),
-            )
-            .await?;
+            write_json(&mut send, &VerdictMessage::refused(&reason)).await?;
             let _ = send.finish();
             Ok(Outcome::Declined(decline(reason)))
         }
@@ -466,6 +516,31 @@ mod tests {
     use crate::rng::SeededRng;
     use bytes::Bytes;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn control_messages_have_the_documented_wire_form() {
+        let want = WantMessage {
+            want: Want::Cached,
+            reason: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&want).unwrap(),
+            r#"{"want":"cached"}"#
+        );
+        let none: WantMessage = serde_json::from_str(r#"{"want":"none","reason":"no"}"#).unwrap();
+        assert_eq!(
+            (none.want, none.reason.as_deref()),
+            (Want::None, Some("no"))
+        );
+        let verdict = VerdictMessage::refused("bad");
+        assert_eq!(
+            serde_json::to_string(&verdict).unwrap(),
+            r#"{"activate":false,"reason":"bad"}"#
+        );
+        // Unknown wants and missing fields are errors, not defaults.
+        assert!(serde_json::from_str::<WantMessage>(r#"{"want":"all"}"#).is_err());
+        assert!(serde_json::from_str::<OfferMessage>(r#"{"name":"x"}"#).is_err());
+    }
 
     fn key(seed: u8) -> ed25519_dalek::SigningKey {
         ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
