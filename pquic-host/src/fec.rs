@@ -107,11 +107,6 @@ impl QuicLayer {
         }
     }
 
-    /// Tells the layer the connection's smoothed round-trip time (plugins
-    /// see it in `on_feedback`).
-    pub fn set_rtt(&mut self, rtt: Duration) {
-        self.layer.set_rtt(rtt);
-    }
 
     /// The shared layer.
     pub fn layer(&self) -> &Layer {
@@ -173,6 +168,10 @@ impl FecLayer for QuicLayer {
 
     fn failure(&self) -> Option<&str> {
         self.layer.failure()
+    }
+
+    fn set_rtt(&mut self, rtt: Duration) {
+        self.layer.set_rtt(rtt);
     }
 }
 

@@ -60,6 +60,9 @@ pub trait FecLayer: Send + std::fmt::Debug {
     fn failure(&self) -> Option<&str> {
         None
     }
+
+    /// The connection's smoothed round-trip time, for the policy.
+    fn set_rtt(&mut self, _rtt: std::time::Duration) {}
 }
 
 /// No FEC: QUIC packets go out unchanged; datagrams that are not QUIC are

@@ -32,6 +32,18 @@ pub fn plugin_layer(plugin: &Plugin, repaired: RepairedLosses) -> Box<dyn FecLay
     Box::new(QuicLayer::with_plugin(plugin, repaired, Instant::now()))
 }
 
+/// Keeps the layer serving `connection`'s peer told of quinn's RTT estimate,
+/// once per report interval, while the connection lives.
+fn follow_rtt(socket: FecSocketHandle, connection: quinn::Connection) {
+    tokio::spawn(async move {
+        let peer = connection.remote_address();
+        while connection.close_reason().is_none() {
+            socket.set_rtt(peer, connection.rtt());
+            tokio::time::sleep(crate::fec::FEEDBACK_INTERVAL).await;
+        }
+    });
+}
+
 fn receive_only_factory() -> LayerFactory {
     Arc::new(|_| Box::new(QuicLayer::receive_only()))
 }
@@ -163,6 +175,7 @@ async fn accept_loop(
                         Ok(Outcome::Active { plugin, .. }) => {
                             tracing::info!("server: FEC on for {peer} with {}", plugin.name());
                             socket.set_layer(peer, plugin_layer(&plugin, repaired));
+                            follow_rtt(socket, connection);
                         }
                         Ok(Outcome::Declined(reason)) => {
                             tracing::warn!("server: plain QUIC with {peer}: {reason}")
@@ -230,6 +243,7 @@ pub async fn run_client(
         match tokio::time::timeout(OFFER_TIMEOUT, exchange).await {
             Ok(Ok(Outcome::Active { plugin, fetched })) => {
                 socket.set_layer(server, plugin_layer(&plugin, repaired.clone()));
+                follow_rtt(socket.clone(), connection.clone());
                 report.plugin_sha256 = Some(hex::encode(plugin.digest()));
                 report.plugin_fetched = fetched;
             }

@@ -179,6 +179,14 @@ impl FecSocketHandle {
         self.shared.wake_driver.notify_one();
     }
 
+    /// Tells the layer serving `peer` the connection's smoothed round-trip
+    /// time (its policy sees it).
+    pub fn set_rtt(&self, peer: SocketAddr, rtt: std::time::Duration) {
+        if let Some(layer) = self.shared.lock().layers.get_mut(&peer) {
+            layer.set_rtt(rtt);
+        }
+    }
+
     /// Changes the layer built for peers seen from now on.
     pub fn set_factory(&self, factory: LayerFactory) {
         self.shared.lock().factory = factory;
