@@ -107,7 +107,6 @@ impl QuicLayer {
         }
     }
 
-
     /// The shared layer.
     pub fn layer(&self) -> &Layer {
         &self.layer

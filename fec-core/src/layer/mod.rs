@@ -57,6 +57,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod feedback;
 pub mod policy;
 mod receiver;
@@ -67,6 +68,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::pipeline::wire::{self, ADU_INFO_LEN};
+use auth::{Keys, Opener, Sealer, TRAILER_LEN};
 use feedback::{Feedback, FEEDBACK_TYPE};
 use policy::{CodeChoice, Limits, Loss, Plan, Policy, Recovered, Schedule, Source, View};
 use receiver::Receiver;
@@ -81,9 +83,10 @@ pub const PLAIN_PREFIX: u8 = 0x20;
 /// The most bytes a datagram of the layer is longer than the longest ADU it
 /// protects: a repair packet is the longest header of any scheme plus a
 /// symbol, which is the ADU and its [`ADU_INFO_LEN`] bytes of ADU
-/// information. A transport lowers its packet size by this much so every
+/// information, plus the authentication trailer ([`auth::TRAILER_LEN`]) of
+/// a keyed layer. A transport lowers its packet size by this much so every
 /// FEC datagram still fits the path.
-pub const MAX_OVERHEAD: usize = wire::MAX_HEADER_LEN + ADU_INFO_LEN;
+pub const MAX_OVERHEAD: usize = wire::MAX_HEADER_LEN + ADU_INFO_LEN + TRAILER_LEN;
 /// Most sources per Reed-Solomon block a layer sends or accepts.
 pub const RS_MAX_DATA: usize = 128;
 /// Most parity symbols per Reed-Solomon block a layer sends or accepts
@@ -297,6 +300,12 @@ pub struct Stats {
     pub fallbacks: u64,
     /// Plugin pluglet executions of the policy.
     pub plugin_calls: u64,
+    /// Datagrams dropped because their authentication tag was wrong
+    /// (forged, damaged or truncated), before any decoder or policy saw them.
+    pub unauthenticated: u64,
+    /// Repair packets and reports dropped as replays (a datagram number
+    /// seen before, or older than the replay window).
+    pub replayed: u64,
 }
 
 impl Stats {
@@ -320,14 +329,19 @@ impl Stats {
             peer_recovered: self.peer_recovered + other.peer_recovered,
             fallbacks: self.fallbacks + other.fallbacks,
             plugin_calls: self.plugin_calls + other.plugin_calls,
+            unauthenticated: self.unauthenticated + other.unauthenticated,
+            replayed: self.replayed + other.replayed,
         }
     }
 }
 
 /// One peer's FEC state (sans-IO; see the module docs).
-#[derive(Debug)]
 pub struct Layer {
     config: LayerConfig,
+    /// With keys: the trailer on what this end sends, the check of what the
+    /// peer sends ([`auth`]).
+    sealer: Option<Sealer>,
+    opener: Option<Opener>,
     sender: Option<Sender>,
     receiver: Receiver,
     policy: Option<Box<dyn Policy>>,
@@ -346,11 +360,26 @@ pub struct Layer {
     unclaimed_peer_recovered: u64,
 }
 
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layer")
+            .field("config", &self.config)
+            .field("keyed", &self.sealer.is_some())
+            .field("sender", &self.sender)
+            .field("receiver", &self.receiver)
+            .field("policy", &self.policy)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Layer {
     /// A layer that sends under `policy` (configured now, at `now`) and
     /// decodes what the peer protects; with no policy it only decodes.
     pub fn new(config: LayerConfig, policy: Option<Box<dyn Policy>>, now: Instant) -> Self {
         let mut layer = Layer {
+            sealer: None,
+            opener: None,
             receiver: Receiver::new(config.symbol_size, config.max_window),
             sender: None,
             policy: None,
@@ -381,6 +410,20 @@ impl Layer {
     /// state of a peer before (or without) a policy.
     pub fn receive_only(config: LayerConfig) -> Self {
         Layer::new(config, None, Instant::now())
+    }
+
+    /// Authenticates every datagram from now on ([`auth`]): what this end
+    /// makes carries a tag under `keys.send`, and what arrives must carry one
+    /// under `keys.receive` (plain ADUs sent as they are excepted: the
+    /// transport authenticates those).
+    pub fn set_keys(&mut self, keys: &Keys) {
+        self.sealer = Some(Sealer::new(&keys.send));
+        self.opener = Some(Opener::new(&keys.receive));
+    }
+
+    /// True once [`set_keys`](Self::set_keys) was called.
+    pub fn is_keyed(&self) -> bool {
+        self.sealer.is_some()
     }
 
     /// The configuration.
@@ -505,6 +548,12 @@ impl Layer {
     /// The application sends `adu` to the peer: pushes the datagrams to put
     /// on the wire into `out`, in order.
     pub fn send(&mut self, now: Instant, adu: Bytes, out: &mut Vec<Bytes>) {
+        let start = out.len();
+        self.send_unsealed(now, adu, out);
+        self.seal(start, out);
+    }
+
+    fn send_unsealed(&mut self, now: Instant, adu: Bytes, out: &mut Vec<Bytes>) {
         let seq = self.sent;
         self.sent += 1;
         if self.sender.is_some() {
@@ -548,7 +597,42 @@ impl Layer {
         delivered: &mut Vec<Bytes>,
         out: &mut Vec<Bytes>,
     ) {
-        match DatagramKind::of(&datagram) {
+        let start = out.len();
+        let kind = DatagramKind::of(&datagram);
+        let datagram = match self.opener.as_mut() {
+            Some(opener) if kind != DatagramKind::Plain => {
+                let Some((body, number)) = opener.open(&datagram) else {
+                    self.stats.unauthenticated += 1;
+                    return;
+                };
+                let datagram = datagram.slice(..body);
+                // A replayed source is harmless (decoders drop duplicates,
+                // and a genuine late one must still be delivered); a
+                // replayed repair or report would be counted again.
+                let replayable = kind == DatagramKind::Feedback
+                    || (kind == DatagramKind::Fec
+                        && wire::Header::parse(&datagram).is_ok_and(|(h, _)| h.is_repair()));
+                if replayable && !opener.first_sight(number) {
+                    self.stats.replayed += 1;
+                    return;
+                }
+                datagram
+            }
+            _ => datagram,
+        };
+        self.receive_opened(now, kind, datagram, delivered, out);
+        self.seal(start, out);
+    }
+
+    fn receive_opened(
+        &mut self,
+        now: Instant,
+        kind: DatagramKind,
+        datagram: Bytes,
+        delivered: &mut Vec<Bytes>,
+        out: &mut Vec<Bytes>,
+    ) {
+        match kind {
             DatagramKind::Plain => {
                 self.stats.delivered += 1;
                 delivered.push(datagram);
@@ -636,6 +720,46 @@ impl Layer {
 
     /// Time passed: pushes datagrams that are due (idle repairs, reports).
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Bytes>) {
+        let start = out.len();
+        self.handle_timeout_unsealed(now, out);
+        self.seal(start, out);
+    }
+
+    /// Adds the trailer to every datagram pushed since `start` but plain
+    /// ADUs sent as they are. Should the datagram numbers run out, the layer
+    /// stops adding FEC datagrams: what is left goes out plain.
+    fn seal(&mut self, start: usize, out: &mut Vec<Bytes>) {
+        let Some(sealer) = self.sealer.as_mut() else {
+            return;
+        };
+        let mut exhausted = false;
+        for datagram in &mut out[start..] {
+            if DatagramKind::of(datagram) == DatagramKind::Plain {
+                continue;
+            }
+            let mut sealed = Vec::from(std::mem::take(datagram));
+            if sealer.seal(&mut sealed) {
+                *datagram = Bytes::from(sealed);
+            } else {
+                exhausted = true;
+            }
+        }
+        if exhausted {
+            // Emptied entries were FEC datagrams that could not be tagged.
+            let mut i = 0;
+            out.retain(|d| {
+                let keep = i < start || !d.is_empty();
+                i += 1;
+                keep
+            });
+            self.sender = None;
+            self.idle_deadline = None;
+            self.failure
+                .get_or_insert_with(|| "authentication numbers exhausted".into());
+        }
+    }
+
+    fn handle_timeout_unsealed(&mut self, now: Instant, out: &mut Vec<Bytes>) {
         if self.idle_deadline.is_some_and(|at| at <= now) {
             // One idle call per quiet period: a policy that declines is not
             // asked again until the next source.
