@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fec_core::layer::auth::Keys;
 use fec_core::layer::policy::{Adaptive, Policy};
 use fec_core::layer::{Layer, LayerConfig};
 use fec_core::pipeline::wire::ADU_INFO_LEN;
@@ -98,6 +99,16 @@ impl QuicLayer {
         Self::new(Some(Box::new(plugin_policy(plugin, now))), repaired, now)
     }
 
+    /// A receive-only layer for a connection: authenticated with `keys`,
+    /// charging the peer's repaired losses to `repaired`. What the server
+    /// and client install once the handshake gave the keys; a plugin is
+    /// switched on later with [`FecLayer::set_policy`].
+    pub fn for_connection(keys: &Keys, repaired: RepairedLosses) -> Self {
+        let mut layer = Layer::receive_only(layer_config());
+        layer.set_keys(keys);
+        QuicLayer { layer, repaired }
+    }
+
     /// Decodes and reports what the peer protects, protects nothing: the
     /// state of a peer before (or without) an accepted plugin.
     pub fn receive_only() -> Self {
@@ -116,6 +127,35 @@ impl QuicLayer {
     pub fn is_protecting(&self) -> bool {
         self.layer.is_protecting()
     }
+}
+
+/// Label of the TLS exporter (RFC 8446 section 7.5) that keys a
+/// connection's FEC datagrams; the context is `client` or `server`, the side
+/// whose datagrams the key authenticates.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-pquic-fec/1";
+
+/// The FEC datagram keys of this end of `connection` (`is_client`: which end
+/// this is), from the TLS keying-material exporter.
+pub fn connection_keys(connection: &quinn::Connection, is_client: bool) -> crate::Result<Keys> {
+    let export = |context: &[u8]| {
+        let mut key = [0u8; 32];
+        connection
+            .export_keying_material(&mut key, EXPORTER_LABEL, context)
+            .map(|()| key)
+            .map_err(|_| crate::Error::Protocol("TLS keying-material export failed".into()))
+    };
+    let (client, server) = (export(b"client")?, export(b"server")?);
+    Ok(if is_client {
+        Keys {
+            send: client,
+            receive: server,
+        }
+    } else {
+        Keys {
+            send: server,
+            receive: client,
+        }
+    })
 }
 
 /// A fresh instance of `plugin`, its clock starting at `epoch`, as a policy
@@ -172,6 +212,11 @@ impl FecLayer for QuicLayer {
     fn set_rtt(&mut self, rtt: Duration) {
         self.layer.set_rtt(rtt);
     }
+
+    fn set_policy(&mut self, policy: Option<Box<dyn Policy>>, now: Instant) -> bool {
+        self.layer.set_policy(policy, now);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -188,13 +233,19 @@ mod tests {
 
     #[test]
     fn the_overhead_quinn_leaves_is_what_the_layer_adds() {
-        // 13 bytes: fec-core's longest header (10) and ADU information (3).
+        // 33 bytes: fec-core's longest header (10), ADU information (3) and
+        // the authentication trailer (20).
         assert_eq!(usize::from(LAYER_OVERHEAD), fec_core::layer::MAX_OVERHEAD);
-        assert_eq!(LAYER_OVERHEAD, 13);
-        // The longest QUIC packet, protected, repaired: every datagram fits
-        // the path MTU quinn was given.
-        let mut sender = QuicLayer::native(RepairedLosses::default(), Instant::now());
+        assert_eq!(LAYER_OVERHEAD, 33);
+        // The longest QUIC packet, protected, repaired, keyed: every datagram
+        // fits the path MTU quinn was given.
+        let keys = Keys {
+            send: [1; 32],
+            receive: [2; 32],
+        };
+        let mut sender = QuicLayer::for_connection(&keys, RepairedLosses::default());
         let now = Instant::now();
+        sender.set_policy(Some(Box::new(Adaptive::default())), now);
         let mut out = Vec::new();
         sender.on_outgoing(now, &quic(1, usize::from(MAX_QUIC_PACKET)), &mut out);
         sender.handle_timeout(now + Duration::from_millis(5), &mut out);

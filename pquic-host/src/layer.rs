@@ -18,6 +18,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use fec_core::layer::policy::Policy;
 use fec_core::layer::DatagramKind;
 
 /// True when `datagram` is a QUIC packet rather than one of the FEC layer's
@@ -63,6 +64,12 @@ pub trait FecLayer: Send + std::fmt::Debug {
 
     /// The connection's smoothed round-trip time, for the policy.
     fn set_rtt(&mut self, _rtt: std::time::Duration) {}
+
+    /// Protect from now on under `policy` (`None`: stop); false if this layer
+    /// cannot protect (pass-through).
+    fn set_policy(&mut self, _policy: Option<Box<dyn Policy>>, _now: Instant) -> bool {
+        false
+    }
 }
 
 /// No FEC: QUIC packets go out unchanged; datagrams that are not QUIC are

@@ -16,20 +16,37 @@ use rustls::pki_types::CertificateDer;
 use crate::congestion::ChargeRule;
 use crate::endpoint::{self, Identity, SocketOptions};
 use crate::error::{Error, Result};
-use crate::fec::{QuicLayer, RepairedLosses};
+use crate::fec::{connection_keys, plugin_policy, QuicLayer, RepairedLosses};
 use crate::impair::Impairment;
-use crate::layer::{FecLayer, LayerStats};
+use crate::layer::LayerStats;
 use crate::plugin::{accept_plugin, offer_plugin, Offer, Outcome, PluginCache};
-use crate::socket::{pass_through_factory, FecSocketHandle, LayerFactory};
+use crate::socket::{pass_through_factory, FecSocketHandle};
 use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
 
 /// How long a client waits for the server's plugin offer.
 pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A layer protecting under a freshly configured instance of `plugin`,
-/// reporting the peer's repaired losses into `repaired`.
-pub fn plugin_layer(plugin: &Plugin, repaired: RepairedLosses) -> Box<dyn FecLayer> {
-    Box::new(QuicLayer::with_plugin(plugin, repaired, Instant::now()))
+/// Gives `connection`'s peer its FEC layer once the handshake produced the
+/// keys: receive-only and authenticated. Before this the peer has no FEC
+/// state at all (pass-through), so datagrams from spoofed sources cost none.
+fn install_layer(
+    socket: &FecSocketHandle,
+    connection: &quinn::Connection,
+    is_client: bool,
+    repaired: RepairedLosses,
+) -> Result<()> {
+    let keys = connection_keys(connection, is_client)?;
+    let layer = QuicLayer::for_connection(&keys, repaired);
+    socket.set_layer(connection.remote_address(), Box::new(layer));
+    follow_rtt(socket.clone(), connection.clone());
+    Ok(())
+}
+
+/// Switches FEC on for `peer` under a fresh instance of `plugin`.
+fn activate(socket: &FecSocketHandle, peer: SocketAddr, plugin: &Plugin) {
+    if !socket.set_policy(peer, Box::new(plugin_policy(plugin, Instant::now()))) {
+        tracing::warn!("no FEC layer for {peer}; it stays on plain QUIC");
+    }
 }
 
 /// Keeps the layer serving `connection`'s peer told of quinn's RTT estimate,
@@ -44,24 +61,15 @@ fn follow_rtt(socket: FecSocketHandle, connection: quinn::Connection) {
     });
 }
 
-fn receive_only_factory() -> LayerFactory {
-    Arc::new(|_| Box::new(QuicLayer::receive_only()))
-}
-
 /// Socket options for one end, and the repaired-loss counter its layers
-/// share: with a plugin exchange ahead, peers start receive-only (ready to
-/// decode what the other end protects); without one, plain QUIC.
+/// share. Every peer starts on pass-through; with a plugin exchange ahead a
+/// connection gets its FEC layer once its handshake is done.
 fn socket_options(
     bind: SocketAddr,
     impairment: Option<Impairment>,
     charge_rule: ChargeRule,
-    plugin_exchange: bool,
 ) -> (SocketOptions, RepairedLosses) {
-    let factory = if plugin_exchange {
-        receive_only_factory()
-    } else {
-        pass_through_factory()
-    };
+    let factory = pass_through_factory();
     let repaired = RepairedLosses::default();
     let options = SocketOptions {
         bind,
@@ -105,7 +113,7 @@ impl Server {
         plugin: Option<ServerPlugin>,
         charge_rule: ChargeRule,
     ) -> Result<Self> {
-        let (options, repaired) = socket_options(bind, impairment, charge_rule, plugin.is_some());
+        let (options, repaired) = socket_options(bind, impairment, charge_rule);
         let (endpoint, socket) = endpoint::server(options, identity)?;
         let addr = socket.local_addr()?;
         let connections: Arc<Mutex<Vec<quinn::Connection>>> = Arc::default();
@@ -168,14 +176,16 @@ async fn accept_loop(
                 .unwrap_or_else(|p| p.into_inner())
                 .push(connection.clone());
             if let Some(plugin) = plugin {
+                if let Err(e) = install_layer(&socket, &connection, false, repaired) {
+                    tracing::warn!("server: no FEC for {}: {e}", connection.remote_address());
+                }
                 let connection = connection.clone();
                 tokio::spawn(async move {
                     let peer = connection.remote_address();
                     match offer_plugin(&connection, &plugin.offer, &plugin.plugin).await {
                         Ok(Outcome::Active { plugin, .. }) => {
                             tracing::info!("server: FEC on for {peer} with {}", plugin.name());
-                            socket.set_layer(peer, plugin_layer(&plugin, repaired));
-                            follow_rtt(socket, connection);
+                            activate(&socket, peer, &plugin);
                         }
                         Ok(Outcome::Declined(reason)) => {
                             tracing::warn!("server: plain QUIC with {peer}: {reason}")
@@ -231,7 +241,7 @@ pub async fn run_client(
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ClientReport> {
-    let (options, repaired) = socket_options(bind, impairment, charge_rule, plugins.is_some());
+    let (options, repaired) = socket_options(bind, impairment, charge_rule);
     let (client, socket) = endpoint::client(options, server_cert)?;
     let connection =
         tokio::time::timeout(Duration::from_secs(10), endpoint::connect(&client, server))
@@ -239,11 +249,11 @@ pub async fn run_client(
             .map_err(|_| Error::Timeout("handshake"))??;
     let mut report = ClientReport::default();
     if let Some(plugins) = &plugins {
+        install_layer(&socket, &connection, true, repaired.clone())?;
         let exchange = accept_plugin(&connection, plugins.cache.as_ref(), &plugins.trust);
         match tokio::time::timeout(OFFER_TIMEOUT, exchange).await {
             Ok(Ok(Outcome::Active { plugin, fetched })) => {
-                socket.set_layer(server, plugin_layer(&plugin, repaired.clone()));
-                follow_rtt(socket.clone(), connection.clone());
+                activate(&socket, server, &plugin);
                 report.plugin_sha256 = Some(hex::encode(plugin.digest()));
                 report.plugin_fetched = fetched;
             }

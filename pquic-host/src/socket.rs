@@ -179,6 +179,23 @@ impl FecSocketHandle {
         self.shared.wake_driver.notify_one();
     }
 
+    /// Switches the layer serving `peer` to `policy` (see
+    /// [`FecLayer::set_policy`]); false if `peer` has no layer that protects.
+    pub fn set_policy(
+        &self,
+        peer: SocketAddr,
+        policy: Box<dyn fec_core::layer::policy::Policy>,
+    ) -> bool {
+        let switched = self
+            .shared
+            .lock()
+            .layers
+            .get_mut(&peer)
+            .is_some_and(|layer| layer.set_policy(Some(policy), Instant::now()));
+        self.shared.wake_driver.notify_one();
+        switched
+    }
+
     /// Tells the layer serving `peer` the connection's smoothed round-trip
     /// time (its policy sees it).
     pub fn set_rtt(&self, peer: SocketAddr, rtt: std::time::Duration) {

@@ -151,6 +151,10 @@ async fn integrity_under_loss_with_fec() {
         assert!(report.plugin_sha256.is_some(), "plugin active at {loss}%");
         assert!(report.plugin_fetched, "empty cache: fetched");
         assert!(report.fec.source_packets > 0 && server_stats.source_packets > 0);
+        // Both ends derived the same per-direction keys from the handshake:
+        // every FEC datagram authenticated, none taken for a replay.
+        let both = report.fec.sum(server_stats);
+        assert_eq!((both.unauthenticated, both.replayed), (0, 0), "{both:?}");
         if loss >= 5.0 {
             assert!(
                 report.fec.recovered + server_stats.recovered > 0,

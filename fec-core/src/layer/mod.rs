@@ -394,16 +394,29 @@ impl Layer {
             unclaimed_peer_recovered: 0,
             config,
         };
-        if let Some(policy) = policy {
-            layer.sender = Sender::new(CodeChoice::default(), layer.config.symbol_size)
-                .ok()
-                .flatten();
-            layer.policy = Some(policy);
-            let limits = layer.config.limits();
-            let plan = layer.decide(|policy, view| policy.configure(now, &limits, view));
-            layer.apply(plan, &mut Vec::new());
-        }
+        layer.set_policy(policy, now);
         layer
+    }
+
+    /// Replaces the policy (configured now, at `now`; `None`: stop
+    /// protecting). The receiving side, the keys and the counters stay: a
+    /// transport turns FEC on or off for a peer without losing what its
+    /// decoders hold.
+    pub fn set_policy(&mut self, policy: Option<Box<dyn Policy>>, now: Instant) {
+        self.sender = None;
+        self.failure = None;
+        self.idle_deadline = None;
+        self.policy = None;
+        let Some(policy) = policy else {
+            return;
+        };
+        self.sender = Sender::new(CodeChoice::default(), self.config.symbol_size)
+            .ok()
+            .flatten();
+        self.policy = Some(policy);
+        let limits = self.config.limits();
+        let plan = self.decide(|policy, view| policy.configure(now, &limits, view));
+        self.apply(plan, &mut Vec::new());
     }
 
     /// Decodes and reports what the peer protects, protects nothing: the
