@@ -375,6 +375,24 @@ fn program_cases() -> Vec<Case> {
         ),
         replace("write to r10", asm("mov r10, 0\nexit"), false, "writes r10"),
         replace(
+            "shift by the constant 64",
+            asm("lsh r0, 64\nexit"),
+            false,
+            "shift by the constant 64",
+        ),
+        replace(
+            "32-bit shift by the constant 32",
+            asm("arsh32 r0, 32\nexit"),
+            false,
+            "shift by the constant 32",
+        ),
+        replace(
+            "signed division (newer ISA, off = 1)",
+            raw(&[(0x3f, 0, 1, 1, 0), (0x95, 0, 0, 0, 0)]),
+            false,
+            "off must be 0",
+        ),
+        replace(
             "division by constant zero",
             asm("div r0, 0\nexit"),
             false,
