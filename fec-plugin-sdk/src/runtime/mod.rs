@@ -1,6 +1,6 @@
 //! The reference runtime: verified pluglets in a sandboxed eBPF interpreter.
 //!
-//! - **Our own interpreter** ([`vm`](self) module, private). rbpf 0.4's JIT
+//! - **Our own interpreter** (the private `vm` module). rbpf 0.4's JIT
 //!   and cranelift engines do not bound-check memory, and its interpreter
 //!   panics on `neg` of `i64::MIN` when built with overflow checks (any
 //!   downstream debug build), reports faults only as message strings, and

@@ -197,11 +197,14 @@ impl Memory<'_> {
     ) -> Result<(), FaultKind> {
         let addr = base.wrapping_add_signed(i64::from(off));
         let bytes = match window_mut(self.region, addr.wrapping_sub(REGION_BASE), N) {
-            Some(bytes) => bytes,
-            None => window_mut(&mut self.stack, addr.wrapping_sub(STACK_BASE), N)
-                .ok_or_else(|| out_of_bounds("store", at, N))?,
+            Some(bytes) => Some(bytes),
+            None => window_mut(&mut self.stack, addr.wrapping_sub(STACK_BASE), N),
         };
-        bytes.copy_from_slice(&value);
+        // An array, not `copy_from_slice`, so not even a length check could panic.
+        let bytes: &mut [u8; N] = bytes
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| out_of_bounds("store", at, N))?;
+        *bytes = value;
         Ok(())
     }
 }
@@ -431,5 +434,73 @@ pub(crate) fn run(
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{Anchor, Operation};
+    use crate::runtime::{helpers, HostView};
+
+    /// Run `code` as given, without the verifier: what the interpreter does
+    /// on its own with programs the verifier would refuse.
+    fn run_unverified(code: &[u8]) -> Result<u64, FaultKind> {
+        let program = Program::new(code, helpers::bind).expect("decodes");
+        let view = HostView::default();
+        let mut logs = Vec::new();
+        let mut call = Call::new(
+            Operation::ScheduleRepair,
+            Anchor::Replace,
+            None,
+            &view,
+            &mut logs,
+        );
+        let mut region = vec![0u8; 256];
+        run(&program, &mut region, &mut call)
+    }
+
+    fn slot(opcode: u8, regs: u8, off: i16, imm: i32) -> [u8; 8] {
+        let [o0, o1] = off.to_le_bytes();
+        let [i0, i1, i2, i3] = imm.to_le_bytes();
+        [opcode, regs, o0, o1, i0, i1, i2, i3]
+    }
+
+    #[test]
+    fn without_the_verifier_it_still_ends_and_never_panics() {
+        let vm_error = |code: &[u8]| match run_unverified(code) {
+            Err(FaultKind::Vm(message)) => message,
+            other => panic!("expected a VM error, got {other:?}"),
+        };
+        // A backward jump reads as a far forward one: it ends, no loop.
+        let looped = [slot(0x05, 0, -1, 0), slot(0x95, 0, 0, 0)].concat();
+        assert!(vm_error(&looped).contains("past the end"));
+        // Falling off the end, an unknown opcode, a truncated lddw.
+        assert!(vm_error(&slot(0xb7, 0, 0, 0)).contains("past the end"));
+        assert!(vm_error(&slot(0xff, 0, 0, 0)).contains("opcode 0xff"));
+        assert!(vm_error(&slot(0x18, 0, 0, 0)).contains("no second slot"));
+        // Registers past r10 are just more registers, never an index panic.
+        let r15 = [
+            slot(0xb7, 0x0f, 0, 7),
+            slot(0xbf, 0xf0, 0, 0),
+            slot(0x95, 0, 0, 0),
+        ]
+        .concat();
+        assert_eq!(run_unverified(&r15), Ok(7));
+    }
+
+    #[test]
+    fn helpers_are_bound_once_per_program_and_unknown_ids_refused() {
+        let call = |id: i32| slot(CALL, 0, 0, id);
+        let code = [call(4), call(5), call(4), slot(0x95, 0, 0, 0)].concat();
+        let program = Program::new(&code, helpers::bind).unwrap();
+        assert_eq!(program.helpers.len(), 2);
+        let indices: Vec<i32> = program.ops.iter().take(3).map(|op| op.imm).collect();
+        assert_eq!(indices, [0, 1, 0]);
+        let err = Program::new(&call(99), helpers::bind).err().unwrap();
+        assert!(err.contains("helper 99"), "{err}");
+        // The second slot of an lddw is data, even if it looks like a call.
+        let lddw = [slot(LDDW, 0, 0, 0), call(99), slot(0x95, 0, 0, 0)].concat();
+        assert!(Program::new(&lddw, helpers::bind).is_ok());
     }
 }
