@@ -83,7 +83,7 @@ fn check(raw: Vec<(u8, u8, u8, i8, i16)>) -> TestResult {
         ],
     })
     .unwrap();
-    // Our verifier is stricter than rbpf's: whatever it accepts, rbpf loads.
+    // Whatever the verifier accepts, the runtime's interpreter loads.
     let plugin = match Plugin::load(&package, &HostOffer::all()) {
         Ok(p) => p,
         Err(e) => return TestResult::error(format!("verified program refused at load: {e}")),
