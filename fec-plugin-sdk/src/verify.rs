@@ -1,16 +1,21 @@
 //! Static verifier: the checks every pluglet passes before anything runs.
 //!
-//! A pure function over bytecode. It closes the gaps of rbpf 0.4's own
-//! verifier (which lets through programs that panic its interpreter) and proves
-//! termination by construction:
+//! A pure function over bytecode. It admits exactly the instruction set the
+//! runtime's interpreter implements (see `runtime`'s `vm` module for the
+//! semantics), closes the gaps of rbpf 0.4's own verifier (which lets through
+//! programs that panic its interpreter) and proves termination by
+//! construction. The runtime does not execute plugins in rbpf: even a
+//! program accepted here panics rbpf 0.4's interpreter built with overflow
+//! checks if it negates `i64::MIN`, and nothing short of rejecting `neg`
+//! could prevent that statically.
 //!
 //! - the length is a non-zero multiple of 8 and at most
 //!   [`MAX_INSTRUCTIONS`] instructions (the interpreter's jump arithmetic is
 //!   16-bit);
 //! - every opcode is one we know and the interpreter executes as specified:
 //!   no legacy packet loads (`ldabs`/`ldind`), no atomics, no tail calls, no
-//!   newer-ISA variants (signed division, sign-extending moves) that rbpf would
-//!   silently mis-execute;
+//!   newer-ISA variants (signed division, sign-extending moves), which the
+//!   interpreter does not implement and rbpf 0.4 would silently mis-execute;
 //! - `lddw` is complete and plain (no map or relocation pseudo-source);
 //! - registers are r0..r10 and nothing writes r10 (the frame pointer);
 //! - every jump lands inside the program, never in the second half of an
@@ -19,9 +24,14 @@
 //! - no bpf-to-bpf calls (they would reintroduce recursion), and every helper
 //!   call names a helper that the manifest declares **and** the host offers;
 //! - division or modulo by the constant 0 is rejected. By a register that holds
-//!   0 at run time, rbpf's interpreter defines the result (quotient 0,
+//!   0 at run time, the runtime's interpreter defines the result (quotient 0,
 //!   remainder unchanged, as the Linux kernel does) and never panics; a test
 //!   pins that behaviour;
+//! - a shift by a constant outside the operand width (`lsh64 r1, 64`,
+//!   `rsh32 r1, 32`, any negative amount) is rejected, as the Linux verifier
+//!   does: it is always an author's mistake. A register amount is masked to
+//!   the width at run time (`& 63`, `& 31`), as the kernel's interpreter and
+//!   JITs do;
 //! - the last instruction is `exit`.
 //!
 //! ```
@@ -128,6 +138,14 @@ pub enum Rejection {
     /// Division or modulo by the constant 0.
     #[error("division or modulo by the constant 0")]
     DivisionByZero,
+    /// Shift by a constant outside `0..width`.
+    #[error("shift by the constant {amount} (must be 0..{width} for a {width}-bit operation)")]
+    ShiftAmount {
+        /// The imm field.
+        amount: i32,
+        /// Operand width in bits: 32 or 64.
+        width: u32,
+    },
     /// Byte swap with a width other than 16, 32 or 64.
     #[error("byte swap width {imm} (must be 16, 32 or 64)")]
     SwapWidth {
@@ -226,10 +244,17 @@ enum Class {
     Lddw,
     Load,
     Store,
-    Alu { imm: bool, div: bool },
+    Alu {
+        imm: bool,
+        div: bool,
+        /// Operand width in bits when the operation is a shift.
+        shift: Option<u32>,
+    },
     Neg,
     Swap,
-    Jump { imm: bool },
+    Jump {
+        imm: bool,
+    },
     Ja,
     Call,
     Exit,
@@ -284,6 +309,11 @@ fn classify(opcode: u8) -> Result<Class, &'static str> {
                 Ok(Class::Alu {
                     imm: !source_reg,
                     div: op == 0x30 || op == 0x90,
+                    shift: matches!(op, 0x60 | 0x70 | 0xc0).then_some(if class == 0x07 {
+                        64
+                    } else {
+                        32
+                    }),
                 })
             } else {
                 Err("")
@@ -371,9 +401,9 @@ pub fn verify(code: &[u8], declared: &[u32], offered: &[u32]) -> Result<ProgramI
                 note,
             })
         })?;
-        // r10 may only be the base of a store; rbpf's own verifier refuses it
-        // as the destination of anything else (jumps included), and this
-        // verifier must accept nothing that rbpf then refuses.
+        // r10 (the frame pointer) may only be the base of a store; rbpf's own
+        // verifier refuses it as the destination of anything else (jumps
+        // included), and a program accepted here stays loadable there.
         if insn.dst == 10 && class != Class::Store {
             return Err(at(Rejection::WritesFramePointer));
         }
@@ -403,7 +433,7 @@ pub fn verify(code: &[u8], declared: &[u32], offered: &[u32]) -> Result<ProgramI
                 continue;
             }
             Class::Load | Class::Store => {}
-            Class::Alu { imm, div } => {
+            Class::Alu { imm, div, shift } => {
                 if insn.off != 0 {
                     return Err(at(Rejection::NonZeroField {
                         opcode: insn.opcode,
@@ -412,6 +442,14 @@ pub fn verify(code: &[u8], declared: &[u32], offered: &[u32]) -> Result<ProgramI
                 }
                 if imm && div && insn.imm == 0 {
                     return Err(at(Rejection::DivisionByZero));
+                }
+                if let Some(width) = shift.filter(|_| imm) {
+                    if u32::try_from(insn.imm).map_or(true, |amount| amount >= width) {
+                        return Err(at(Rejection::ShiftAmount {
+                            amount: insn.imm,
+                            width,
+                        }));
+                    }
                 }
             }
             Class::Neg => {}
@@ -562,6 +600,33 @@ mod tests {
         assert_eq!(e.kind, Rejection::Truncated { len: 4 });
         let e = rejection(&[]);
         assert_eq!(e.kind, Rejection::Empty);
+
+        // Constant shifts outside the width; 63 and 31 are the largest kept.
+        for (opcode, amount, width) in [
+            (0x67, 64, 64),
+            (0x77, 65, 64),
+            (0xc7, -1, 64),
+            (0x64, 32, 32),
+            (0x74, 33, 32),
+            (0xc4, i32::MIN, 32),
+        ] {
+            let e = rejection(&prog(&[ins(opcode, 1, 0, 0, amount), EXIT]));
+            assert_eq!(
+                e.kind,
+                Rejection::ShiftAmount { amount, width },
+                "{opcode:#x}"
+            );
+        }
+        for (opcode, amount) in [(0x67, 63), (0x77, 0), (0xc7, 63), (0x64, 31), (0xc4, 31)] {
+            verify(&prog(&[ins(opcode, 1, 0, 0, amount), EXIT]), &[], &[]).unwrap();
+        }
+        // A register amount is not judged statically (it is masked at run time).
+        verify(
+            &prog(&[ins(0x6f, 1, 2, 0, 0), ins(0x6c, 1, 2, 0, 0), EXIT]),
+            &[],
+            &[],
+        )
+        .unwrap();
 
         let e = rejection(&prog(&[ins(0xdc, 1, 0, 0, 8), EXIT]));
         assert_eq!(e.kind, Rejection::SwapWidth { imm: 8 });

@@ -131,11 +131,11 @@ fn program_cases() -> Vec<Case> {
     huge.extend_from_slice(&[0x95, 0, 0, 0, 0, 0, 0, 0]);
     vec![
         // --- memory: trapped by the interpreter's bounds checks -------------
-        // Out-of-region addresses are either adjacent to the region (never
-        // inside another allocation) or in the kernel half of the address
-        // space (never inside any): a plugin may also reach its own per-call
-        // stack by pointer arithmetic, so "somewhere far on the heap" would
-        // trap or not depending on where the allocator put that stack.
+        // A plugin addresses only its region and its stack, both at fixed
+        // virtual addresses, so every address below traps whatever the host
+        // allocator did. (Under rbpf, which used host addresses, they were
+        // chosen adjacent to the region or in the kernel half of the address
+        // space so that they could not land in the per-call stack.)
         replace(
             "load from the kernel half",
             asm("lddw r3, 0x8000000000000000\nxor r3, r1\nldxdw r0, [r3]\nexit"),
@@ -374,6 +374,24 @@ fn program_cases() -> Vec<Case> {
             "middle of an lddw",
         ),
         replace("write to r10", asm("mov r10, 0\nexit"), false, "writes r10"),
+        replace(
+            "shift by the constant 64",
+            asm("lsh r0, 64\nexit"),
+            false,
+            "shift by the constant 64",
+        ),
+        replace(
+            "32-bit shift by the constant 32",
+            asm("arsh32 r0, 32\nexit"),
+            false,
+            "shift by the constant 32",
+        ),
+        replace(
+            "signed division (newer ISA, off = 1)",
+            raw(&[(0x3f, 0, 1, 1, 0), (0x95, 0, 0, 0, 0)]),
+            false,
+            "off must be 0",
+        ),
         replace(
             "division by constant zero",
             asm("div r0, 0\nexit"),

@@ -155,8 +155,8 @@ fn configure_sets_code_and_window_and_logs() {
 
 #[test]
 fn division_by_a_zero_register_is_defined_not_a_panic() {
-    // rbpf: x / 0 = 0 and x % 0 = x (as in the Linux kernel). Pin it, so an
-    // rbpf upgrade that changed it would be noticed.
+    // x / 0 = 0 and x % 0 = x, as in the Linux kernel. Pin it, so a change
+    // to the interpreter that altered it would be noticed.
     let p = plugin(&[(
         Operation::ScheduleRepair,
         Anchor::Replace,
@@ -179,6 +179,52 @@ fn division_by_a_zero_register_is_defined_not_a_panic() {
     assert_eq!(i.memory()[128], 0);
     assert_eq!(i.memory()[136], 7);
     assert_eq!(i.memory()[144], 0);
+}
+
+#[test]
+fn edge_cases_have_the_kernels_results_not_a_panic() {
+    // Each result is stored at state slot k (offset 128 + 8k).
+    let p = plugin(&[(
+        Operation::ScheduleRepair,
+        Anchor::Replace,
+        "lddw r2, 0x8000000000000000
+         neg r2
+         stxdw [r1+128], r2
+         mov r2, 1
+         mov r3, 65
+         lsh r2, r3
+         stxdw [r1+136], r2
+         lddw r2, 0xffffffff00000007
+         mov r3, 0
+         mod32 r2, r3
+         stxdw [r1+144], r2
+         mov r2, -1
+         mov r4, 0
+         jeq r2, -1, +1
+         ja +1
+         mov r4, 1
+         stxdw [r1+152], r4
+         lddw r2, 0xffffffff80000000
+         neg32 r2
+         stxdw [r1+160], r2
+         mov r0, 0
+         exit",
+    )]);
+    let mut i = p.instantiate();
+    i.schedule_repair(&ScheduleContext::default(), &HostView::default())
+        .unwrap();
+    let slot =
+        |k: usize| u64::from_le_bytes(i.memory()[128 + 8 * k..136 + 8 * k].try_into().unwrap());
+    // neg wraps: -i64::MIN is i64::MIN.
+    assert_eq!(slot(0), 1 << 63);
+    // A register shift amount is masked to the width: 65 & 63 = 1.
+    assert_eq!(slot(1), 2);
+    // 32-bit modulo by zero keeps the low half and clears the high one.
+    assert_eq!(slot(2), 7);
+    // A 64-bit jump's immediate is sign-extended: -1 matches u64::MAX.
+    assert_eq!(slot(3), 1);
+    // 32-bit neg of i32::MIN wraps and zero-extends.
+    assert_eq!(slot(4), 0x8000_0000);
 }
 
 #[test]
@@ -212,6 +258,9 @@ fn a_fault_disables_only_the_faulting_instance() {
     assert!(fault
         .to_string()
         .contains("out-of-bounds load of 8 bytes at instruction 7"));
+    // Classified by the interpreter, not parsed from a message: no host
+    // address appears anywhere.
+    assert!(!fault.to_string().contains("0x"), "{fault}");
     // The other instance of the same plugin is unaffected.
     b.schedule_repair(&ctx, &view).unwrap();
     assert!(b.disabled().is_none());
