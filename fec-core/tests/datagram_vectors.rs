@@ -93,7 +93,10 @@ fn a_keyed_layer_makes_the_documented_datagrams() {
 #[test]
 fn a_keyed_receiver_accepts_each_vector_once_and_nothing_altered() {
     let (tx, rx) = keys();
-    for line in VECTORS.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in VECTORS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (name, hex_bytes) = line.split_once(' ').unwrap();
         let bytes = unhex(hex_bytes);
         let now = Instant::now();
@@ -110,7 +113,11 @@ fn a_keyed_receiver_accepts_each_vector_once_and_nothing_altered() {
         assert_eq!(receiver.stats().unauthenticated, 1, "{name}: altered tag");
         receiver.receive(now, Bytes::from(bytes), &mut up, &mut back);
         let replay_dropped = name.starts_with("repair") || name == "feedback";
-        assert_eq!(receiver.stats().replayed, u64::from(replay_dropped), "{name}");
+        assert_eq!(
+            receiver.stats().replayed,
+            u64::from(replay_dropped),
+            "{name}"
+        );
     }
 }
 
