@@ -66,6 +66,9 @@ pub struct ModeReport {
     pub plugin_sha256: Option<String>,
     /// True when the client had to fetch the plugin over the connection.
     pub plugin_fetched: bool,
+    /// Why the mode did not complete (for instance `timed out: workload`
+    /// under heavy loss); `None` when it did.
+    pub failed: Option<String>,
 }
 
 impl ModeReport {
@@ -78,10 +81,20 @@ impl ModeReport {
         }
     }
 
-    /// The JSON object of the demo's contract.
+    /// A mode that did not complete, and why.
+    pub fn failure(error: &crate::Error) -> Self {
+        ModeReport {
+            failed: Some(error.to_string()),
+            ..ModeReport::default()
+        }
+    }
+
+    /// The JSON object of the demo's contract; `outcome` is `ok` or why the
+    /// mode did not complete (its figures are then 0).
     pub fn to_json(&self) -> serde_json::Value {
         let w = &self.workload;
         serde_json::json!({
+            "outcome": self.failed.as_deref().unwrap_or("ok"),
             "sent": w.sent,
             "delivered": w.delivered,
             "latency_p50_ms": round3(w.latency_p50_ms),
@@ -189,6 +202,7 @@ pub async fn run_mode(
         source_bytes: both.source_bytes,
         plugin_sha256: client.plugin_sha256,
         plugin_fetched: client.plugin_fetched,
+        failed: None,
     })
 }
 
