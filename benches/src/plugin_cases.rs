@@ -6,7 +6,7 @@
 //!   packet: the policy's `on_source` decision, `protect` into one datagram, the
 //!   policy's `schedule_repair` decision, and the repair when it asks for one.
 //!   Lib `fec-plugin` takes both decisions through the shipped `rlc-window`
-//!   plugin (`fec_plugins::RLC_WINDOW`) in the sandboxed rbpf interpreter, run
+//!   plugin (`fec_plugins::RLC_WINDOW`) in the sandboxed interpreter, run
 //!   by the one plugin host (`fec_plugin_sdk::host::PluginPolicy`): `on_source` for every packet when the plugin has
 //!   an `on_source` pluglet (`rlc-window` has none, so the host's default,
 //!   protect everything, applies without a call), `schedule_repair` unless the

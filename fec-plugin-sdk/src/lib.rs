@@ -11,10 +11,14 @@
 //!   the receiver's [`package::TrustStore`].
 //! - [`elf`]: loader for `clang -O2 -target bpf` objects; [`asm`]: the
 //!   assembler route.
-//! - [`runtime`] (contract): the sandboxed rbpf interpreter with FEC helpers.
+//! - [`runtime`] (contract): the sandboxed interpreter (our own, panic-free
+//!   in every build profile) with FEC helpers.
+//! - [`host`]: the one plugin host, [`host::PluginPolicy`], a
+//!   `fec_core::layer` policy driven by a plugin, used by every host.
 //! - [`hints`]: [`hints::RepairHints`], how a host follows a plugin's
 //!   `fec_repair_after` / `fec_repair_repeat` hints to skip VM calls.
-//! - [`harness`]: run a package against a packet stream and a loss trace.
+//! - [`harness`]: run a package against a packet stream and a loss trace,
+//!   through two `fec_core::layer::Layer`s and [`host::PluginPolicy`].
 //! - the `fec-plugin` binary: `build`, `pack`, `inspect`, `verify`, `sign`,
 //!   `keygen`, `run`.
 //!

@@ -156,7 +156,7 @@ fn describe(config: &str) -> String {
         "E200" => "RaptorQ k=200 m=50 1280 B".into(),
         "1MiB" => "memcpy, 1 MiB buffers (in cache)".into(),
         "P" => "pipeline sender, RLC window 32, 1280 B packets, 1 repair per 4 sources: \
-                rlc-window plugin in rbpf vs the same policy in Rust; plugin call and load costs"
+                rlc-window plugin in the sandboxed interpreter vs the same policy in Rust, both through the FEC layer; plugin call and load costs"
             .into(),
         other => other.into(),
     }
