@@ -340,10 +340,9 @@ fn fec_layer_refuses_forged_packets_without_growing() {
 
 #[test]
 fn plugin_cache_stays_within_its_byte_bound() {
-    let dir = std::env::temp_dir().join(format!("fec-fuzz-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::tempdir().expect("scratch directory");
     const MAX: u64 = 4096;
-    let cache = PluginCache::open(&dir, MAX).expect("cache dir");
+    let cache = PluginCache::open(dir.path(), MAX).expect("cache dir");
     let mut largest = 0;
     let mut last = String::new();
     for i in 0..60u32 {
@@ -382,5 +381,4 @@ fn plugin_cache_stays_within_its_byte_bound() {
         );
     }
     assert!(cache.get(&last).is_some(), "the newest package was evicted");
-    let _ = std::fs::remove_dir_all(&dir);
 }
