@@ -4,6 +4,10 @@
 
 use fec_core::gf256::{Backend, Engine};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
+// Byte contents come from a seeded SplitMix64: unlike `rand` built without
+// optimisation, it fills megabytes in microseconds.
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::SplitMix64;
 
 const MAX_LEN: usize = 70_000;
 const MAX_OFFSET: usize = 64;
@@ -49,33 +53,12 @@ fn offset(g: &mut Gen) -> usize {
     usize::arbitrary(g) % MAX_OFFSET
 }
 
-/// SplitMix64: a seeded byte source that, unlike `rand` built without
-/// optimisation, fills megabytes in microseconds.
-struct Bytes(u64);
-
-impl Bytes {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next_u64() as u8
-    }
-}
-
 /// A buffer of `offset + len + slack` random bytes, so the slice under test
 /// `[offset..offset + len]` starts at any alignment and has neighbours whose
 /// bytes must survive.
-fn buffer(rng: &mut Bytes, offset: usize, len: usize) -> Vec<u8> {
+fn buffer(rng: &mut SplitMix64, offset: usize, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; offset + len + MAX_OFFSET];
-    for chunk in buf.chunks_mut(8) {
-        let word = rng.next_u64().to_le_bytes();
-        chunk.copy_from_slice(&word[..chunk.len()]);
-    }
+    rng.fill_bytes(&mut buf);
     buf
 }
 
@@ -123,7 +106,7 @@ fn run_slice_op(engine: Engine, op: SliceOp, c: u8, src: &[u8], dst: &mut [u8]) 
 /// compares the whole destination buffers (so a stray write outside the
 /// slice fails too).
 fn slice_op_matches_scalar(op: SliceOp, case: SliceCase) -> bool {
-    let mut rng = Bytes(case.seed);
+    let mut rng = SplitMix64::seed_from_u64(case.seed);
     let src = buffer(&mut rng, case.src_offset, case.len);
     let dst = buffer(&mut rng, case.dst_offset, case.len);
     let src_slice = &src[case.src_offset..case.src_offset + case.len];
@@ -189,7 +172,7 @@ fn every_short_length_matches_scalar() {
 #[test]
 fn every_constant_matches_field_multiplication() {
     let len = 131;
-    let mut rng = Bytes(99);
+    let mut rng = SplitMix64::seed_from_u64(99);
     let src = buffer(&mut rng, 0, len);
     let before = buffer(&mut rng, 0, len);
     let engines = Backend::supported().into_iter().filter_map(Engine::new);
@@ -264,7 +247,7 @@ impl Arbitrary for MatrixCase {
 
 /// The case's input and output buffers (before the kernel runs).
 fn matrix_buffers(case: &MatrixCase) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let mut rng = Bytes(case.seed);
+    let mut rng = SplitMix64::seed_from_u64(case.seed);
     let inputs = case
         .input_offsets
         .iter()
@@ -377,10 +360,10 @@ fn scalar_matrix_apply_is_the_definition() {
     let rows = 3;
     let cols = 5;
     let len = 37;
-    let mut rng = Bytes(7);
-    let coefficients: Vec<u8> = (0..rows * cols).map(|_| rng.byte()).collect();
+    let mut rng = SplitMix64::seed_from_u64(7);
+    let coefficients: Vec<u8> = (0..rows * cols).map(|_| rng.next_u64() as u8).collect();
     let inputs: Vec<Vec<u8>> = (0..cols)
-        .map(|_| (0..len).map(|_| rng.byte()).collect())
+        .map(|_| (0..len).map(|_| rng.next_u64() as u8).collect())
         .collect();
     let mut outputs = vec![vec![0xAAu8; len]; rows];
     scalar()

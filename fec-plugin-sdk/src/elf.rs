@@ -8,6 +8,10 @@
 //! inlined (`R_BPF_64_32`), and every other relocation type. Code in other
 //! executable sections (e.g. a non-inlined helper in `.text`) is rejected too.
 //!
+//! The bytes are read through the `object` crate's ELF reader, which checks
+//! every offset and size against the input; the limits (object size, section
+//! count, pluglet count and length) and what is refused are this module's.
+//!
 //! ```
 //! // Not an ELF object: a clear error, no panic.
 //! let err = fec_plugin_sdk::elf::load(b"\x7fELF\x01").unwrap_err();
@@ -15,6 +19,11 @@
 //! ```
 
 #![forbid(unsafe_code)]
+
+use object::elf::{FileHeader64, Rel64, SectionHeader64, EM_BPF, SHF_EXECINSTR, SHT_PROGBITS};
+use object::elf::{SHT_REL, SHT_RELA};
+use object::read::elf::{FileHeader, Rel, SectionHeader, SectionTable, Sym};
+use object::{LittleEndian as LE, SectionIndex, SymbolIndex};
 
 use crate::abi::{Anchor, Operation, MAX_INSTRUCTIONS};
 use crate::package::MAX_PLUGLETS;
@@ -24,12 +33,7 @@ pub const MAX_OBJECT_SIZE: usize = 16 << 20;
 /// Most section headers accepted.
 pub const MAX_SECTIONS: usize = 1024;
 
-const EM_BPF: u16 = 247;
-const SHT_PROGBITS: u32 = 1;
-const SHT_SYMTAB: u32 = 2;
-const SHT_RELA: u32 = 4;
-const SHT_REL: u32 = 9;
-const SHF_EXECINSTR: u64 = 4;
+type Sections<'a> = SectionTable<'a, FileHeader64<LE>, &'a [u8]>;
 
 /// Why an object was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -123,58 +127,19 @@ impl From<ElfPluglet> for crate::package::PlugletEntry {
     }
 }
 
-struct Section {
-    name: String,
-    kind: u32,
-    flags: u64,
-    offset: usize,
-    size: usize,
-    link: usize,
-    info: usize,
-    entsize: usize,
+/// A name from a string table, as text for messages: at most 256 bytes.
+fn text(name: &[u8]) -> String {
+    String::from_utf8_lossy(&name[..name.len().min(256)]).into_owned()
 }
 
-fn slice<'a>(
-    bytes: &'a [u8],
-    offset: usize,
-    len: usize,
-    what: &'static str,
-) -> Result<&'a [u8], ElfError> {
-    offset
-        .checked_add(len)
-        .and_then(|end| bytes.get(offset..end))
-        .ok_or(ElfError::Truncated(what))
+/// A section's name, if it is a NUL-terminated string inside the name table.
+fn name_of(sections: &Sections<'_>, section: &SectionHeader64<LE>) -> Option<String> {
+    sections.section_name(LE, section).ok().map(text)
 }
 
-fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
-    let s = slice(b, at, 2, "header field")?;
-    Ok(u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Result<u32, ElfError> {
-    let s = slice(b, at, 4, "header field")?;
-    Ok(u32::from_le_bytes(s.try_into().expect("4 bytes")))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
-    let s = slice(b, at, 8, "header field")?;
-    Ok(u64::from_le_bytes(s.try_into().expect("8 bytes")))
-}
-
-fn usize_at(b: &[u8], at: usize) -> Result<usize, ElfError> {
-    usize::try_from(u64_at(b, at)?).map_err(|_| ElfError::Truncated("offset overflows"))
-}
-
-fn c_string(table: &[u8], at: usize) -> String {
-    let Some(rest) = table.get(at..) else {
-        return String::from("?");
-    };
-    let end = rest
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(rest.len())
-        .min(256);
-    String::from_utf8_lossy(&rest[..end]).into_owned()
+/// A section's size, saturated: anything past `usize` is over every limit.
+fn size_of(section: &SectionHeader64<LE>) -> usize {
+    usize::try_from(section.sh_size(LE)).unwrap_or(usize::MAX)
 }
 
 /// Parse a pluglet section name `<anchor>/<operation>`.
@@ -205,7 +170,9 @@ pub fn load(bytes: &[u8]) -> Result<Vec<ElfPluglet>, ElfError> {
     if bytes.len() > MAX_OBJECT_SIZE {
         return Err(ElfError::TooLarge(bytes.len()));
     }
-    let ident = slice(bytes, 0, 64, "ELF header")?;
+    // The identification bytes first, for reasons more precise than
+    // object's "Unsupported ELF header".
+    let ident = bytes.get(..64).ok_or(ElfError::Truncated("ELF header"))?;
     if &ident[..4] != b"\x7fELF" {
         return Err(ElfError::NotBpf("bad magic".into()));
     }
@@ -215,120 +182,113 @@ pub fn load(bytes: &[u8]) -> Result<Vec<ElfPluglet>, ElfError> {
             ident[4], ident[5]
         )));
     }
-    let machine = u16_at(bytes, 18)?;
-    if machine != EM_BPF {
+    // Read as plain data rather than through `FileHeader::parse`, which
+    // would also demand EI_VERSION 1: this loader never has.
+    let (header, _) = object::pod::from_bytes::<FileHeader64<LE>>(ident)
+        .map_err(|()| ElfError::Truncated("ELF header"))?;
+    let machine = header.e_machine(LE).0;
+    if machine != EM_BPF.0 {
         return Err(ElfError::NotBpf(format!(
-            "machine {machine}, expected {EM_BPF} (EM_BPF)"
+            "machine {machine}, expected {} (EM_BPF)",
+            EM_BPF.0
         )));
     }
-    let shoff = usize_at(bytes, 0x28)?;
-    let shentsize = usize::from(u16_at(bytes, 0x3a)?);
-    let shnum = usize::from(u16_at(bytes, 0x3c)?);
-    let shstrndx = usize::from(u16_at(bytes, 0x3e)?);
+    let shentsize = header.e_shentsize(LE);
     if shentsize != 64 {
         return Err(ElfError::NotBpf(format!("section header size {shentsize}")));
     }
-    if shnum > MAX_SECTIONS {
+    let shnum = header
+        .shnum(LE, bytes)
+        .map_err(|_| ElfError::Truncated("section count"))?;
+    if shnum as usize > MAX_SECTIONS {
         return Err(ElfError::NotBpf(format!("{shnum} sections")));
     }
-    let table = slice(bytes, shoff, shnum * 64, "section header table")?;
-    let mut raw = Vec::with_capacity(shnum);
-    for i in 0..shnum {
-        let h = &table[i * 64..(i + 1) * 64];
-        raw.push((
-            u32_at(h, 0)? as usize,
-            Section {
-                name: String::new(),
-                kind: u32_at(h, 4)?,
-                flags: u64_at(h, 8)?,
-                offset: usize_at(h, 0x18)?,
-                size: usize_at(h, 0x20)?,
-                link: u32_at(h, 0x28)? as usize,
-                info: u32_at(h, 0x2c)? as usize,
-                entsize: usize_at(h, 0x38)?,
-            },
-        ));
-    }
-    let names = match raw.get(shstrndx) {
-        Some((_, s)) => slice(bytes, s.offset, s.size, "section name table")?,
-        None => return Err(ElfError::Truncated("section name table index")),
-    };
-    let sections: Vec<Section> = raw
-        .into_iter()
-        .map(|(name_at, mut s)| {
-            s.name = c_string(names, name_at);
-            s
-        })
-        .collect();
+    let table = header
+        .section_headers(LE, bytes)
+        .map_err(|_| ElfError::Truncated("section header table"))?;
+    let names = header
+        .section_strings(LE, bytes, table)
+        .map_err(|_| ElfError::Truncated("section name table index"))?;
+    let sections: Sections<'_> = SectionTable::new(table, names);
 
     let mut pluglets = Vec::new();
     let mut pluglet_index = vec![false; sections.len()];
-    for (i, s) in sections.iter().enumerate() {
-        if s.kind != SHT_PROGBITS || s.flags & SHF_EXECINSTR == 0 || s.size == 0 {
+    for (index, s) in sections.enumerate() {
+        if s.sh_type(LE) != SHT_PROGBITS || s.sh_flags(LE).0 & SHF_EXECINSTR.0 == 0 {
             continue;
         }
-        let Some((anchor, operation)) = parse_section_name(&s.name) else {
-            if s.name.contains('/') {
-                return Err(ElfError::BadSectionName {
-                    section: s.name.clone(),
-                });
+        let size = size_of(s);
+        if size == 0 {
+            continue;
+        }
+        let name = name_of(&sections, s).ok_or(ElfError::Truncated("section name"))?;
+        let Some((anchor, operation)) = parse_section_name(&name) else {
+            if name.contains('/') {
+                return Err(ElfError::BadSectionName { section: name });
             }
-            return Err(ElfError::StrayCode {
-                section: s.name.clone(),
-            });
+            return Err(ElfError::StrayCode { section: name });
         };
         if pluglets.len() == MAX_PLUGLETS {
             return Err(ElfError::TooManyPluglets);
         }
-        if s.size > MAX_INSTRUCTIONS * 8 {
+        if size > MAX_INSTRUCTIONS * 8 {
             return Err(ElfError::PlugletTooLarge {
-                section: s.name.clone(),
-                size: s.size,
+                section: name,
+                size,
             });
         }
-        if !s.size.is_multiple_of(8) {
+        if !size.is_multiple_of(8) {
             return Err(ElfError::PartialInstruction {
-                section: s.name.clone(),
-                size: s.size,
+                section: name,
+                size,
             });
         }
-        pluglet_index[i] = true;
+        let code = s
+            .data(LE, bytes)
+            .map_err(|_| ElfError::Truncated("section contents"))?;
+        pluglet_index[index.0] = true;
         pluglets.push(ElfPluglet {
-            name: s.name.clone(),
+            name,
             operation,
             anchor,
-            code: slice(bytes, s.offset, s.size, "section contents")?.to_vec(),
+            code: code.to_vec(),
         });
     }
 
     // Any relocation that applies to a pluglet section is unsupported.
-    for s in &sections {
-        if s.kind != SHT_REL && s.kind != SHT_RELA {
+    for s in sections.iter() {
+        let kind = s.sh_type(LE);
+        let target = s.sh_info(LE) as usize;
+        if (kind != SHT_REL && kind != SHT_RELA)
+            || !pluglet_index.get(target).copied().unwrap_or(false)
+        {
             continue;
         }
-        if !pluglet_index.get(s.info).copied().unwrap_or(false) {
-            continue;
-        }
-        let entsize = if s.kind == SHT_REL { 16 } else { 24 };
-        if s.entsize != 0 && s.entsize != entsize {
+        let entsize = if kind == SHT_REL { 16 } else { 24 };
+        let declared = s.sh_entsize(LE);
+        if declared != 0 && declared != entsize as u64 {
             return Err(ElfError::Truncated("relocation entry size"));
         }
         // A partial entry would otherwise be skipped, and a relocation that
         // is not reported lets unrelocated code through.
-        if s.size % entsize != 0 {
+        if !size_of(s).is_multiple_of(entsize) {
             return Err(ElfError::Truncated("relocation section size"));
         }
-        let relocs = slice(bytes, s.offset, s.size, "relocation section")?;
-        if let Some(r) = relocs.chunks_exact(entsize).next() {
-            let offset = u64_at(r, 0)?;
-            let info = u64_at(r, 8)?;
-            let rtype = (info & 0xffff_ffff) as u32;
-            let symbol_index = (info >> 32) as usize;
-            let symbol = symbol_name(bytes, &sections, s.link, symbol_index);
+        let relocs = s
+            .data(LE, bytes)
+            .map_err(|_| ElfError::Truncated("relocation section"))?;
+        // REL and RELA entries both start with r_offset and r_info.
+        if let Ok((r, _)) = object::pod::from_bytes::<Rel64<LE>>(relocs) {
+            let rtype = r.r_type(LE).0;
+            let symbol = symbol_name(bytes, &sections, s.sh_link(LE), r.r_sym(LE));
             let (kind, hint) = relocation_name(rtype);
             return Err(ElfError::Relocation {
-                section: sections[s.info].name.clone(),
-                instruction: offset / 8,
+                section: sections
+                    .section(SectionIndex(target))
+                    .ok()
+                    .and_then(|t| name_of(&sections, t))
+                    .unwrap_or_default(),
+                instruction: r.r_offset(LE) / 8,
                 rtype,
                 kind,
                 symbol,
@@ -342,21 +302,19 @@ pub fn load(bytes: &[u8]) -> Result<Vec<ElfPluglet>, ElfError> {
     Ok(pluglets)
 }
 
-fn symbol_name(bytes: &[u8], sections: &[Section], symtab: usize, index: usize) -> String {
+fn symbol_name(bytes: &[u8], sections: &Sections<'_>, symtab: u32, index: u32) -> String {
     let lookup = || -> Option<String> {
-        let table = sections.get(symtab).filter(|s| s.kind == SHT_SYMTAB)?;
-        let strings = sections.get(table.link)?;
-        let strings = bytes.get(strings.offset..strings.offset.checked_add(strings.size)?)?;
-        let at = table.offset.checked_add(index.checked_mul(24)?)?;
-        let entry = bytes.get(at..at.checked_add(24)?)?;
-        let name_at = u32::from_le_bytes(entry[..4].try_into().ok()?) as usize;
-        let name = c_string(strings, name_at);
+        let symbols = sections
+            .symbol_table_by_index(LE, bytes, SectionIndex(symtab as usize))
+            .ok()?;
+        let symbol = symbols.symbol(SymbolIndex(index as usize)).ok()?;
+        let name = symbol.name(LE, symbols.strings()).ok()?;
         if name.is_empty() {
             // Section symbols have no name: name the section instead.
-            let shndx = u16::from_le_bytes(entry[6..8].try_into().ok()?) as usize;
-            return sections.get(shndx).map(|s| s.name.clone());
+            let section = sections.section(SectionIndex(usize::from(symbol.st_shndx(LE).0)));
+            return name_of(sections, section.ok()?);
         }
-        Some(name)
+        Some(text(name))
     };
     lookup().unwrap_or_else(|| format!("symbol #{index}"))
 }
@@ -377,7 +335,7 @@ mod tests {
         out[..4].copy_from_slice(b"\x7fELF");
         out[4] = 2; // 64-bit
         out[5] = 1; // little-endian
-        out[18..20].copy_from_slice(&EM_BPF.to_le_bytes());
+        out[18..20].copy_from_slice(&EM_BPF.0.to_le_bytes());
         out[0x28..0x30].copy_from_slice(&(headers_at as u64).to_le_bytes());
         out[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         out[0x3c..0x3e].copy_from_slice(&(shnum as u16).to_le_bytes());
@@ -399,8 +357,8 @@ mod tests {
             header(
                 index,
                 11,
-                SHT_PROGBITS,
-                SHF_EXECINSTR | 2,
+                SHT_PROGBITS.0,
+                SHF_EXECINSTR.0 | 2,
                 code_at,
                 code_len,
             );
@@ -415,7 +373,7 @@ mod tests {
             let mut elf = overlapping_pluglets(2, 16);
             let headers_at = elf.len() - 4 * 64;
             let h = &mut elf[headers_at + 3 * 64..][..64];
-            h[4..8].copy_from_slice(&SHT_REL.to_le_bytes());
+            h[4..8].copy_from_slice(&SHT_REL.0.to_le_bytes());
             h[8..16].fill(0);
             h[0x20..0x28].copy_from_slice(&size.to_le_bytes());
             h[0x2c..0x30].copy_from_slice(&2u32.to_le_bytes());

@@ -3,23 +3,19 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use tempfile::TempDir;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fec-plugin"))
 }
 
-/// A scratch directory per test (tests run in parallel threads named after them).
-fn scratch() -> PathBuf {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("test")
-        .replace("::", "-");
-    std::env::temp_dir().join(format!("fec-plugin-cli-{}-{test}", std::process::id()))
+/// A scratch directory per test, removed when the test ends (pass or fail).
+fn scratch() -> TempDir {
+    tempfile::tempdir().expect("scratch directory")
 }
 
-fn temp(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = scratch();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+fn temp(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -37,7 +33,9 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn verify_accepts_and_rejects_with_exit_codes() {
+    let dir = scratch();
     let good = temp(
+        &dir,
         "good.bin",
         &[0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0],
     );
@@ -46,6 +44,7 @@ fn verify_accepts_and_rejects_with_exit_codes() {
     assert!(stdout.contains("accepted: 2 instructions"));
 
     let looped = temp(
+        &dir,
         "loop.bin",
         &[0x05, 0, 0xff, 0xff, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0],
     );
@@ -67,7 +66,7 @@ fn verify_accepts_and_rejects_with_exit_codes() {
         ("short.o", &b"\x7fELF\x02\x01"[..]),
         ("ragged.bin", &[0x95u8, 0, 0][..]),
     ] {
-        let path = temp(name, bytes);
+        let path = temp(&dir, name, bytes);
         let raw = name.ends_with(".bin");
         let mut args = vec!["verify"];
         if raw {
@@ -81,12 +80,13 @@ fn verify_accepts_and_rejects_with_exit_codes() {
     let (code, _, stderr) = run(&["verify", "/nonexistent/file"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("/nonexistent/file"));
-    std::fs::remove_dir_all(scratch()).ok();
 }
 
 #[test]
 fn pack_sign_verify_inspect_and_run() {
+    let dir = scratch();
     let asm = temp(
+        &dir,
         "plugin.s",
         b".section replace/configure
           mov r1, 2
@@ -136,5 +136,4 @@ fn pack_sign_verify_inspect_and_run() {
     let (code, _, stderr) = run(&["run", p, "--loss", "bogus:x"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("bad number"), "{stderr}");
-    std::fs::remove_dir_all(scratch()).ok();
 }

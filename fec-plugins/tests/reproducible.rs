@@ -24,10 +24,9 @@ fn rebuilding_with_clang_reproduces_the_committed_bytes() {
     }
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bless = std::env::var_os("FEC_PLUGINS_BLESS").is_some();
-    let out_dir = std::env::temp_dir().join(format!("fec-plugins-{}", std::process::id()));
-    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
     for p in fec_plugins::ALL {
-        let object = out_dir.join(format!("{}.o", p.name));
+        let object = out_dir.path().join(format!("{}.o", p.name));
         compile_c(&crate_dir.join(p.source), &object).unwrap();
         let built = pack_object(
             &std::fs::read(&object).unwrap(),
@@ -49,5 +48,4 @@ fn rebuilding_with_clang_reproduces_the_committed_bytes() {
             );
         }
     }
-    std::fs::remove_dir_all(&out_dir).ok();
 }

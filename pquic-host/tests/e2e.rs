@@ -18,6 +18,7 @@ use pquic_host::plugin::{
 };
 use pquic_host::session::{run_client, ClientPlugins, ClientReport, Server, ServerPlugin};
 use pquic_host::workload::{BulkSource, WorkloadConfig};
+use tempfile::{tempdir, TempDir};
 
 const BULK_LEN: usize = 300_000;
 
@@ -70,10 +71,10 @@ fn server_plugin(bytes: Vec<u8>, key: &SigningKey) -> ServerPlugin {
     ServerPlugin { offer, plugin }
 }
 
-fn temp_cache(name: &str) -> PluginCache {
-    let dir = std::env::temp_dir().join(format!("pquic-host-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    PluginCache::open(dir, DEFAULT_CACHE_BYTES).unwrap()
+/// An empty plugin cache in `dir`, a directory the test owns and that is
+/// removed when the test ends.
+fn temp_cache(dir: &TempDir) -> PluginCache {
+    PluginCache::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap()
 }
 
 fn assert_intact(report: &ClientReport) {
@@ -122,11 +123,11 @@ async fn session(
     (report, server_stats)
 }
 
-fn realtime_setup(name: &str, seed: u8) -> (ServerPlugin, ClientPlugins) {
+fn realtime_setup(cache_dir: &TempDir, seed: u8) -> (ServerPlugin, ClientPlugins) {
     let key = validator(seed);
     let server = server_plugin(realtime_package(&key).unwrap(), &key);
     let client = ClientPlugins {
-        cache: Some(temp_cache(name)),
+        cache: Some(temp_cache(cache_dir)),
         trust: trusting(&key),
     };
     (server, client)
@@ -144,7 +145,8 @@ async fn integrity_under_loss_without_fec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn integrity_under_loss_with_fec() {
     for (i, loss) in [0.0, 5.0, 20.0].into_iter().enumerate() {
-        let (server, client) = realtime_setup(&format!("loss{i}"), 1);
+        let cache_dir = tempdir().unwrap();
+        let (server, client) = realtime_setup(&cache_dir, 1);
         let (report, server_stats) =
             session(loss, loss, 20 + i as u64, Some(server), Some(client)).await;
         assert_intact(&report);
@@ -166,7 +168,8 @@ async fn integrity_under_loss_with_fec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_connection_uses_the_cache() {
-    let (server, client) = realtime_setup("cached", 2);
+    let cache_dir = tempdir().unwrap();
+    let (server, client) = realtime_setup(&cache_dir, 2);
     let (first, _) = session(0.0, 0.0, 30, Some(server.clone()), Some(client.clone())).await;
     let (second, _) = session(0.0, 0.0, 31, Some(server), Some(client)).await;
     assert!(first.plugin_fetched);
@@ -177,7 +180,8 @@ async fn second_connection_uses_the_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_without_plugins_keeps_plain_quic() {
-    let (server, mut client) = realtime_setup("none", 3);
+    let cache_dir = tempdir().unwrap();
+    let (server, mut client) = realtime_setup(&cache_dir, 3);
     client.cache = None;
     let (report, server_stats) = session(5.0, 5.0, 40, Some(server), Some(client)).await;
     assert_intact(&report);
@@ -208,8 +212,9 @@ async fn distrusted_or_unsigned_plugin_is_refused() {
             &fec_plugin_sdk::runtime::HostOffer::all(),
         )
         .unwrap();
+        let cache_dir = tempdir().unwrap();
         let client = ClientPlugins {
-            cache: Some(temp_cache(&format!("distrust{i}"))),
+            cache: Some(temp_cache(&cache_dir)),
             trust: trusting(&validator(5)), // someone else
         };
         let (report, server_stats) = session(
@@ -255,8 +260,9 @@ exit
 async fn plugin_faulting_mid_connection_falls_back_to_plain_quic() {
     let key = validator(6);
     let bytes = package_from_assembly("faulty", "0.1.0", FAULTING, Some(&key)).unwrap();
+    let cache_dir = tempdir().unwrap();
     let client = ClientPlugins {
-        cache: Some(temp_cache("faulty")),
+        cache: Some(temp_cache(&cache_dir)),
         trust: trusting(&key),
     };
     let (report, server_stats) =
@@ -270,7 +276,8 @@ async fn plugin_faulting_mid_connection_falls_back_to_plain_quic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_at_once() {
-    let (server_side, client_side) = realtime_setup("two", 7);
+    let (cache_dir, other_cache_dir) = (tempdir().unwrap(), tempdir().unwrap());
+    let (server_side, client_side) = realtime_setup(&cache_dir, 7);
     let identity = Identity::generate().unwrap();
     let server = Server::start(
         loopback(),
@@ -299,7 +306,7 @@ async fn two_clients_at_once() {
         }
     };
     let other = ClientPlugins {
-        cache: Some(temp_cache("two-b")),
+        cache: Some(temp_cache(&other_cache_dir)),
         ..client_side.clone()
     };
     let both = tokio::time::timeout(

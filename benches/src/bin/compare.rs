@@ -13,11 +13,13 @@
 //! region includes is documented in `fec_benches::rs_cases`,
 //! `fec_benches::window_cases` and `fec_benches::plugin_cases`.
 //!
-//! `--quick` is a smoke run (seconds, rough figures); `--only` picks configs.
+//! `--quick` is a smoke run (seconds, rough figures); `--only` picks configs
+//! (`--help` lists them).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use clap::Parser;
 use fec_benches::isal::Isal;
 use fec_benches::plugin_cases::plugin_cases;
 use fec_benches::report::{table, Record};
@@ -28,8 +30,6 @@ use fec_benches::window_cases::{
     RaptorqInputs, RlcInputs,
 };
 use fec_benches::workload::RS_CONFIGS;
-
-const USAGE: &str = "usage: compare [--json] [--quick] [--only A,B,C,D,E32,E200,P,memcpy]";
 
 /// What the figures mean, printed under the table (details in the crate docs).
 const LEGEND: [&str; 7] = [
@@ -49,35 +49,34 @@ const LEGEND: [&str; 7] = [
     "P: ratio column = plugin-driven / native pipeline; pipeline follows the plugin's scheduling hints (fec_repair_after, fec_repair_repeat), pipe/call ignores fec_repair_repeat (one VM call per repair decision).",
 ];
 
+/// Measures fec-core against its peers (reed-solomon-erasure, reed-solomon-simd,
+/// isa-l, cu-fec, raptorq) and the plugin-driven pipeline against the native
+/// one, in one process and one run.
+#[derive(Parser)]
+#[command(name = "compare", after_help = CONFIGS)]
 struct Options {
+    /// One JSON object per measurement on stdout ({"lib", "config", "op", and
+    /// "mbps" or "ns"}); the table goes to stderr.
+    #[arg(long)]
     json: bool,
+    /// Smoke run: seconds, rough figures.
+    #[arg(long)]
     quick: bool,
+    /// Run only these configs, comma-separated, any case (see below); repeated
+    /// flags add up. Default: all.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     only: Option<Vec<String>>,
 }
 
-impl Options {
-    fn parse() -> Result<Self, String> {
-        let mut options = Self {
-            json: false,
-            quick: false,
-            only: None,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            match arg.as_str() {
-                "--json" => options.json = true,
-                "--quick" => options.quick = true,
-                "--only" => {
-                    let list = args.next().ok_or("--only needs a list")?;
-                    options.only = Some(list.split(',').map(str::to_string).collect());
-                }
-                "-h" | "--help" => return Err(String::new()),
-                other => return Err(format!("unknown argument {other}")),
-            }
-        }
-        Ok(options)
-    }
+/// The `--only` names, shown under `--help`.
+const CONFIGS: &str = "Configs (for --only):
+  memcpy (or 1MiB)  the in-cache copy of 1 MiB, a baseline
+  A, B, C           Reed-Solomon: 10+4 x 64 KiB, 32+8 x 1280 B, 200+50 x 1280 B
+  D                 RFC 8681 sliding-window RLC (fec-core, cu-fec)
+  E32, E200         RaptorQ with 32 and 200 source symbols (pipeline, raptorq)
+  P                 the pipeline driven by the rlc-window plugin vs native";
 
+impl Options {
     fn wants(&self, config: &str) -> bool {
         self.only
             .as_ref()
@@ -163,16 +162,7 @@ fn describe(config: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    let options = match Options::parse() {
-        Ok(options) => options,
-        Err(why) => {
-            if !why.is_empty() {
-                eprintln!("{why}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::parse();
     let plan = if options.quick {
         SamplePlan::quick()
     } else {
@@ -246,4 +236,26 @@ fn main() -> ExitCode {
         print!("{text}");
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn arguments_parse_as_documented() {
+        Options::command().debug_assert();
+        let options =
+            Options::try_parse_from(["compare", "--json", "--only", "a,P", "--only", "memcpy"])
+                .expect("valid arguments");
+        assert!(options.json && !options.quick);
+        assert!(options.wants("A") && options.wants("P") && options.wants("memcpy"));
+        assert!(!options.wants("B"));
+        let all = Options::try_parse_from(["compare", "--quick"]).expect("valid arguments");
+        assert!(all.quick && all.wants("E200"));
+        assert!(Options::try_parse_from(["compare", "--only"]).is_err());
+        assert!(Options::try_parse_from(["compare", "--fast"]).is_err());
+    }
 }

@@ -17,6 +17,8 @@ use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry};
 use pquic_host::fec::QuicLayer;
 use pquic_host::layer::FecLayer;
 use pquic_host::plugin::PluginCache;
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::SplitMix64;
 
 /// Counts this thread's live heap bytes and every byte it ever allocated.
 /// Per thread, so tests running in parallel do not see each other.
@@ -94,20 +96,11 @@ fn measure(base: isize, count: usize, mut step: impl FnMut(usize)) -> (isize, is
     (first_half, second_half, per_call)
 }
 
-/// A tiny deterministic generator for hostile field values.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
+/// `len` bytes of noise from the seeded generator of hostile field values.
+fn noise(random: &mut SplitMix64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    random.fill_bytes(&mut bytes);
+    bytes
 }
 
 fn assert_bounded(what: &str, (first, second, per_call): (isize, isize, usize), limit: usize) {
@@ -132,21 +125,21 @@ fn rlc_decoder_memory_is_capped_under_a_flood_of_distinct_repairs() {
     let config = DecoderConfig::new(Field::Gf256, E).with_window(64);
     let base = live();
     let mut decoder = rlc::Decoder::new(config).expect("valid");
-    let mut random = Xorshift(7);
+    let mut random = SplitMix64::seed_from_u64(7);
     let mut esi = 0u32;
     let usage = measure(base, 6000, |i| {
         // Distinct keys over windows that creep forward, never a source: every
         // repair is a new pending equation until the store is full.
         if i % 8 == 0 {
-            esi = esi.wrapping_add(1 + (random.next() % 3) as u32);
+            esi = esi.wrapping_add(1 + (random.next_u64() % 3) as u32);
         }
         let id = RepairPayloadId {
-            repair_key: random.next() as u16,
+            repair_key: random.next_u64() as u16,
             dt: 15,
-            nss: 1 + (random.next() % 64) as u16,
+            nss: 1 + (random.next_u64() % 64) as u16,
             first_source_esi: esi,
         };
-        let _ = decoder.add_repair(id, &random.bytes(E));
+        let _ = decoder.add_repair(id, &noise(&mut random, E));
         assert!(decoder.pending_equations() <= config.max_equations);
         while decoder.poll_recovered().is_some() {}
     });
@@ -169,21 +162,21 @@ fn pipeline_flood(
     config: &Config,
     count: usize,
     source_len_below: u64,
-    mut header: impl FnMut(&mut Xorshift) -> Header,
+    mut header: impl FnMut(&mut SplitMix64) -> Header,
 ) -> (isize, isize, usize) {
     let base = live();
     let mut decoder = Decoder::new(config).expect("valid");
-    let mut random = Xorshift(11);
+    let mut random = SplitMix64::seed_from_u64(11);
     let mut accepted = 0u64;
-    let mut packet = |r: &mut Xorshift| {
+    let mut packet = |r: &mut SplitMix64| {
         let header = header(r);
         let mut bytes = header.encode().to_vec();
         let len = if header.is_repair() {
             config.symbol_size()
         } else {
-            (r.next() % source_len_below) as usize
+            (r.next_u64() % source_len_below) as usize
         };
-        bytes.extend(r.bytes(len));
+        bytes.extend(noise(r, len));
         bytes
     };
     let usage = measure(base, count, |_| {
@@ -208,19 +201,19 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
         .set_max_blocks(16)
         .set_max_recovered(256);
     let usage = pipeline_flood(&rs, 6000, E as u64 - 3, |r| {
-        let block = (r.next() % 64) as u16;
-        if r.next() % 2 == 0 {
+        let block = (r.next_u64() % 64) as u16;
+        if r.next_u64() % 2 == 0 {
             Header::RsSource {
                 flow: 0,
                 block,
-                index: (r.next() % 32) as u8,
+                index: (r.next_u64() % 32) as u8,
             }
         } else {
             Header::RsRepair {
                 block,
                 data: 32,
                 parity: 32,
-                index: (r.next() % 32) as u8,
+                index: (r.next_u64() % 32) as u8,
             }
         }
     });
@@ -240,8 +233,8 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
     rlc.set_symbol_size(E).set_max_recovered(256);
     let mut esi = 0u32;
     let usage = pipeline_flood(&rlc, 20000, 200, |r| {
-        esi = esi.wrapping_add((r.next() % 2) as u32);
-        if r.next() % 4 == 0 {
+        esi = esi.wrapping_add((r.next_u64() % 2) as u32);
+        if r.next_u64() % 4 == 0 {
             Header::RlcSource {
                 gf256: true,
                 flow: 1,
@@ -250,10 +243,10 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
         } else {
             Header::RlcRepair {
                 gf256: true,
-                repair_key: r.next() as u16,
+                repair_key: r.next_u64() as u16,
                 dt: 15,
-                nss: 1 + (r.next() % 128) as u16,
-                first_esi: esi.wrapping_sub((r.next() % 64) as u32),
+                nss: 1 + (r.next_u64() % 128) as u16,
+                first_esi: esi.wrapping_sub((r.next_u64() % 64) as u32),
             }
         }
     });
@@ -275,18 +268,18 @@ fn pipeline_decoders_stay_bounded_under_hostile_streams() {
         .set_max_blocks(8)
         .set_max_recovered(256);
     let usage = pipeline_flood(&raptorq, 3000, E as u64 - 3, |r| {
-        let block = (r.next() % 16) as u8;
-        if r.next() % 2 == 0 {
+        let block = (r.next_u64() % 16) as u8;
+        if r.next_u64() % 2 == 0 {
             Header::RaptorqSource {
                 flow: 2,
                 block,
-                esi: (r.next() % 32) as u32,
+                esi: (r.next_u64() % 32) as u32,
             }
         } else {
             Header::RaptorqRepair {
                 source_symbols: 32,
                 block,
-                esi: 32 + (r.next() % 4096) as u32,
+                esi: 32 + (r.next_u64() % 4096) as u32,
             }
         }
     });
@@ -306,7 +299,7 @@ fn fec_layer_receive_path_stays_bounded_under_huge_sequence_gaps() {
     let mut layer = QuicLayer::receive_only();
     let now = Instant::now();
     let mut esi = 0u32;
-    let mut random = Xorshift(3);
+    let mut random = SplitMix64::seed_from_u64(3);
     let usage = measure(base, 8000, |_| {
         esi = esi.wrapping_add(5000);
         let mut packet = Header::RlcSource {
@@ -316,7 +309,7 @@ fn fec_layer_receive_path_stays_bounded_under_huge_sequence_gaps() {
         }
         .encode()
         .to_vec();
-        packet.extend(random.bytes(40));
+        packet.extend(noise(&mut random, 40));
         let (mut to_quinn, mut out) = (Vec::new(), Vec::new());
         layer.on_incoming(now, Bytes::from(packet), &mut to_quinn, &mut out);
         assert_eq!(to_quinn.len(), 1, "the source's own QUIC packet");
@@ -330,11 +323,11 @@ fn fec_layer_refuses_forged_packets_without_growing() {
     let base = live();
     let mut layer = QuicLayer::receive_only();
     let now = Instant::now();
-    let mut random = Xorshift(5);
+    let mut random = SplitMix64::seed_from_u64(5);
     let usage = measure(base, 4000, |_| {
-        let len = 1 + (random.next() % 1400) as usize;
-        let mut datagram = random.bytes(len);
-        datagram[0] = if random.next().is_multiple_of(2) {
+        let len = 1 + (random.next_u64() % 1400) as usize;
+        let mut datagram = noise(&mut random, len);
+        datagram[0] = if random.next_u64().is_multiple_of(2) {
             FIRST_BYTE
         } else {
             datagram[0] & !0x40
@@ -347,10 +340,9 @@ fn fec_layer_refuses_forged_packets_without_growing() {
 
 #[test]
 fn plugin_cache_stays_within_its_byte_bound() {
-    let dir = std::env::temp_dir().join(format!("fec-fuzz-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tempfile::tempdir().expect("scratch directory");
     const MAX: u64 = 4096;
-    let cache = PluginCache::open(&dir, MAX).expect("cache dir");
+    let cache = PluginCache::open(dir.path(), MAX).expect("cache dir");
     let mut largest = 0;
     let mut last = String::new();
     for i in 0..60u32 {
@@ -389,5 +381,4 @@ fn plugin_cache_stays_within_its_byte_bound() {
         );
     }
     assert!(cache.get(&last).is_some(), "the newest package was evicted");
-    let _ = std::fs::remove_dir_all(&dir);
 }
