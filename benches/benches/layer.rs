@@ -19,17 +19,7 @@ const ADU: usize = 1280;
 const BATCH: usize = 256;
 
 fn keys() -> (Keys, Keys) {
-    let (a, b) = ([3u8; 32], [4u8; 32]);
-    (
-        Keys {
-            send: a,
-            receive: b,
-        },
-        Keys {
-            send: b,
-            receive: a,
-        },
-    )
+    Keys::pair([3; 32], [4; 32])
 }
 
 fn sender(keyed: bool) -> Layer {

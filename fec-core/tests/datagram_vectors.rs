@@ -12,17 +12,9 @@ use fec_core::layer::{Layer, LayerConfig};
 const VECTORS: &str = include_str!("vectors/fec_datagrams.txt");
 
 fn keys() -> (Keys, Keys) {
-    let a: [u8; 32] = std::array::from_fn(|i| i as u8);
-    let b: [u8; 32] = std::array::from_fn(|i| 0x20 + i as u8);
-    (
-        Keys {
-            send: a,
-            receive: b,
-        },
-        Keys {
-            send: b,
-            receive: a,
-        },
+    Keys::pair(
+        std::array::from_fn(|i| i as u8),
+        std::array::from_fn(|i| 0x20 + i as u8),
     )
 }
 

@@ -59,17 +59,7 @@ fn seq_of(adu: &[u8]) -> Option<u64> {
 }
 
 fn keys() -> (Keys, Keys) {
-    let (a, b) = ([1u8; 32], [2u8; 32]);
-    (
-        Keys {
-            send: a,
-            receive: b,
-        },
-        Keys {
-            send: b,
-            receive: a,
-        },
-    )
+    Keys::pair([1; 32], [2; 32])
 }
 
 /// A datagram that looks like FEC: a real header, random payload and

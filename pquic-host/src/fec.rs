@@ -144,18 +144,8 @@ pub fn connection_keys(connection: &quinn::Connection, is_client: bool) -> crate
             .map(|()| key)
             .map_err(|_| crate::Error::Protocol("TLS keying-material export failed".into()))
     };
-    let (client, server) = (export(b"client")?, export(b"server")?);
-    Ok(if is_client {
-        Keys {
-            send: client,
-            receive: server,
-        }
-    } else {
-        Keys {
-            send: server,
-            receive: client,
-        }
-    })
+    let (client, server) = Keys::pair(export(b"client")?, export(b"server")?);
+    Ok(if is_client { client } else { server })
 }
 
 /// A fresh instance of `plugin`, its clock starting at `epoch`, as a policy

@@ -41,6 +41,23 @@ pub struct Keys {
     pub receive: [u8; 32],
 }
 
+impl Keys {
+    /// The keys of both ends: the first end sends under `first` and the
+    /// second under `second` (returned in that order).
+    pub fn pair(first: [u8; 32], second: [u8; 32]) -> (Keys, Keys) {
+        (
+            Keys {
+                send: first,
+                receive: second,
+            },
+            Keys {
+                send: second,
+                receive: first,
+            },
+        )
+    }
+}
+
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keys { .. }")
