@@ -178,10 +178,11 @@ pub async fn run_mode(
         config.charge_rule,
     )?;
     let client = run_client(
-        loopback(),
+        Some(loopback()),
         Some(config.impairment(2)),
         &identity.cert,
-        server.addr,
+        &[server.addr],
+        "localhost",
         client_plugins,
         config.charge_rule,
         &config.workload,

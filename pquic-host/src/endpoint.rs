@@ -48,7 +48,8 @@ impl Identity {
 /// Where to bind and what sits between quinn and the socket.
 #[derive(Clone)]
 pub struct SocketOptions {
-    /// Local address (loopback).
+    /// Local address (any: a wildcard such as `0.0.0.0:4433` or `[::]:0`,
+    /// or one interface's).
     pub bind: SocketAddr,
     /// Builds each peer's FEC layer.
     pub factory: LayerFactory,
@@ -70,13 +71,52 @@ impl std::fmt::Debug for SocketOptions {
     }
 }
 
-/// Refuses anything but loopback: this tool emulates networks, it must not
-/// load real ones.
-pub fn require_loopback(addr: SocketAddr) -> Result<SocketAddr> {
-    if addr.ip().is_loopback() {
-        Ok(addr)
-    } else {
-        Err(Error::NotLoopback(addr))
+/// Resolves `target` to its addresses, in the resolver's order: an address
+/// (`10.0.0.1:4433`, `[::1]:4433`, `0.0.0.0:4433`) as it is, a host name
+/// with a port (`localhost:4433`) through the system resolver.
+pub async fn resolve(target: &str) -> Result<Vec<SocketAddr>> {
+    if let Ok(addr) = target.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target)
+        .await
+        .map_err(|source| Error::Resolve {
+            target: target.to_string(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::NoAddress {
+            target: target.to_string(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// The host part of `target` (`host:port`) when it is a name rather than an
+/// IP address: the name a client expects in the server's certificate.
+///
+/// ```
+/// use pquic_host::endpoint::host_name;
+/// assert_eq!(host_name("example.net:4433"), Some("example.net"));
+/// assert_eq!(host_name("10.0.0.1:4433"), None);
+/// assert_eq!(host_name("[::1]:4433"), None);
+/// ```
+pub fn host_name(target: &str) -> Option<&str> {
+    if target.parse::<SocketAddr>().is_ok() {
+        return None;
+    }
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty() && host.parse::<std::net::IpAddr>().is_err()).then_some(host)
+}
+
+/// The wildcard address of `peer`'s family, any port: where a client
+/// socket that talks to `peer` binds.
+pub fn unspecified_for(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
     }
 }
 
@@ -111,12 +151,9 @@ fn endpoint_config() -> EndpointConfig {
 }
 
 fn bind(options: SocketOptions) -> Result<(Arc<FecSocket>, FecSocketHandle)> {
-    require_loopback(options.bind)?;
-    Ok(FecSocket::bind(
-        options.bind,
-        options.factory,
-        options.impairment,
-    )?)
+    let addr = options.bind;
+    FecSocket::bind(addr, options.factory, options.impairment)
+        .map_err(|source| Error::Bind { addr, source })
 }
 
 /// A server endpoint that accepts [`ALPN`] connections.
@@ -171,11 +208,15 @@ pub fn client(
     Ok((endpoint, handle))
 }
 
-/// Connects `endpoint` to `addr` as `localhost`.
-pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<quinn::Connection> {
-    require_loopback(addr)?;
+/// Connects `endpoint` to `addr`, expecting a certificate for
+/// `server_name`.
+pub async fn connect(
+    endpoint: &Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+) -> Result<quinn::Connection> {
     let connecting = endpoint
-        .connect(addr, "localhost")
+        .connect(addr, server_name)
         .map_err(|source| Error::Connect { addr, source })?;
     Ok(connecting.await?)
 }

@@ -38,9 +38,28 @@ pub enum Error {
     /// The peer broke the workload protocol or delivered corrupt data.
     #[error("protocol: {0}")]
     Protocol(String),
-    /// An address that is not loopback where only loopback is allowed.
-    #[error("{0} is not a loopback address")]
-    NotLoopback(SocketAddr),
+    /// A host name or address did not resolve.
+    #[error("resolve {target}: {source}")]
+    Resolve {
+        /// What was looked up (`host:port`).
+        target: String,
+        /// Why the lookup failed.
+        source: std::io::Error,
+    },
+    /// A host name resolved to no address at all.
+    #[error("{target} resolves to no address")]
+    NoAddress {
+        /// What was looked up.
+        target: String,
+    },
+    /// Binding a UDP socket failed.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The local address.
+        addr: SocketAddr,
+        /// Why the system refused.
+        source: std::io::Error,
+    },
     /// A plugin was refused or could not be built.
     #[error("plugin: {0}")]
     Plugin(String),

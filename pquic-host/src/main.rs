@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pquic_host::congestion::ChargeRule;
-use pquic_host::endpoint::Identity;
+use pquic_host::endpoint::{self, Identity};
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
 use pquic_host::plugin::{self as plugins, Offer, PluginCache, DEFAULT_CACHE_BYTES};
 use pquic_host::session::{self, ClientPlugins, Server, ServerPlugin};
@@ -136,11 +136,13 @@ enum Command {
         #[arg(long, default_value = "realtime")]
         plugin: String,
     },
-    /// Serve the workload protocol (and offer an FEC plugin) on loopback.
+    /// Serve the workload protocol (and offer an FEC plugin).
     Server {
-        /// Address to listen on (loopback only).
-        #[arg(long, default_value = "127.0.0.1:4433")]
-        listen: SocketAddr,
+        /// Address to listen on: an address (`10.0.0.1:4433`, `[::]:4433`
+        /// for every interface, IPv6 and IPv4) or a host name with a port
+        /// (`localhost:4433`; the first address that binds).
+        #[arg(long, default_value = "[::]:4433")]
+        listen: String,
         /// Where to write the server's certificate (DER) for clients.
         #[arg(long = "cert-out", default_value = "pquic-host-server.der")]
         cert_out: PathBuf,
@@ -159,9 +161,18 @@ enum Command {
     /// Connect, accept the server's plugin if trusted, send a file or a
     /// message stream, and verify what the server received.
     Client {
-        /// Server address (loopback only).
-        #[arg(long, default_value = "127.0.0.1:4433")]
-        connect: SocketAddr,
+        /// Server address or host name with a port; every address of a name
+        /// is tried in turn.
+        #[arg(long, default_value = "localhost:4433")]
+        connect: String,
+        /// Name expected in the server's certificate (default: the host
+        /// part of --connect when it is a name, else `localhost`).
+        #[arg(long = "server-name")]
+        server_name: Option<String>,
+        /// Local address to send from (default: the unspecified address of
+        /// the server's family, any port).
+        #[arg(long)]
+        bind: Option<SocketAddr>,
         /// The server's certificate (DER), as written by `server --cert-out`.
         #[arg(long, default_value = "pquic-host-server.der")]
         cert: PathBuf,
@@ -184,12 +195,12 @@ enum Command {
     },
     /// Relay UDP from --listen to --to, impairing both directions.
     Relay {
-        /// Address clients send to (loopback only).
+        /// Address clients send to (address or host name with a port).
         #[arg(long)]
-        listen: SocketAddr,
-        /// Server address (loopback only).
+        listen: String,
+        /// Server address (address or host name with a port).
         #[arg(long)]
-        to: SocketAddr,
+        to: String,
         #[command(flatten)]
         path: PathArgs,
     },
@@ -390,7 +401,7 @@ fn read_key(path: &Path) -> pquic_host::Result<ed25519_dalek::SigningKey> {
 }
 
 async fn server(
-    listen: SocketAddr,
+    listen: &str,
     cert_out: &Path,
     plugin: &str,
     sign_key: Option<&Path>,
@@ -428,13 +439,22 @@ async fn server(
             plugin: loaded,
         })
     };
-    let server = Server::start(
-        listen,
-        path.impairment(1),
-        &identity,
-        offered,
-        ChargeRule::default(),
-    )?;
+    let mut started = Err(Error::NoAddress {
+        target: listen.to_string(),
+    });
+    for addr in endpoint::resolve(listen).await? {
+        started = Server::start(
+            addr,
+            path.impairment(1),
+            &identity,
+            offered.clone(),
+            ChargeRule::default(),
+        );
+        if started.is_ok() {
+            break;
+        }
+    }
+    let server = started?;
     eprintln!(
         "listening on {}; certificate in {}; Ctrl-C to stop",
         server.addr,
@@ -447,7 +467,9 @@ async fn server(
 
 #[allow(clippy::too_many_arguments)]
 async fn client(
-    connect: SocketAddr,
+    connect: &str,
+    server_name: Option<&str>,
+    bind: Option<SocketAddr>,
     cert: &Path,
     file: Option<&Path>,
     messages_s: f64,
@@ -473,11 +495,16 @@ async fn client(
         ..WorkloadConfig::default()
     };
     let bar = progress_bar(false, "client");
+    let servers = endpoint::resolve(connect).await?;
+    let server_name = server_name
+        .or_else(|| endpoint::host_name(connect))
+        .unwrap_or("localhost");
     let report = session::run_client(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
+        bind,
         path.impairment(2),
         &cert,
-        connect,
+        &servers,
+        server_name,
         Some(plugins),
         ChargeRule::default(),
         &workload,
@@ -514,6 +541,12 @@ async fn client(
             "the server did not receive everything intact".into(),
         ))
     }
+}
+
+async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()> {
+    let listen = endpoint::resolve(listen).await?[0];
+    let to = endpoint::resolve(to).await?[0];
+    pquic_host::relay::run(listen, to, path.config(), path.seed).await
 }
 
 fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
@@ -590,7 +623,7 @@ async fn main() {
             path,
         } => {
             server(
-                listen,
+                &listen,
                 &cert_out,
                 &plugin,
                 sign_key.as_deref(),
@@ -601,6 +634,8 @@ async fn main() {
         }
         Command::Client {
             connect,
+            server_name,
+            bind,
             cert,
             file,
             messages_s,
@@ -610,7 +645,9 @@ async fn main() {
             path,
         } => {
             client(
-                connect,
+                &connect,
+                server_name.as_deref(),
+                bind,
                 &cert,
                 file.as_deref(),
                 messages_s,
@@ -621,9 +658,7 @@ async fn main() {
             )
             .await
         }
-        Command::Relay { listen, to, path } => {
-            pquic_host::relay::run(listen, to, path.config(), path.seed).await
-        }
+        Command::Relay { listen, to, path } => relay(&listen, &to, &path).await,
         Command::Plugin { action } => plugin_command(action),
     };
     if let Err(e) = outcome {

@@ -13,8 +13,8 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
-use crate::endpoint::require_loopback;
-use crate::error::Result;
+use crate::endpoint::unspecified_for;
+use crate::error::{Error, Result};
 use crate::impair::{DelayLine, ImpairConfig, Impairment, Verdict, DELAY_LINE_LIMIT};
 
 struct Held {
@@ -31,10 +31,14 @@ pub async fn run(
     config: ImpairConfig,
     seed: u64,
 ) -> Result<()> {
-    require_loopback(listen)?;
-    require_loopback(to)?;
-    let front = Arc::new(UdpSocket::bind(listen).await?);
-    tracing::info!("relay {} -> {to}", front.local_addr()?);
+    let bind = |addr: SocketAddr| async move {
+        UdpSocket::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })
+    };
+    let front = Arc::new(bind(listen).await?);
+    let local = front.local_addr().unwrap_or(listen);
+    tracing::info!("relay {local} -> {to}");
     let upstream_path = Arc::new(Mutex::new(Impairment::new(config.clone(), seed)));
     let downstream_path = Arc::new(Mutex::new(Impairment::new(config, seed.wrapping_add(1))));
     let line: Arc<Mutex<DelayLine<Held>>> = Arc::new(Mutex::new(DelayLine::new()));
@@ -43,12 +47,21 @@ pub async fn run(
     let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
-        let (len, client) = front.recv_from(&mut buf).await?;
+        let (len, client) = match front.recv_from(&mut buf).await {
+            Ok(received) => received,
+            // An ICMP error of an earlier send: that datagram is lost, the
+            // relay goes on.
+            Err(e) => {
+                tracing::debug!("relay receive on {local}: {e}");
+                continue;
+            }
+        };
         let upstream = match upstreams.get(&client) {
             Some(u) => u.clone(),
             None => {
-                let socket =
-                    Arc::new(UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?);
+                // The unspecified address of the server's family: the
+                // kernel picks the interface that routes there.
+                let socket = Arc::new(bind(unspecified_for(to)).await?);
                 upstreams.insert(client, socket.clone());
                 tokio::spawn(pump_back(
                     socket.clone(),

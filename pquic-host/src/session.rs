@@ -104,7 +104,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `bind` (loopback) and serves every client: optional plugin
+    /// Binds `bind` and serves every client: optional plugin
     /// offer, then the workload protocol.
     pub fn start(
         bind: SocketAddr,
@@ -227,26 +227,77 @@ pub struct ClientReport {
     pub lost_packets: u64,
 }
 
-/// A client session: connect to `server`, take part in the plugin exchange
-/// when `plugins` is given, run `workload`, close.
-#[allow(clippy::too_many_arguments)]
-pub async fn run_client(
-    bind: SocketAddr,
+/// How long a handshake with one of several addresses of a server may take
+/// before the client tries the next one.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a handshake with the last (or only) address may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the first of `servers` that completes a handshake, each
+/// from a socket bound to `bind` (default: the unspecified address of that
+/// server's family). Returns the endpoint, its socket handle, the
+/// connection and the repaired-loss counter of its layers.
+async fn connect_first(
+    bind: Option<SocketAddr>,
     impairment: Option<Impairment>,
     server_cert: &CertificateDer<'static>,
-    server: SocketAddr,
+    servers: &[SocketAddr],
+    server_name: &str,
+    charge_rule: ChargeRule,
+) -> Result<(
+    quinn::Endpoint,
+    FecSocketHandle,
+    quinn::Connection,
+    RepairedLosses,
+)> {
+    let mut last_error = None;
+    for (i, &server) in servers.iter().enumerate() {
+        let local = bind.unwrap_or_else(|| endpoint::unspecified_for(server));
+        let (options, repaired) = socket_options(local, impairment.clone(), charge_rule);
+        let (client, socket) = endpoint::client(options, server_cert)?;
+        let limit = if i + 1 == servers.len() {
+            HANDSHAKE_TIMEOUT
+        } else {
+            ATTEMPT_TIMEOUT
+        };
+        let attempt = endpoint::connect(&client, server, server_name);
+        let error = match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(connection)) => return Ok((client, socket, connection, repaired)),
+            Ok(Err(e)) => e,
+            Err(_) => Error::Timeout("handshake"),
+        };
+        tracing::info!("client: {server}: {error}");
+        last_error = Some(error);
+    }
+    Err(last_error.unwrap_or(Error::Timeout("handshake")))
+}
+
+/// A client session: connect to the first of `servers` that answers
+/// (expecting a certificate for `server_name`), take part in the plugin
+/// exchange when `plugins` is given, run `workload`, close.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_client(
+    bind: Option<SocketAddr>,
+    impairment: Option<Impairment>,
+    server_cert: &CertificateDer<'static>,
+    servers: &[SocketAddr],
+    server_name: &str,
     plugins: Option<ClientPlugins>,
     charge_rule: ChargeRule,
     workload_config: &WorkloadConfig,
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ClientReport> {
-    let (options, repaired) = socket_options(bind, impairment, charge_rule);
-    let (client, socket) = endpoint::client(options, server_cert)?;
-    let connection =
-        tokio::time::timeout(Duration::from_secs(10), endpoint::connect(&client, server))
-            .await
-            .map_err(|_| Error::Timeout("handshake"))??;
+    let (client, socket, connection, repaired) = connect_first(
+        bind,
+        impairment,
+        server_cert,
+        servers,
+        server_name,
+        charge_rule,
+    )
+    .await?;
+    let server = connection.remote_address();
     let mut report = ClientReport::default();
     if let Some(plugins) = &plugins {
         install_layer(&socket, &connection, true, repaired.clone())?;

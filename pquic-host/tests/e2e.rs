@@ -102,11 +102,13 @@ async fn session(
     )
     .unwrap();
     let workload = workload();
+    let servers = [server.addr];
     let report = run_client(
-        loopback(),
+        Some(loopback()),
         path(client_loss, seed + 1),
         &identity.cert,
-        server.addr,
+        &servers,
+        "localhost",
         client_side,
         ChargeRule::Always,
         &workload,
@@ -285,10 +287,11 @@ async fn two_clients_at_once() {
         let (cert, addr, workload) = (identity.cert.clone(), server.addr, workload.clone());
         async move {
             run_client(
-                loopback(),
+                Some(loopback()),
                 path(5.0, seed),
                 &cert,
-                addr,
+                &[addr],
+                "localhost",
                 Some(plugins),
                 ChargeRule::Always,
                 &workload,
