@@ -180,7 +180,7 @@ pub async fn run_mode(
     let client = run_client(
         Some(loopback()),
         Some(config.impairment(2)),
-        &identity.cert,
+        &identity.roots()?,
         &[server.addr],
         "localhost",
         client_plugins,

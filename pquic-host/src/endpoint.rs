@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 
 use crate::congestion::{ChargeRule, FecAwareFactory};
@@ -22,28 +21,7 @@ use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
 /// ALPN of our application protocol (workloads and plugin exchange).
 pub const ALPN: &[u8] = b"pquic-fec/1";
 
-/// A self-signed certificate for `localhost` and its key.
-#[derive(Debug)]
-pub struct Identity {
-    /// DER certificate (what clients trust).
-    pub cert: CertificateDer<'static>,
-    key: Vec<u8>,
-}
-
-impl Identity {
-    /// A fresh self-signed identity for `localhost`.
-    pub fn generate() -> Result<Self> {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-        Ok(Self {
-            cert: certified.cert.der().clone(),
-            key: certified.key_pair.serialize_der(),
-        })
-    }
-
-    fn key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
-    }
-}
+pub use crate::identity::Identity;
 
 /// Where to bind and what sits between quinn and the socket.
 #[derive(Clone)]
@@ -161,7 +139,7 @@ pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, 
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(vec![identity.cert.clone()], identity.key())?;
+        .with_single_cert(identity.chain().to_vec(), identity.key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -179,13 +157,12 @@ pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, 
     Ok((endpoint, handle))
 }
 
-/// A client endpoint that trusts `server_cert` only.
+/// A client endpoint that accepts server certificates issued by `roots`
+/// (see [`crate::identity`]).
 pub fn client(
     options: SocketOptions,
-    server_cert: &CertificateDer<'static>,
+    roots: rustls::RootCertStore,
 ) -> Result<(Endpoint, FecSocketHandle)> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server_cert.clone())?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
@@ -218,5 +195,9 @@ pub async fn connect(
     let connecting = endpoint
         .connect(addr, server_name)
         .map_err(|source| Error::Connect { addr, source })?;
-    Ok(connecting.await?)
+    connecting.await.map_err(|source| Error::Handshake {
+        addr,
+        server_name: server_name.to_string(),
+        source,
+    })
 }

@@ -47,6 +47,8 @@ pub mod demo;
 pub mod endpoint;
 pub mod error;
 pub mod fec;
+pub mod files;
+pub mod identity;
 pub mod impair;
 pub mod layer;
 pub mod plugin;

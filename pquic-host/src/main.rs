@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pquic_host::congestion::ChargeRule;
 use pquic_host::endpoint::{self, Identity};
+use pquic_host::identity::{self, StoredIdentity};
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
 use pquic_host::plugin::{self as plugins, Offer, PluginCache, DEFAULT_CACHE_BYTES};
 use pquic_host::session::{self, ClientPlugins, Server, ServerPlugin};
@@ -115,6 +116,80 @@ fn default_dir(kind: &str) -> PathBuf {
     base.join("pquic-host")
 }
 
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Address to listen on: an address (`10.0.0.1:4433`, `[::]:4433` for
+    /// every interface, IPv6 and IPv4) or a host name with a port
+    /// (`localhost:4433`; the first address that binds).
+    #[arg(long, default_value = "[::]:4433")]
+    listen: String,
+    /// The server's certificate chain (PEM, leaf first); with --key.
+    /// Without both, a self-signed certificate for --name, kept in
+    /// --identity-dir and reused.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// A name (DNS name or IP address) of the self-signed certificate;
+    /// repeat for several.
+    #[arg(long = "name", default_value = "localhost", conflicts_with = "cert")]
+    names: Vec<String>,
+    /// Where the self-signed certificate and its key (mode 0600) are kept.
+    #[arg(long = "identity-dir", default_value_os_t = default_dir("config").join("identity"))]
+    identity_dir: PathBuf,
+    /// Also write the server's certificate (DER) here, for clients' --ca.
+    #[arg(long = "cert-out")]
+    cert_out: Option<PathBuf>,
+    /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, or a .fecp file.
+    #[arg(long, default_value = "realtime")]
+    plugin: String,
+    /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
+    #[arg(long = "sign-key")]
+    sign_key: Option<PathBuf>,
+    /// Serve plain QUIC, offer nothing.
+    #[arg(long = "no-plugin")]
+    no_plugin: bool,
+    #[command(flatten)]
+    path: PathArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// Server address or host name with a port; every address of a name is
+    /// tried in turn.
+    #[arg(long, default_value = "localhost:4433")]
+    connect: String,
+    /// Name expected in the server's certificate (default: the host part of
+    /// --connect when it is a name, else `localhost`).
+    #[arg(long = "server-name")]
+    server_name: Option<String>,
+    /// Local address to send from (default: the unspecified address of the
+    /// server's family, any port).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Certificates to accept the server's from (PEM or DER), for example
+    /// the server's self-signed one; default: the system's roots.
+    #[arg(long = "ca", visible_alias = "cert")]
+    ca: Option<PathBuf>,
+    /// File to send as the bulk transfer (default: generated data).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Seconds of real-time messages.
+    #[arg(long = "messages-s", default_value_t = 5.0)]
+    messages_s: f64,
+    /// Seconds of generated bulk data (ignored with --file).
+    #[arg(long = "bulk-s", default_value_t = 3.0)]
+    bulk_s: f64,
+    /// Decline every plugin.
+    #[arg(long = "no-plugin")]
+    no_plugin: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    path: PathArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Server and client in one process over impaired loopback: plain QUIC
@@ -137,62 +212,10 @@ enum Command {
         plugin: String,
     },
     /// Serve the workload protocol (and offer an FEC plugin).
-    Server {
-        /// Address to listen on: an address (`10.0.0.1:4433`, `[::]:4433`
-        /// for every interface, IPv6 and IPv4) or a host name with a port
-        /// (`localhost:4433`; the first address that binds).
-        #[arg(long, default_value = "[::]:4433")]
-        listen: String,
-        /// Where to write the server's certificate (DER) for clients.
-        #[arg(long = "cert-out", default_value = "pquic-host-server.der")]
-        cert_out: PathBuf,
-        /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, or a .fecp file.
-        #[arg(long, default_value = "realtime")]
-        plugin: String,
-        /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
-        #[arg(long = "sign-key")]
-        sign_key: Option<PathBuf>,
-        /// Serve plain QUIC, offer nothing.
-        #[arg(long = "no-plugin")]
-        no_plugin: bool,
-        #[command(flatten)]
-        path: PathArgs,
-    },
+    Server(ServerArgs),
     /// Connect, accept the server's plugin if trusted, send a file or a
     /// message stream, and verify what the server received.
-    Client {
-        /// Server address or host name with a port; every address of a name
-        /// is tried in turn.
-        #[arg(long, default_value = "localhost:4433")]
-        connect: String,
-        /// Name expected in the server's certificate (default: the host
-        /// part of --connect when it is a name, else `localhost`).
-        #[arg(long = "server-name")]
-        server_name: Option<String>,
-        /// Local address to send from (default: the unspecified address of
-        /// the server's family, any port).
-        #[arg(long)]
-        bind: Option<SocketAddr>,
-        /// The server's certificate (DER), as written by `server --cert-out`.
-        #[arg(long, default_value = "pquic-host-server.der")]
-        cert: PathBuf,
-        /// File to send as the bulk transfer (default: generated data).
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// Seconds of real-time messages.
-        #[arg(long = "messages-s", default_value_t = 5.0)]
-        messages_s: f64,
-        /// Seconds of generated bulk data (ignored with --file).
-        #[arg(long = "bulk-s", default_value_t = 3.0)]
-        bulk_s: f64,
-        /// Decline every plugin.
-        #[arg(long = "no-plugin")]
-        no_plugin: bool,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        path: PathArgs,
-    },
+    Client(ClientArgs),
     /// Relay UDP from --listen to --to, impairing both directions.
     Relay {
         /// Address clients send to (address or host name with a port).
@@ -400,27 +423,32 @@ fn read_key(path: &Path) -> pquic_host::Result<ed25519_dalek::SigningKey> {
     Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
 }
 
-async fn server(
-    listen: &str,
-    cert_out: &Path,
-    plugin: &str,
-    sign_key: Option<&Path>,
-    no_plugin: bool,
-    path: &PathArgs,
-) -> pquic_host::Result<()> {
-    let identity = Identity::generate()?;
-    std::fs::write(cert_out, identity.cert.as_ref())?;
-    let offered = if no_plugin {
+/// The server's identity: the operator's PEM pair, or the stored
+/// self-signed one (still to be written if new).
+fn server_identity(args: &ServerArgs) -> pquic_host::Result<(Identity, Option<StoredIdentity>)> {
+    match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Ok((Identity::from_pem_files(cert, key)?, None)),
+        _ => {
+            let stored = StoredIdentity::load_or_generate(&args.identity_dir, &args.names)?;
+            Ok((stored.identity().clone(), Some(stored)))
+        }
+    }
+}
+
+async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
+    let (identity, mut stored) = server_identity(args)?;
+    let offered = if args.no_plugin {
         None
     } else {
-        let key = match sign_key {
+        let key = match &args.sign_key {
             Some(path) => read_key(path)?,
             None => ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
         };
+        let plugin = &args.plugin;
         let bytes = match plugins::named_package(plugin, &key)? {
             Some(bytes) => bytes,
             // Not a shipped name: a package file.
-            None => plugins::sign_package(&std::fs::read(plugin)?, &key)
+            None => plugins::sign_package(&pquic_host::files::read(Path::new(plugin))?, &key)
                 .map_err(|e| Error::Plugin(format!("{plugin}: {e}")))?,
         };
         let offer = Offer::new(bytes)?;
@@ -440,12 +468,12 @@ async fn server(
         })
     };
     let mut started = Err(Error::NoAddress {
-        target: listen.to_string(),
+        target: args.listen.clone(),
     });
-    for addr in endpoint::resolve(listen).await? {
+    for addr in endpoint::resolve(&args.listen).await? {
         started = Server::start(
             addr,
-            path.impairment(1),
+            args.path.impairment(1),
             &identity,
             offered.clone(),
             ChargeRule::default(),
@@ -455,54 +483,71 @@ async fn server(
         }
     }
     let server = started?;
+    // Only a server that bound writes anything: a failed start leaves the
+    // stored identity and --cert-out as they were.
+    let certificate = match &mut stored {
+        Some(stored) => {
+            if stored.is_new() {
+                stored.persist()?;
+                eprintln!(
+                    "new self-signed certificate for {} in {}",
+                    args.names.join(", "),
+                    stored.cert_path().display()
+                );
+            }
+            stored.cert_path().display().to_string()
+        }
+        None => args
+            .cert
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .display()
+            .to_string(),
+    };
+    if let Some(out) = &args.cert_out {
+        pquic_host::files::write(out, identity.cert().as_ref())?;
+    }
     eprintln!(
-        "listening on {}; certificate in {}; Ctrl-C to stop",
-        server.addr,
-        cert_out.display()
+        "listening on {}; certificate {certificate} (clients: --ca {certificate}); Ctrl-C to stop",
+        server.addr
     );
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn client(
-    connect: &str,
-    server_name: Option<&str>,
-    bind: Option<SocketAddr>,
-    cert: &Path,
-    file: Option<&Path>,
-    messages_s: f64,
-    bulk_s: f64,
-    no_plugin: bool,
-    store: &StoreArgs,
-    path: &PathArgs,
-) -> pquic_host::Result<()> {
-    let cert = rustls::pki_types::CertificateDer::from(std::fs::read(cert)?);
+async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
+    let roots = match &args.ca {
+        Some(path) => identity::roots_from_file(path)?,
+        None => identity::system_roots()?,
+    };
+    let store = &args.store;
     let plugins = ClientPlugins {
-        cache: (!no_plugin)
+        cache: (!args.no_plugin)
             .then(|| PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES))
             .transpose()?,
         trust: plugins::load_trust_store(&store.trust)?,
     };
-    let bulk = match file {
-        Some(f) => BulkSource::Bytes(std::fs::read(f)?.into()),
+    let bulk = match &args.file {
+        Some(f) => BulkSource::Bytes(pquic_host::files::read(f)?.into()),
         None => BulkSource::Generated,
     };
     let workload = WorkloadConfig {
-        realtime: Duration::from_secs_f64(messages_s.max(0.1)),
-        bulk: Duration::from_secs_f64(bulk_s.max(0.0)),
+        realtime: Duration::from_secs_f64(args.messages_s.max(0.1)),
+        bulk: Duration::from_secs_f64(args.bulk_s.max(0.0)),
         ..WorkloadConfig::default()
     };
     let bar = progress_bar(false, "client");
-    let servers = endpoint::resolve(connect).await?;
-    let server_name = server_name
-        .or_else(|| endpoint::host_name(connect))
+    let servers = endpoint::resolve(&args.connect).await?;
+    let server_name = args
+        .server_name
+        .as_deref()
+        .or_else(|| endpoint::host_name(&args.connect))
         .unwrap_or("localhost");
     let report = session::run_client(
-        bind,
-        path.impairment(2),
-        &cert,
+        args.bind,
+        args.path.impairment(2),
+        &roots,
         &servers,
         server_name,
         Some(plugins),
@@ -614,50 +659,8 @@ async fn main() {
             cc_repaired,
             plugin,
         } => demo(impair, duration_s, json, cc_repaired, plugin).await,
-        Command::Server {
-            listen,
-            cert_out,
-            plugin,
-            sign_key,
-            no_plugin,
-            path,
-        } => {
-            server(
-                &listen,
-                &cert_out,
-                &plugin,
-                sign_key.as_deref(),
-                no_plugin,
-                &path,
-            )
-            .await
-        }
-        Command::Client {
-            connect,
-            server_name,
-            bind,
-            cert,
-            file,
-            messages_s,
-            bulk_s,
-            no_plugin,
-            store,
-            path,
-        } => {
-            client(
-                &connect,
-                server_name.as_deref(),
-                bind,
-                &cert,
-                file.as_deref(),
-                messages_s,
-                bulk_s,
-                no_plugin,
-                &store,
-                &path,
-            )
-            .await
-        }
+        Command::Server(args) => server(&args).await,
+        Command::Client(args) => client(&args).await,
         Command::Relay { listen, to, path } => relay(&listen, &to, &path).await,
         Command::Plugin { action } => plugin_command(action),
     };

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::Plugin;
-use rustls::pki_types::CertificateDer;
 
 use crate::congestion::ChargeRule;
 use crate::endpoint::{self, Identity, SocketOptions};
@@ -240,7 +239,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn connect_first(
     bind: Option<SocketAddr>,
     impairment: Option<Impairment>,
-    server_cert: &CertificateDer<'static>,
+    roots: &rustls::RootCertStore,
     servers: &[SocketAddr],
     server_name: &str,
     charge_rule: ChargeRule,
@@ -254,7 +253,7 @@ async fn connect_first(
     for (i, &server) in servers.iter().enumerate() {
         let local = bind.unwrap_or_else(|| endpoint::unspecified_for(server));
         let (options, repaired) = socket_options(local, impairment.clone(), charge_rule);
-        let (client, socket) = endpoint::client(options, server_cert)?;
+        let (client, socket) = endpoint::client(options, roots.clone())?;
         let limit = if i + 1 == servers.len() {
             HANDSHAKE_TIMEOUT
         } else {
@@ -279,7 +278,7 @@ async fn connect_first(
 pub async fn run_client(
     bind: Option<SocketAddr>,
     impairment: Option<Impairment>,
-    server_cert: &CertificateDer<'static>,
+    roots: &rustls::RootCertStore,
     servers: &[SocketAddr],
     server_name: &str,
     plugins: Option<ClientPlugins>,
@@ -288,15 +287,8 @@ pub async fn run_client(
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ClientReport> {
-    let (client, socket, connection, repaired) = connect_first(
-        bind,
-        impairment,
-        server_cert,
-        servers,
-        server_name,
-        charge_rule,
-    )
-    .await?;
+    let (client, socket, connection, repaired) =
+        connect_first(bind, impairment, roots, servers, server_name, charge_rule).await?;
     let server = connection.remote_address();
     let mut report = ClientReport::default();
     if let Some(plugins) = &plugins {

@@ -103,10 +103,11 @@ async fn session(
     .unwrap();
     let workload = workload();
     let servers = [server.addr];
+    let roots = identity.roots().unwrap();
     let report = run_client(
         Some(loopback()),
         path(client_loss, seed + 1),
-        &identity.cert,
+        &roots,
         &servers,
         "localhost",
         client_side,
@@ -284,12 +285,12 @@ async fn two_clients_at_once() {
     .unwrap();
     let workload = workload();
     let run = |seed: u64, plugins: ClientPlugins| {
-        let (cert, addr, workload) = (identity.cert.clone(), server.addr, workload.clone());
+        let (roots, addr, workload) = (identity.roots().unwrap(), server.addr, workload.clone());
         async move {
             run_client(
                 Some(loopback()),
                 path(5.0, seed),
-                &cert,
+                &roots,
                 &[addr],
                 "localhost",
                 Some(plugins),

@@ -299,8 +299,6 @@ fn client_args(scratch: &Scratch, connect: &str, extra: &[&str]) -> Vec<String> 
         "client",
         "--connect",
         connect,
-        "--cert",
-        &scratch.path("server.der"),
         "--trust",
         &scratch.path("trusted_keys"),
         "--cache",
@@ -312,6 +310,10 @@ fn client_args(scratch: &Scratch, connect: &str, extra: &[&str]) -> Vec<String> 
     ]
     .map(String::from)
     .to_vec();
+    if !extra.contains(&"--ca") {
+        // The old flag name, as written by `server --cert-out` (DER).
+        args.extend(["--cert".to_string(), scratch.path("server.der")]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -324,6 +326,8 @@ fn server_args<'a>(scratch: &'a Scratch, listen: &'a str, extra: &[&'a str]) -> 
         &scratch.path("validator.key"),
         "--cert-out",
         &scratch.path("server.der"),
+        "--identity-dir",
+        &scratch.path("identity"),
     ]
     .map(String::from)
     .to_vec();
@@ -412,15 +416,75 @@ fn wildcard_listen_and_a_host_name() {
         return;
     }
     // `[::]` serves IPv4 too (dual-stack); the client resolves the server's
-    // name through its namespace's hosts file.
-    let json = transfer(
-        "name",
-        "[::]:4433",
-        &format!("{SERVER_NAME}:4433"),
-        &[],
-        &["--server-name", "localhost"],
+    // name through its namespace's hosts file and checks the self-signed
+    // certificate made for that name (`--ca`, PEM, as the server stored it).
+    let tag = "name";
+    let namespaces = Namespaces::create(tag);
+    let scratch = Scratch::new(tag);
+    validator(&scratch);
+    let _server = start_server(
+        &namespaces,
+        &strs(&server_args(
+            &scratch,
+            "[::]:4433",
+            &["--name", SERVER_NAME, "--name", SERVER_V4],
+        )),
     );
+    let stored = scratch.path(&format!(
+        "identity/self-signed-{SERVER_NAME}+{SERVER_V4}.cert.pem"
+    ));
+    let by_name = client_args(&scratch, &format!("{SERVER_NAME}:4433"), &["--ca", &stored]);
+    let json = verdict(&run_client(&namespaces, &strs(&by_name)));
     assert_fec_active(&json);
+    // The certificate names the address too; a wrong name is refused.
+    let by_address = client_args(
+        &scratch,
+        &format!("{SERVER_V4}:4433"),
+        &["--ca", &stored, "--server-name", SERVER_V4],
+    );
+    assert_fec_active(&verdict(&run_client(&namespaces, &strs(&by_address))));
+    let wrong = client_args(
+        &scratch,
+        &format!("{SERVER_V4}:4433"),
+        &["--ca", &stored, "--server-name", "other.test"],
+    );
+    let output = run_client(&namespaces, &strs(&wrong));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+}
+
+#[test]
+fn operator_certificate_and_key() {
+    if !preconditions() {
+        return;
+    }
+    // A chain and key as an operator has them (PEM files), for the server's
+    // name; the client trusts the issuing certificate.
+    let tag = "pem";
+    let namespaces = Namespaces::create(tag);
+    let scratch = Scratch::new(tag);
+    validator(&scratch);
+    let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()]).unwrap();
+    std::fs::write(scratch.path("chain.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(scratch.path("key.pem"), certified.key_pair.serialize_pem()).unwrap();
+    let mut args = server_args(&scratch, &format!("{SERVER_V4}:4433"), &[]);
+    args.extend(
+        [
+            "--cert",
+            &scratch.path("chain.pem"),
+            "--key",
+            &scratch.path("key.pem"),
+        ]
+        .map(String::from),
+    );
+    let _server = start_server(&namespaces, &strs(&args));
+    let client = client_args(
+        &scratch,
+        &format!("{SERVER_NAME}:4433"),
+        &["--ca", &scratch.path("chain.pem")],
+    );
+    assert_fec_active(&verdict(&run_client(&namespaces, &strs(&client))));
 }
 
 #[test]
