@@ -109,6 +109,9 @@ pub enum Error {
     /// A plugin was refused or could not be built.
     #[error("plugin: {0}")]
     Plugin(String),
+    /// FEC was required but not active for the whole transfer.
+    #[error("FEC required but not active for the whole transfer: {0}")]
+    FecRequired(String),
     /// A step did not finish in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),

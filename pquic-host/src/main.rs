@@ -182,8 +182,13 @@ struct ClientArgs {
     #[arg(long = "bulk-s", default_value_t = 3.0)]
     bulk_s: f64,
     /// Decline every plugin.
-    #[arg(long = "no-plugin")]
+    #[arg(long = "no-plugin", conflicts_with = "require_fec")]
     no_plugin: bool,
+    /// Exit non-zero unless FEC was active for the whole transfer (a
+    /// plugin accepted before it began, neither end stopping before it
+    /// ended).
+    #[arg(long = "require-fec")]
+    require_fec: bool,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -560,6 +565,11 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
     bar.finish();
     let w = &report.workload;
     let verified = w.delivered == w.sent && w.bulk_intact;
+    let fec_state = match (&report.plugin_sha256, report.fec_throughout) {
+        (None, _) => "off",
+        (Some(_), true) => "active",
+        (Some(_), false) => "stopped",
+    };
     println!(
         "{}",
         serde_json::json!({
@@ -576,16 +586,23 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
             "plugin_sha256": report.plugin_sha256,
             "plugin_fetched": report.plugin_fetched,
             "plain_quic_because": report.declined,
+            "fec": fec_state,
+            "fec_stopped_because": report.fec_stopped,
+            "fec_required": args.require_fec,
+            "trusted_validators": report.trusted_by,
             "recovered": report.fec.recovered,
         })
     );
-    if verified {
-        Ok(())
-    } else {
-        Err(Error::Protocol(
+    if !verified {
+        return Err(Error::Protocol(
             "the server did not receive everything intact".into(),
-        ))
+        ));
     }
+    if args.require_fec && !report.fec_throughout {
+        let why = report.declined.as_deref().unwrap_or("FEC was not active");
+        return Err(Error::FecRequired(why.to_string()));
+    }
+    Ok(())
 }
 
 async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()> {

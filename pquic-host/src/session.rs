@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::fec::{connection_keys, plugin_policy, QuicLayer, RepairedLosses};
 use crate::impair::Impairment;
 use crate::layer::LayerStats;
-use crate::plugin::{accept_plugin, offer_plugin, Offer, Outcome, PluginCache};
-use crate::socket::{pass_through_factory, FecSocketHandle};
+use crate::plugin::{accept_plugin, offer_nothing, offer_plugin, Offer, Outcome, PluginCache};
+use crate::socket::{pass_through_factory, FecSocketHandle, PeerFec};
 use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
 
 /// How long a client waits for the server's plugin offer.
@@ -174,6 +174,17 @@ async fn accept_loop(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(connection.clone());
+            let peer = connection.remote_address();
+            let probe_socket = socket.clone();
+            let probe: workload::StatusProbe =
+                Arc::new(move || FecStatus::of(probe_socket.peer_fec(peer)).to_json());
+            if plugin.is_none() {
+                // Say so at once: the client need not wait for an offer.
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    let _ = offer_nothing(&connection, "the server runs plain QUIC").await;
+                });
+            }
             if let Some(plugin) = plugin {
                 if let Err(e) = install_layer(&socket, &connection, false, repaired) {
                     tracing::warn!("server: no FEC for {}: {e}", connection.remote_address());
@@ -193,7 +204,7 @@ async fn accept_loop(
                     }
                 });
             }
-            if let Err(e) = workload::serve_connection(connection).await {
+            if let Err(e) = workload::serve_connection(connection, Some(probe)).await {
                 tracing::warn!("server connection: {e}");
             }
         });
@@ -209,6 +220,51 @@ pub struct ClientPlugins {
     pub trust: TrustStore,
 }
 
+/// One end's FEC state at the end of a transfer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FecStatus {
+    /// True while that end protected what it sent.
+    pub protecting: bool,
+    /// Why it stopped (a faulting plugin), if it did.
+    pub stopped_because: Option<String>,
+    /// Times its policy failed.
+    pub fallbacks: u64,
+}
+
+impl FecStatus {
+    /// The status of a socket's layer for one peer (none: plain QUIC).
+    pub fn of(peer: Option<PeerFec>) -> Self {
+        peer.map_or_else(FecStatus::default, |p| FecStatus {
+            protecting: p.protecting,
+            stopped_because: p.failure,
+            fallbacks: p.stats.fallbacks,
+        })
+    }
+
+    /// What the server sends on the status stream.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "protecting": self.protecting,
+            "stopped_because": self.stopped_because,
+            "fallbacks": self.fallbacks,
+        })
+    }
+
+    /// The status stream's reply, read back.
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        FecStatus {
+            protecting: value["protecting"].as_bool().unwrap_or(false),
+            stopped_because: value["stopped_because"].as_str().map(str::to_string),
+            fallbacks: value["fallbacks"].as_u64().unwrap_or(0),
+        }
+    }
+
+    /// True when that end protected all along: protecting now, never failed.
+    pub fn held(&self) -> bool {
+        self.protecting && self.stopped_because.is_none() && self.fallbacks == 0
+    }
+}
+
 /// What a client session measured.
 #[derive(Debug, Clone, Default)]
 pub struct ClientReport {
@@ -218,8 +274,23 @@ pub struct ClientReport {
     pub plugin_sha256: Option<String>,
     /// True when the plugin had to be fetched.
     pub plugin_fetched: bool,
-    /// Why the connection runs plain QUIC, when it does.
+    /// Why the connection runs plain QUIC, when it does: the plugin was
+    /// declined, nothing was offered, or FEC stopped during the transfer
+    /// (`FEC stopped on the client|server: REASON`).
     pub declined: Option<String>,
+    /// Hex public keys of the trusted validators that signed the plugin.
+    pub trusted_by: Vec<String>,
+    /// True when FEC was on for the whole transfer: the plugin was accepted
+    /// before the workload began and neither end stopped protecting before
+    /// it ended.
+    pub fec_throughout: bool,
+    /// Why FEC stopped during the transfer, if it did.
+    pub fec_stopped: Option<String>,
+    /// The client's FEC state at the end.
+    pub client_fec: FecStatus,
+    /// The server's FEC state at the end, as it reported it (`None`: it did
+    /// not answer the status request).
+    pub server_fec: Option<FecStatus>,
     /// The client socket's FEC counters.
     pub fec: LayerStats,
     /// Packets quinn declared lost on the client side.
@@ -295,14 +366,24 @@ pub async fn run_client(
         install_layer(&socket, &connection, true, repaired.clone())?;
         let exchange = accept_plugin(&connection, plugins.cache.as_ref(), &plugins.trust);
         match tokio::time::timeout(OFFER_TIMEOUT, exchange).await {
-            Ok(Ok(Outcome::Active { plugin, fetched })) => {
+            Ok(Ok(Outcome::Active {
+                plugin,
+                fetched,
+                trusted_by,
+            })) => {
                 activate(&socket, server, &plugin);
                 report.plugin_sha256 = Some(hex::encode(plugin.digest()));
                 report.plugin_fetched = fetched;
+                report.trusted_by = trusted_by;
             }
             Ok(Ok(Outcome::Declined(reason))) => report.declined = Some(reason),
             Ok(Err(e)) => report.declined = Some(format!("plugin exchange failed: {e}")),
-            Err(_) => report.declined = Some("the server offered no plugin".into()),
+            Err(_) => {
+                report.declined = Some(format!(
+                    "the server sent no plugin offer within {} s",
+                    OFFER_TIMEOUT.as_secs()
+                ))
+            }
         }
         if let Some(reason) = &report.declined {
             tracing::warn!("client: plain QUIC: {reason}");
@@ -315,6 +396,34 @@ pub async fn run_client(
     )
     .await
     .map_err(|_| Error::Timeout("workload"))??;
+    report.client_fec = FecStatus::of(socket.peer_fec(server));
+    report.server_fec =
+        match tokio::time::timeout(Duration::from_secs(5), workload::fec_status(&connection)).await
+        {
+            Ok(Ok(value)) => Some(FecStatus::from_json(&value)),
+            _ => None,
+        };
+    if report.plugin_sha256.is_some() {
+        let stopped = |end: &str, status: &FecStatus| {
+            (!status.held()).then(|| {
+                let why = status
+                    .stopped_because
+                    .as_deref()
+                    .unwrap_or("not protecting");
+                format!("FEC stopped on the {end}: {why}")
+            })
+        };
+        report.fec_stopped =
+            stopped("client", &report.client_fec).or_else(|| match &report.server_fec {
+                Some(server) => stopped("server", server),
+                None => Some("the server did not report its FEC state".into()),
+            });
+        report.fec_throughout = report.fec_stopped.is_none();
+        if let Some(why) = &report.fec_stopped {
+            tracing::warn!("client: {why}");
+            report.declined = Some(why.clone());
+        }
+    }
     report.lost_packets = connection.stats().path.lost_packets;
     connection.close(0u32.into(), b"done");
     let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;

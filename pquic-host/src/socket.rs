@@ -158,6 +158,17 @@ impl Drop for FecSocket {
     }
 }
 
+/// One peer's FEC state, as [`FecSocketHandle::peer_fec`] reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerFec {
+    /// True while this end protects what it sends to the peer.
+    pub protecting: bool,
+    /// Why protection stopped (a faulting plugin), if it did.
+    pub failure: Option<String>,
+    /// The layer's counters.
+    pub stats: LayerStats,
+}
+
 /// Control and counters of a [`FecSocket`], usable after quinn took the
 /// socket.
 #[derive(Clone)]
@@ -212,6 +223,15 @@ impl FecSocketHandle {
     /// Counters of the layer serving `peer`, if any.
     pub fn layer_stats(&self, peer: SocketAddr) -> Option<LayerStats> {
         self.shared.lock().layers.get(&peer).map(|l| l.stats())
+    }
+
+    /// The FEC state of the layer serving `peer`, if it has one.
+    pub fn peer_fec(&self, peer: SocketAddr) -> Option<PeerFec> {
+        self.shared.lock().layers.get(&peer).map(|l| PeerFec {
+            protecting: l.is_protecting(),
+            failure: l.failure().map(str::to_string),
+            stats: l.stats(),
+        })
     }
 
     /// Counters summed over all peers.

@@ -24,6 +24,21 @@ use crate::rng::SeededRng;
 pub const KIND_MESSAGES: u8 = b'M';
 /// Stream kind: bulk bytes.
 pub const KIND_BULK: u8 = b'B';
+/// Stream kind: the client asks for the server's FEC state of this
+/// connection; the server answers with one JSON object and finishes.
+pub const KIND_STATUS: u8 = b'S';
+
+/// What the server answers on a status stream.
+pub type StatusProbe = std::sync::Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Asks the server for its FEC state of `connection` (see [`KIND_STATUS`]).
+pub async fn fec_status(connection: &quinn::Connection) -> Result<serde_json::Value> {
+    let (mut send, mut recv) = connection.open_bi().await?;
+    send.write_all(&[KIND_STATUS]).await?;
+    send.finish()?;
+    let reply = recv.read_to_end(64 * 1024).await?;
+    serde_json::from_slice(&reply).map_err(|e| Error::Protocol(format!("bad status reply: {e}")))
+}
 
 /// Largest message the server accepts (bounds its allocation).
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -250,8 +265,12 @@ async fn bulk_transfer(
     Ok((bytes, mbps, intact))
 }
 
-/// Serves every stream and datagram of one connection until it closes.
-pub async fn serve_connection(connection: quinn::Connection) -> Result<()> {
+/// Serves every stream and datagram of one connection until it closes;
+/// status streams are answered with `probe` (none: an empty object).
+pub async fn serve_connection(
+    connection: quinn::Connection,
+    probe: Option<StatusProbe>,
+) -> Result<()> {
     let datagrams = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = datagrams.clone();
     let reader = connection.clone();
@@ -275,10 +294,12 @@ pub async fn serve_connection(connection: quinn::Connection) -> Result<()> {
         let mut kind = [0u8; 1];
         recv.read_exact(&mut kind).await?;
         let datagrams = datagrams.clone();
+        let probe = probe.clone();
         tokio::spawn(async move {
             let outcome = match kind[0] {
                 KIND_MESSAGES => serve_messages(send, recv, &datagrams).await,
                 KIND_BULK => serve_bulk(send, recv).await,
+                KIND_STATUS => serve_status(send, probe).await,
                 other => Err(Error::Protocol(format!("unknown stream kind {other}"))),
             };
             if let Err(e) = outcome {
@@ -330,6 +351,14 @@ async fn serve_messages(
     send.write_all(summary.to_string().as_bytes()).await?;
     send.finish()?;
     // Keep the stream open until the client read the summary.
+    let _ = send.stopped().await;
+    Ok(())
+}
+
+async fn serve_status(mut send: quinn::SendStream, probe: Option<StatusProbe>) -> Result<()> {
+    let status = probe.map_or_else(|| serde_json::json!({}), |p| p());
+    send.write_all(status.to_string().as_bytes()).await?;
+    send.finish()?;
     let _ = send.stopped().await;
     Ok(())
 }

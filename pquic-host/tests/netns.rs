@@ -284,9 +284,10 @@ fn verdict(output: &Output) -> serde_json::Value {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let json: serde_json::Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("client JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    let requirement_met = json["fec_required"] != true || json["fec"] == "active";
     assert_eq!(
         output.status.success(),
-        json["verified"] == true,
+        json["verified"] == true && requirement_met,
         "exit code follows the verdict: {json}\nstderr:\n{stderr}"
     );
     json
@@ -361,6 +362,7 @@ fn assert_fec_active(json: &Value) {
     assert_eq!(json["verified"], true, "{json}");
     assert!(json["plugin_sha256"].is_string(), "plugin active: {json}");
     assert!(json["plain_quic_because"].is_null(), "{json}");
+    assert_eq!(json["fec"], "active", "{json}");
 }
 
 #[test]
@@ -393,6 +395,38 @@ fn ipv4_with_emulated_loss_fec_repairs() {
     );
     assert_fec_active(&json);
     assert!(json["recovered"].as_u64().unwrap() > 0, "repaired: {json}");
+}
+
+#[test]
+fn require_fec_fails_against_a_plain_server() {
+    if !preconditions() {
+        return;
+    }
+    let tag = "require";
+    let namespaces = Namespaces::create(tag);
+    let scratch = Scratch::new(tag);
+    validator(&scratch);
+    let listen = format!("{SERVER_V4}:4433");
+    let _server = start_server(
+        &namespaces,
+        &strs(&server_args(&scratch, &listen, &["--no-plugin"])),
+    );
+    let args = client_args(&scratch, &listen, &["--require-fec"]);
+    let output = run_client(&namespaces, &strs(&args));
+    let json = verdict(&output);
+    assert_eq!(json["verified"], true, "the data arrived: {json}");
+    assert_eq!(json["fec"], "off");
+    assert!(!output.status.success(), "but FEC was required");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FEC required"), "{stderr}");
+    let reason = json["plain_quic_because"].as_str().unwrap();
+    assert!(reason.contains("offers no plugin"), "{reason}");
+    // The same client against a server that offers a trusted plugin passes.
+    drop(_server);
+    let _server = start_server(&namespaces, &strs(&server_args(&scratch, &listen, &[])));
+    let output = run_client(&namespaces, &strs(&args));
+    assert!(output.status.success());
+    assert_eq!(verdict(&output)["fec"], "active");
 }
 
 #[test]
