@@ -147,13 +147,15 @@ pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, 
         options.repaired.clone(),
         options.charge_rule,
     )));
+    let addr = options.bind;
     let (socket, handle) = bind(options)?;
     let endpoint = Endpoint::new_with_abstract_socket(
         endpoint_config(),
         Some(server_config),
         socket,
         Arc::new(quinn::TokioRuntime),
-    )?;
+    )
+    .map_err(|source| Error::Socket { addr, source })?;
     Ok((endpoint, handle))
 }
 
@@ -174,13 +176,15 @@ pub fn client(
         options.repaired.clone(),
         options.charge_rule,
     )));
+    let addr = options.bind;
     let (socket, handle) = bind(options)?;
     let mut endpoint = Endpoint::new_with_abstract_socket(
         endpoint_config(),
         None,
         socket,
         Arc::new(quinn::TokioRuntime),
-    )?;
+    )
+    .map_err(|source| Error::Socket { addr, source })?;
     endpoint.set_default_client_config(client_config);
     Ok((endpoint, handle))
 }

@@ -6,9 +6,14 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Socket or file I/O.
-    #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
+    /// Socket I/O on a bound socket.
+    #[error("socket {addr}: {source}")]
+    Socket {
+        /// The socket's address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Reading a file failed.
     #[error("read {}: {source}", path.display())]
     Read {

@@ -11,10 +11,10 @@ use pquic_host::congestion::ChargeRule;
 use pquic_host::endpoint::{self, Identity};
 use pquic_host::identity::{self, StoredIdentity};
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
-use pquic_host::plugin::{self as plugins, Offer, PluginCache, DEFAULT_CACHE_BYTES};
+use pquic_host::plugin::{self as plugins, PluginCache, DEFAULT_CACHE_BYTES};
 use pquic_host::session::{self, ClientPlugins, Server, ServerPlugin};
 use pquic_host::workload::BulkSource;
-use pquic_host::Error;
+use pquic_host::{files, Error};
 
 use pquic_host::demo::{self, DemoConfig, ModeReport};
 use pquic_host::workload::WorkloadConfig;
@@ -32,11 +32,11 @@ struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct ImpairArgs {
-    /// Random loss per direction, in percent.
-    #[arg(long, default_value_t = 3.0)]
+    /// Random loss per direction, in percent (0 to below 100).
+    #[arg(long, default_value_t = 3.0, value_parser = loss_percent, allow_hyphen_values = true)]
     loss: f64,
-    /// Mean loss burst length in packets (Gilbert-Elliott when > 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// Mean loss burst length in packets, at least 1 (Gilbert-Elliott when > 1).
+    #[arg(long, default_value_t = 1.0, value_parser = burst_length, allow_hyphen_values = true)]
     burst: f64,
     /// Round-trip time added by the emulated path, in milliseconds.
     #[arg(long = "rtt-ms", default_value_t = 40)]
@@ -48,11 +48,11 @@ struct ImpairArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 struct PathArgs {
-    /// Random loss per direction, in percent.
-    #[arg(long, default_value_t = 0.0)]
+    /// Random loss of received packets, in percent (0 to below 100).
+    #[arg(long, default_value_t = 0.0, value_parser = loss_percent, allow_hyphen_values = true)]
     loss: f64,
-    /// Mean loss burst length in packets (Gilbert-Elliott when > 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// Mean loss burst length in packets, at least 1 (Gilbert-Elliott when > 1).
+    #[arg(long, default_value_t = 1.0, value_parser = burst_length, allow_hyphen_values = true)]
     burst: f64,
     /// Round-trip time added (half in each direction), in milliseconds.
     #[arg(long = "rtt-ms", default_value_t = 0)]
@@ -60,11 +60,11 @@ struct PathArgs {
     /// Extra uniform delay per packet, up to this many milliseconds.
     #[arg(long = "jitter-ms", default_value_t = 0)]
     jitter_ms: u64,
-    /// Percentage of packets held back by 5 ms (reordering).
-    #[arg(long, default_value_t = 0.0)]
+    /// Percentage of packets held back by 5 ms (reordering), 0 to 100.
+    #[arg(long, default_value_t = 0.0, value_parser = percent, allow_hyphen_values = true)]
     reorder: f64,
     /// Bottleneck rate in Mbit/s (0: unlimited).
-    #[arg(long = "rate-mbps", default_value_t = 0.0)]
+    #[arg(long = "rate-mbps", default_value_t = 0.0, value_parser = non_negative, allow_hyphen_values = true)]
     rate_mbps: f64,
     /// Seed of the impairment.
     #[arg(long, default_value_t = 1)]
@@ -77,7 +77,7 @@ impl PathArgs {
             loss: LossModel::from_percent(self.loss, self.burst),
             delay: Duration::from_millis(self.rtt_ms) / 2,
             jitter: Duration::from_millis(self.jitter_ms),
-            reorder_rate: (self.reorder / 100.0).clamp(0.0, 1.0),
+            reorder_rate: self.reorder / 100.0,
             rate_bps: (self.rate_mbps > 0.0).then_some((self.rate_mbps * 1e6) as u64),
             ..ImpairConfig::default()
         }
@@ -99,6 +99,81 @@ struct StoreArgs {
     /// Trust store file (one hex ed25519 public key per line).
     #[arg(long, default_value_os_t = default_dir("config").join("trusted_keys"))]
     trust: PathBuf,
+}
+
+fn number(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text} is not a number"))?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("{text} is not a finite number"))
+    }
+}
+
+/// A loss rate in percent: 0 <= x < 100 (100% would be no path at all).
+fn loss_percent(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text}: a loss rate is a percentage, at least 0 and below 100"
+        ))
+    }
+}
+
+/// A percentage: 0 <= x <= 100.
+fn percent(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a percentage is from 0 to 100"))
+    }
+}
+
+/// A mean burst length in packets: at least 1.
+fn burst_length(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value >= 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a mean burst length is at least 1 packet"))
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text}: must not be negative"))
+    }
+}
+
+/// Seconds, more than 0 (and at most a day).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value > 0.0 && value <= 86_400.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text}: a duration in seconds, more than 0 and at most 86400"
+        ))
+    }
+}
+
+/// Seconds, 0 or more (and at most a day).
+fn seconds(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..=86_400.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a duration in seconds, from 0 to 86400"))
+    }
 }
 
 fn default_dir(kind: &str) -> PathBuf {
@@ -175,11 +250,11 @@ struct ClientArgs {
     /// File to send as the bulk transfer (default: generated data).
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Seconds of real-time messages.
-    #[arg(long = "messages-s", default_value_t = 5.0)]
+    /// Seconds of real-time messages (more than 0).
+    #[arg(long = "messages-s", default_value_t = 5.0, value_parser = positive_seconds, allow_hyphen_values = true)]
     messages_s: f64,
-    /// Seconds of generated bulk data (ignored with --file).
-    #[arg(long = "bulk-s", default_value_t = 3.0)]
+    /// Seconds of generated bulk data (0: none; ignored with --file).
+    #[arg(long = "bulk-s", default_value_t = 3.0, value_parser = seconds, allow_hyphen_values = true)]
     bulk_s: f64,
     /// Decline every plugin.
     #[arg(long = "no-plugin", conflicts_with = "require_fec")]
@@ -203,7 +278,7 @@ enum Command {
         #[command(flatten)]
         impair: ImpairArgs,
         /// Seconds per mode (two thirds real-time messages, one third bulk).
-        #[arg(long = "duration-s", default_value_t = 12.0)]
+        #[arg(long = "duration-s", default_value_t = 12.0, value_parser = positive_seconds, allow_hyphen_values = true)]
         duration_s: f64,
         /// Print one JSON object instead of the table.
         #[arg(long)]
@@ -267,11 +342,15 @@ enum PluginAction {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Make a validator key: writes the secret (hex) to --out, prints the public key.
+    /// Make a validator key: writes the secret (hex) to --out with mode
+    /// 0600, prints the public key. An existing file is kept unless --force.
     Keygen {
         /// Where to write the secret key.
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing key file.
+        #[arg(long)]
+        force: bool,
     },
     /// Build the shipped `realtime` plugin signed with a key file.
     BuildRealtime {
@@ -370,7 +449,7 @@ async fn demo(
     charge_rule: ChargeRule,
     plugin: String,
 ) -> pquic_host::Result<()> {
-    let total = Duration::from_secs_f64(duration_s.max(0.5));
+    let total = Duration::from_secs_f64(duration_s);
     let config = DemoConfig {
         loss_percent: impair.loss,
         burst: impair.burst,
@@ -419,15 +498,6 @@ async fn demo(
     fec_result.map(|_| ())
 }
 
-fn read_key(path: &Path) -> pquic_host::Result<ed25519_dalek::SigningKey> {
-    let text = std::fs::read_to_string(path)?;
-    let bytes = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| Error::Plugin(format!("{} is not a 32-byte hex key", path.display())))?;
-    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
-}
-
 /// The server's identity: the operator's PEM pair, or the stored
 /// self-signed one (still to be written if new).
 fn server_identity(args: &ServerArgs) -> pquic_host::Result<(Identity, Option<StoredIdentity>)> {
@@ -445,27 +515,33 @@ async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
     let offered = if args.no_plugin {
         None
     } else {
+        let shipped = plugins::SHIPPED.contains(&args.plugin.as_str());
         let key = match &args.sign_key {
-            Some(path) => read_key(path)?,
-            None => ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+            Some(path) => Some(plugins::read_signing_key(path)?),
+            // A shipped plugin is signed with this server's own validator
+            // key, made once and kept, so clients trust it once.
+            None if shipped => {
+                let path = default_dir("config").join("validator.key");
+                match path.exists() {
+                    true => Some(plugins::read_signing_key(&path)?),
+                    false => {
+                        let key = plugins::create_signing_key(&path, false)?;
+                        eprintln!("new validator key in {}", path.display());
+                        Some(key)
+                    }
+                }
+            }
+            // A package file is offered with its own signatures.
+            None => None,
         };
-        let plugin = &args.plugin;
-        let bytes = match plugins::named_package(plugin, &key)? {
-            Some(bytes) => bytes,
-            // Not a shipped name: a package file.
-            None => plugins::sign_package(&pquic_host::files::read(Path::new(plugin))?, &key)
-                .map_err(|e| Error::Plugin(format!("{plugin}: {e}")))?,
-        };
-        let offer = Offer::new(bytes)?;
-        let mut trust = fec_plugin_sdk::package::TrustStore::new();
-        trust.add(key.verifying_key());
-        let loaded = plugins::verify_package(&offer.bytes, &offer.sha256, &trust)?;
+        let (offer, loaded) = plugins::prepare_offer(&args.plugin, key.as_ref())?;
         eprintln!(
-            "offering {} {} sha256 {}; clients must trust validator {}",
+            "offering {} {} sha256 {}; signed by validator(s) {}: clients must trust one \
+             (pquic-host plugin trust KEY)",
             offer.name,
             offer.version,
             offer.sha256,
-            hex::encode(key.verifying_key().as_bytes())
+            offer.signers.join(", ")
         );
         Some(ServerPlugin {
             offer,
@@ -538,8 +614,8 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
         None => BulkSource::Generated,
     };
     let workload = WorkloadConfig {
-        realtime: Duration::from_secs_f64(args.messages_s.max(0.1)),
-        bulk: Duration::from_secs_f64(args.bulk_s.max(0.0)),
+        realtime: Duration::from_secs_f64(args.messages_s),
+        bulk: Duration::from_secs_f64(args.bulk_s),
         ..WorkloadConfig::default()
     };
     let bar = progress_bar(false, "client");
@@ -620,10 +696,11 @@ fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
             }
         }
         PluginAction::Add { file, store } => {
-            let bytes = std::fs::read(&file)?;
+            let bytes = files::read(&file)?;
             let digest = plugins::package_digest(&bytes)?;
             let trust = plugins::load_trust_store(&store.trust)?;
-            plugins::verify_package(&bytes, &digest, &trust)?;
+            plugins::verify_package(&bytes, &digest, &trust)
+                .map_err(|e| Error::Plugin(format!("{}: {e}", file.display())))?;
             PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES)?.put(&bytes)?;
             println!("{digest}");
         }
@@ -634,24 +711,39 @@ fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
         PluginAction::Trust { key, store } => {
             fec_plugin_sdk::package::TrustStore::new()
                 .add_hex(&key)
-                .map_err(|e| Error::Plugin(format!("bad key: {e}")))?;
-            if let Some(dir) = store.trust.parent() {
-                std::fs::create_dir_all(dir)?;
+                .map_err(|e| Error::Plugin(format!("{key} is not an ed25519 public key: {e}")))?;
+            if let Some(dir) = store.trust.parent().filter(|d| !d.as_os_str().is_empty()) {
+                files::create_dir_all(dir)?;
             }
-            let mut text = std::fs::read_to_string(&store.trust).unwrap_or_default();
-            text.push_str(key.trim());
-            text.push('\n');
-            std::fs::write(&store.trust, text)?;
+            let mut text = match std::fs::read_to_string(&store.trust) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(source) => {
+                    return Err(Error::Read {
+                        path: store.trust.clone(),
+                        source,
+                    })
+                }
+            };
+            let already = plugins::load_trust_store(&store.trust)?;
+            let trusted = already
+                .keys()
+                .iter()
+                .any(|k| hex::encode(k.as_bytes()).eq_ignore_ascii_case(key.trim()));
+            if !trusted {
+                text.push_str(key.trim());
+                text.push('\n');
+                files::write(&store.trust, text.as_bytes())?;
+            }
             println!("trusted {} in {}", key.trim(), store.trust.display());
         }
-        PluginAction::Keygen { out } => {
-            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            std::fs::write(&out, hex::encode(key.to_bytes()))?;
+        PluginAction::Keygen { out, force } => {
+            let key = plugins::create_signing_key(&out, force)?;
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
         }
         PluginAction::BuildRealtime { key, out } => {
-            let bytes = plugins::realtime_package(&read_key(&key)?)?;
-            std::fs::write(&out, &bytes)?;
+            let bytes = plugins::realtime_package(&plugins::read_signing_key(&key)?)?;
+            files::write(&out, &bytes)?;
             println!("{}", plugins::package_digest(&bytes)?);
         }
     }

@@ -92,6 +92,9 @@ pub fn sign_package(bytes: &[u8], validator: &ed25519_dalek::SigningKey) -> Resu
     Ok(package.to_bytes())
 }
 
+/// Names of the shipped plugins: this crate's and `fec-plugins`'.
+pub const SHIPPED: [&str; 4] = ["realtime", "rs-block", "rlc-window", "adaptive"];
+
 /// The plugin called `name`, signed by `validator`: this crate's `realtime`
 /// or one shipped in `fec-plugins` (`adaptive`, `rlc-window`, `rs-block`);
 /// `None` for any other name.
@@ -103,6 +106,84 @@ pub fn named_package(name: &str, validator: &ed25519_dalek::SigningKey) -> Resul
         Some(shipped) => sign_package(shipped.package, validator).map(Some),
         None => Ok(None),
     }
+}
+
+/// What a server offers and runs: `plugin` is a shipped name (see
+/// [`named_package`]) or a `.fecp` file. `signer`'s signature is added when
+/// given; a shipped plugin needs one (it carries none), a file without one
+/// is offered with its own signatures, and a file that has none is refused
+/// (no client would accept it). The server loads the plugin itself (static
+/// verifier) without judging signatures: it chose the plugin.
+pub fn prepare_offer(
+    plugin: &str,
+    signer: Option<&ed25519_dalek::SigningKey>,
+) -> Result<(Offer, Plugin)> {
+    let bytes = match (named_package_unsigned(plugin)?, signer) {
+        (Some(_), Some(key)) => named_package(plugin, key)?.expect("a shipped name"),
+        (Some(_), None) => {
+            return Err(Error::Plugin(format!(
+                "the shipped plugin {plugin} carries no signature: give a validator key to sign it"
+            )))
+        }
+        (None, signer) => {
+            let path = Path::new(plugin);
+            let bytes = crate::files::read(path)?;
+            match signer {
+                Some(key) => sign_package(&bytes, key)
+                    .map_err(|e| Error::Plugin(format!("{}: {e}", path.display())))?,
+                None => bytes,
+            }
+        }
+    };
+    let package = Package::parse(&bytes)
+        .map_err(|e| Error::Plugin(format!("{plugin}: package does not parse: {e}")))?;
+    if package.signatures.is_empty() {
+        return Err(Error::Plugin(format!(
+            "{plugin} carries no signature, so no client would accept it: sign it with a \
+             validator key (--sign-key FILE; make one with `pquic-host plugin keygen`)"
+        )));
+    }
+    let loaded = Plugin::load(&package, &HostOffer::all())
+        .map_err(|e| Error::Plugin(format!("{plugin}: the verifier rejected it: {e}")))?;
+    Ok((Offer::new(bytes)?, loaded))
+}
+
+/// The shipped plugin called `name` without signatures, if there is one.
+fn named_package_unsigned(name: &str) -> Result<Option<Vec<u8>>> {
+    if name == "realtime" {
+        return package_from_assembly("realtime", "0.1.0", REALTIME_SOURCE, None).map(Some);
+    }
+    Ok(fec_plugins::ALL
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.package.to_vec()))
+}
+
+/// Reads a validator's secret key (64 hex digits, as `plugin keygen`
+/// writes it).
+pub fn read_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
+    let text = crate::files::read_to_string(path)?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| Error::Plugin(format!("{} is not a 32-byte hex key", path.display())))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+/// Writes a new validator key to `path` (mode 0600; an existing file only
+/// with `force`) and returns it.
+pub fn create_signing_key(path: &Path, force: bool) -> Result<ed25519_dalek::SigningKey> {
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::files::create_dir_all(dir)?;
+    }
+    crate::files::write_new(
+        path,
+        hex::encode(key.to_bytes()).as_bytes(),
+        crate::files::SECRET,
+        force,
+    )?;
+    Ok(key)
 }
 
 /// Hex SHA-256 identity of a package (the digest its format defines).
@@ -124,7 +205,7 @@ impl PluginCache {
     /// A cache in `dir` (created if missing) holding at most `max_bytes`.
     pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        crate::files::create_dir_all(&dir)?;
         Ok(Self { dir, max_bytes })
     }
 
@@ -153,31 +234,55 @@ impl PluginCache {
         let digest = package_digest(bytes)?;
         let path = self.path(&digest).expect("a digest is 64 hex digits");
         let temporary = path.with_extension("part");
-        std::fs::write(&temporary, bytes)?;
-        std::fs::rename(&temporary, &path)?;
+        crate::files::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, &path).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
         self.trim(&path)?;
         Ok(digest)
     }
 
     /// `(digest, size)` of every cached package.
     pub fn list(&self) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(digest) = name.strip_suffix(".fecp") {
-                out.push((digest.to_string(), entry.metadata()?.len()));
-            }
-        }
+        let mut out: Vec<(String, u64)> = self
+            .entries()?
+            .into_iter()
+            .filter_map(|(_, path, len)| {
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                Some((name.strip_suffix(".fecp")?.to_string(), len))
+            })
+            .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// `(modified, path, size)` of every package file.
+    fn entries(&self) -> Result<Vec<(Option<std::time::SystemTime>, PathBuf, u64)>> {
+        let read_error = |source| Error::Read {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "fecp") {
+                // A file removed meanwhile (another process trimming) is
+                // simply not listed.
+                if let Ok(meta) = entry.metadata() {
+                    files.push((meta.modified().ok(), path, meta.len()));
+                }
+            }
+        }
+        Ok(files)
     }
 
     /// Removes a package; true if it was there.
     pub fn remove(&self, digest_hex: &str) -> Result<bool> {
         match self.path(digest_hex) {
             Some(path) if path.exists() => {
-                std::fs::remove_file(path)?;
+                std::fs::remove_file(&path).map_err(|source| Error::Write { path, source })?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -185,23 +290,18 @@ impl PluginCache {
     }
 
     fn trim(&self, keep: &Path) -> Result<()> {
-        let mut files = Vec::new();
-        let mut total = 0;
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if entry.path().extension().is_some_and(|e| e == "fecp") {
-                total += meta.len();
-                files.push((meta.modified().ok(), entry.path(), meta.len()));
-            }
-        }
+        let mut files = self.entries()?;
+        let mut total: u64 = files.iter().map(|(_, _, len)| len).sum();
         files.sort();
         for (_, path, len) in files {
             if total <= self.max_bytes {
                 break;
             }
             if path != keep {
-                std::fs::remove_file(&path)?;
+                std::fs::remove_file(&path).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
                 total -= len;
             }
         }
@@ -216,7 +316,12 @@ pub fn load_trust_store(path: &Path) -> Result<TrustStore> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
-        Err(e) => return Err(e.into()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     for line in text.lines() {
         let key = line.split('#').next().unwrap_or("").trim();
@@ -650,6 +755,14 @@ mod tests {
     use crate::rng::SeededRng;
     use bytes::Bytes;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn shipped_names_are_the_shipped_plugins() {
+        let names: Vec<&str> = std::iter::once("realtime")
+            .chain(fec_plugins::ALL.iter().map(|p| p.name))
+            .collect();
+        assert_eq!(names, SHIPPED);
+    }
 
     #[test]
     fn control_messages_have_the_documented_wire_form() {

@@ -114,7 +114,9 @@ impl Server {
     ) -> Result<Self> {
         let (options, repaired) = socket_options(bind, impairment, charge_rule);
         let (endpoint, socket) = endpoint::server(options, identity)?;
-        let addr = socket.local_addr()?;
+        let addr = socket
+            .local_addr()
+            .map_err(|source| Error::Socket { addr: bind, source })?;
         let connections: Arc<Mutex<Vec<quinn::Connection>>> = Arc::default();
         let task = tokio::spawn(accept_loop(
             endpoint.clone(),

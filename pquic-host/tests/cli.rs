@@ -105,3 +105,121 @@ fn missing_files_are_named_in_errors() {
     assert!(!server.status.success());
     assert!(stderr(&server).contains(&missing), "{}", stderr(&server));
 }
+
+#[test]
+fn numbers_are_validated_when_parsed_in_every_subcommand() {
+    let scratch = Scratch::new("numbers");
+    let cases: [(&[&str], &str); 9] = [
+        (&["client", "--loss", "-5"], "-5"),
+        (&["client", "--loss", "nan"], "nan"),
+        (&["server", "--loss", "150"], "150"),
+        (
+            &["relay", "--listen", "x", "--to", "y", "--loss", "100"],
+            "100",
+        ),
+        (&["demo", "--loss", "-0.5"], "-0.5"),
+        (&["demo", "--burst", "0.5"], "0.5"),
+        (&["server", "--burst", "0"], "0"),
+        (&["demo", "--duration-s", "0"], "0"),
+        (&["client", "--messages-s", "-1"], "-1"),
+    ];
+    for (args, value) in cases {
+        let output = run(&scratch, args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.contains(&format!("invalid value '{value}'")),
+            "{args:?}: {message}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn validator_keys_are_private_and_never_overwritten_without_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("keys");
+    let key = scratch.path("validator.key");
+    let first = run(&scratch, &["plugin", "keygen", "--out", &key]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let secret = std::fs::read(&key).unwrap();
+    let again = run(&scratch, &["plugin", "keygen", "--out", &key]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+    assert_eq!(std::fs::read(&key).unwrap(), secret, "kept");
+    let forced = run(&scratch, &["plugin", "keygen", "--out", &key, "--force"]);
+    assert!(forced.status.success());
+    assert_ne!(std::fs::read(&key).unwrap(), secret, "replaced");
+}
+
+/// Starts `pquic-host server ARGS`, returns its stderr up to the line
+/// saying it listens (or everything, if it exited first), then stops it.
+fn server_banner(scratch: &Scratch, args: &[&str]) -> (bool, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .arg("server")
+        .args(args)
+        .env("HOME", &scratch.0)
+        .env_remove("XDG_CONFIG_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the server");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut text = String::new();
+    let mut listening = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("listening on") {
+            listening = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (listening, text)
+}
+
+#[test]
+fn a_plugin_file_is_offered_with_its_own_signatures() {
+    let scratch = Scratch::new("plugin-file");
+    let key = scratch.path("validator.key");
+    let public = run(&scratch, &["plugin", "keygen", "--out", &key]);
+    let public = String::from_utf8(public.stdout).unwrap();
+    let signed = scratch.path("realtime.fecp");
+    let built = run(
+        &scratch,
+        &["plugin", "build-realtime", "--key", &key, "--out", &signed],
+    );
+    assert!(built.status.success(), "{}", stderr(&built));
+    let (listening, banner) =
+        server_banner(&scratch, &["--listen", "127.0.0.1:0", "--plugin", &signed]);
+    assert!(listening, "{banner}");
+    assert!(banner.contains(public.trim()), "its own signer: {banner}");
+    // A file without any signature is refused, and the error says why.
+    let unsigned = scratch.path("unsigned.fecp");
+    let bytes = pquic_host::plugin::package_from_assembly(
+        "realtime",
+        "0.1.0",
+        pquic_host::plugin::REALTIME_SOURCE,
+        None,
+    )
+    .unwrap();
+    std::fs::write(&unsigned, bytes).unwrap();
+    let (listening, banner) = server_banner(
+        &scratch,
+        &["--listen", "127.0.0.1:0", "--plugin", &unsigned],
+    );
+    assert!(!listening);
+    assert!(banner.contains("carries no signature"), "{banner}");
+    assert!(banner.contains("--sign-key"), "{banner}");
+}
