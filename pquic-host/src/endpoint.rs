@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::fec::RepairedLosses;
 pub use crate::fec::{LAYER_OVERHEAD, MAX_QUIC_PACKET};
 use crate::impair::Impairment;
-use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
+use crate::socket::{FecSocket, FecSocketHandle, PeerLimits};
 
 /// ALPN of our application protocol (workloads and plugin exchange).
 pub const ALPN: &[u8] = b"pquic-fec/1";
@@ -29,12 +29,13 @@ pub struct SocketOptions {
     /// Local address (any: a wildcard such as `0.0.0.0:4433` or `[::]:0`,
     /// or one interface's).
     pub bind: SocketAddr,
-    /// Builds each peer's FEC layer.
-    pub factory: LayerFactory,
+    /// Bounds of the socket's peer table.
+    pub limits: PeerLimits,
     /// Receive-side impairment.
     pub impairment: Option<Impairment>,
-    /// Where the layers count losses the peer repaired, for the congestion
-    /// controller (RFC 9265).
+    /// The repaired-loss counter of the default transport configuration
+    /// ([`server`] and [`client`]); the builders of [`crate::builder`] give
+    /// each connection its own instead.
     pub repaired: RepairedLosses,
     /// When those count as congestion events.
     pub charge_rule: ChargeRule,
@@ -130,28 +131,61 @@ fn endpoint_config() -> EndpointConfig {
 
 fn bind(options: SocketOptions) -> Result<(Arc<FecSocket>, FecSocketHandle)> {
     let addr = options.bind;
-    FecSocket::bind(addr, options.factory, options.impairment)
+    FecSocket::bind(addr, options.limits, options.impairment)
         .map_err(|source| Error::Bind { addr, source })
 }
 
-/// A server endpoint that accepts [`ALPN`] connections.
-pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, FecSocketHandle)> {
+/// A quinn server configuration: `identity`, TLS 1.3, `alpn` (the
+/// protocols offered, in preference order), and [`transport_config`] with
+/// a congestion controller charged the losses counted in `repaired`.
+pub fn server_config(
+    identity: &Identity,
+    alpn: &[Vec<u8>],
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+) -> Result<quinn::ServerConfig> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(identity.chain().to_vec(), identity.key())?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpn.to_vec();
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
-    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server_config.transport_config(Arc::new(transport_config(
-        options.repaired.clone(),
-        options.charge_rule,
-    )));
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config(repaired, rule)));
+    Ok(config)
+}
+
+/// A quinn client configuration: server certificates issued by `roots`
+/// (see [`crate::identity`]), TLS 1.3, `alpn`, and [`transport_config`]
+/// with a congestion controller charged the losses counted in `repaired`.
+pub fn client_config(
+    roots: rustls::RootCertStore,
+    alpn: &[Vec<u8>],
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+) -> Result<quinn::ClientConfig> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = alpn.to_vec();
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config(repaired, rule)));
+    Ok(config)
+}
+
+/// A quinn endpoint on a new [`FecSocket`] bound as `options` say, serving
+/// with `server` when given.
+pub fn endpoint(
+    options: SocketOptions,
+    server: Option<quinn::ServerConfig>,
+) -> Result<(Endpoint, FecSocketHandle)> {
     let addr = options.bind;
     let (socket, handle) = bind(options)?;
     let endpoint = Endpoint::new_with_abstract_socket(
         endpoint_config(),
-        Some(server_config),
+        server,
         socket,
         Arc::new(quinn::TokioRuntime),
     )
@@ -159,33 +193,33 @@ pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, 
     Ok((endpoint, handle))
 }
 
-/// A client endpoint that accepts server certificates issued by `roots`
-/// (see [`crate::identity`]).
+/// A server endpoint that accepts [`ALPN`] connections; their congestion
+/// controllers share `options.repaired` (the builders in
+/// [`crate::builder`] give each connection its own).
+pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, FecSocketHandle)> {
+    let config = server_config(
+        identity,
+        &[ALPN.to_vec()],
+        options.repaired.clone(),
+        options.charge_rule,
+    )?;
+    endpoint(options, Some(config))
+}
+
+/// A client endpoint for [`ALPN`] that accepts server certificates issued
+/// by `roots` (see [`crate::identity`]).
 pub fn client(
     options: SocketOptions,
     roots: rustls::RootCertStore,
 ) -> Result<(Endpoint, FecSocketHandle)> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
-    let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
-    client_config.transport_config(Arc::new(transport_config(
+    let config = client_config(
+        roots,
+        &[ALPN.to_vec()],
         options.repaired.clone(),
         options.charge_rule,
-    )));
-    let addr = options.bind;
-    let (socket, handle) = bind(options)?;
-    let mut endpoint = Endpoint::new_with_abstract_socket(
-        endpoint_config(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|source| Error::Socket { addr, source })?;
-    endpoint.set_default_client_config(client_config);
+    )?;
+    let (mut endpoint, handle) = endpoint(options, None)?;
+    endpoint.set_default_client_config(config);
     Ok((endpoint, handle))
 }
 

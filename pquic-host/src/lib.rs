@@ -42,6 +42,7 @@
 //! assert_eq!(receiver.stats().recovered, 1);
 //! ```
 
+pub mod builder;
 pub mod congestion;
 pub mod demo;
 pub mod endpoint;
