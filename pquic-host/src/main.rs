@@ -684,7 +684,16 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
 async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()> {
     let listen = endpoint::resolve(listen).await?[0];
     let to = endpoint::resolve(to).await?[0];
-    pquic_host::relay::run(listen, to, path.config(), path.seed).await
+    let stats = pquic_host::relay::RelayStats::default();
+    let run =
+        pquic_host::relay::run_with_stats(listen, to, path.config(), path.seed, stats.clone());
+    tokio::select! {
+        outcome = run => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("relay stopped: {}", stats.snapshot());
+            Ok(())
+        }
+    }
 }
 
 fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
@@ -750,16 +759,30 @@ fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() {
+/// Logs to stderr: colour only on a terminal; `RUST_LOG` overrides the
+/// level. Services (server, client, relay) log a line per connection and
+/// per plugin activation (info); the demo only warnings, so its table
+/// stays readable.
+fn init_logging(command: &Command) {
+    use std::io::IsTerminal;
+    let default = match command {
+        Command::Server(_) | Command::Client(_) | Command::Relay { .. } => "warn,pquic_host=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[tokio::main]
+async fn main() {
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let outcome = match cli.command {
         Command::Demo {
             impair,
