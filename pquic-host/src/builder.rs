@@ -832,9 +832,20 @@ impl ClientBuilder {
                 state
             }
         };
+        let state = match state {
+            // Off by choice: the exchange only kept the control stream away
+            // from the application.
+            FecState::Off { .. } if self.fec == FecMode::Off => FecState::Off {
+                reason: "FEC is off on this client".into(),
+            },
+            state => state,
+        };
         match &state {
             FecState::Active { name, sha256, .. } => {
                 tracing::info!("FEC on with {server}: plugin {name} sha256 {sha256}")
+            }
+            FecState::Off { reason } if self.fec == FecMode::Off => {
+                tracing::info!("plain QUIC with {server}: {reason}")
             }
             FecState::Off { reason } => tracing::warn!("plain QUIC with {server}: {reason}"),
             _ => {}

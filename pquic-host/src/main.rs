@@ -290,6 +290,9 @@ enum Command {
         /// Plugin the server pushes: realtime, adaptive, rlc-window or rs-block.
         #[arg(long, default_value = "realtime")]
         plugin: String,
+        /// Also write the message latency CDF of both modes here (SVG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Serve the workload protocol (and offer an FEC plugin).
     Server(ServerArgs),
@@ -363,10 +366,54 @@ enum PluginAction {
     },
 }
 
-fn progress_bar(hidden: bool, label: &str) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
+/// Progress of one run: a bar on a terminal, a line per 10% on stderr when
+/// it is piped, nothing when hidden.
+enum Progress {
+    Bar(ProgressBar),
+    Lines {
+        label: String,
+        decile: std::sync::atomic::AtomicU32,
+    },
+    Hidden,
+}
+
+impl Progress {
+    fn new(hidden: bool, label: &str) -> Self {
+        use std::io::IsTerminal;
+        if hidden {
+            Progress::Hidden
+        } else if std::io::stderr().is_terminal() {
+            Progress::Bar(progress_bar(label))
+        } else {
+            Progress::Lines {
+                label: label.to_string(),
+                decile: std::sync::atomic::AtomicU32::new(0),
+            }
+        }
     }
+
+    fn set(&self, fraction: f64) {
+        match self {
+            Progress::Bar(bar) => bar.set_position((fraction * 1000.0) as u64),
+            Progress::Lines { label, decile } => {
+                let now = (fraction.clamp(0.0, 1.0) * 10.0) as u32;
+                let before = decile.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                if now > before {
+                    eprintln!("{label}: {}%", now * 10);
+                }
+            }
+            Progress::Hidden => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}
+
+fn progress_bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(1000);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>6} [{bar:40}] {percent:>3}% {elapsed}")
@@ -442,12 +489,29 @@ fn print_table(config: &DemoConfig, plain: &ModeReport, fec: &ModeReport) {
     }
 }
 
+fn print_legend() {
+    println!(
+        "\nwhat the rows mean:
+  messages sent / delivered   real-time messages (100/s, 200 bytes) on one reliable stream; the
+                              server checks every byte and the order
+  message latency             send to delivery at the server, per message (both ends share a clock)
+  datagrams sent / delivered  the same rate as unreliable QUIC datagrams: FEC can rebuild lost ones,
+                              plain QUIC cannot
+  packets retransmitted       packets quinn declared lost (both directions): each costs a round trip
+  packets recovered by FEC    lost packets rebuilt from repair symbols, without a round trip
+  bulk goodput                a bulk stream after the messages, at the server; 'intact' means its
+                              length and SHA-256 matched
+  redundancy                  repair bytes sent per protected byte (small packets cost the most)"
+    );
+}
+
 async fn demo(
     impair: ImpairArgs,
     duration_s: f64,
     json: bool,
     charge_rule: ChargeRule,
     plugin: String,
+    plot: Option<PathBuf>,
 ) -> pquic_host::Result<()> {
     let total = Duration::from_secs_f64(duration_s);
     let config = DemoConfig {
@@ -463,20 +527,35 @@ async fn demo(
             ..WorkloadConfig::default()
         },
     };
-    let bar = progress_bar(json, "plain");
+    let bar = Progress::new(json, "plain QUIC");
     // Each mode reports its own outcome: one that fails (plain QUIC missing
     // its deadline under heavy loss, say) is a row that says so, and the
     // other mode still runs.
-    let plain = demo::run_plain(&config, &|f| bar.set_position((f * 1000.0) as u64))
+    let plain = demo::run_plain(&config, &|f| bar.set(f))
         .await
         .unwrap_or_else(|e| ModeReport::failure(&e));
     bar.finish();
-    let bar = progress_bar(json, "fec");
-    let fec_result = demo::run_fec(&config, &|f| bar.set_position((f * 1000.0) as u64)).await;
+    let setup = demo::FecSetup::named(&config.plugin, &demo::demo_cache_dir(&config))?;
+    let bar = Progress::new(json, "QUIC + FEC");
+    let fec_result = demo::run_fec_with(&config, setup.clone(), &|f| bar.set(f)).await;
     let fec = fec_result
         .as_ref()
         .map_or_else(ModeReport::failure, Clone::clone);
     bar.finish();
+    if let Some(path) = &plot {
+        let title = format!(
+            "message latency CDF: loss {}% (burst {}), RTT {} ms, plugin {}",
+            config.loss_percent, config.burst, impair.rtt_ms, config.plugin
+        );
+        demo::plot_latency_cdf(
+            path,
+            &title,
+            &[("plain QUIC", &plain), ("QUIC + FEC", &fec)],
+        )?;
+        if !json {
+            eprintln!("latency CDF written to {}", path.display());
+        }
+    }
     if json {
         let object = serde_json::json!({
             "plain": plain.to_json(),
@@ -492,7 +571,12 @@ async fn demo(
         });
         println!("{object}");
     } else {
+        println!("\nplugin exchange (QUIC + FEC run):");
+        for (i, step) in demo::exchange_steps(&setup, &fec).iter().enumerate() {
+            println!("  {}. {step}", i + 1);
+        }
         print_table(&config, &plain, &fec);
+        print_legend();
     }
     // The main job is the FEC mode: the command fails when it did.
     fec_result.map(|_| ())
@@ -618,7 +702,7 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
         bulk: Duration::from_secs_f64(args.bulk_s),
         ..WorkloadConfig::default()
     };
-    let bar = progress_bar(false, "client");
+    let bar = Progress::new(false, "client");
     let servers = endpoint::resolve(&args.connect).await?;
     let server_name = args
         .server_name
@@ -635,7 +719,7 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
         ChargeRule::default(),
         &workload,
         bulk,
-        &|f| bar.set_position((f * 1000.0) as u64),
+        &|f| bar.set(f),
     )
     .await?;
     bar.finish();
@@ -790,7 +874,8 @@ async fn main() {
             json,
             cc_repaired,
             plugin,
-        } => demo(impair, duration_s, json, cc_repaired, plugin).await,
+            plot,
+        } => demo(impair, duration_s, json, cc_repaired, plugin, plot).await,
         Command::Server(args) => server(&args).await,
         Command::Client(args) => client(&args).await,
         Command::Relay { listen, to, path } => relay(&listen, &to, &path).await,

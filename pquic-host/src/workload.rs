@@ -95,6 +95,24 @@ pub struct WorkloadReport {
     pub goodput_mbps: f64,
     /// True when the bulk data's length and SHA-256 matched.
     pub bulk_intact: bool,
+    /// Message latencies in ms, sorted: every one, or evenly spaced
+    /// quantiles of them when there were more than [`LATENCY_SAMPLES`]
+    /// (for a CDF).
+    pub latency_cdf_ms: Vec<f64>,
+}
+
+/// Most latency samples a message summary carries.
+pub const LATENCY_SAMPLES: usize = 2000;
+
+/// At most `limit` evenly spaced values of `sorted` (its quantiles), first
+/// and last included.
+pub fn quantiles(sorted: &[f64], limit: usize) -> Vec<f64> {
+    if sorted.len() <= limit || limit < 2 {
+        return sorted.to_vec();
+    }
+    (0..limit)
+        .map(|i| sorted[i * (sorted.len() - 1) / (limit - 1)])
+        .collect()
 }
 
 fn wall_clock_us() -> u64 {
@@ -201,7 +219,7 @@ async fn realtime(
         progress(start.elapsed().as_secs_f64() / config.realtime.as_secs_f64());
     }
     send.finish()?;
-    let summary = recv.read_to_end(64 * 1024).await?;
+    let summary = recv.read_to_end(1 << 20).await?;
     let summary: serde_json::Value = serde_json::from_slice(&summary)
         .map_err(|e| Error::Protocol(format!("bad message summary: {e}")))?;
     let number = |key: &str| summary.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0);
@@ -213,6 +231,11 @@ async fn realtime(
         latency_max_ms: number("latency_max_ms"),
         datagrams_sent,
         datagrams_delivered: number("datagrams_delivered") as u64,
+        latency_cdf_ms: summary
+            .get("latency_cdf_ms")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default(),
         ..WorkloadReport::default()
     })
 }
@@ -347,6 +370,7 @@ async fn serve_messages(
         "latency_p99_ms": percentile(&latencies, 0.99),
         "latency_max_ms": latencies.last().copied().unwrap_or(0.0),
         "datagrams_delivered": datagrams.load(std::sync::atomic::Ordering::Relaxed),
+        "latency_cdf_ms": quantiles(&latencies, LATENCY_SAMPLES),
     });
     send.write_all(summary.to_string().as_bytes()).await?;
     send.finish()?;
@@ -393,6 +417,15 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn quantiles_keep_the_ends_and_the_bound() {
+        let v: Vec<f64> = (0..10_000).map(f64::from).collect();
+        let q = quantiles(&v, 101);
+        assert_eq!(q.len(), 101);
+        assert_eq!((q[0], q[50], q[100]), (0.0, 4999.0, 9999.0));
+        assert_eq!(quantiles(&v[..5], 101), &v[..5]);
     }
 
     #[test]

@@ -223,3 +223,34 @@ fn a_plugin_file_is_offered_with_its_own_signatures() {
     assert!(banner.contains("carries no signature"), "{banner}");
     assert!(banner.contains("--sign-key"), "{banner}");
 }
+
+#[test]
+fn the_demo_explains_itself_when_piped_and_plots_its_latencies() {
+    let scratch = Scratch::new("demo");
+    let plot = scratch.path("cdf.svg");
+    let output = run(
+        &scratch,
+        &["demo", "--duration-s", "1", "--loss", "0", "--plot", &plot],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
+    // Progress as lines, since stderr is a pipe here.
+    assert!(
+        stderr(&output).contains("QUIC + FEC: 100%"),
+        "{}",
+        stderr(&output)
+    );
+    for expected in [
+        "plugin exchange",
+        "offer ",
+        "trust ",
+        "verifier  accepted",
+        "active ",
+        "what the rows mean",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
+    let svg = std::fs::read_to_string(&plot).expect("the plot was written");
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    assert!(svg.contains("QUIC + FEC") && svg.contains("plain QUIC"));
+}
