@@ -180,7 +180,8 @@ impl FecHandle {
     }
 
     /// The state now: what the exchange settled, turned into
-    /// [`FecState::Stopped`] once this end's layer stopped protecting.
+    /// [`FecState::Stopped`] once this end's layer stopped protecting (after
+    /// the connection closed, the last state it had while open).
     pub fn state(&self) -> FecState {
         let settled = self
             .settled
@@ -188,8 +189,9 @@ impl FecHandle {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let FecState::Active { .. } = settled {
-            let layer = self.socket.peer_fec(self.peer).unwrap_or_default();
-            if !layer.protecting || layer.failure.is_some() {
+            // No layer any more: the connection closed; it was active.
+            let layer = self.socket.peer_fec(self.peer);
+            if let Some(layer) = layer.filter(|l| !l.protecting || l.failure.is_some()) {
                 return FecState::Stopped {
                     reason: layer
                         .failure
