@@ -673,10 +673,10 @@ async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
         pquic_host::files::write(out, identity.cert().as_ref())?;
     }
     eprintln!(
-        "listening on {}; certificate {certificate} (clients: --ca {certificate}); Ctrl-C to stop",
+        "listening on {}; certificate {certificate} (clients: --ca {certificate}); Ctrl-C or SIGTERM to stop",
         server.addr
     );
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
     server.shutdown().await;
     Ok(())
 }
@@ -765,6 +765,29 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
     Ok(())
 }
 
+/// Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers send).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()> {
     let listen = endpoint::resolve(listen).await?[0];
     let to = endpoint::resolve(to).await?[0];
@@ -773,7 +796,7 @@ async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()
         pquic_host::relay::run_with_stats(listen, to, path.config(), path.seed, stats.clone());
     tokio::select! {
         outcome = run => outcome,
-        _ = tokio::signal::ctrl_c() => {
+        () = stop_signal() => {
             eprintln!("relay stopped: {}", stats.snapshot());
             Ok(())
         }

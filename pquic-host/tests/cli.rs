@@ -179,7 +179,7 @@ fn server_banner(scratch: &Scratch, args: &[&str]) -> (bool, String) {
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
         text.push_str(&line);
         text.push('\n');
-        if line.contains("Ctrl-C to stop") {
+        if line.contains("SIGTERM to stop") {
             listening = true;
             break;
         }

@@ -245,7 +245,7 @@ fn start_server(namespaces: &Namespaces, args: &[&str]) -> Running {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains("Ctrl-C to stop") => {
+            Ok(line) if line.contains("SIGTERM to stop") => {
                 // Keep draining so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in rx {});
                 return running;
