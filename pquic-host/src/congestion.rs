@@ -11,10 +11,10 @@
 //! [`ChargeRule`] says whether a repaired loss of an application-limited
 //! sender counts too.
 //!
-//! A controller is built per connection but the counter belongs to the
-//! transport configuration: on a server with several clients, repaired
-//! losses of one client slow all of them down a little. That errs on the
-//! side of the network.
+//! The counter belongs to the transport configuration, and the builders
+//! (`crate::builder`) give every connection its own configuration, so a
+//! connection's repaired losses reach its own controller only: the layer
+//! installed for that connection feeds exactly that counter.
 
 #![forbid(unsafe_code)]
 

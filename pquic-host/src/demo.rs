@@ -66,6 +66,10 @@ pub struct ModeReport {
     pub plugin_sha256: Option<String>,
     /// True when the client had to fetch the plugin over the connection.
     pub plugin_fetched: bool,
+    /// The client's trusted validators that signed the plugin.
+    pub plugin_trusted_by: Vec<String>,
+    /// Why the FEC mode ran plain QUIC, when it did.
+    pub plain_because: Option<String>,
     /// Why the mode did not complete (for instance `timed out: workload`
     /// under heavy loss); `None` when it did.
     pub failed: Option<String>,
@@ -178,10 +182,11 @@ pub async fn run_mode(
         config.charge_rule,
     )?;
     let client = run_client(
-        loopback(),
+        Some(loopback()),
         Some(config.impairment(2)),
-        &identity.cert,
-        server.addr,
+        &identity.roots()?,
+        &[server.addr],
+        "localhost",
         client_plugins,
         config.charge_rule,
         &config.workload,
@@ -202,6 +207,8 @@ pub async fn run_mode(
         source_bytes: both.source_bytes,
         plugin_sha256: client.plugin_sha256,
         plugin_fetched: client.plugin_fetched,
+        plugin_trusted_by: client.trusted_by,
+        plain_because: client.declined,
         failed: None,
     })
 }
@@ -213,14 +220,169 @@ pub async fn run_plain(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> 
 
 /// QUIC with the configured plugin pushed to a client with an empty cache.
 pub async fn run_fec(config: &DemoConfig, progress: &(dyn Fn(f64) + Sync)) -> Result<ModeReport> {
-    let cache_dir = std::env::temp_dir().join(format!(
+    let cache_dir = demo_cache_dir(config);
+    let setup = FecSetup::named(&config.plugin, &cache_dir)?;
+    run_fec_with(config, setup, progress).await
+}
+
+/// Where [`run_fec`] keeps the client's (emptied) cache.
+pub fn demo_cache_dir(config: &DemoConfig) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
         "pquic-host-demo-cache-{}-{}",
         std::process::id(),
         config.seed
-    ));
+    ))
+}
+
+/// [`run_fec`] with a prepared setup (its cache directory is emptied first
+/// and removed after).
+pub async fn run_fec_with(
+    config: &DemoConfig,
+    setup: FecSetup,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<ModeReport> {
+    let cache_dir = demo_cache_dir(config);
     let _ = std::fs::remove_dir_all(&cache_dir);
-    let setup = FecSetup::named(&config.plugin, &cache_dir)?;
+    let setup = FecSetup {
+        client: ClientPlugins {
+            cache: Some(PluginCache::open(&cache_dir, DEFAULT_CACHE_BYTES)?),
+            ..setup.client
+        },
+        ..setup
+    };
     let report = run_mode(config, Some(setup), progress).await;
     let _ = std::fs::remove_dir_all(&cache_dir);
     report
+}
+
+/// The plugin exchange of a FEC run, step by step, for people: what the
+/// server offered, where the client got the bytes, whose signature it
+/// trusted, what the static verifier accepted, and the outcome.
+pub fn exchange_steps(setup: &FecSetup, fec: &ModeReport) -> Vec<String> {
+    let offer = &setup.server.offer;
+    let short = |key: &str| format!("{}...", &key[..key.len().min(16)]);
+    let mut steps = vec![format!(
+        "offer     server offers {} {} ({} bytes), sha256 {}, signed by {}",
+        offer.name,
+        offer.version,
+        offer.bytes.len(),
+        offer.sha256,
+        offer
+            .signers
+            .iter()
+            .map(|k| short(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    let Some(sha) = &fec.plugin_sha256 else {
+        steps.push(format!(
+            "outcome   not activated: {}; the FEC column is plain QUIC",
+            fec.plain_because
+                .as_deref()
+                .or(fec.failed.as_deref())
+                .unwrap_or("unknown")
+        ));
+        return steps;
+    };
+    steps.push(if fec.plugin_fetched {
+        format!(
+            "cache     the client had no copy of {}: fetched it over the connection",
+            short(sha)
+        )
+    } else {
+        format!(
+            "cache     the client had {} cached and used its copy",
+            short(sha)
+        )
+    });
+    steps.push(format!(
+        "trust     signature by trusted validator {} verifies; digest matches the offer",
+        fec.plugin_trusted_by
+            .iter()
+            .map(|k| short(k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Ok(package) = fec_plugin_sdk::package::Package::parse(&offer.bytes) {
+        let pluglets: Vec<String> = package
+            .manifest
+            .pluglets
+            .iter()
+            .map(|p| format!("{} ({} instructions)", p.name, p.code.len() / 8))
+            .collect();
+        steps.push(format!(
+            "verifier  accepted {} pluglet(s): {}; {} helper(s) declared; {} bytes of instance memory",
+            pluglets.len(),
+            pluglets.join(", "),
+            package.manifest.helpers.len(),
+            package.manifest.memory_size
+        ));
+    }
+    steps.push(format!(
+        "active    both ends protect their packets with {}",
+        setup.server.plugin.name()
+    ));
+    steps
+}
+
+/// Writes an SVG plot of the message latency CDF of each mode that
+/// completed (`modes`: label and report) to `path`.
+pub fn plot_latency_cdf(
+    path: &std::path::Path,
+    title: &str,
+    modes: &[(&str, &ModeReport)],
+) -> Result<()> {
+    use plotters::prelude::*;
+    let plot_error = |e: String| crate::Error::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let series: Vec<(&str, &[f64])> = modes
+        .iter()
+        .filter(|(_, m)| m.failed.is_none() && !m.workload.latency_cdf_ms.is_empty())
+        .map(|(label, m)| (*label, &m.workload.latency_cdf_ms[..]))
+        .collect();
+    let max = series
+        .iter()
+        .filter_map(|(_, v)| v.last().copied())
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..max, 0.0..1.0)
+        .map_err(|e| plot_error(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("message latency (ms), send to delivery")
+        .y_desc("fraction of messages delivered within")
+        .draw()
+        .map_err(|e| plot_error(e.to_string()))?;
+    let colours = [RGBColor(31, 119, 180), RGBColor(214, 39, 40)];
+    for (i, (label, values)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let n = values.len() as f64;
+        let points = values
+            .iter()
+            .enumerate()
+            .map(|(k, &latency)| (latency, (k + 1) as f64 / n));
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(|e| plot_error(e.to_string()))?
+            .label(*label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(e.to_string()))?;
+    root.present().map_err(|e| plot_error(e.to_string()))?;
+    Ok(())
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 
 use crate::congestion::{ChargeRule, FecAwareFactory};
@@ -17,45 +16,26 @@ use crate::error::{Error, Result};
 use crate::fec::RepairedLosses;
 pub use crate::fec::{LAYER_OVERHEAD, MAX_QUIC_PACKET};
 use crate::impair::Impairment;
-use crate::socket::{FecSocket, FecSocketHandle, LayerFactory};
+use crate::socket::{FecSocket, FecSocketHandle, PeerLimits};
 
 /// ALPN of our application protocol (workloads and plugin exchange).
 pub const ALPN: &[u8] = b"pquic-fec/1";
 
-/// A self-signed certificate for `localhost` and its key.
-#[derive(Debug)]
-pub struct Identity {
-    /// DER certificate (what clients trust).
-    pub cert: CertificateDer<'static>,
-    key: Vec<u8>,
-}
-
-impl Identity {
-    /// A fresh self-signed identity for `localhost`.
-    pub fn generate() -> Result<Self> {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
-        Ok(Self {
-            cert: certified.cert.der().clone(),
-            key: certified.key_pair.serialize_der(),
-        })
-    }
-
-    fn key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
-    }
-}
+pub use crate::identity::Identity;
 
 /// Where to bind and what sits between quinn and the socket.
 #[derive(Clone)]
 pub struct SocketOptions {
-    /// Local address (loopback).
+    /// Local address (any: a wildcard such as `0.0.0.0:4433` or `[::]:0`,
+    /// or one interface's).
     pub bind: SocketAddr,
-    /// Builds each peer's FEC layer.
-    pub factory: LayerFactory,
+    /// Bounds of the socket's peer table.
+    pub limits: PeerLimits,
     /// Receive-side impairment.
     pub impairment: Option<Impairment>,
-    /// Where the layers count losses the peer repaired, for the congestion
-    /// controller (RFC 9265).
+    /// The repaired-loss counter of the default transport configuration
+    /// ([`server`] and [`client`]); the builders of [`crate::builder`] give
+    /// each connection its own instead.
     pub repaired: RepairedLosses,
     /// When those count as congestion events.
     pub charge_rule: ChargeRule,
@@ -70,13 +50,52 @@ impl std::fmt::Debug for SocketOptions {
     }
 }
 
-/// Refuses anything but loopback: this tool emulates networks, it must not
-/// load real ones.
-pub fn require_loopback(addr: SocketAddr) -> Result<SocketAddr> {
-    if addr.ip().is_loopback() {
-        Ok(addr)
-    } else {
-        Err(Error::NotLoopback(addr))
+/// Resolves `target` to its addresses, in the resolver's order: an address
+/// (`10.0.0.1:4433`, `[::1]:4433`, `0.0.0.0:4433`) as it is, a host name
+/// with a port (`localhost:4433`) through the system resolver.
+pub async fn resolve(target: &str) -> Result<Vec<SocketAddr>> {
+    if let Ok(addr) = target.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(target)
+        .await
+        .map_err(|source| Error::Resolve {
+            target: target.to_string(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::NoAddress {
+            target: target.to_string(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// The host part of `target` (`host:port`) when it is a name rather than an
+/// IP address: the name a client expects in the server's certificate.
+///
+/// ```
+/// use pquic_host::endpoint::host_name;
+/// assert_eq!(host_name("example.net:4433"), Some("example.net"));
+/// assert_eq!(host_name("10.0.0.1:4433"), None);
+/// assert_eq!(host_name("[::1]:4433"), None);
+/// ```
+pub fn host_name(target: &str) -> Option<&str> {
+    if target.parse::<SocketAddr>().is_ok() {
+        return None;
+    }
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty() && host.parse::<std::net::IpAddr>().is_err()).then_some(host)
+}
+
+/// The wildcard address of `peer`'s family, any port: where a client
+/// socket that talks to `peer` binds.
+pub fn unspecified_for(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
     }
 }
 
@@ -111,71 +130,112 @@ fn endpoint_config() -> EndpointConfig {
 }
 
 fn bind(options: SocketOptions) -> Result<(Arc<FecSocket>, FecSocketHandle)> {
-    require_loopback(options.bind)?;
-    Ok(FecSocket::bind(
-        options.bind,
-        options.factory,
-        options.impairment,
-    )?)
+    let addr = options.bind;
+    FecSocket::bind(addr, options.limits, options.impairment)
+        .map_err(|source| Error::Bind { addr, source })
 }
 
-/// A server endpoint that accepts [`ALPN`] connections.
-pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, FecSocketHandle)> {
+/// A quinn server configuration: `identity`, TLS 1.3, `alpn` (the
+/// protocols offered, in preference order), and [`transport_config`] with
+/// a congestion controller charged the losses counted in `repaired`.
+pub fn server_config(
+    identity: &Identity,
+    alpn: &[Vec<u8>],
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+) -> Result<quinn::ServerConfig> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(vec![identity.cert.clone()], identity.key())?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+        .with_single_cert(identity.chain().to_vec(), identity.key())?;
+    tls.alpn_protocols = alpn.to_vec();
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
-    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server_config.transport_config(Arc::new(transport_config(
-        options.repaired.clone(),
-        options.charge_rule,
-    )));
-    let (socket, handle) = bind(options)?;
-    let endpoint = Endpoint::new_with_abstract_socket(
-        endpoint_config(),
-        Some(server_config),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )?;
-    Ok((endpoint, handle))
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config(repaired, rule)));
+    Ok(config)
 }
 
-/// A client endpoint that trusts `server_cert` only.
-pub fn client(
-    options: SocketOptions,
-    server_cert: &CertificateDer<'static>,
-) -> Result<(Endpoint, FecSocketHandle)> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server_cert.clone())?;
+/// A quinn client configuration: server certificates issued by `roots`
+/// (see [`crate::identity`]), TLS 1.3, `alpn`, and [`transport_config`]
+/// with a congestion controller charged the losses counted in `repaired`.
+pub fn client_config(
+    roots: rustls::RootCertStore,
+    alpn: &[Vec<u8>],
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+) -> Result<quinn::ClientConfig> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = alpn.to_vec();
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
-    let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
-    client_config.transport_config(Arc::new(transport_config(
-        options.repaired.clone(),
-        options.charge_rule,
-    )));
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config(repaired, rule)));
+    Ok(config)
+}
+
+/// A quinn endpoint on a new [`FecSocket`] bound as `options` say, serving
+/// with `server` when given.
+pub fn endpoint(
+    options: SocketOptions,
+    server: Option<quinn::ServerConfig>,
+) -> Result<(Endpoint, FecSocketHandle)> {
+    let addr = options.bind;
     let (socket, handle) = bind(options)?;
-    let mut endpoint = Endpoint::new_with_abstract_socket(
+    let endpoint = Endpoint::new_with_abstract_socket(
         endpoint_config(),
-        None,
+        server,
         socket,
         Arc::new(quinn::TokioRuntime),
-    )?;
-    endpoint.set_default_client_config(client_config);
+    )
+    .map_err(|source| Error::Socket { addr, source })?;
     Ok((endpoint, handle))
 }
 
-/// Connects `endpoint` to `addr` as `localhost`.
-pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<quinn::Connection> {
-    require_loopback(addr)?;
+/// A server endpoint that accepts [`ALPN`] connections; their congestion
+/// controllers share `options.repaired` (the builders in
+/// [`crate::builder`] give each connection its own).
+pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, FecSocketHandle)> {
+    let config = server_config(
+        identity,
+        &[ALPN.to_vec()],
+        options.repaired.clone(),
+        options.charge_rule,
+    )?;
+    endpoint(options, Some(config))
+}
+
+/// A client endpoint for [`ALPN`] that accepts server certificates issued
+/// by `roots` (see [`crate::identity`]).
+pub fn client(
+    options: SocketOptions,
+    roots: rustls::RootCertStore,
+) -> Result<(Endpoint, FecSocketHandle)> {
+    let config = client_config(
+        roots,
+        &[ALPN.to_vec()],
+        options.repaired.clone(),
+        options.charge_rule,
+    )?;
+    let (mut endpoint, handle) = endpoint(options, None)?;
+    endpoint.set_default_client_config(config);
+    Ok((endpoint, handle))
+}
+
+/// Connects `endpoint` to `addr`, expecting a certificate for
+/// `server_name`.
+pub async fn connect(
+    endpoint: &Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+) -> Result<quinn::Connection> {
     let connecting = endpoint
-        .connect(addr, "localhost")
+        .connect(addr, server_name)
         .map_err(|source| Error::Connect { addr, source })?;
-    Ok(connecting.await?)
+    connecting.await.map_err(|source| Error::Handshake {
+        addr,
+        server_name: server_name.to_string(),
+        source,
+    })
 }

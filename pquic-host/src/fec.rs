@@ -199,6 +199,10 @@ impl FecLayer for QuicLayer {
         self.layer.failure()
     }
 
+    fn is_protecting(&self) -> bool {
+        self.layer.is_protecting()
+    }
+
     fn set_rtt(&mut self, rtt: Duration) {
         self.layer.set_rtt(rtt);
     }

@@ -62,6 +62,11 @@ pub trait FecLayer: Send + std::fmt::Debug {
         None
     }
 
+    /// True while this layer protects what it sends.
+    fn is_protecting(&self) -> bool {
+        false
+    }
+
     /// The connection's smoothed round-trip time, for the policy.
     fn set_rtt(&mut self, _rtt: std::time::Duration) {}
 

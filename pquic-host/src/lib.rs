@@ -1,7 +1,7 @@
 //! A QUIC endpoint (quinn) with a forward-erasure-correction layer between
 //! quinn and the UDP socket, driven by FEC plugins the server ships to the
-//! client over the connection, and the tools to exercise it over an impaired
-//! loopback path.
+//! client over the connection, for operators (the `pquic-host` binary) and
+//! applications ([`builder`]).
 //!
 //! - [`impair`]: seeded, reproducible loss (Bernoulli, Gilbert-Elliott),
 //!   delay, jitter, reordering and rate limiting (sans-IO).
@@ -10,13 +10,21 @@
 //!   sans-IO `fec_core::layer::Layer` with QUIC's settings
 //!   ([`fec::QuicLayer`]), driven by a native policy or by a plugin through
 //!   `fec_plugin_sdk::host::PluginPolicy`.
+//! - [`builder`]: **the API for applications**: server and client
+//!   endpoints (any address, identity or trust, their own ALPN, the plugin
+//!   to offer or the trust store to accept with, FEC off/on/required)
+//!   yielding quinn connections plus an FEC handle (state, counters).
 //! - [`socket`]: the one I/O adapter, a quinn `AsyncUdpSocket` running a
-//!   layer per peer (and the impairment); [`endpoint`]: quinn endpoints on it.
+//!   layer per connection (bounded peer table, per-peer locks) and the
+//!   impairment; [`endpoint`]: quinn configurations and endpoints on it;
+//!   [`identity`]: certificates (PEM files, stored self-signed) and roots.
 //! - [`plugin`]: cache, trust store, verification and the in-band exchange;
 //!   [`congestion`]: repaired losses charged to quinn's congestion
-//!   controller (RFC 9265).
-//! - [`session`], [`workload`], [`demo`], [`relay`]: what the `pquic-host`
-//!   binary runs.
+//!   controller (RFC 9265), per connection.
+//! - [`relay`]: the impairing UDP relay of `pquic-host relay`. The binary's
+//!   own session, workload and demo code is not public API (hidden).
+//!
+//! See [`builder`] for an echo over FEC-protected QUIC in a few lines.
 //!
 //! Both ends of an in-memory FEC path, with a fake clock:
 //!
@@ -42,18 +50,24 @@
 //! assert_eq!(receiver.stats().recovered, 1);
 //! ```
 
+pub mod builder;
 pub mod congestion;
+#[doc(hidden)]
 pub mod demo;
 pub mod endpoint;
 pub mod error;
 pub mod fec;
+pub mod files;
+pub mod identity;
 pub mod impair;
 pub mod layer;
 pub mod plugin;
 pub mod relay;
 pub mod rng;
+#[doc(hidden)]
 pub mod session;
 pub mod socket;
+#[doc(hidden)]
 pub mod workload;
 
 pub use error::{Error, Result};

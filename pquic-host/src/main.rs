@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pquic_host::congestion::ChargeRule;
-use pquic_host::endpoint::Identity;
+use pquic_host::endpoint::{self, Identity};
+use pquic_host::identity::{self, StoredIdentity};
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
-use pquic_host::plugin::{self as plugins, Offer, PluginCache, DEFAULT_CACHE_BYTES};
+use pquic_host::plugin::{self as plugins, PluginCache, DEFAULT_CACHE_BYTES};
 use pquic_host::session::{self, ClientPlugins, Server, ServerPlugin};
 use pquic_host::workload::BulkSource;
-use pquic_host::Error;
+use pquic_host::{files, Error};
 
 use pquic_host::demo::{self, DemoConfig, ModeReport};
 use pquic_host::workload::WorkloadConfig;
@@ -31,11 +32,11 @@ struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct ImpairArgs {
-    /// Random loss per direction, in percent.
-    #[arg(long, default_value_t = 3.0)]
+    /// Random loss per direction, in percent (0 to below 100).
+    #[arg(long, default_value_t = 3.0, value_parser = loss_percent, allow_hyphen_values = true)]
     loss: f64,
-    /// Mean loss burst length in packets (Gilbert-Elliott when > 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// Mean loss burst length in packets, at least 1 (Gilbert-Elliott when > 1).
+    #[arg(long, default_value_t = 1.0, value_parser = burst_length, allow_hyphen_values = true)]
     burst: f64,
     /// Round-trip time added by the emulated path, in milliseconds.
     #[arg(long = "rtt-ms", default_value_t = 40)]
@@ -47,11 +48,11 @@ struct ImpairArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 struct PathArgs {
-    /// Random loss per direction, in percent.
-    #[arg(long, default_value_t = 0.0)]
+    /// Random loss of received packets, in percent (0 to below 100).
+    #[arg(long, default_value_t = 0.0, value_parser = loss_percent, allow_hyphen_values = true)]
     loss: f64,
-    /// Mean loss burst length in packets (Gilbert-Elliott when > 1).
-    #[arg(long, default_value_t = 1.0)]
+    /// Mean loss burst length in packets, at least 1 (Gilbert-Elliott when > 1).
+    #[arg(long, default_value_t = 1.0, value_parser = burst_length, allow_hyphen_values = true)]
     burst: f64,
     /// Round-trip time added (half in each direction), in milliseconds.
     #[arg(long = "rtt-ms", default_value_t = 0)]
@@ -59,11 +60,11 @@ struct PathArgs {
     /// Extra uniform delay per packet, up to this many milliseconds.
     #[arg(long = "jitter-ms", default_value_t = 0)]
     jitter_ms: u64,
-    /// Percentage of packets held back by 5 ms (reordering).
-    #[arg(long, default_value_t = 0.0)]
+    /// Percentage of packets held back by 5 ms (reordering), 0 to 100.
+    #[arg(long, default_value_t = 0.0, value_parser = percent, allow_hyphen_values = true)]
     reorder: f64,
     /// Bottleneck rate in Mbit/s (0: unlimited).
-    #[arg(long = "rate-mbps", default_value_t = 0.0)]
+    #[arg(long = "rate-mbps", default_value_t = 0.0, value_parser = non_negative, allow_hyphen_values = true)]
     rate_mbps: f64,
     /// Seed of the impairment.
     #[arg(long, default_value_t = 1)]
@@ -76,7 +77,7 @@ impl PathArgs {
             loss: LossModel::from_percent(self.loss, self.burst),
             delay: Duration::from_millis(self.rtt_ms) / 2,
             jitter: Duration::from_millis(self.jitter_ms),
-            reorder_rate: (self.reorder / 100.0).clamp(0.0, 1.0),
+            reorder_rate: self.reorder / 100.0,
             rate_bps: (self.rate_mbps > 0.0).then_some((self.rate_mbps * 1e6) as u64),
             ..ImpairConfig::default()
         }
@@ -100,6 +101,81 @@ struct StoreArgs {
     trust: PathBuf,
 }
 
+fn number(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text} is not a number"))?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("{text} is not a finite number"))
+    }
+}
+
+/// A loss rate in percent: 0 <= x < 100 (100% would be no path at all).
+fn loss_percent(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text}: a loss rate is a percentage, at least 0 and below 100"
+        ))
+    }
+}
+
+/// A percentage: 0 <= x <= 100.
+fn percent(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a percentage is from 0 to 100"))
+    }
+}
+
+/// A mean burst length in packets: at least 1.
+fn burst_length(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value >= 1.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a mean burst length is at least 1 packet"))
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text}: must not be negative"))
+    }
+}
+
+/// Seconds, more than 0 (and at most a day).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value > 0.0 && value <= 86_400.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text}: a duration in seconds, more than 0 and at most 86400"
+        ))
+    }
+}
+
+/// Seconds, 0 or more (and at most a day).
+fn seconds(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..=86_400.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a duration in seconds, from 0 to 86400"))
+    }
+}
+
 fn default_dir(kind: &str) -> PathBuf {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -115,6 +191,85 @@ fn default_dir(kind: &str) -> PathBuf {
     base.join("pquic-host")
 }
 
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Address to listen on: an address (`10.0.0.1:4433`, `[::]:4433` for
+    /// every interface, IPv6 and IPv4) or a host name with a port
+    /// (`localhost:4433`; the first address that binds).
+    #[arg(long, default_value = "[::]:4433")]
+    listen: String,
+    /// The server's certificate chain (PEM, leaf first); with --key.
+    /// Without both, a self-signed certificate for --name, kept in
+    /// --identity-dir and reused.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// A name (DNS name or IP address) of the self-signed certificate;
+    /// repeat for several.
+    #[arg(long = "name", default_value = "localhost", conflicts_with = "cert")]
+    names: Vec<String>,
+    /// Where the self-signed certificate and its key (mode 0600) are kept.
+    #[arg(long = "identity-dir", default_value_os_t = default_dir("config").join("identity"))]
+    identity_dir: PathBuf,
+    /// Also write the server's certificate (DER) here, for clients' --ca.
+    #[arg(long = "cert-out")]
+    cert_out: Option<PathBuf>,
+    /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, or a .fecp file.
+    #[arg(long, default_value = "realtime")]
+    plugin: String,
+    /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
+    #[arg(long = "sign-key")]
+    sign_key: Option<PathBuf>,
+    /// Serve plain QUIC, offer nothing.
+    #[arg(long = "no-plugin")]
+    no_plugin: bool,
+    #[command(flatten)]
+    path: PathArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    /// Server address or host name with a port; every address of a name is
+    /// tried in turn.
+    #[arg(long, default_value = "localhost:4433")]
+    connect: String,
+    /// Name expected in the server's certificate (default: the host part of
+    /// --connect when it is a name, else `localhost`).
+    #[arg(long = "server-name")]
+    server_name: Option<String>,
+    /// Local address to send from (default: the unspecified address of the
+    /// server's family, any port).
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Certificates to accept the server's from (PEM or DER), for example
+    /// the server's self-signed one; default: the system's roots.
+    #[arg(long = "ca", visible_alias = "cert")]
+    ca: Option<PathBuf>,
+    /// File to send as the bulk transfer (default: generated data).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Seconds of real-time messages (more than 0).
+    #[arg(long = "messages-s", default_value_t = 5.0, value_parser = positive_seconds, allow_hyphen_values = true)]
+    messages_s: f64,
+    /// Seconds of generated bulk data (0: none; ignored with --file).
+    #[arg(long = "bulk-s", default_value_t = 3.0, value_parser = seconds, allow_hyphen_values = true)]
+    bulk_s: f64,
+    /// Decline every plugin.
+    #[arg(long = "no-plugin", conflicts_with = "require_fec")]
+    no_plugin: bool,
+    /// Exit non-zero unless FEC was active for the whole transfer (a
+    /// plugin accepted before it began, neither end stopping before it
+    /// ended).
+    #[arg(long = "require-fec")]
+    require_fec: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    path: PathArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Server and client in one process over impaired loopback: plain QUIC
@@ -123,7 +278,7 @@ enum Command {
         #[command(flatten)]
         impair: ImpairArgs,
         /// Seconds per mode (two thirds real-time messages, one third bulk).
-        #[arg(long = "duration-s", default_value_t = 12.0)]
+        #[arg(long = "duration-s", default_value_t = 12.0, value_parser = positive_seconds, allow_hyphen_values = true)]
         duration_s: f64,
         /// Print one JSON object instead of the table.
         #[arg(long)]
@@ -135,61 +290,23 @@ enum Command {
         /// Plugin the server pushes: realtime, adaptive, rlc-window or rs-block.
         #[arg(long, default_value = "realtime")]
         plugin: String,
+        /// Also write the message latency CDF of both modes here (SVG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
-    /// Serve the workload protocol (and offer an FEC plugin) on loopback.
-    Server {
-        /// Address to listen on (loopback only).
-        #[arg(long, default_value = "127.0.0.1:4433")]
-        listen: SocketAddr,
-        /// Where to write the server's certificate (DER) for clients.
-        #[arg(long = "cert-out", default_value = "pquic-host-server.der")]
-        cert_out: PathBuf,
-        /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, or a .fecp file.
-        #[arg(long, default_value = "realtime")]
-        plugin: String,
-        /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
-        #[arg(long = "sign-key")]
-        sign_key: Option<PathBuf>,
-        /// Serve plain QUIC, offer nothing.
-        #[arg(long = "no-plugin")]
-        no_plugin: bool,
-        #[command(flatten)]
-        path: PathArgs,
-    },
+    /// Serve the workload protocol (and offer an FEC plugin).
+    Server(ServerArgs),
     /// Connect, accept the server's plugin if trusted, send a file or a
     /// message stream, and verify what the server received.
-    Client {
-        /// Server address (loopback only).
-        #[arg(long, default_value = "127.0.0.1:4433")]
-        connect: SocketAddr,
-        /// The server's certificate (DER), as written by `server --cert-out`.
-        #[arg(long, default_value = "pquic-host-server.der")]
-        cert: PathBuf,
-        /// File to send as the bulk transfer (default: generated data).
-        #[arg(long)]
-        file: Option<PathBuf>,
-        /// Seconds of real-time messages.
-        #[arg(long = "messages-s", default_value_t = 5.0)]
-        messages_s: f64,
-        /// Seconds of generated bulk data (ignored with --file).
-        #[arg(long = "bulk-s", default_value_t = 3.0)]
-        bulk_s: f64,
-        /// Decline every plugin.
-        #[arg(long = "no-plugin")]
-        no_plugin: bool,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        path: PathArgs,
-    },
+    Client(ClientArgs),
     /// Relay UDP from --listen to --to, impairing both directions.
     Relay {
-        /// Address clients send to (loopback only).
+        /// Address clients send to (address or host name with a port).
         #[arg(long)]
-        listen: SocketAddr,
-        /// Server address (loopback only).
+        listen: String,
+        /// Server address (address or host name with a port).
         #[arg(long)]
-        to: SocketAddr,
+        to: String,
         #[command(flatten)]
         path: PathArgs,
     },
@@ -228,11 +345,15 @@ enum PluginAction {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Make a validator key: writes the secret (hex) to --out, prints the public key.
+    /// Make a validator key: writes the secret (hex) to --out with mode
+    /// 0600, prints the public key. An existing file is kept unless --force.
     Keygen {
         /// Where to write the secret key.
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing key file.
+        #[arg(long)]
+        force: bool,
     },
     /// Build the shipped `realtime` plugin signed with a key file.
     BuildRealtime {
@@ -245,10 +366,54 @@ enum PluginAction {
     },
 }
 
-fn progress_bar(hidden: bool, label: &str) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
+/// Progress of one run: a bar on a terminal, a line per 10% on stderr when
+/// it is piped, nothing when hidden.
+enum Progress {
+    Bar(ProgressBar),
+    Lines {
+        label: String,
+        decile: std::sync::atomic::AtomicU32,
+    },
+    Hidden,
+}
+
+impl Progress {
+    fn new(hidden: bool, label: &str) -> Self {
+        use std::io::IsTerminal;
+        if hidden {
+            Progress::Hidden
+        } else if std::io::stderr().is_terminal() {
+            Progress::Bar(progress_bar(label))
+        } else {
+            Progress::Lines {
+                label: label.to_string(),
+                decile: std::sync::atomic::AtomicU32::new(0),
+            }
+        }
     }
+
+    fn set(&self, fraction: f64) {
+        match self {
+            Progress::Bar(bar) => bar.set_position((fraction * 1000.0) as u64),
+            Progress::Lines { label, decile } => {
+                let now = (fraction.clamp(0.0, 1.0) * 10.0) as u32;
+                let before = decile.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                if now > before {
+                    eprintln!("{label}: {}%", now * 10);
+                }
+            }
+            Progress::Hidden => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}
+
+fn progress_bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(1000);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>6} [{bar:40}] {percent:>3}% {elapsed}")
@@ -324,14 +489,31 @@ fn print_table(config: &DemoConfig, plain: &ModeReport, fec: &ModeReport) {
     }
 }
 
+fn print_legend() {
+    println!(
+        "\nwhat the rows mean:
+  messages sent / delivered   real-time messages (100/s, 200 bytes) on one reliable stream; the
+                              server checks every byte and the order
+  message latency             send to delivery at the server, per message (both ends share a clock)
+  datagrams sent / delivered  the same rate as unreliable QUIC datagrams: FEC can rebuild lost ones,
+                              plain QUIC cannot
+  packets retransmitted       packets quinn declared lost (both directions): each costs a round trip
+  packets recovered by FEC    lost packets rebuilt from repair symbols, without a round trip
+  bulk goodput                a bulk stream after the messages, at the server; 'intact' means its
+                              length and SHA-256 matched
+  redundancy                  repair bytes sent per protected byte (small packets cost the most)"
+    );
+}
+
 async fn demo(
     impair: ImpairArgs,
     duration_s: f64,
     json: bool,
     charge_rule: ChargeRule,
     plugin: String,
+    plot: Option<PathBuf>,
 ) -> pquic_host::Result<()> {
-    let total = Duration::from_secs_f64(duration_s.max(0.5));
+    let total = Duration::from_secs_f64(duration_s);
     let config = DemoConfig {
         loss_percent: impair.loss,
         burst: impair.burst,
@@ -345,20 +527,35 @@ async fn demo(
             ..WorkloadConfig::default()
         },
     };
-    let bar = progress_bar(json, "plain");
+    let bar = Progress::new(json, "plain QUIC");
     // Each mode reports its own outcome: one that fails (plain QUIC missing
     // its deadline under heavy loss, say) is a row that says so, and the
     // other mode still runs.
-    let plain = demo::run_plain(&config, &|f| bar.set_position((f * 1000.0) as u64))
+    let plain = demo::run_plain(&config, &|f| bar.set(f))
         .await
         .unwrap_or_else(|e| ModeReport::failure(&e));
     bar.finish();
-    let bar = progress_bar(json, "fec");
-    let fec_result = demo::run_fec(&config, &|f| bar.set_position((f * 1000.0) as u64)).await;
+    let setup = demo::FecSetup::named(&config.plugin, &demo::demo_cache_dir(&config))?;
+    let bar = Progress::new(json, "QUIC + FEC");
+    let fec_result = demo::run_fec_with(&config, setup.clone(), &|f| bar.set(f)).await;
     let fec = fec_result
         .as_ref()
         .map_or_else(ModeReport::failure, Clone::clone);
     bar.finish();
+    if let Some(path) = &plot {
+        let title = format!(
+            "message latency CDF: loss {}% (burst {}), RTT {} ms, plugin {}",
+            config.loss_percent, config.burst, impair.rtt_ms, config.plugin
+        );
+        demo::plot_latency_cdf(
+            path,
+            &title,
+            &[("plain QUIC", &plain), ("QUIC + FEC", &fec)],
+        )?;
+        if !json {
+            eprintln!("latency CDF written to {}", path.display());
+        }
+    }
     if json {
         let object = serde_json::json!({
             "plain": plain.to_json(),
@@ -374,120 +571,165 @@ async fn demo(
         });
         println!("{object}");
     } else {
+        println!("\nplugin exchange (QUIC + FEC run):");
+        for (i, step) in demo::exchange_steps(&setup, &fec).iter().enumerate() {
+            println!("  {}. {step}", i + 1);
+        }
         print_table(&config, &plain, &fec);
+        print_legend();
     }
     // The main job is the FEC mode: the command fails when it did.
     fec_result.map(|_| ())
 }
 
-fn read_key(path: &Path) -> pquic_host::Result<ed25519_dalek::SigningKey> {
-    let text = std::fs::read_to_string(path)?;
-    let bytes = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| Error::Plugin(format!("{} is not a 32-byte hex key", path.display())))?;
-    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+/// The server's identity: the operator's PEM pair, or the stored
+/// self-signed one (still to be written if new).
+fn server_identity(args: &ServerArgs) -> pquic_host::Result<(Identity, Option<StoredIdentity>)> {
+    match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Ok((Identity::from_pem_files(cert, key)?, None)),
+        _ => {
+            let stored = StoredIdentity::load_or_generate(&args.identity_dir, &args.names)?;
+            Ok((stored.identity().clone(), Some(stored)))
+        }
+    }
 }
 
-async fn server(
-    listen: SocketAddr,
-    cert_out: &Path,
-    plugin: &str,
-    sign_key: Option<&Path>,
-    no_plugin: bool,
-    path: &PathArgs,
-) -> pquic_host::Result<()> {
-    let identity = Identity::generate()?;
-    std::fs::write(cert_out, identity.cert.as_ref())?;
-    let offered = if no_plugin {
+async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
+    let (identity, mut stored) = server_identity(args)?;
+    let offered = if args.no_plugin {
         None
     } else {
-        let key = match sign_key {
-            Some(path) => read_key(path)?,
-            None => ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        let shipped = plugins::SHIPPED.contains(&args.plugin.as_str());
+        let key = match &args.sign_key {
+            Some(path) => Some(plugins::read_signing_key(path)?),
+            // A shipped plugin is signed with this server's own validator
+            // key, made once and kept, so clients trust it once.
+            None if shipped => {
+                let path = default_dir("config").join("validator.key");
+                match path.exists() {
+                    true => Some(plugins::read_signing_key(&path)?),
+                    false => {
+                        let key = plugins::create_signing_key(&path, false)?;
+                        eprintln!("new validator key in {}", path.display());
+                        Some(key)
+                    }
+                }
+            }
+            // A package file is offered with its own signatures.
+            None => None,
         };
-        let bytes = match plugins::named_package(plugin, &key)? {
-            Some(bytes) => bytes,
-            // Not a shipped name: a package file.
-            None => plugins::sign_package(&std::fs::read(plugin)?, &key)
-                .map_err(|e| Error::Plugin(format!("{plugin}: {e}")))?,
-        };
-        let offer = Offer::new(bytes)?;
-        let mut trust = fec_plugin_sdk::package::TrustStore::new();
-        trust.add(key.verifying_key());
-        let loaded = plugins::verify_package(&offer.bytes, &offer.sha256, &trust)?;
+        let (offer, loaded) = plugins::prepare_offer(&args.plugin, key.as_ref())?;
         eprintln!(
-            "offering {} {} sha256 {}; clients must trust validator {}",
+            "offering {} {} sha256 {}; signed by validator(s) {}: clients must trust one \
+             (pquic-host plugin trust KEY)",
             offer.name,
             offer.version,
             offer.sha256,
-            hex::encode(key.verifying_key().as_bytes())
+            offer.signers.join(", ")
         );
         Some(ServerPlugin {
             offer,
             plugin: loaded,
         })
     };
-    let server = Server::start(
-        listen,
-        path.impairment(1),
-        &identity,
-        offered,
-        ChargeRule::default(),
-    )?;
+    let mut started = Err(Error::NoAddress {
+        target: args.listen.clone(),
+    });
+    for addr in endpoint::resolve(&args.listen).await? {
+        started = Server::start(
+            addr,
+            args.path.impairment(1),
+            &identity,
+            offered.clone(),
+            ChargeRule::default(),
+        );
+        if started.is_ok() {
+            break;
+        }
+    }
+    let server = started?;
+    // Only a server that bound writes anything: a failed start leaves the
+    // stored identity and --cert-out as they were.
+    let certificate = match &mut stored {
+        Some(stored) => {
+            if stored.is_new() {
+                stored.persist()?;
+                eprintln!(
+                    "new self-signed certificate for {} in {}",
+                    args.names.join(", "),
+                    stored.cert_path().display()
+                );
+            }
+            stored.cert_path().display().to_string()
+        }
+        None => args
+            .cert
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .display()
+            .to_string(),
+    };
+    if let Some(out) = &args.cert_out {
+        pquic_host::files::write(out, identity.cert().as_ref())?;
+    }
     eprintln!(
-        "listening on {}; certificate in {}; Ctrl-C to stop",
-        server.addr,
-        cert_out.display()
+        "listening on {}; certificate {certificate} (clients: --ca {certificate}); Ctrl-C or SIGTERM to stop",
+        server.addr
     );
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
     server.shutdown().await;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn client(
-    connect: SocketAddr,
-    cert: &Path,
-    file: Option<&Path>,
-    messages_s: f64,
-    bulk_s: f64,
-    no_plugin: bool,
-    store: &StoreArgs,
-    path: &PathArgs,
-) -> pquic_host::Result<()> {
-    let cert = rustls::pki_types::CertificateDer::from(std::fs::read(cert)?);
+async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
+    let roots = match &args.ca {
+        Some(path) => identity::roots_from_file(path)?,
+        None => identity::system_roots()?,
+    };
+    let store = &args.store;
     let plugins = ClientPlugins {
-        cache: (!no_plugin)
+        cache: (!args.no_plugin)
             .then(|| PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES))
             .transpose()?,
         trust: plugins::load_trust_store(&store.trust)?,
     };
-    let bulk = match file {
-        Some(f) => BulkSource::Bytes(std::fs::read(f)?.into()),
+    let bulk = match &args.file {
+        Some(f) => BulkSource::Bytes(pquic_host::files::read(f)?.into()),
         None => BulkSource::Generated,
     };
     let workload = WorkloadConfig {
-        realtime: Duration::from_secs_f64(messages_s.max(0.1)),
-        bulk: Duration::from_secs_f64(bulk_s.max(0.0)),
+        realtime: Duration::from_secs_f64(args.messages_s),
+        bulk: Duration::from_secs_f64(args.bulk_s),
         ..WorkloadConfig::default()
     };
-    let bar = progress_bar(false, "client");
+    let bar = Progress::new(false, "client");
+    let servers = endpoint::resolve(&args.connect).await?;
+    let server_name = args
+        .server_name
+        .as_deref()
+        .or_else(|| endpoint::host_name(&args.connect))
+        .unwrap_or("localhost");
     let report = session::run_client(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        path.impairment(2),
-        &cert,
-        connect,
+        args.bind,
+        args.path.impairment(2),
+        &roots,
+        &servers,
+        server_name,
         Some(plugins),
         ChargeRule::default(),
         &workload,
         bulk,
-        &|f| bar.set_position((f * 1000.0) as u64),
+        &|f| bar.set(f),
     )
     .await?;
     bar.finish();
     let w = &report.workload;
     let verified = w.delivered == w.sent && w.bulk_intact;
+    let fec_state = match (&report.plugin_sha256, report.fec_throughout) {
+        (None, _) => "off",
+        (Some(_), true) => "active",
+        (Some(_), false) => "stopped",
+    };
     println!(
         "{}",
         serde_json::json!({
@@ -504,15 +746,60 @@ async fn client(
             "plugin_sha256": report.plugin_sha256,
             "plugin_fetched": report.plugin_fetched,
             "plain_quic_because": report.declined,
+            "fec": fec_state,
+            "fec_stopped_because": report.fec_stopped,
+            "fec_required": args.require_fec,
+            "trusted_validators": report.trusted_by,
             "recovered": report.fec.recovered,
         })
     );
-    if verified {
-        Ok(())
-    } else {
-        Err(Error::Protocol(
+    if !verified {
+        return Err(Error::Protocol(
             "the server did not receive everything intact".into(),
-        ))
+        ));
+    }
+    if args.require_fec && !report.fec_throughout {
+        let why = report.declined.as_deref().unwrap_or("FEC was not active");
+        return Err(Error::FecRequired(why.to_string()));
+    }
+    Ok(())
+}
+
+/// Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers send).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()> {
+    let listen = endpoint::resolve(listen).await?[0];
+    let to = endpoint::resolve(to).await?[0];
+    let stats = pquic_host::relay::RelayStats::default();
+    let run =
+        pquic_host::relay::run_with_stats(listen, to, path.config(), path.seed, stats.clone());
+    tokio::select! {
+        outcome = run => outcome,
+        () = stop_signal() => {
+            eprintln!("relay stopped: {}", stats.snapshot());
+            Ok(())
+        }
     }
 }
 
@@ -525,10 +812,11 @@ fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
             }
         }
         PluginAction::Add { file, store } => {
-            let bytes = std::fs::read(&file)?;
+            let bytes = files::read(&file)?;
             let digest = plugins::package_digest(&bytes)?;
             let trust = plugins::load_trust_store(&store.trust)?;
-            plugins::verify_package(&bytes, &digest, &trust)?;
+            plugins::verify_package(&bytes, &digest, &trust)
+                .map_err(|e| Error::Plugin(format!("{}: {e}", file.display())))?;
             PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES)?.put(&bytes)?;
             println!("{digest}");
         }
@@ -539,40 +827,69 @@ fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
         PluginAction::Trust { key, store } => {
             fec_plugin_sdk::package::TrustStore::new()
                 .add_hex(&key)
-                .map_err(|e| Error::Plugin(format!("bad key: {e}")))?;
-            if let Some(dir) = store.trust.parent() {
-                std::fs::create_dir_all(dir)?;
+                .map_err(|e| Error::Plugin(format!("{key} is not an ed25519 public key: {e}")))?;
+            if let Some(dir) = store.trust.parent().filter(|d| !d.as_os_str().is_empty()) {
+                files::create_dir_all(dir)?;
             }
-            let mut text = std::fs::read_to_string(&store.trust).unwrap_or_default();
-            text.push_str(key.trim());
-            text.push('\n');
-            std::fs::write(&store.trust, text)?;
+            let mut text = match std::fs::read_to_string(&store.trust) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(source) => {
+                    return Err(Error::Read {
+                        path: store.trust.clone(),
+                        source,
+                    })
+                }
+            };
+            let already = plugins::load_trust_store(&store.trust)?;
+            let trusted = already
+                .keys()
+                .iter()
+                .any(|k| hex::encode(k.as_bytes()).eq_ignore_ascii_case(key.trim()));
+            if !trusted {
+                text.push_str(key.trim());
+                text.push('\n');
+                files::write(&store.trust, text.as_bytes())?;
+            }
             println!("trusted {} in {}", key.trim(), store.trust.display());
         }
-        PluginAction::Keygen { out } => {
-            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            std::fs::write(&out, hex::encode(key.to_bytes()))?;
+        PluginAction::Keygen { out, force } => {
+            let key = plugins::create_signing_key(&out, force)?;
             println!("{}", hex::encode(key.verifying_key().as_bytes()));
         }
         PluginAction::BuildRealtime { key, out } => {
-            let bytes = plugins::realtime_package(&read_key(&key)?)?;
-            std::fs::write(&out, &bytes)?;
+            let bytes = plugins::realtime_package(&plugins::read_signing_key(&key)?)?;
+            files::write(&out, &bytes)?;
             println!("{}", plugins::package_digest(&bytes)?);
         }
     }
     Ok(())
 }
 
-#[tokio::main]
-async fn main() {
+/// Logs to stderr: colour only on a terminal; `RUST_LOG` overrides the
+/// level. Services (server, client, relay) log a line per connection and
+/// per plugin activation (info); the demo only warnings, so its table
+/// stays readable.
+fn init_logging(command: &Command) {
+    use std::io::IsTerminal;
+    let default = match command {
+        Command::Server(_) | Command::Client(_) | Command::Relay { .. } => "warn,pquic_host=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[tokio::main]
+async fn main() {
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let outcome = match cli.command {
         Command::Demo {
             impair,
@@ -580,50 +897,11 @@ async fn main() {
             json,
             cc_repaired,
             plugin,
-        } => demo(impair, duration_s, json, cc_repaired, plugin).await,
-        Command::Server {
-            listen,
-            cert_out,
-            plugin,
-            sign_key,
-            no_plugin,
-            path,
-        } => {
-            server(
-                listen,
-                &cert_out,
-                &plugin,
-                sign_key.as_deref(),
-                no_plugin,
-                &path,
-            )
-            .await
-        }
-        Command::Client {
-            connect,
-            cert,
-            file,
-            messages_s,
-            bulk_s,
-            no_plugin,
-            store,
-            path,
-        } => {
-            client(
-                connect,
-                &cert,
-                file.as_deref(),
-                messages_s,
-                bulk_s,
-                no_plugin,
-                &store,
-                &path,
-            )
-            .await
-        }
-        Command::Relay { listen, to, path } => {
-            pquic_host::relay::run(listen, to, path.config(), path.seed).await
-        }
+            plot,
+        } => demo(impair, duration_s, json, cc_repaired, plugin, plot).await,
+        Command::Server(args) => server(&args).await,
+        Command::Client(args) => client(&args).await,
+        Command::Relay { listen, to, path } => relay(&listen, &to, &path).await,
         Command::Plugin { action } => plugin_command(action),
     };
     if let Err(e) = outcome {

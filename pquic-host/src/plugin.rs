@@ -92,6 +92,9 @@ pub fn sign_package(bytes: &[u8], validator: &ed25519_dalek::SigningKey) -> Resu
     Ok(package.to_bytes())
 }
 
+/// Names of the shipped plugins: this crate's and `fec-plugins`'.
+pub const SHIPPED: [&str; 4] = ["realtime", "rs-block", "rlc-window", "adaptive"];
+
 /// The plugin called `name`, signed by `validator`: this crate's `realtime`
 /// or one shipped in `fec-plugins` (`adaptive`, `rlc-window`, `rs-block`);
 /// `None` for any other name.
@@ -103,6 +106,84 @@ pub fn named_package(name: &str, validator: &ed25519_dalek::SigningKey) -> Resul
         Some(shipped) => sign_package(shipped.package, validator).map(Some),
         None => Ok(None),
     }
+}
+
+/// What a server offers and runs: `plugin` is a shipped name (see
+/// [`named_package`]) or a `.fecp` file. `signer`'s signature is added when
+/// given; a shipped plugin needs one (it carries none), a file without one
+/// is offered with its own signatures, and a file that has none is refused
+/// (no client would accept it). The server loads the plugin itself (static
+/// verifier) without judging signatures: it chose the plugin.
+pub fn prepare_offer(
+    plugin: &str,
+    signer: Option<&ed25519_dalek::SigningKey>,
+) -> Result<(Offer, Plugin)> {
+    let bytes = match (named_package_unsigned(plugin)?, signer) {
+        (Some(_), Some(key)) => named_package(plugin, key)?.expect("a shipped name"),
+        (Some(_), None) => {
+            return Err(Error::Plugin(format!(
+                "the shipped plugin {plugin} carries no signature: give a validator key to sign it"
+            )))
+        }
+        (None, signer) => {
+            let path = Path::new(plugin);
+            let bytes = crate::files::read(path)?;
+            match signer {
+                Some(key) => sign_package(&bytes, key)
+                    .map_err(|e| Error::Plugin(format!("{}: {e}", path.display())))?,
+                None => bytes,
+            }
+        }
+    };
+    let package = Package::parse(&bytes)
+        .map_err(|e| Error::Plugin(format!("{plugin}: package does not parse: {e}")))?;
+    if package.signatures.is_empty() {
+        return Err(Error::Plugin(format!(
+            "{plugin} carries no signature, so no client would accept it: sign it with a \
+             validator key (--sign-key FILE; make one with `pquic-host plugin keygen`)"
+        )));
+    }
+    let loaded = Plugin::load(&package, &HostOffer::all())
+        .map_err(|e| Error::Plugin(format!("{plugin}: the verifier rejected it: {e}")))?;
+    Ok((Offer::new(bytes)?, loaded))
+}
+
+/// The shipped plugin called `name` without signatures, if there is one.
+fn named_package_unsigned(name: &str) -> Result<Option<Vec<u8>>> {
+    if name == "realtime" {
+        return package_from_assembly("realtime", "0.1.0", REALTIME_SOURCE, None).map(Some);
+    }
+    Ok(fec_plugins::ALL
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.package.to_vec()))
+}
+
+/// Reads a validator's secret key (64 hex digits, as `plugin keygen`
+/// writes it).
+pub fn read_signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
+    let text = crate::files::read_to_string(path)?;
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| Error::Plugin(format!("{} is not a 32-byte hex key", path.display())))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+/// Writes a new validator key to `path` (mode 0600; an existing file only
+/// with `force`) and returns it.
+pub fn create_signing_key(path: &Path, force: bool) -> Result<ed25519_dalek::SigningKey> {
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::files::create_dir_all(dir)?;
+    }
+    crate::files::write_new(
+        path,
+        hex::encode(key.to_bytes()).as_bytes(),
+        crate::files::SECRET,
+        force,
+    )?;
+    Ok(key)
 }
 
 /// Hex SHA-256 identity of a package (the digest its format defines).
@@ -124,7 +205,7 @@ impl PluginCache {
     /// A cache in `dir` (created if missing) holding at most `max_bytes`.
     pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        crate::files::create_dir_all(&dir)?;
         Ok(Self { dir, max_bytes })
     }
 
@@ -153,31 +234,55 @@ impl PluginCache {
         let digest = package_digest(bytes)?;
         let path = self.path(&digest).expect("a digest is 64 hex digits");
         let temporary = path.with_extension("part");
-        std::fs::write(&temporary, bytes)?;
-        std::fs::rename(&temporary, &path)?;
+        crate::files::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, &path).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
         self.trim(&path)?;
         Ok(digest)
     }
 
     /// `(digest, size)` of every cached package.
     pub fn list(&self) -> Result<Vec<(String, u64)>> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(digest) = name.strip_suffix(".fecp") {
-                out.push((digest.to_string(), entry.metadata()?.len()));
-            }
-        }
+        let mut out: Vec<(String, u64)> = self
+            .entries()?
+            .into_iter()
+            .filter_map(|(_, path, len)| {
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                Some((name.strip_suffix(".fecp")?.to_string(), len))
+            })
+            .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// `(modified, path, size)` of every package file.
+    fn entries(&self) -> Result<Vec<(Option<std::time::SystemTime>, PathBuf, u64)>> {
+        let read_error = |source| Error::Read {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "fecp") {
+                // A file removed meanwhile (another process trimming) is
+                // simply not listed.
+                if let Ok(meta) = entry.metadata() {
+                    files.push((meta.modified().ok(), path, meta.len()));
+                }
+            }
+        }
+        Ok(files)
     }
 
     /// Removes a package; true if it was there.
     pub fn remove(&self, digest_hex: &str) -> Result<bool> {
         match self.path(digest_hex) {
             Some(path) if path.exists() => {
-                std::fs::remove_file(path)?;
+                std::fs::remove_file(&path).map_err(|source| Error::Write { path, source })?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -185,23 +290,18 @@ impl PluginCache {
     }
 
     fn trim(&self, keep: &Path) -> Result<()> {
-        let mut files = Vec::new();
-        let mut total = 0;
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if entry.path().extension().is_some_and(|e| e == "fecp") {
-                total += meta.len();
-                files.push((meta.modified().ok(), entry.path(), meta.len()));
-            }
-        }
+        let mut files = self.entries()?;
+        let mut total: u64 = files.iter().map(|(_, _, len)| len).sum();
         files.sort();
         for (_, path, len) in files {
             if total <= self.max_bytes {
                 break;
             }
             if path != keep {
-                std::fs::remove_file(&path)?;
+                std::fs::remove_file(&path).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
                 total -= len;
             }
         }
@@ -216,7 +316,12 @@ pub fn load_trust_store(path: &Path) -> Result<TrustStore> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
-        Err(e) => return Err(e.into()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     for line in text.lines() {
         let key = line.split('#').next().unwrap_or("").trim();
@@ -232,6 +337,24 @@ pub fn load_trust_store(path: &Path) -> Result<TrustStore> {
 /// Verifies a package for use: hash as offered, at least one trusted
 /// signature, static verifier (by loading it).
 pub fn verify_package(bytes: &[u8], expected_sha256: &str, trust: &TrustStore) -> Result<Plugin> {
+    verify_package_detailed(bytes, expected_sha256, trust).map(|v| v.plugin)
+}
+
+/// A package that passed [`verify_package_detailed`].
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The loaded plugin (the static verifier accepted it).
+    pub plugin: Plugin,
+    /// Hex public keys of the trusted validators whose signatures verified.
+    pub trusted_by: Vec<String>,
+}
+
+/// [`verify_package`], also saying which trusted validators signed.
+pub fn verify_package_detailed(
+    bytes: &[u8],
+    expected_sha256: &str,
+    trust: &TrustStore,
+) -> Result<Verified> {
     let package =
         Package::parse(bytes).map_err(|e| Error::Plugin(format!("package rejected: {e}")))?;
     if !package.digest_hex().eq_ignore_ascii_case(expected_sha256) {
@@ -243,8 +366,16 @@ pub fn verify_package(bytes: &[u8], expected_sha256: &str, trust: &TrustStore) -
     trust
         .check(&package, 1)
         .map_err(|e| Error::Plugin(format!("signature check failed: {e}")))?;
-    Plugin::load(&package, &HostOffer::all())
-        .map_err(|e| Error::Plugin(format!("verifier rejected the plugin: {e}")))
+    // `check` verified every trusted key's signature, so these are they.
+    let trusted_by = package
+        .signatures
+        .iter()
+        .filter(|s| trust.keys().contains(&s.key))
+        .map(|s| hex::encode(s.key.as_bytes()))
+        .collect();
+    let plugin = Plugin::load(&package, &HostOffer::all())
+        .map_err(|e| Error::Plugin(format!("verifier rejected the plugin: {e}")))?;
+    Ok(Verified { plugin, trusted_by })
 }
 
 /// What the server offers.
@@ -256,6 +387,9 @@ pub struct Offer {
     pub version: String,
     /// Hex SHA-256 (package digest).
     pub sha256: String,
+    /// Hex public keys of the validators whose signatures the package
+    /// carries (not judged here: each client checks against its trust store).
+    pub signers: Vec<String>,
     /// The package.
     pub bytes: std::sync::Arc<Vec<u8>>,
 }
@@ -269,6 +403,11 @@ impl Offer {
             name: package.manifest.name.clone(),
             version: package.manifest.version.clone(),
             sha256: package.digest_hex(),
+            signers: package
+                .signatures
+                .iter()
+                .map(|s| hex::encode(s.key.as_bytes()))
+                .collect(),
             bytes: std::sync::Arc::new(bytes),
         })
     }
@@ -281,8 +420,12 @@ pub enum Outcome {
     Active {
         /// The loaded plugin.
         plugin: Plugin,
-        /// True when the client fetched the bytes (its cache missed).
+        /// True when the client fetched the bytes (its cache missed, or its
+        /// cached copy no longer verified).
         fetched: bool,
+        /// Hex public keys of the client's trusted validators that signed
+        /// it (empty on the server, which does not see the client's trust).
+        trusted_by: Vec<String>,
     },
     /// Plain QUIC, and why.
     Declined(String),
@@ -297,6 +440,30 @@ pub struct OfferMessage {
     pub version: String,
     /// Hex SHA-256 of the package.
     pub sha256: String,
+    /// Hex public keys of the validators that signed the offered copy: a
+    /// client whose cached copy no longer verifies fetches this one only if
+    /// it trusts one of them (absent: unknown, fetch anyway).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+}
+
+/// Message 1 when the server has nothing to offer, so the client knows at
+/// once instead of waiting for an offer: `{"no_offer":REASON}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOfferMessage {
+    /// Why (for example "the server runs plain QUIC").
+    pub no_offer: String,
+}
+
+/// Message 1 in either form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ServerHello {
+    /// A plugin offer.
+    Offer(OfferMessage),
+    /// Nothing offered.
+    NoOffer(NoOfferMessage),
 }
 
 /// What the client asks for in message 2.
@@ -348,6 +515,17 @@ async fn write_json<T: Serialize>(send: &mut quinn::SendStream, message: &T) -> 
     Ok(())
 }
 
+/// Answers an offer with "none" and why, closing the client's side.
+async fn refuse(send: &mut quinn::SendStream, reason: &str) -> Result<()> {
+    let answer = WantMessage {
+        want: Want::None,
+        reason: Some(reason.to_string()),
+    };
+    write_json(send, &answer).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
 async fn read_json<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T> {
     // Byte by byte up to a newline, bounded: control messages are tiny.
     let mut line = Vec::new();
@@ -363,6 +541,21 @@ async fn read_json<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<
     Err(Error::Protocol("control message too long".into()))
 }
 
+/// Server side without a plugin: tells the client on a new control stream
+/// that nothing is offered, and why.
+pub async fn offer_nothing(connection: &quinn::Connection, reason: &str) -> Result<()> {
+    let (mut send, _recv) = connection.open_bi().await?;
+    send.write_all(&[KIND_CONTROL]).await?;
+    let message = NoOfferMessage {
+        no_offer: reason.to_string(),
+    };
+    write_json(&mut send, &message).await?;
+    send.finish()?;
+    // Keep the stream until the client read it (or the connection ends).
+    let _ = send.stopped().await;
+    Ok(())
+}
+
 /// Server side: offers `offer` on a new control stream and waits for the
 /// client's verdict. The plugin is `plugin` (already loaded by the server).
 pub async fn offer_plugin(
@@ -376,6 +569,7 @@ pub async fn offer_plugin(
         name: offer.name.clone(),
         version: offer.version.clone(),
         sha256: offer.sha256.clone(),
+        signers: offer.signers.clone(),
     };
     write_json(&mut send, &message).await?;
     let answer: WantMessage = read_json(&mut recv).await?;
@@ -400,6 +594,7 @@ pub async fn offer_plugin(
         Ok(Outcome::Active {
             plugin: plugin.clone(),
             fetched,
+            trusted_by: Vec::new(),
         })
     } else {
         let reason = verdict.reason.as_deref().unwrap_or("rejected");
@@ -412,6 +607,12 @@ pub async fn offer_plugin(
 /// Client side: accepts the server's control stream, answers from `cache`
 /// or fetches, verifies against `trust`, and reports its verdict. With no
 /// cache the client refuses every plugin (it runs no foreign code).
+///
+/// The cached copy of an offered digest is verified on every use, like a
+/// fetched one: when its signatures do not satisfy `trust` (the trust store
+/// changed, or the copy was signed by someone else) and the server's copy
+/// may carry a trusted signature, the client fetches the server's copy and
+/// caches it instead.
 pub async fn accept_plugin(
     connection: &quinn::Connection,
     cache: Option<&PluginCache>,
@@ -426,34 +627,68 @@ pub async fn accept_plugin(
             kind[0]
         )));
     }
+    let offer = match read_json(&mut recv).await? {
+        ServerHello::Offer(offer) => offer,
+        ServerHello::NoOffer(NoOfferMessage { no_offer }) => {
+            return Ok(Outcome::Declined(format!(
+                "the server offers no plugin: {no_offer}"
+            )));
+        }
+    };
     let OfferMessage {
         name,
         version,
         sha256,
-    } = read_json(&mut recv).await?;
+        signers,
+    } = offer;
     let decline = |reason: String| {
         tracing::warn!("plugin {name} {version} ({sha256}) not used: {reason}; plain QUIC");
         reason
     };
     let Some(cache) = cache else {
-        let answer = WantMessage {
-            want: Want::None,
-            reason: Some("client runs no plugins".into()),
-        };
-        write_json(&mut send, &answer).await?;
-        let _ = send.finish();
+        refuse(&mut send, "client runs no plugins").await?;
         return Ok(Outcome::Declined(decline("client runs no plugins".into())));
     };
-    let (bytes, fetched) = match cache.get(&sha256) {
-        Some(bytes) => {
+    // Unknown signers (an older server) might include a trusted one.
+    let trusted_signer = signers.is_empty()
+        || signers.iter().any(|hex_key| {
+            trust
+                .keys()
+                .iter()
+                .any(|k| hex::encode(k.as_bytes()).eq_ignore_ascii_case(hex_key))
+        });
+    let cached = cache
+        .get(&sha256)
+        .map(|bytes| (verify_package_detailed(&bytes, &sha256, trust), bytes));
+    let (verdict, bytes, fetched) = match cached {
+        Some((Ok(verified), bytes)) => {
             let answer = WantMessage {
                 want: Want::Cached,
                 reason: None,
             };
             write_json(&mut send, &answer).await?;
-            (bytes, false)
+            (Ok(verified), bytes, false)
         }
-        None => {
+        Some((Err(e), _)) if !trusted_signer => {
+            let reason =
+                format!("{e} (cached copy; the offered copy has no trusted signer either)");
+            refuse(&mut send, &reason).await?;
+            return Ok(Outcome::Declined(decline(reason)));
+        }
+        None if !trusted_signer => {
+            let reason = format!(
+                "signature check failed: none of the offer's {} signature(s) is by a trusted validator",
+                signers.len()
+            );
+            refuse(&mut send, &reason).await?;
+            return Ok(Outcome::Declined(decline(reason)));
+        }
+        stale => {
+            if let Some((Err(e), _)) = &stale {
+                tracing::info!(
+                    "cached plugin {sha256} does not verify ({e}); fetching the server's copy"
+                );
+            }
             let answer = WantMessage {
                 want: Want::Bytes,
                 reason: None,
@@ -469,12 +704,11 @@ pub async fn accept_plugin(
             }
             let mut bytes = vec![0u8; len];
             recv.read_exact(&mut bytes).await?;
-            (bytes, true)
+            (verify_package_detailed(&bytes, &sha256, trust), bytes, true)
         }
     };
-    let verdict = verify_package(&bytes, &sha256, trust);
     match verdict {
-        Ok(plugin) => {
+        Ok(Verified { plugin, trusted_by }) => {
             if fetched {
                 if let Err(e) = cache.put(&bytes) {
                     tracing::warn!("could not cache plugin {sha256}: {e}");
@@ -487,7 +721,7 @@ pub async fn accept_plugin(
             write_json(&mut send, &verdict).await?;
             let _ = send.finish();
             tracing::info!(
-                "plugin {} {} ({}) verified{}; FEC on",
+                "plugin {} {} ({}) verified{}, signed by trusted validator {}; FEC on",
                 plugin.name(),
                 plugin.version(),
                 sha256,
@@ -495,9 +729,14 @@ pub async fn accept_plugin(
                     " after fetching it"
                 } else {
                     " from the cache"
-                }
+                },
+                trusted_by.join(", ")
             );
-            Ok(Outcome::Active { plugin, fetched })
+            Ok(Outcome::Active {
+                plugin,
+                fetched,
+                trusted_by,
+            })
         }
         Err(e) => {
             let reason = e.to_string();
@@ -516,6 +755,14 @@ mod tests {
     use crate::rng::SeededRng;
     use bytes::Bytes;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn shipped_names_are_the_shipped_plugins() {
+        let names: Vec<&str> = std::iter::once("realtime")
+            .chain(fec_plugins::ALL.iter().map(|p| p.name))
+            .collect();
+        assert_eq!(names, SHIPPED);
+    }
 
     #[test]
     fn control_messages_have_the_documented_wire_form() {

@@ -1,85 +1,29 @@
-//! One server (any number of clients) and one client session over
-//! [`FecSocket`](crate::socket::FecSocket)s: handshake, the plugin exchange,
-//! switching each peer's layer on, and the workload. Used by the demo, the
-//! `server` and `client` subcommands and the end-to-end tests.
+//! What the `pquic-host` binary runs over the [library API](crate::builder):
+//! a server (any number of clients) and a client session of the demo's
+//! workload. Used by the demo, the `server` and `client` subcommands and the
+//! end-to-end tests; not an API for applications.
 
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::Plugin;
-use rustls::pki_types::CertificateDer;
 
+use crate::builder::{ClientBuilder, FecMode, FecServer, FecState, ServerBuilder};
 use crate::congestion::ChargeRule;
-use crate::endpoint::{self, Identity, SocketOptions};
+use crate::endpoint::Identity;
 use crate::error::{Error, Result};
-use crate::fec::{connection_keys, plugin_policy, QuicLayer, RepairedLosses};
 use crate::impair::Impairment;
 use crate::layer::LayerStats;
-use crate::plugin::{accept_plugin, offer_plugin, Offer, Outcome, PluginCache};
-use crate::socket::{pass_through_factory, FecSocketHandle};
+use crate::plugin::{Offer, PluginCache};
+use crate::socket::{FecSocketHandle, PeerFec};
 use crate::workload::{self, BulkSource, WorkloadConfig, WorkloadReport};
 
 /// How long a client waits for the server's plugin offer.
-pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Gives `connection`'s peer its FEC layer once the handshake produced the
-/// keys: receive-only and authenticated. Before this the peer has no FEC
-/// state at all (pass-through), so datagrams from spoofed sources cost none.
-fn install_layer(
-    socket: &FecSocketHandle,
-    connection: &quinn::Connection,
-    is_client: bool,
-    repaired: RepairedLosses,
-) -> Result<()> {
-    let keys = connection_keys(connection, is_client)?;
-    let layer = QuicLayer::for_connection(&keys, repaired);
-    socket.set_layer(connection.remote_address(), Box::new(layer));
-    follow_rtt(socket.clone(), connection.clone());
-    Ok(())
-}
-
-/// Switches FEC on for `peer` under a fresh instance of `plugin`.
-fn activate(socket: &FecSocketHandle, peer: SocketAddr, plugin: &Plugin) {
-    if !socket.set_policy(peer, Box::new(plugin_policy(plugin, Instant::now()))) {
-        tracing::warn!("no FEC layer for {peer}; it stays on plain QUIC");
-    }
-}
-
-/// Keeps the layer serving `connection`'s peer told of quinn's RTT estimate,
-/// once per report interval, while the connection lives.
-fn follow_rtt(socket: FecSocketHandle, connection: quinn::Connection) {
-    tokio::spawn(async move {
-        let peer = connection.remote_address();
-        while connection.close_reason().is_none() {
-            socket.set_rtt(peer, connection.rtt());
-            tokio::time::sleep(crate::fec::FEEDBACK_INTERVAL).await;
-        }
-    });
-}
-
-/// Socket options for one end, and the repaired-loss counter its layers
-/// share. Every peer starts on pass-through; with a plugin exchange ahead a
-/// connection gets its FEC layer once its handshake is done.
-fn socket_options(
-    bind: SocketAddr,
-    impairment: Option<Impairment>,
-    charge_rule: ChargeRule,
-) -> (SocketOptions, RepairedLosses) {
-    let factory = pass_through_factory();
-    let repaired = RepairedLosses::default();
-    let options = SocketOptions {
-        bind,
-        factory,
-        impairment,
-        repaired: repaired.clone(),
-        charge_rule,
-    };
-    (options, repaired)
-}
+pub const OFFER_TIMEOUT: Duration = crate::builder::EXCHANGE_TIMEOUT;
 
 /// What a server offers.
 #[derive(Debug, Clone)]
@@ -99,13 +43,14 @@ pub struct Server {
     pub socket: FecSocketHandle,
     /// Where it listens.
     pub addr: SocketAddr,
+    server: Arc<FecServer>,
     connections: Arc<Mutex<Vec<quinn::Connection>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// Binds `bind` (loopback) and serves every client: optional plugin
-    /// offer, then the workload protocol.
+    /// Binds `bind` and serves every client: optional plugin offer (none:
+    /// the server says so), then the workload protocol.
     pub fn start(
         bind: SocketAddr,
         impairment: Option<Impairment>,
@@ -113,21 +58,22 @@ impl Server {
         plugin: Option<ServerPlugin>,
         charge_rule: ChargeRule,
     ) -> Result<Self> {
-        let (options, repaired) = socket_options(bind, impairment, charge_rule);
-        let (endpoint, socket) = endpoint::server(options, identity)?;
-        let addr = socket.local_addr()?;
+        let mut builder = ServerBuilder::new(bind.to_string());
+        builder.identity(identity.clone()).charge_rule(charge_rule);
+        if let Some(impairment) = impairment {
+            builder.impairment(impairment);
+        }
+        if let Some(ServerPlugin { offer, plugin }) = plugin {
+            builder.offer(offer, plugin);
+        }
+        let server = Arc::new(builder.bind_addr(bind)?);
         let connections: Arc<Mutex<Vec<quinn::Connection>>> = Arc::default();
-        let task = tokio::spawn(accept_loop(
-            endpoint.clone(),
-            socket.clone(),
-            connections.clone(),
-            plugin,
-            repaired,
-        ));
+        let task = tokio::spawn(accept_loop(server.clone(), connections.clone()));
         Ok(Self {
-            endpoint,
-            socket,
-            addr,
+            endpoint: server.endpoint().clone(),
+            socket: server.socket().clone(),
+            addr: server.local_addr(),
+            server,
             connections,
             task,
         })
@@ -145,57 +91,34 @@ impl Server {
 
     /// Closes the endpoint and stops accepting.
     pub async fn shutdown(self) {
-        self.endpoint.close(0u32.into(), b"bye");
         self.task.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        self.server.shutdown().await;
     }
 }
 
-async fn accept_loop(
-    endpoint: quinn::Endpoint,
-    socket: FecSocketHandle,
-    connections: Arc<Mutex<Vec<quinn::Connection>>>,
-    plugin: Option<ServerPlugin>,
-    repaired: RepairedLosses,
-) {
-    while let Some(incoming) = endpoint.accept().await {
-        let socket = socket.clone();
+async fn accept_loop(server: Arc<FecServer>, connections: Arc<Mutex<Vec<quinn::Connection>>>) {
+    while let Some(incoming) = server.accept().await {
         let connections = connections.clone();
-        let plugin = plugin.clone();
-        let repaired = repaired.clone();
         tokio::spawn(async move {
-            let connection = match incoming.await {
+            let remote = incoming.remote_address();
+            let accepted = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!("server handshake: {e}");
+                    tracing::warn!("connection from {remote}: {e}");
                     return;
                 }
             };
             connections
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(connection.clone());
-            if let Some(plugin) = plugin {
-                if let Err(e) = install_layer(&socket, &connection, false, repaired) {
-                    tracing::warn!("server: no FEC for {}: {e}", connection.remote_address());
-                }
-                let connection = connection.clone();
-                tokio::spawn(async move {
-                    let peer = connection.remote_address();
-                    match offer_plugin(&connection, &plugin.offer, &plugin.plugin).await {
-                        Ok(Outcome::Active { plugin, .. }) => {
-                            tracing::info!("server: FEC on for {peer} with {}", plugin.name());
-                            activate(&socket, peer, &plugin);
-                        }
-                        Ok(Outcome::Declined(reason)) => {
-                            tracing::warn!("server: plain QUIC with {peer}: {reason}")
-                        }
-                        Err(e) => tracing::warn!("server: plugin exchange with {peer} failed: {e}"),
-                    }
-                });
-            }
-            if let Err(e) = workload::serve_connection(connection).await {
-                tracing::warn!("server connection: {e}");
+                .push(accepted.connection.clone());
+            let fec = accepted.fec.clone();
+            let probe: workload::StatusProbe =
+                Arc::new(move || FecStatus::of(fec.socket().peer_fec(fec.peer())).to_json());
+            let peer = accepted.connection.remote_address();
+            match workload::serve_connection(accepted.connection, Some(probe)).await {
+                Ok(()) => tracing::info!("connection from {peer} closed"),
+                Err(e) => tracing::warn!("connection from {peer}: {e}"),
             }
         });
     }
@@ -210,6 +133,51 @@ pub struct ClientPlugins {
     pub trust: TrustStore,
 }
 
+/// One end's FEC state at the end of a transfer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FecStatus {
+    /// True while that end protected what it sent.
+    pub protecting: bool,
+    /// Why it stopped (a faulting plugin), if it did.
+    pub stopped_because: Option<String>,
+    /// Times its policy failed.
+    pub fallbacks: u64,
+}
+
+impl FecStatus {
+    /// The status of a socket's layer for one peer (none: plain QUIC).
+    pub fn of(peer: Option<PeerFec>) -> Self {
+        peer.map_or_else(FecStatus::default, |p| FecStatus {
+            protecting: p.protecting,
+            stopped_because: p.failure,
+            fallbacks: p.stats.fallbacks,
+        })
+    }
+
+    /// What the server sends on the status stream.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "protecting": self.protecting,
+            "stopped_because": self.stopped_because,
+            "fallbacks": self.fallbacks,
+        })
+    }
+
+    /// The status stream's reply, read back.
+    pub fn from_json(value: &serde_json::Value) -> Self {
+        FecStatus {
+            protecting: value["protecting"].as_bool().unwrap_or(false),
+            stopped_because: value["stopped_because"].as_str().map(str::to_string),
+            fallbacks: value["fallbacks"].as_u64().unwrap_or(0),
+        }
+    }
+
+    /// True when that end protected all along: protecting now, never failed.
+    pub fn held(&self) -> bool {
+        self.protecting && self.stopped_because.is_none() && self.fallbacks == 0
+    }
+}
+
 /// What a client session measured.
 #[derive(Debug, Clone, Default)]
 pub struct ClientReport {
@@ -219,51 +187,85 @@ pub struct ClientReport {
     pub plugin_sha256: Option<String>,
     /// True when the plugin had to be fetched.
     pub plugin_fetched: bool,
-    /// Why the connection runs plain QUIC, when it does.
+    /// Why the connection runs plain QUIC, when it does: the plugin was
+    /// declined, nothing was offered, or FEC stopped during the transfer
+    /// (`FEC stopped on the client|server: REASON`).
     pub declined: Option<String>,
+    /// Hex public keys of the trusted validators that signed the plugin.
+    pub trusted_by: Vec<String>,
+    /// True when FEC was on for the whole transfer: the plugin was accepted
+    /// before the workload began and neither end stopped protecting before
+    /// it ended.
+    pub fec_throughout: bool,
+    /// Why FEC stopped during the transfer, if it did.
+    pub fec_stopped: Option<String>,
+    /// The client's FEC state at the end.
+    pub client_fec: FecStatus,
+    /// The server's FEC state at the end, as it reported it (`None`: it did
+    /// not answer the status request).
+    pub server_fec: Option<FecStatus>,
     /// The client socket's FEC counters.
     pub fec: LayerStats,
     /// Packets quinn declared lost on the client side.
     pub lost_packets: u64,
 }
 
-/// A client session: connect to `server`, take part in the plugin exchange
-/// when `plugins` is given, run `workload`, close.
+/// A client session: connect to the first of `servers` that answers
+/// (expecting a certificate for `server_name`), take part in the plugin
+/// exchange when `plugins` is given (otherwise FEC is off), run `workload`,
+/// close.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_client(
-    bind: SocketAddr,
+    bind: Option<SocketAddr>,
     impairment: Option<Impairment>,
-    server_cert: &CertificateDer<'static>,
-    server: SocketAddr,
+    roots: &rustls::RootCertStore,
+    servers: &[SocketAddr],
+    server_name: &str,
     plugins: Option<ClientPlugins>,
     charge_rule: ChargeRule,
     workload_config: &WorkloadConfig,
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<ClientReport> {
-    let (options, repaired) = socket_options(bind, impairment, charge_rule);
-    let (client, socket) = endpoint::client(options, server_cert)?;
-    let connection =
-        tokio::time::timeout(Duration::from_secs(10), endpoint::connect(&client, server))
-            .await
-            .map_err(|_| Error::Timeout("handshake"))??;
-    let mut report = ClientReport::default();
-    if let Some(plugins) = &plugins {
-        install_layer(&socket, &connection, true, repaired.clone())?;
-        let exchange = accept_plugin(&connection, plugins.cache.as_ref(), &plugins.trust);
-        match tokio::time::timeout(OFFER_TIMEOUT, exchange).await {
-            Ok(Ok(Outcome::Active { plugin, fetched })) => {
-                activate(&socket, server, &plugin);
-                report.plugin_sha256 = Some(hex::encode(plugin.digest()));
-                report.plugin_fetched = fetched;
+    let mut builder = ClientBuilder::new();
+    builder.roots(roots.clone()).charge_rule(charge_rule);
+    if let Some(bind) = bind {
+        builder.bind(bind);
+    }
+    if let Some(impairment) = impairment {
+        builder.impairment(impairment);
+    }
+    match &plugins {
+        None => {
+            builder.fec(FecMode::Off);
+        }
+        Some(plugins) => {
+            builder.trust(plugins.trust.clone());
+            if let Some(cache) = &plugins.cache {
+                builder.cache(cache.clone());
             }
-            Ok(Ok(Outcome::Declined(reason))) => report.declined = Some(reason),
-            Ok(Err(e)) => report.declined = Some(format!("plugin exchange failed: {e}")),
-            Err(_) => report.declined = Some("the server offered no plugin".into()),
         }
-        if let Some(reason) = &report.declined {
-            tracing::warn!("client: plain QUIC: {reason}");
+    }
+    let connected = builder.connect_addrs(servers, server_name).await?;
+    let connection = connected.connection.clone();
+    let mut report = ClientReport::default();
+    match connected.fec.state() {
+        FecState::Active {
+            sha256,
+            fetched,
+            trusted_by,
+            ..
+        } => {
+            report.plugin_sha256 = Some(sha256);
+            report.plugin_fetched = fetched;
+            report.trusted_by = trusted_by;
         }
+        FecState::Off { reason } | FecState::Stopped { reason } => {
+            if plugins.is_some() {
+                report.declined = Some(reason);
+            }
+        }
+        FecState::Negotiating => {}
     }
     let budget = workload_config.realtime + workload_config.bulk + Duration::from_secs(60);
     report.workload = tokio::time::timeout(
@@ -272,9 +274,37 @@ pub async fn run_client(
     )
     .await
     .map_err(|_| Error::Timeout("workload"))??;
+    let socket = connected.fec.socket().clone();
+    report.client_fec = FecStatus::of(socket.peer_fec(connected.fec.peer()));
+    report.server_fec =
+        match tokio::time::timeout(Duration::from_secs(5), workload::fec_status(&connection)).await
+        {
+            Ok(Ok(value)) => Some(FecStatus::from_json(&value)),
+            _ => None,
+        };
+    if report.plugin_sha256.is_some() {
+        let stopped = |end: &str, status: &FecStatus| {
+            (!status.held()).then(|| {
+                let why = status
+                    .stopped_because
+                    .as_deref()
+                    .unwrap_or("not protecting");
+                format!("FEC stopped on the {end}: {why}")
+            })
+        };
+        report.fec_stopped =
+            stopped("client", &report.client_fec).or_else(|| match &report.server_fec {
+                Some(server) => stopped("server", server),
+                None => Some("the server did not report its FEC state".into()),
+            });
+        report.fec_throughout = report.fec_stopped.is_none();
+        if let Some(why) = &report.fec_stopped {
+            tracing::warn!("client: {why}");
+            report.declined = Some(why.clone());
+        }
+    }
     report.lost_packets = connection.stats().path.lost_packets;
-    connection.close(0u32.into(), b"done");
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;
+    connected.close().await;
     report.fec = socket.total_stats();
     Ok(report)
 }

@@ -24,6 +24,21 @@ use crate::rng::SeededRng;
 pub const KIND_MESSAGES: u8 = b'M';
 /// Stream kind: bulk bytes.
 pub const KIND_BULK: u8 = b'B';
+/// Stream kind: the client asks for the server's FEC state of this
+/// connection; the server answers with one JSON object and finishes.
+pub const KIND_STATUS: u8 = b'S';
+
+/// What the server answers on a status stream.
+pub type StatusProbe = std::sync::Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Asks the server for its FEC state of `connection` (see [`KIND_STATUS`]).
+pub async fn fec_status(connection: &quinn::Connection) -> Result<serde_json::Value> {
+    let (mut send, mut recv) = connection.open_bi().await?;
+    send.write_all(&[KIND_STATUS]).await?;
+    send.finish()?;
+    let reply = recv.read_to_end(64 * 1024).await?;
+    serde_json::from_slice(&reply).map_err(|e| Error::Protocol(format!("bad status reply: {e}")))
+}
 
 /// Largest message the server accepts (bounds its allocation).
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -80,6 +95,24 @@ pub struct WorkloadReport {
     pub goodput_mbps: f64,
     /// True when the bulk data's length and SHA-256 matched.
     pub bulk_intact: bool,
+    /// Message latencies in ms, sorted: every one, or evenly spaced
+    /// quantiles of them when there were more than [`LATENCY_SAMPLES`]
+    /// (for a CDF).
+    pub latency_cdf_ms: Vec<f64>,
+}
+
+/// Most latency samples a message summary carries.
+pub const LATENCY_SAMPLES: usize = 2000;
+
+/// At most `limit` evenly spaced values of `sorted` (its quantiles), first
+/// and last included.
+pub fn quantiles(sorted: &[f64], limit: usize) -> Vec<f64> {
+    if sorted.len() <= limit || limit < 2 {
+        return sorted.to_vec();
+    }
+    (0..limit)
+        .map(|i| sorted[i * (sorted.len() - 1) / (limit - 1)])
+        .collect()
 }
 
 fn wall_clock_us() -> u64 {
@@ -186,7 +219,7 @@ async fn realtime(
         progress(start.elapsed().as_secs_f64() / config.realtime.as_secs_f64());
     }
     send.finish()?;
-    let summary = recv.read_to_end(64 * 1024).await?;
+    let summary = recv.read_to_end(1 << 20).await?;
     let summary: serde_json::Value = serde_json::from_slice(&summary)
         .map_err(|e| Error::Protocol(format!("bad message summary: {e}")))?;
     let number = |key: &str| summary.get(key).and_then(|v| v.as_f64()).unwrap_or(0.0);
@@ -198,6 +231,11 @@ async fn realtime(
         latency_max_ms: number("latency_max_ms"),
         datagrams_sent,
         datagrams_delivered: number("datagrams_delivered") as u64,
+        latency_cdf_ms: summary
+            .get("latency_cdf_ms")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default(),
         ..WorkloadReport::default()
     })
 }
@@ -250,8 +288,12 @@ async fn bulk_transfer(
     Ok((bytes, mbps, intact))
 }
 
-/// Serves every stream and datagram of one connection until it closes.
-pub async fn serve_connection(connection: quinn::Connection) -> Result<()> {
+/// Serves every stream and datagram of one connection until it closes;
+/// status streams are answered with `probe` (none: an empty object).
+pub async fn serve_connection(
+    connection: quinn::Connection,
+    probe: Option<StatusProbe>,
+) -> Result<()> {
     let datagrams = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = datagrams.clone();
     let reader = connection.clone();
@@ -275,10 +317,12 @@ pub async fn serve_connection(connection: quinn::Connection) -> Result<()> {
         let mut kind = [0u8; 1];
         recv.read_exact(&mut kind).await?;
         let datagrams = datagrams.clone();
+        let probe = probe.clone();
         tokio::spawn(async move {
             let outcome = match kind[0] {
                 KIND_MESSAGES => serve_messages(send, recv, &datagrams).await,
                 KIND_BULK => serve_bulk(send, recv).await,
+                KIND_STATUS => serve_status(send, probe).await,
                 other => Err(Error::Protocol(format!("unknown stream kind {other}"))),
             };
             if let Err(e) = outcome {
@@ -326,10 +370,19 @@ async fn serve_messages(
         "latency_p99_ms": percentile(&latencies, 0.99),
         "latency_max_ms": latencies.last().copied().unwrap_or(0.0),
         "datagrams_delivered": datagrams.load(std::sync::atomic::Ordering::Relaxed),
+        "latency_cdf_ms": quantiles(&latencies, LATENCY_SAMPLES),
     });
     send.write_all(summary.to_string().as_bytes()).await?;
     send.finish()?;
     // Keep the stream open until the client read the summary.
+    let _ = send.stopped().await;
+    Ok(())
+}
+
+async fn serve_status(mut send: quinn::SendStream, probe: Option<StatusProbe>) -> Result<()> {
+    let status = probe.map_or_else(|| serde_json::json!({}), |p| p());
+    send.write_all(status.to_string().as_bytes()).await?;
+    send.finish()?;
     let _ = send.stopped().await;
     Ok(())
 }
@@ -364,6 +417,15 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn quantiles_keep_the_ends_and_the_bound() {
+        let v: Vec<f64> = (0..10_000).map(f64::from).collect();
+        let q = quantiles(&v, 101);
+        assert_eq!(q.len(), 101);
+        assert_eq!((q[0], q[50], q[100]), (0.0, 4999.0, 9999.0));
+        assert_eq!(quantiles(&v[..5], 101), &v[..5]);
     }
 
     #[test]

@@ -103,11 +103,14 @@ async fn session(
     )
     .unwrap();
     let workload = workload();
+    let servers = [server.addr];
+    let roots = identity.roots().unwrap();
     let report = run_client(
-        loopback(),
+        Some(loopback()),
         path(client_loss, seed + 1),
-        &identity.cert,
-        server.addr,
+        &roots,
+        &servers,
+        "localhost",
         client_side,
         ChargeRule::Always,
         &workload,
@@ -152,6 +155,13 @@ async fn integrity_under_loss_with_fec() {
         assert_intact(&report);
         assert!(report.plugin_sha256.is_some(), "plugin active at {loss}%");
         assert!(report.plugin_fetched, "empty cache: fetched");
+        assert!(report.fec_throughout, "{:?}", report.fec_stopped);
+        assert_eq!(report.declined, None);
+        assert_eq!(
+            report.trusted_by.len(),
+            1,
+            "signed by the trusted validator"
+        );
         assert!(report.fec.source_packets > 0 && server_stats.source_packets > 0);
         // Both ends derived the same per-direction keys from the handshake:
         // every FEC datagram authenticated, none taken for a replay.
@@ -272,6 +282,69 @@ async fn plugin_faulting_mid_connection_falls_back_to_plain_quic() {
     assert!(report.fec.source_packets > 0, "protected before the fault");
     assert_eq!(report.fec.fallbacks, 1, "client fell back once");
     assert_eq!(server_stats.fallbacks, 1, "server fell back once");
+    // The report says FEC stopped, and why.
+    assert!(!report.fec_throughout);
+    let stopped = report.fec_stopped.as_deref().expect("says FEC stopped");
+    assert!(
+        stopped.starts_with("FEC stopped on the client"),
+        "{stopped}"
+    );
+    assert_eq!(report.declined.as_deref(), Some(stopped));
+    let server = report.server_fec.expect("the server reported its state");
+    assert!(!server.protecting && server.stopped_because.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_without_a_plugin_says_so_at_once() {
+    let (_, client) = realtime_setup("no-offer", 8);
+    let started = std::time::Instant::now();
+    let (report, _) = session(0.0, 0.0, 80, None, Some(client)).await;
+    assert_intact(&report);
+    let reason = report.declined.expect("plain QUIC");
+    // The explicit message, not the client's wait for an offer running out.
+    assert!(reason.contains("offers no plugin"), "{reason}");
+    assert!(started.elapsed() < pquic_host::session::OFFER_TIMEOUT * 2);
+    assert!(!report.fec_throughout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_copy_that_no_longer_verifies_is_fetched_again() {
+    // The client cached the package signed by a validator it no longer
+    // trusts; the server's copy of the same digest carries a trusted one.
+    let (old, new) = (validator(9), validator(10));
+    let cache = temp_cache("stale");
+    let stale = realtime_package(&old).unwrap();
+    let digest = cache.put(&stale).unwrap();
+    let fresh = realtime_package(&new).unwrap();
+    let client = ClientPlugins {
+        cache: Some(cache.clone()),
+        trust: trusting(&new),
+    };
+    let (report, _) = session(
+        0.0,
+        0.0,
+        90,
+        Some(server_plugin(fresh.clone(), &new)),
+        Some(client),
+    )
+    .await;
+    assert_intact(&report);
+    assert_eq!(report.plugin_sha256.as_deref(), Some(digest.as_str()));
+    assert!(report.plugin_fetched, "fetched again");
+    assert_eq!(
+        cache.get(&digest),
+        Some(fresh),
+        "the trusted copy replaced it"
+    );
+    // An offer whose signers the client does not trust is not fetched.
+    let client = ClientPlugins {
+        cache: Some(temp_cache("stale-untrusted")),
+        trust: trusting(&validator(11)),
+    };
+    let (report, _) = session(0.0, 0.0, 91, Some(server_plugin(stale, &old)), Some(client)).await;
+    let reason = report.declined.expect("declined");
+    assert!(reason.contains("signature"), "{reason}");
+    assert!(!report.plugin_fetched);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,13 +362,14 @@ async fn two_clients_at_once() {
     .unwrap();
     let workload = workload();
     let run = |seed: u64, plugins: ClientPlugins| {
-        let (cert, addr, workload) = (identity.cert.clone(), server.addr, workload.clone());
+        let (roots, addr, workload) = (identity.roots().unwrap(), server.addr, workload.clone());
         async move {
             run_client(
-                loopback(),
+                Some(loopback()),
                 path(5.0, seed),
-                &cert,
-                addr,
+                &roots,
+                &[addr],
+                "localhost",
                 Some(plugins),
                 ChargeRule::Always,
                 &workload,
