@@ -296,7 +296,8 @@ async fn plugin_faulting_mid_connection_falls_back_to_plain_quic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_without_a_plugin_says_so_at_once() {
-    let (_, client) = realtime_setup("no-offer", 8);
+    let cache_dir = tempdir().unwrap();
+    let (_, client) = realtime_setup(&cache_dir, 8);
     let started = std::time::Instant::now();
     let (report, _) = session(0.0, 0.0, 80, None, Some(client)).await;
     assert_intact(&report);
@@ -312,7 +313,8 @@ async fn cached_copy_that_no_longer_verifies_is_fetched_again() {
     // The client cached the package signed by a validator it no longer
     // trusts; the server's copy of the same digest carries a trusted one.
     let (old, new) = (validator(9), validator(10));
-    let cache = temp_cache("stale");
+    let (cache_dir, untrusted_dir) = (tempdir().unwrap(), tempdir().unwrap());
+    let cache = temp_cache(&cache_dir);
     let stale = realtime_package(&old).unwrap();
     let digest = cache.put(&stale).unwrap();
     let fresh = realtime_package(&new).unwrap();
@@ -338,7 +340,7 @@ async fn cached_copy_that_no_longer_verifies_is_fetched_again() {
     );
     // An offer whose signers the client does not trust is not fetched.
     let client = ClientPlugins {
-        cache: Some(temp_cache("stale-untrusted")),
+        cache: Some(temp_cache(&untrusted_dir)),
         trust: trusting(&validator(11)),
     };
     let (report, _) = session(0.0, 0.0, 91, Some(server_plugin(stale, &old)), Some(client)).await;

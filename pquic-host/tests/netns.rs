@@ -5,9 +5,8 @@
 //! client's JSON verdict and exit code.
 //!
 //! These tests need root (network namespaces) and iproute2 (`ip`); without
-//! either they fail with a message saying so, they never pass silently.
-//! Set `PQUIC_HOST_SKIP_NETNS=1` to skip them on purpose (each skip is
-//! printed). Every test creates its own pair of namespaces, named after the
+//! either they fail with a message saying so, they never pass or skip
+//! silently. Every test creates its own pair of namespaces, named after the
 //! process id and the test, and a guard deletes them however the test ends.
 //! No traffic leaves those namespaces. The kernel here has no netem, so loss
 //! comes from the binary's own impairment (`--loss`) or its relay.
@@ -42,13 +41,8 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// Checks the preconditions; false (after saying so) when skipping was
-/// asked for.
-fn preconditions() -> bool {
-    if std::env::var_os("PQUIC_HOST_SKIP_NETNS").is_some_and(|v| v == "1") {
-        eprintln!("SKIPPED: PQUIC_HOST_SKIP_NETNS=1, the network-namespace tests did not run");
-        return false;
-    }
+/// Checks the preconditions, failing the test with what is missing.
+fn preconditions() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
@@ -56,10 +50,7 @@ fn preconditions() -> bool {
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("unknown");
     if euid != "0" {
-        panic!(
-            "the network-namespace tests need root (effective uid is {euid}); run them as root, \
-             or set PQUIC_HOST_SKIP_NETNS=1 to skip them on purpose"
-        );
+        panic!("the network-namespace tests need root (effective uid is {euid}); run them as root");
     }
     let found = Command::new("ip")
         .arg("-V")
@@ -68,9 +59,8 @@ fn preconditions() -> bool {
     assert!(
         found,
         "the network-namespace tests need iproute2's `ip` on PATH (apt-get install iproute2; \
-         .ci/run installs it), or set PQUIC_HOST_SKIP_NETNS=1 to skip them on purpose"
+         .ci/run installs it)"
     );
-    true
 }
 
 /// Two namespaces joined by a veth pair, deleted on drop.
@@ -367,9 +357,7 @@ fn assert_fec_active(json: &Value) {
 
 #[test]
 fn ipv4_across_namespaces() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     let json = transfer(
         "v4",
         &format!("{SERVER_V4}:4433"),
@@ -383,9 +371,7 @@ fn ipv4_across_namespaces() {
 
 #[test]
 fn ipv4_with_emulated_loss_fec_repairs() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     let json = transfer(
         "loss",
         &format!("{SERVER_V4}:4433"),
@@ -399,9 +385,7 @@ fn ipv4_with_emulated_loss_fec_repairs() {
 
 #[test]
 fn require_fec_fails_against_a_plain_server() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     let tag = "require";
     let namespaces = Namespaces::create(tag);
     let scratch = Scratch::new(tag);
@@ -431,9 +415,7 @@ fn require_fec_fails_against_a_plain_server() {
 
 #[test]
 fn ipv6_across_namespaces() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     let json = transfer(
         "v6",
         &format!("[{SERVER_V6}]:4433"),
@@ -446,9 +428,7 @@ fn ipv6_across_namespaces() {
 
 #[test]
 fn wildcard_listen_and_a_host_name() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     // `[::]` serves IPv4 too (dual-stack); the client resolves the server's
     // name through its namespace's hosts file and checks the self-signed
     // certificate made for that name (`--ca`, PEM, as the server stored it).
@@ -490,9 +470,7 @@ fn wildcard_listen_and_a_host_name() {
 
 #[test]
 fn operator_certificate_and_key() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     // A chain and key as an operator has them (PEM files), for the server's
     // name; the client trusts the issuing certificate.
     let tag = "pem";
@@ -523,9 +501,7 @@ fn operator_certificate_and_key() {
 
 #[test]
 fn through_a_lossy_relay() {
-    if !preconditions() {
-        return;
-    }
+    preconditions();
     let tag = "relay";
     let namespaces = Namespaces::create(tag);
     let scratch = Scratch::new(tag);
