@@ -103,13 +103,6 @@ pub(crate) struct CoefficientCache {
 const CACHE_CAPACITY: usize = 256;
 
 impl CoefficientCache {
-    /// A cache with its table allocated up front.
-    pub(crate) fn with_capacity() -> CoefficientCache {
-        CoefficientCache {
-            entries: std::collections::HashMap::with_capacity(CACHE_CAPACITY),
-        }
-    }
-
     /// The coefficients for (`repair_key`, `dt`, `nss`), `dt` and `nss`
     /// already checked.
     pub(crate) fn coefficients(

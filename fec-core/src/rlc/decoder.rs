@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 
 use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
+use super::store::SymbolStore;
 use super::{Field, RepairPayloadId, MAX_WINDOW};
 use crate::gf256::{self, engine, Engine};
 use crate::Error;
@@ -44,11 +45,17 @@ pub struct DecoderConfig {
     /// How many consecutive ESIs, ending at the newest seen, the decoder
     /// keeps: older sources and the equations that still need them are
     /// evicted. At least `max_window`; default `4 * max_window` (at heavy
-    /// loss, solvable systems can stretch over several windows). With `S`
-    /// = `max_span` rounded up to a power of two, memory is about
-    /// `S * symbol_size` for sources plus `max_equations * (S + symbol_size)`
-    /// for equations plus about 300 bytes per span slot for the digests of
-    /// recent repair symbols.
+    /// loss, solvable systems can stretch over several windows).
+    ///
+    /// Memory follows what the decoder holds, never these limits: about
+    /// `symbol_size` per source held, `symbol_size + S` per pending
+    /// equation (`S`: the positions between the oldest thing held and the
+    /// newest, rounded up to a power of two) and a few dozen bytes per
+    /// recent repair symbol. A decoder that got one datagram holds about
+    /// one symbol. The limits bound how far that can grow: with `S` =
+    /// `max_span` rounded up to a power of two, at most `S * symbol_size`
+    /// for sources, `max_equations * (S + symbol_size)` for equations and
+    /// about 300 bytes per span slot for the digests of recent repairs.
     pub max_span: usize,
     /// Most pending (not yet solved) equations kept; at the limit the one
     /// with the oldest pivot is dropped. Default `max_window`.
@@ -158,6 +165,13 @@ pub struct DecoderStats {
 /// symbols still have room).
 const FIRST_POSITION: u64 = 1 << 40;
 
+/// A ring slot that holds no source.
+const EMPTY: u32 = u32::MAX;
+
+/// The fewest ring slots a decoder starts with once it holds anything:
+/// below this, growing the ring would cost more than the slots it saves.
+const MIN_SLOTS: usize = 64;
+
 #[derive(Debug, Default)]
 struct Row {
     /// Position of the pivot column.
@@ -165,7 +179,7 @@ struct Row {
     /// Non-zero coefficients lie within positions `lo..hi`.
     lo: u64,
     hi: u64,
-    /// One coefficient per held position, indexed like the source ring.
+    /// One coefficient per ring slot, indexed like the source ring.
     coefficients: Vec<u8>,
     data: Vec<u8>,
 }
@@ -180,8 +194,9 @@ struct Row {
 /// [`Reception::Expired`] once outside the span). A garbage ESI can thus
 /// flush the decoder's state, never corrupt it.
 ///
-/// Memory is bounded by [`DecoderConfig`]; no input makes it panic or grow
-/// past those limits. A recovered symbol is only released when consistent
+/// Memory grows with what the decoder holds, up to the bounds of
+/// [`DecoderConfig`]; no input makes it panic or grow past those limits,
+/// and what leaves the span is reused by what comes. A recovered symbol is only released when consistent
 /// equations pin it down exactly, but an erasure code cannot detect a
 /// corrupted repair symbol that is the only one covering a loss: check
 /// integrity before feeding symbols in.
@@ -193,12 +208,20 @@ pub struct Decoder {
     newest: Option<(u32, u64)>,
     /// One past the newest position; the span held is `end - max_span..end`.
     end: u64,
-    /// Ring slots are `position & slot_mask`: a power of two at least
-    /// `max_span`, so distinct positions of the span never share a slot and
-    /// the hot paths need no division.
+    /// The lowest position that may hold a source or a pending equation's
+    /// coefficient (`u64::MAX` when nothing is held). Everything held lies
+    /// in `low..end`, and `end - low` never exceeds the ring's length.
+    low: u64,
+    /// Ring slots are `position & slot_mask`, so the hot paths need no
+    /// division. The ring's length is a power of two covering `low..end`,
+    /// so positions held never share a slot; it grows (doubling) as that
+    /// range does, up to `max_span` rounded up to a power of two.
     slot_mask: u64,
-    ring: Vec<u8>,
-    known: Vec<bool>,
+    /// Per ring slot, the index in `store` of the source held there, or
+    /// [`EMPTY`]. Sources live apart from the ring so that memory follows
+    /// the sources held, not the positions between them.
+    slots: Vec<u32>,
+    store: SymbolStore,
     rows: Vec<Row>,
     spare_rows: Vec<Row>,
     coefficients: CoefficientCache,
@@ -223,38 +246,30 @@ impl Decoder {
     /// limits (see [`DecoderConfig`]).
     pub fn new(config: DecoderConfig) -> Result<Decoder, Error> {
         config.validate()?;
+        // Nothing is reserved up to the limits: a decoder made for a peer's
+        // first datagram must cost about that datagram. Every table below
+        // grows with what is held and keeps its room for reuse, so a
+        // decoder in steady state allocates only the buffers of the sources
+        // it hands out.
         Ok(Decoder {
             config,
             engine: engine(),
             newest: None,
             end: FIRST_POSITION,
-            slot_mask: config.max_span.next_power_of_two() as u64 - 1,
-            ring: written_zeros(config.max_span.next_power_of_two() * config.symbol_size),
-            known: vec![false; config.max_span.next_power_of_two()],
+            low: u64::MAX,
+            slot_mask: 0,
+            slots: Vec::new(),
+            store: SymbolStore::new(config.symbol_size),
             rows: Vec::new(),
-            // Allocated (and touched) up front so the hot path neither
-            // allocates nor page-faults for equations.
-            spare_rows: (0..config.max_equations)
-                .map(|_| Row {
-                    coefficients: written_zeros(config.max_span.next_power_of_two()),
-                    data: written_zeros(config.symbol_size),
-                    ..Row::default()
-                })
-                .collect(),
-            // Tables sized up front: a decoder in steady state allocates
-            // only the buffers of the sources it hands out.
-            coefficients: CoefficientCache::with_capacity(),
-            repairs_seen: HashMap::with_capacity(
-                REPAIRS_REMEMBERED_PER_SPAN_SLOT * config.max_span,
-            ),
-            repairs_order: VecDeque::with_capacity(
-                REPAIRS_REMEMBERED_PER_SPAN_SLOT * config.max_span,
-            ),
-            recovered: VecDeque::with_capacity(config.max_window),
+            spare_rows: Vec::new(),
+            coefficients: CoefficientCache::default(),
+            repairs_seen: HashMap::new(),
+            repairs_order: VecDeque::new(),
+            recovered: VecDeque::new(),
             stats: DecoderStats::default(),
-            scratch_known: Vec::with_capacity(config.max_window),
-            scratch_rows: Vec::with_capacity(config.max_equations),
-            scratch_factors: Vec::with_capacity(1 + config.max_window + config.max_equations),
+            scratch_known: Vec::new(),
+            scratch_rows: Vec::new(),
+            scratch_factors: Vec::new(),
         })
     }
 
@@ -281,10 +296,13 @@ impl Decoder {
     /// A source held by the decoder, received or recovered.
     pub fn source(&self, esi: u32) -> Option<&[u8]> {
         let position = self.position(esi)?;
-        if !self.in_span(position) || !self.known[self.slot(position)] {
+        if !self.in_span(position) || position < self.low {
             return None;
         }
-        Some(self.ring_symbol(position))
+        match self.slots[self.slot(position)] {
+            EMPTY => None,
+            index => Some(self.store.symbol(index)),
+        }
     }
 
     /// Takes a source symbol.
@@ -302,17 +320,18 @@ impl Decoder {
         if !self.in_span(position) {
             return Ok(Reception::Expired);
         }
+        self.cover(position);
         let slot = self.slot(position);
-        if self.known[slot] {
+        if self.slots[slot] != EMPTY {
             return if self.ring_symbol(position) == data {
                 Ok(Reception::Duplicate)
             } else {
                 Err(Error::RlcConflictingSource { esi })
             };
         }
-        let size = self.config.symbol_size;
-        self.ring[slot * size..(slot + 1) * size].copy_from_slice(data);
-        self.known[slot] = true;
+        let index = self.store.take();
+        self.store.symbol_mut(index).copy_from_slice(data);
+        self.slots[slot] = index;
 
         let mut lost_pivot = Vec::new();
         for (index, row) in self.rows.iter_mut().enumerate() {
@@ -366,12 +385,15 @@ impl Decoder {
             return Ok(Reception::Expired);
         }
         self.remember_repair(id, digest, first);
+        self.cover(first);
 
         let coefficients =
             self.coefficients
                 .coefficients(self.config.field, id.repair_key, id.dt, id.nss);
+        // Spare rows are all zeros, so a shorter one (from before the ring
+        // grew) only needs more zeros.
         let mut row = self.spare_rows.pop().unwrap_or_default();
-        row.coefficients.resize(self.known.len(), 0);
+        row.coefficients.resize(self.slots.len(), 0);
         row.lo = end;
         row.hi = first;
         // Kernel inputs beyond the repair itself: known sources (by
@@ -384,7 +406,7 @@ impl Decoder {
             }
             let position = first + offset as u64;
             let slot = self.slot(position);
-            if self.known[slot] {
+            if self.slots[slot] != EMPTY {
                 known_terms.push((c, position));
             } else {
                 row.coefficients[slot] = c;
@@ -495,11 +517,16 @@ impl Decoder {
     /// What a jump ahead by more than the span does: no source, equation or
     /// repair digest stays (queued recoveries carry their ESIs and stay).
     fn forget_everything(&mut self) {
-        self.known.fill(false);
+        for slot in &mut self.slots {
+            if *slot != EMPTY {
+                self.store.give_back(std::mem::replace(slot, EMPTY));
+            }
+        }
         self.stats.equations_evicted += self.rows.len() as u64;
         while let Some(row) = self.rows.pop() {
             self.recycle(row);
         }
+        self.low = u64::MAX;
         self.repairs_order.clear();
         self.repairs_seen.clear();
     }
@@ -516,27 +543,76 @@ impl Decoder {
         (position & self.slot_mask) as usize
     }
 
+    /// The source held at `position`, which must be known.
     fn ring_symbol(&self, position: u64) -> &[u8] {
-        let size = self.config.symbol_size;
-        let slot = self.slot(position);
-        &self.ring[slot * size..(slot + 1) * size]
+        self.store.symbol(self.slots[self.slot(position)])
+    }
+
+    /// Whether any source or pending equation is held.
+    fn holds_anything(&self) -> bool {
+        self.store.held() > 0 || !self.rows.is_empty()
+    }
+
+    /// Makes the ring cover `from..end` (`from` in the span) besides what
+    /// it holds, growing it if need be, before `from` is written.
+    fn cover(&mut self, from: u64) {
+        let low = self.low.min(from);
+        // `low` and `from` lie in the span, so this is at most `max_span`.
+        let needed = (self.end - low) as usize;
+        if needed > self.slots.len() {
+            let most = self.config.max_span.next_power_of_two();
+            self.grow(needed.next_power_of_two().max(MIN_SLOTS).min(most));
+        }
+        self.low = low;
+    }
+
+    /// Moves every source and coefficient held to a ring of `len` slots.
+    ///
+    /// Everything held lies in `low..end` with `end - low` at most the old
+    /// length, so the positions `low..low + old length` meet every old
+    /// slot exactly once: each slot's position is known without a record
+    /// of it.
+    fn grow(&mut self, len: usize) {
+        let old_mask = self.slot_mask;
+        let new_mask = len as u64 - 1;
+        let mut slots = vec![EMPTY; len];
+        if self.low != u64::MAX {
+            for position in self.low..self.low + self.slots.len() as u64 {
+                slots[(position & new_mask) as usize] = self.slots[(position & old_mask) as usize];
+            }
+        }
+        for row in &mut self.rows {
+            let mut coefficients = vec![0; len];
+            for position in row.lo..row.hi {
+                coefficients[(position & new_mask) as usize] =
+                    row.coefficients[(position & old_mask) as usize];
+            }
+            row.coefficients = coefficients;
+        }
+        self.slots = slots;
+        self.slot_mask = new_mask;
     }
 
     /// Moves the span forward so it ends at `new_end` (whose last ESI is
     /// `last_esi`), forgetting sources and equations that fall out of it.
     fn advance_to(&mut self, last_esi: u32, new_end: u64) {
-        let old_base = self.base();
+        let old_end = self.end;
         self.end = new_end;
         self.newest = Some((last_esi, new_end - 1));
         let new_base = self.base();
-        // Clear every position that left the span; after a jump longer than
-        // the ring, clearing one ring's worth of positions visits every slot.
-        // (Bounding this by `max_span` instead left stale slots marked known
-        // when the ring is larger than the span, found by the fuzzer.)
-        let evicted = (new_base - old_base).min(self.slot_mask + 1);
-        for position in new_base - evicted..new_base {
+        if self.low == u64::MAX {
+            // Nothing is held, so nothing leaves.
+            return;
+        }
+        // Free every source that left the span: all lie in `low..old_end`,
+        // at most one ring's worth of positions, so every slot they may
+        // occupy is visited (after a jump past the ring, all of them).
+        for position in self.low..new_base.min(old_end) {
             let slot = self.slot(position);
-            self.known[slot] = false;
+            let index = std::mem::replace(&mut self.slots[slot], EMPTY);
+            if index != EMPTY {
+                self.store.give_back(index);
+            }
         }
         if self.rows.iter().all(|row| row.hi <= new_base) {
             // Everything pending lies behind the span (a long jump).
@@ -550,7 +626,7 @@ impl Decoder {
         // An unknown that leaves the span is eliminated rather than
         // dropping every equation it appears in: one equation is spent to
         // clear it from the others, which keep their information.
-        for position in (new_base - evicted).max(lowest)..new_base {
+        for position in self.low.max(lowest)..new_base.min(old_end) {
             let slot = self.slot(position);
             let mut holders = self.rows.iter().enumerate().filter(|(_, row)| {
                 position >= row.lo && position < row.hi && row.coefficients[slot] != 0
@@ -590,6 +666,14 @@ impl Decoder {
             }
             self.repairs_order.pop_front();
             self.repairs_seen.remove(&id);
+        }
+        if self.holds_anything() {
+            // What stays lies in the new span; the ring must reach its end.
+            self.low = self.low.max(new_base);
+            let low = self.low;
+            self.cover(low);
+        } else {
+            self.low = u64::MAX;
         }
     }
 
@@ -687,16 +771,17 @@ impl Decoder {
             self.rows.swap_remove(index);
             let slot = self.slot(row.pivot);
             let c = row.coefficients[slot];
-            // Solved straight into the ring slot, then copied once for the
-            // caller: no zeroed buffer that would be overwritten at once.
-            let size = self.config.symbol_size;
-            let symbol = &mut self.ring[slot * size..(slot + 1) * size];
+            // Solved straight into the source's own buffer, then copied once
+            // for the caller: no zeroed buffer that would be overwritten at
+            // once.
+            let index = self.store.take();
+            let symbol = self.store.symbol_mut(index);
             match gf256::inv(c) {
                 Some(scale) => self.engine.mul_slice(scale, &row.data, symbol),
                 None => unreachable_zero_pivot(),
             }
             let data = Bytes::copy_from_slice(symbol);
-            self.known[slot] = true;
+            self.slots[slot] = index;
             let esi = self.esi_at(row.pivot);
             self.recycle(row);
             self.stats.recovered += 1;
@@ -724,17 +809,6 @@ impl Decoder {
             self.spare_rows.push(row);
         }
     }
-}
-
-/// A zeroed buffer whose pages are already mapped: `vec![0; n]` may hand out
-/// lazily mapped pages whose first touch would fault inside a decode.
-fn written_zeros(len: usize) -> Vec<u8> {
-    let mut buffer = vec![0; len];
-    // Hides from the optimiser that the allocator zeroed it, so the fill
-    // really writes (and maps) every page.
-    std::hint::black_box(&mut buffer);
-    buffer.fill(0);
-    buffer
 }
 
 /// A pivot coefficient is non-zero by construction; this documents the one
