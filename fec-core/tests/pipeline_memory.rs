@@ -95,10 +95,11 @@ fn allocations() -> usize {
 const E: usize = 1445;
 
 /// The bound for a decoder made and handed one datagram: a few symbols'
-/// worth. Measured: at most 6.2 KB (an RLC decoder after one repair: its
-/// framing buffer, the equation's symbol and coefficients, the repair's
-/// digest); before memory followed what is held, the RLC decoders took
-/// 2.4 MB here, the RaptorQ one 13 KB.
+/// worth. Measured: at most 7.1 KB (an RLC decoder after one repair: its
+/// framing buffer, the equation's symbol and coefficients, the ring's slots
+/// for the 256 positions it covers, the repair's digest); before memory
+/// followed what is held, the RLC decoders took 2.4 MB here, the RaptorQ
+/// one 13 KB.
 const ONE_DATAGRAM_BOUND: isize = 8 << 10;
 
 /// A deterministic pseudo-random u64 for (a, b) (SplitMix64's finaliser).
@@ -253,6 +254,28 @@ fn one_source_datagram_costs_a_few_symbols() {
             "{name}: one source datagram holds {one} bytes"
         );
     }
+}
+
+#[test]
+fn a_source_far_into_a_large_block_costs_no_more() {
+    warm_up();
+    // The largest blocks the pipeline takes; the source is the block's last.
+    let mut config = Config::new(Scheme::RaptorQ {
+        source_symbols: 8192,
+        repair_symbols: 1024,
+    });
+    config.set_symbol_size(E);
+    let one = decoder_bytes(&config, 1, |_| {
+        let header = Header::RaptorqSource {
+            flow: 1,
+            block: 0,
+            esi: 8191,
+        };
+        packet(header, &bytes(8, config.max_adu_len()))
+    });
+    // Before, a block took 40 bytes per possible source up front: 320 KB.
+    eprintln!("RaptorQ K = 8192: after source 8191 {one} B");
+    assert!(one < ONE_DATAGRAM_BOUND, "source 8191 holds {one} bytes");
 }
 
 #[test]

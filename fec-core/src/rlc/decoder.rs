@@ -25,6 +25,9 @@ const MAX_MEMORY: usize = 256 << 20;
 /// ESI of the span.
 const REPAIRS_REMEMBERED_PER_SPAN_SLOT: usize = 4;
 
+/// Room the digest tables take for their first repair.
+const FIRST_REMEMBERED_REPAIRS: usize = 8;
+
 /// Bytes one remembered repair costs: a hash-table entry (the table may be
 /// up to twice its length, plus a control byte per bucket) and its place in
 /// the eviction queue.
@@ -172,7 +175,7 @@ const EMPTY: u32 = u32::MAX;
 /// below this, growing the ring would cost more than the slots it saves.
 const MIN_SLOTS: usize = 64;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Row {
     /// Position of the pivot column.
     pivot: u64,
@@ -181,7 +184,24 @@ struct Row {
     hi: u64,
     /// One coefficient per ring slot, indexed like the source ring.
     coefficients: Vec<u8>,
-    data: Vec<u8>,
+    /// The index in the decoder's store of the row's symbol (the repair
+    /// minus what is substituted out), or [`EMPTY`] for a spare row. Kept
+    /// with the sources so that equations take memory as the sources do
+    /// (segments, not a buffer each) and a solved row becomes its source
+    /// where it is.
+    data: u32,
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            pivot: 0,
+            lo: 0,
+            hi: 0,
+            coefficients: Vec::new(),
+            data: EMPTY,
+        }
+    }
 }
 
 /// An RFC 8681 decoder. Feed it source and repair symbols in any order;
@@ -329,9 +349,7 @@ impl Decoder {
                 Err(Error::RlcConflictingSource { esi })
             };
         }
-        let index = self.store.take();
-        self.store.symbol_mut(index).copy_from_slice(data);
-        self.slots[slot] = index;
+        self.slots[slot] = self.store.insert(data);
 
         let mut lost_pivot = Vec::new();
         for (index, row) in self.rows.iter_mut().enumerate() {
@@ -340,7 +358,8 @@ impl Decoder {
             }
             let c = std::mem::take(&mut row.coefficients[slot]);
             if c != 0 {
-                self.engine.mul_add_slice(c, data, &mut row.data);
+                self.engine
+                    .mul_add_slice(c, data, self.store.symbol_mut(row.data));
                 if row.pivot == position {
                     lost_pivot.push(index);
                 }
@@ -398,8 +417,12 @@ impl Decoder {
         row.hi = first;
         // Kernel inputs beyond the repair itself: known sources (by
         // position) and pending rows (by index), with their factors.
+        // The scratch vectors take their room at once (not by doubling) the
+        // first time a repair needs it, and keep it; at most one term per
+        // symbol held.
         let mut known_terms = std::mem::take(&mut self.scratch_known);
         known_terms.clear();
+        known_terms.reserve(coefficients.len().min(self.store.held()));
         for (offset, &c) in coefficients.iter().enumerate() {
             if c == 0 {
                 continue;
@@ -418,6 +441,7 @@ impl Decoder {
         // redundant repair costs no pass over the data.
         let mut row_terms = std::mem::take(&mut self.scratch_rows);
         row_terms.clear();
+        row_terms.reserve(self.rows.len());
         if row.lo < row.hi {
             for (index, pending) in self.rows.iter().enumerate() {
                 if pending.pivot < row.lo || pending.pivot >= row.hi {
@@ -441,24 +465,27 @@ impl Decoder {
         };
         row.pivot = pivot;
 
-        // One fused pass: repair + known sources + pending rows.
+        // One fused pass: repair + known sources + pending rows, into the
+        // row's own symbol (every input is another symbol of the store).
         let mut factors = std::mem::take(&mut self.scratch_factors);
         factors.clear();
+        factors.reserve(1 + known_terms.len() + row_terms.len());
         let mut inputs: Vec<&[u8]> = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
+        row.data = self.store.take();
+        let (out, others) = self.store.split(row.data);
         factors.push(1);
         inputs.push(data);
         for &(c, position) in &known_terms {
             factors.push(c);
-            inputs.push(self.ring_symbol(position));
+            inputs.push(others.symbol(self.slots[(position & self.slot_mask) as usize]));
         }
         for &(factor, index) in &row_terms {
             factors.push(factor);
-            inputs.push(&self.rows[index].data);
+            inputs.push(others.symbol(self.rows[index].data));
         }
-        row.data.resize(self.config.symbol_size, 0);
         self.engine
             .prepare(&factors, 1, inputs.len())
-            .apply(&inputs, &mut [&mut row.data]);
+            .apply(&inputs, &mut [out]);
         drop(inputs);
         self.scratch_known = known_terms;
         self.scratch_rows = row_terms;
@@ -644,8 +671,9 @@ impl Decoder {
                     if c != 0 {
                         let factor = gf256::div(c, value).unwrap_or(0);
                         self.add_row_coefficients(&mut target, factor, &spent);
+                        let (target_data, others) = self.store.split(target.data);
                         self.engine
-                            .mul_add_slice(factor, &spent.data, &mut target.data);
+                            .mul_add_slice(factor, others.symbol(spent.data), target_data);
                     }
                 }
                 self.rows[index] = target;
@@ -685,6 +713,12 @@ impl Decoder {
                 self.repairs_seen.remove(&old);
             }
         }
+        if self.repairs_order.capacity() == 0 {
+            // A few repairs' room at once: tables grown from nothing one
+            // doubling at a time cost a fresh decoder several allocations.
+            self.repairs_seen.reserve(FIRST_REMEMBERED_REPAIRS);
+            self.repairs_order.reserve(FIRST_REMEMBERED_REPAIRS);
+        }
         self.repairs_seen.insert(id, digest);
         self.repairs_order.push_back((id, first));
     }
@@ -722,8 +756,9 @@ impl Decoder {
                 if c != 0 {
                     let factor = gf256::div(c, pivot_value).unwrap_or(0);
                     self.add_row_coefficients(&mut target, factor, source);
+                    let (target_data, others) = self.store.split(target.data);
                     self.engine
-                        .mul_add_slice(factor, &source.data, &mut target.data);
+                        .mul_add_slice(factor, others.symbol(source.data), target_data);
                 }
             }
             self.rows[index] = target;
@@ -741,7 +776,7 @@ impl Decoder {
                 self.rows.push(row);
             }
             None => {
-                if row.data.iter().any(|&b| b != 0) {
+                if self.store.symbol(row.data).iter().any(|&b| b != 0) {
                     self.stats.equations_inconsistent += 1;
                 }
                 self.recycle(row);
@@ -771,17 +806,24 @@ impl Decoder {
             self.rows.swap_remove(index);
             let slot = self.slot(row.pivot);
             let c = row.coefficients[slot];
-            // Solved straight into the source's own buffer, then copied once
-            // for the caller: no zeroed buffer that would be overwritten at
-            // once.
-            let index = self.store.take();
-            let symbol = self.store.symbol_mut(index);
-            match gf256::inv(c) {
-                Some(scale) => self.engine.mul_slice(scale, &row.data, symbol),
-                None => unreachable_zero_pivot(),
-            }
-            let data = Bytes::copy_from_slice(symbol);
-            self.slots[slot] = index;
+            // The row's symbol becomes the source where it is, scaled by
+            // way of the caller's copy (made anyway): no buffer besides it.
+            let symbol = std::mem::replace(&mut row.data, EMPTY);
+            let data = match gf256::inv(c) {
+                Some(1) => Bytes::copy_from_slice(self.store.symbol(symbol)),
+                Some(scale) => {
+                    let mut solved = vec![0; self.config.symbol_size];
+                    self.engine
+                        .mul_slice(scale, self.store.symbol(symbol), &mut solved);
+                    self.store.symbol_mut(symbol).copy_from_slice(&solved);
+                    Bytes::from(solved)
+                }
+                None => {
+                    unreachable_zero_pivot();
+                    Bytes::copy_from_slice(self.store.symbol(symbol))
+                }
+            };
+            self.slots[slot] = symbol;
             let esi = self.esi_at(row.pivot);
             self.recycle(row);
             self.stats.recovered += 1;
@@ -805,6 +847,10 @@ impl Decoder {
         }
         row.lo = 0;
         row.hi = 0;
+        if row.data != EMPTY {
+            self.store
+                .give_back(std::mem::replace(&mut row.data, EMPTY));
+        }
         if self.spare_rows.len() < self.config.max_equations {
             self.spare_rows.push(row);
         }
