@@ -216,10 +216,10 @@ impl Default for Row {
 ///
 /// Memory grows with what the decoder holds, up to the bounds of
 /// [`DecoderConfig`]; no input makes it panic or grow past those limits,
-/// and what leaves the span is reused by what comes. A recovered symbol is only released when consistent
-/// equations pin it down exactly, but an erasure code cannot detect a
-/// corrupted repair symbol that is the only one covering a loss: check
-/// integrity before feeding symbols in.
+/// and what leaves the span is reused by what comes. A recovered symbol is
+/// only released when consistent equations pin it down exactly, but an
+/// erasure code cannot detect a corrupted repair symbol that is the only one
+/// covering a loss: check integrity before feeding symbols in.
 #[derive(Debug)]
 pub struct Decoder {
     config: DecoderConfig,
@@ -627,8 +627,17 @@ impl Decoder {
         self.end = new_end;
         self.newest = Some((last_esi, new_end - 1));
         let new_base = self.base();
+        // Digests go with their first position, held or not (a repair
+        // whose coefficients are all zero leaves a digest and nothing else).
+        while let Some(&(id, first)) = self.repairs_order.front() {
+            if first >= new_base {
+                break;
+            }
+            self.repairs_order.pop_front();
+            self.repairs_seen.remove(&id);
+        }
         if self.low == u64::MAX {
-            // Nothing is held, so nothing leaves.
+            // Nothing is held, so nothing else leaves.
             return;
         }
         // Free every source that left the span: all lie in `low..old_end`,
@@ -686,14 +695,6 @@ impl Decoder {
                 row.lo = new_base;
                 row.hi = row.hi.max(new_base);
             }
-        }
-        let base = new_base;
-        while let Some(&(id, first)) = self.repairs_order.front() {
-            if first >= base {
-                break;
-            }
-            self.repairs_order.pop_front();
-            self.repairs_seen.remove(&id);
         }
         if self.holds_anything() {
             // What stays lies in the new span; the ring must reach its end.
@@ -933,10 +934,40 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_leaves_with_its_window_when_nothing_is_held() {
+        // A sparse repair whose one coefficient is zero adds nothing, so the
+        // decoder holds nothing but its digest.
+        let key = (0..)
+            .find(|&key| super::super::coding_coefficients(Field::Gf256, key, 0, 1).unwrap() == [0])
+            .unwrap();
+        let mut decoder = decoder();
+        let id = |first_source_esi| RepairPayloadId {
+            repair_key: key,
+            dt: 0,
+            nss: 1,
+            first_source_esi,
+        };
+        assert_eq!(
+            decoder.add_repair(id(0), &[1; E]).unwrap(),
+            Reception::Redundant
+        );
+        // Another such repair moves the span (16 ESIs) past ESI 0, still
+        // holding nothing: the first digest must go.
+        assert_eq!(
+            decoder.add_repair(id(20), &[1; E]).unwrap(),
+            Reception::Redundant
+        );
+        assert_eq!(
+            decoder.add_repair(id(0), &[2; E]).unwrap(),
+            Reception::Expired
+        );
+    }
+
+    #[test]
     fn the_memory_ceiling_counts_the_repair_digest_tables() {
-        // Sources and equations here need about 2 MiB, but the decoder
-        // pre-sizes its duplicate-detection tables for 4 repairs per span
-        // slot: 4 Mi entries, about 300 MiB, which the limit used to miss.
+        // Sources and equations here may take about 2 MiB, but the
+        // duplicate-detection tables may grow to 4 repairs per span slot:
+        // 4 Mi entries, about 300 MiB, which the limit used to miss.
         let config = DecoderConfig {
             field: Field::Gf256,
             symbol_size: 1,
