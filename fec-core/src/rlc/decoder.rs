@@ -464,6 +464,17 @@ impl Decoder {
             return Ok(Reception::Redundant);
         };
         row.pivot = pivot;
+        // The row is scaled so that its pivot is 1: the fused pass below
+        // does it for free, and a row solved later is its source as it is,
+        // released without a scaling pass. (A row that changes pivot keeps
+        // whatever coefficient its new pivot has; release scales those.)
+        let scale = gf256::inv(row.coefficients[self.slot(pivot)]).unwrap_or(1);
+        if scale != 1 {
+            for position in row.lo..row.hi {
+                let slot = self.slot(position);
+                row.coefficients[slot] = gf256::mul(row.coefficients[slot], scale);
+            }
+        }
 
         // One fused pass: repair + known sources + pending rows, into the
         // row's own symbol (every input is another symbol of the store).
@@ -473,14 +484,14 @@ impl Decoder {
         let mut inputs: Vec<&[u8]> = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
         row.data = self.store.take();
         let (out, others) = self.store.split(row.data);
-        factors.push(1);
+        factors.push(scale);
         inputs.push(data);
         for &(c, position) in &known_terms {
-            factors.push(c);
+            factors.push(gf256::mul(c, scale));
             inputs.push(others.symbol(self.slots[(position & self.slot_mask) as usize]));
         }
         for &(factor, index) in &row_terms {
-            factors.push(factor);
+            factors.push(gf256::mul(factor, scale));
             inputs.push(others.symbol(self.rows[index].data));
         }
         self.engine

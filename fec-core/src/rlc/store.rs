@@ -27,6 +27,7 @@ pub(super) struct SymbolStore {
 const SEGMENTS: usize = 33;
 
 /// The segment of `index` and its place there.
+#[inline]
 fn locate(index: u32) -> (usize, usize) {
     let segment = (u32::BITS - index.leading_zeros()) as usize;
     (segment, (index - first_index(segment)) as usize)
@@ -38,6 +39,7 @@ fn room(segment: usize) -> usize {
 }
 
 /// The first index of `segment`: 0, 1, 2, 4, 8, ...
+#[inline]
 fn first_index(segment: usize) -> u32 {
     ((1u64 << segment) >> 1) as u32
 }
@@ -106,6 +108,7 @@ impl SymbolStore {
     }
 
     /// The bytes of symbol `index`.
+    #[inline]
     pub(super) fn symbol(&self, index: u32) -> &[u8] {
         let (segment, offset) = locate(index);
         let start = offset * self.symbol_size;
@@ -113,6 +116,7 @@ impl SymbolStore {
     }
 
     /// The bytes of symbol `index`, to write.
+    #[inline]
     pub(super) fn symbol_mut(&mut self, index: u32) -> &mut [u8] {
         let (segment, offset) = locate(index);
         let start = offset * self.symbol_size;
@@ -159,6 +163,7 @@ pub(super) struct Others<'a> {
 
 impl<'a> Others<'a> {
     /// The bytes of symbol `index`, which must not be the one taken out.
+    #[inline]
     pub(super) fn symbol(&self, index: u32) -> &'a [u8] {
         let (segment, offset) = locate(index);
         let size = self.symbol_size;
