@@ -581,14 +581,20 @@ impl BlockEncoder {
 /// (RFC 6330 section 5.4), in any order, with duplicates.
 ///
 /// Memory is bounded: at most K source symbols and `max_repair_symbols`
-/// distinct repair symbols are held (by default K + 64 of them).
+/// distinct repair symbols are held (by default K + 64 of them). It follows
+/// what is held: a new decoder holds nothing, and the crate's decoder (which
+/// takes a slot per source symbol, 24 bytes each) is made with the first
+/// packet.
 #[derive(Debug, Clone)]
 pub struct BlockDecoder {
-    inner: SourceBlockDecoder,
+    /// Made by the first packet the crate must see.
+    inner: Option<SourceBlockDecoder>,
+    information: ObjectTransmissionInformation,
     source_block_number: u8,
     source_symbols: u32,
     symbol_size: u16,
-    sources_seen: Vec<bool>,
+    /// One bit per source ESI seen; words are added as ESIs come.
+    sources_seen: Vec<u64>,
     repairs_seen: HashSet<u32>,
     max_repair_symbols: usize,
     block: Option<Vec<u8>>,
@@ -655,13 +661,13 @@ impl BlockDecoder {
         information: &ObjectTransmissionInformation,
         source_symbols: u32,
     ) -> Self {
-        let length = u64::from(source_symbols) * u64::from(information.symbol_size());
         BlockDecoder {
-            inner: SourceBlockDecoder::new(source_block_number, information, length),
+            inner: None,
+            information: *information,
             source_block_number,
             source_symbols,
             symbol_size: information.symbol_size(),
-            sources_seen: vec![false; source_symbols as usize],
+            sources_seen: Vec::new(),
             repairs_seen: HashSet::new(),
             max_repair_symbols: source_symbols as usize + 64,
             block: None,
@@ -697,7 +703,7 @@ impl BlockDecoder {
     /// range is refused; a duplicate is ignored.
     pub fn add(&mut self, packet: EncodingPacket) -> Result<bool, Error> {
         if self.admit(&packet)? {
-            self.block = self.inner.decode(std::iter::once(packet));
+            self.block = self.crate_decoder().decode(std::iter::once(packet));
         }
         Ok(self.block.is_some())
     }
@@ -723,12 +729,20 @@ impl BlockDecoder {
             }
         }
         if !admitted.is_empty() {
-            self.block = self.inner.decode(admitted);
+            self.block = self.crate_decoder().decode(admitted);
         }
         match refused {
             Some(error) => Err(error),
             None => Ok(self.block.is_some()),
         }
+    }
+
+    /// The crate's decoder, made on first use.
+    fn crate_decoder(&mut self) -> &mut SourceBlockDecoder {
+        let (number, information) = (self.source_block_number, self.information);
+        let length = u64::from(self.source_symbols) * u64::from(information.symbol_size());
+        self.inner
+            .get_or_insert_with(|| SourceBlockDecoder::new(number, &information, length))
     }
 
     /// Checks `packet` and records its ESI; whether the crate's decoder
@@ -756,11 +770,15 @@ impl BlockDecoder {
         if self.block.is_some() {
             return Ok(false);
         }
-        if let Some(seen) = self.sources_seen.get_mut(esi as usize) {
-            if *seen {
+        if esi < self.source_symbols {
+            let (word, bit) = (esi as usize / 64, 1u64 << (esi % 64));
+            if self.sources_seen.len() <= word {
+                self.sources_seen.resize(word + 1, 0);
+            }
+            if self.sources_seen[word] & bit != 0 {
                 return Ok(false);
             }
-            *seen = true;
+            self.sources_seen[word] |= bit;
         } else {
             if self.repairs_seen.contains(&esi) {
                 return Ok(false);

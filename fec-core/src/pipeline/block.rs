@@ -50,11 +50,15 @@ pub(super) struct BlockEncoder {
     block_len: usize,
     max_repair: usize,
     symbol_size: usize,
+    /// The current block's source symbols, `stride` bytes apart. It grows
+    /// (doubling) with the symbols of the largest block so far, never to
+    /// `max_data` symbols up front, and is reused block after block.
     arena: Vec<u8>,
     /// Distance between source symbols in `arena`: the previous block's
     /// symbol size (so a RaptorQ block is already contiguous when sizes
     /// repeat), widened to E when a longer ADU comes.
     stride: usize,
+    /// Framed length of each symbol of the current block.
     framed: Vec<u16>,
     count: usize,
     block: u16,
@@ -74,9 +78,9 @@ impl BlockEncoder {
             block_len: max_data,
             max_repair,
             symbol_size,
-            arena: vec![0; max_data * symbol_size],
+            arena: Vec::new(),
             stride: symbol_size,
-            framed: vec![0; max_data],
+            framed: Vec::new(),
             count: 0,
             block: 0,
             codes: RsCache::default(),
@@ -116,6 +120,13 @@ impl BlockEncoder {
             self.widen();
         }
         let index = self.count;
+        if self.arena.len() < (index + 1) * self.stride {
+            // `resize` grows the capacity geometrically.
+            self.arena.resize((index + 1) * self.stride, 0);
+        }
+        if self.framed.len() <= index {
+            self.framed.resize(index + 1, 0);
+        }
         let slot = &mut self.arena[index * self.stride..(index + 1) * self.stride];
         wire::frame_symbol(slot, flow, adu)?;
         // Whatever an earlier block left in the padding must read as zeros.
@@ -140,6 +151,9 @@ impl BlockEncoder {
     /// after where it was) and zeroes their new padding.
     fn widen(&mut self) {
         let (old, new) = (self.stride, self.symbol_size);
+        if self.arena.len() < self.count * new {
+            self.arena.resize(self.count * new, 0);
+        }
         for index in (1..self.count).rev() {
             self.arena
                 .copy_within(index * old..(index + 1) * old, index * new);
@@ -315,11 +329,23 @@ impl RepairPackets {
     }
 }
 
-/// The receiving side's view of one block.
+/// A received source of a block not decoded yet.
+struct HeldSource {
+    index: u32,
+    flow: u8,
+    adu: Bytes,
+}
+
+/// The receiving side's view of one block. Its memory follows the packets
+/// it holds, never the scheme's block size: a block that got one packet
+/// (a peer's first, or a spoofed one) costs about that packet.
 struct RxBlock {
     id: u16,
-    /// Received or recovered sources; payloads are dropped once the block is complete.
-    sources: Vec<Option<(u8, Bytes)>>,
+    /// One bit per source index, set once the source is received or
+    /// recovered; words are added as higher indices come.
+    present: Vec<u64>,
+    /// The received sources, in arrival order, until the block is complete.
+    held: Vec<HeldSource>,
     /// One past the highest source index received or recovered.
     extent: usize,
     known: usize,
@@ -331,17 +357,17 @@ struct RxBlock {
 }
 
 impl RxBlock {
-    fn new(id: u16, max_data: usize) -> Self {
+    /// An empty block, its vectors taken from `spare` (empty, with room)
+    /// when there are some.
+    fn new(id: u16, spare: &mut Spare) -> Self {
         RxBlock {
             id,
-            // Room for a whole block, taken as indices arrive (doubling:
-            // growing one index at a time cost more than the block's other
-            // bookkeeping together).
-            sources: Vec::with_capacity(max_data),
+            present: spare.present.pop().unwrap_or_default(),
+            held: spare.held.pop().unwrap_or_default(),
             extent: 0,
             known: 0,
             shape: None,
-            repairs: Vec::new(),
+            repairs: spare.repairs.pop().unwrap_or_default(),
             raptorq: None,
             complete: false,
         }
@@ -354,12 +380,71 @@ impl RxBlock {
         expected.saturating_sub(self.known)
     }
 
-    fn finish(&mut self) {
+    /// Whether source `index` was received or recovered.
+    fn is_present(&self, index: usize) -> bool {
+        self.present
+            .get(index / 64)
+            .is_some_and(|word| word >> (index % 64) & 1 == 1)
+    }
+
+    /// Records source `index` as received or recovered.
+    fn set_present(&mut self, index: usize) {
+        if self.present.len() <= index / 64 {
+            self.present.resize(index / 64 + 1, 0);
+        }
+        self.present[index / 64] |= 1 << (index % 64);
+        self.known += 1;
+        self.extent = self.extent.max(index + 1);
+    }
+
+    /// Marks the block complete: its sources and repairs are let go (their
+    /// vectors go to `spare`), only which indices came is kept.
+    fn finish(&mut self, spare: &mut Spare) {
         self.complete = true;
-        self.repairs = Vec::new();
+        spare.keep_held(std::mem::take(&mut self.held));
+        spare.keep_repairs(std::mem::take(&mut self.repairs));
         self.raptorq = None;
-        for source in self.sources.iter_mut().flatten() {
-            source.1 = Bytes::new();
+    }
+
+    /// Gives every vector of a block that leaves the decoder to `spare`.
+    fn recycle(mut self, spare: &mut Spare) {
+        spare.keep_held(std::mem::take(&mut self.held));
+        spare.keep_repairs(std::mem::take(&mut self.repairs));
+        if spare.present.len() < Spare::KEPT && self.present.capacity() > 0 {
+            self.present.clear();
+            spare.present.push(self.present);
+        }
+    }
+}
+
+/// Emptied vectors of blocks that are done, for the next blocks to fill:
+/// a stream of blocks allocates no bookkeeping per block once warm, and
+/// memory still follows what is held (a few vectors are kept, each no
+/// larger than a block that was held).
+#[derive(Default)]
+struct Spare {
+    present: Vec<Vec<u64>>,
+    held: Vec<Vec<HeldSource>>,
+    repairs: Vec<Vec<(u32, Bytes)>>,
+}
+
+impl Spare {
+    /// Vectors kept of each kind: enough for a stream whose blocks
+    /// overlap by one (the next block starts before the last completes).
+    const KEPT: usize = 2;
+
+    fn keep_held(&mut self, mut held: Vec<HeldSource>) {
+        if self.held.len() < Self::KEPT && held.capacity() > 0 {
+            // Clearing drops the packets held.
+            held.clear();
+            self.held.push(held);
+        }
+    }
+
+    fn keep_repairs(&mut self, mut repairs: Vec<(u32, Bytes)>) {
+        if self.repairs.len() < Self::KEPT && repairs.capacity() > 0 {
+            repairs.clear();
+            self.repairs.push(repairs);
         }
     }
 }
@@ -371,6 +456,7 @@ pub(super) struct BlockDecoder {
     symbol_size: usize,
     max_blocks: usize,
     blocks: VecDeque<RxBlock>,
+    spare: Spare,
     codes: RsCache,
 }
 
@@ -394,6 +480,7 @@ impl BlockDecoder {
             symbol_size,
             max_blocks,
             blocks: VecDeque::new(),
+            spare: Spare::default(),
             codes: RsCache::default(),
         }
     }
@@ -411,7 +498,7 @@ impl BlockDecoder {
     fn lookup(&mut self, id: u16, counters: &mut Counters) -> Lookup {
         let newest = match self.blocks.back() {
             None => {
-                self.blocks.push_back(RxBlock::new(id, self.max_data));
+                self.blocks.push_back(RxBlock::new(id, &mut self.spare));
                 return Lookup::Live(0);
             }
             Some(block) => block.id,
@@ -421,7 +508,7 @@ impl BlockDecoder {
             return Lookup::Live(self.blocks.len() - 1);
         }
         if ahead > 0 {
-            self.blocks.push_back(RxBlock::new(id, self.max_data));
+            self.blocks.push_back(RxBlock::new(id, &mut self.spare));
             while self
                 .blocks
                 .front()
@@ -431,6 +518,7 @@ impl BlockDecoder {
                     if !evicted.complete {
                         counters.unrecoverable += evicted.missing() as u64;
                     }
+                    evicted.recycle(&mut self.spare);
                 }
             }
             return Lookup::Live(self.blocks.len() - 1);
@@ -448,7 +536,7 @@ impl BlockDecoder {
             return Lookup::Live(position);
         }
         self.blocks
-            .insert(position, RxBlock::new(id, self.max_data));
+            .insert(position, RxBlock::new(id, &mut self.spare));
         Lookup::Live(position)
     }
 
@@ -541,24 +629,18 @@ impl BlockDecoder {
                 });
             }
         }
-        if block.sources.len() <= index {
-            let len = (index + 1).max(2 * block.sources.len()).min(self.max_data);
-            block.sources.resize(len, None);
-        }
-        if block.sources[index].is_some() {
+        if block.is_present(index) {
             counters.duplicates += 1;
             return Ok(None);
         }
-        block.sources[index] = Some((
-            flow,
-            if block.complete {
-                Bytes::new()
-            } else {
-                adu.clone()
-            },
-        ));
-        block.known += 1;
-        block.extent = block.extent.max(index + 1);
+        block.set_present(index);
+        if !block.complete {
+            block.held.push(HeldSource {
+                index: index as u32,
+                flow,
+                adu: adu.clone(),
+            });
+        }
         if let (Some(decoder), false) = (block.raptorq.as_mut(), block.complete) {
             let symbol = wire::framed_symbol(flow, &adu, decoder.symbol_size().into())?;
             decoder.add(EncodingPacket::new(
@@ -611,9 +693,10 @@ impl BlockDecoder {
             }
             Some(_) => {}
             None => {
-                let fits = block.sources.iter().enumerate().all(|(i, s)| {
-                    s.as_ref()
-                        .is_none_or(|(_, adu)| i < data && ADU_INFO_LEN + adu.len() <= size)
+                // A block gets its shape before it can complete, so every
+                // source it has seen is still held.
+                let fits = block.held.iter().all(|source| {
+                    (source.index as usize) < data && ADU_INFO_LEN + source.adu.len() <= size
                 });
                 if !fits {
                     return Err(Error::PipelineInconsistent {
@@ -654,6 +737,7 @@ impl BlockDecoder {
     ) -> Result<(), Error> {
         let code = self.code;
         let block = &mut self.blocks[position];
+        let spare = &mut self.spare;
         let Some((data, parity, size)) = block.shape else {
             return Ok(());
         };
@@ -661,22 +745,18 @@ impl BlockDecoder {
             return Ok(());
         }
         if block.known >= data {
-            block.finish();
+            block.finish(spare);
             return Ok(());
         }
         if block.known + block.repairs.len() < data {
             return Ok(());
         }
-        if block.sources.len() < data {
-            block.sources.resize(data, None);
-        }
         match code {
             Code::ReedSolomon => {
                 let mut shards: Vec<Option<Vec<u8>>> = vec![None; data + parity];
-                for (shard, source) in shards.iter_mut().zip(&block.sources[..data]) {
-                    if let Some((flow, adu)) = source {
-                        *shard = Some(wire::framed_symbol(*flow, adu, size)?);
-                    }
+                for source in &block.held {
+                    shards[source.index as usize] =
+                        Some(wire::framed_symbol(source.flow, &source.adu, size)?);
                 }
                 for (index, payload) in &block.repairs {
                     shards[data + *index as usize] = Some(payload.to_vec());
@@ -686,7 +766,7 @@ impl BlockDecoder {
                     .reconstruct_data(&mut shards)?;
                 let mut found = Vec::new();
                 for (index, shard) in shards.into_iter().take(data).enumerate() {
-                    if block.sources.get(index).is_some_and(Option::is_some) {
+                    if block.is_present(index) {
                         continue;
                     }
                     let symbol = Bytes::from(shard.ok_or(Error::PipelineInconsistent {
@@ -694,7 +774,7 @@ impl BlockDecoder {
                     })?);
                     found.push((index, symbol));
                 }
-                deliver(block, found, counters, recovered)
+                deliver(block, found, counters, recovered, spare)
             }
             Code::RaptorQ => {
                 if block.raptorq.is_none() && by_rows(data, data - block.known) {
@@ -710,7 +790,7 @@ impl BlockDecoder {
                     };
                     if let Some(generator) = generator {
                         if let Some(found) = solve_by_rows(block, &generator, data, size)? {
-                            return deliver(block, found, counters, recovered);
+                            return deliver(block, found, counters, recovered, spare);
                         }
                     }
                 }
@@ -720,13 +800,11 @@ impl BlockDecoder {
                     decoder.set_max_repair_symbols(parity);
                     let sbn = block.id as u8;
                     let mut packets = Vec::with_capacity(block.known + block.repairs.len());
-                    for (index, source) in block.sources.iter().enumerate() {
-                        if let Some((flow, adu)) = source {
-                            packets.push(EncodingPacket::new(
-                                PayloadId::new(sbn, index as u32),
-                                wire::framed_symbol(*flow, adu, size)?,
-                            ));
-                        }
+                    for source in &block.held {
+                        packets.push(EncodingPacket::new(
+                            PayloadId::new(sbn, source.index),
+                            wire::framed_symbol(source.flow, &source.adu, size)?,
+                        ));
                     }
                     packets.extend(block.repairs.iter().map(|(esi, payload)| {
                         EncodingPacket::new(PayloadId::new(sbn, *esi), payload.to_vec())
@@ -749,10 +827,10 @@ impl BlockDecoder {
                 };
                 let decoded = Bytes::from(decoded);
                 let found = (0..data)
-                    .filter(|&i| block.sources.get(i).is_none_or(Option::is_none))
+                    .filter(|&i| !block.is_present(i))
                     .map(|i| (i, decoded.slice(i * size..(i + 1) * size)))
                     .collect();
-                deliver(block, found, counters, recovered)
+                deliver(block, found, counters, recovered, spare)
             }
         }
     }
@@ -771,8 +849,9 @@ fn solve_by_rows(
     data: usize,
     size: usize,
 ) -> Result<Option<Vec<(usize, Bytes)>>, Error> {
-    let sources = &block.sources[..data];
-    let (lost, received): (Vec<usize>, Vec<usize>) = (0..data).partition(|&i| sources[i].is_none());
+    // Before the block completes, the sources present are those held.
+    let lost: Vec<usize> = (0..data).filter(|&i| !block.is_present(i)).collect();
+    let received: Vec<usize> = block.held.iter().map(|s| s.index as usize).collect();
     let n = lost.len();
     let Some(repairs) = block.repairs.get(..n) else {
         return Ok(None);
@@ -790,10 +869,8 @@ fn solve_by_rows(
     let mut partial: Vec<Vec<u8>> = repairs.iter().map(|(_, symbol)| symbol.to_vec()).collect();
     if !received.is_empty() {
         let mut symbols = Vec::with_capacity(received.len());
-        for &i in &received {
-            if let Some((flow, adu)) = &sources[i] {
-                symbols.push(wire::framed_symbol(*flow, adu, size)?);
-            }
+        for source in &block.held {
+            symbols.push(wire::framed_symbol(source.flow, &source.adu, size)?);
         }
         let mut coefficients = Vec::with_capacity(n * received.len());
         for row in rows.chunks_exact(data) {
@@ -818,15 +895,14 @@ fn deliver(
     found: Vec<(usize, Bytes)>,
     counters: &mut Counters,
     recovered: &mut Recovered,
+    spare: &mut Spare,
 ) -> Result<(), Error> {
     recovered.queue.reserve(found.len());
     let mut result = Ok(());
     for (index, symbol) in found {
         match wire::parse_symbol(&symbol) {
             Ok((flow, range)) => {
-                block.sources[index] = Some((flow, Bytes::new()));
-                block.known += 1;
-                block.extent = block.extent.max(index + 1);
+                block.set_present(index);
                 recovered.push(
                     counters,
                     Adu {
@@ -838,7 +914,7 @@ fn deliver(
             Err(error) => result = Err(error),
         }
     }
-    block.finish();
+    block.finish(spare);
     result
 }
 
@@ -863,11 +939,15 @@ mod tests {
         let size = ADU_INFO_LEN + adus.iter().map(Vec::len).max().unwrap();
 
         let lost = [1usize, 5, 11];
-        let mut block = RxBlock::new(0, k);
-        block.sources = (0..k)
-            .map(|i| (!lost.contains(&i)).then(|| (2, Bytes::from(adus[i].clone()))))
-            .collect();
-        block.known = k - lost.len();
+        let mut block = RxBlock::new(0, &mut Spare::default());
+        for i in (0..k).filter(|i| !lost.contains(i)) {
+            block.set_present(i);
+            block.held.push(HeldSource {
+                index: i as u32,
+                flow: 2,
+                adu: Bytes::from(adus[i].clone()),
+            });
+        }
         for packet in &repairs {
             let (header, at) = Header::parse(packet).unwrap();
             let Header::RaptorqRepair { esi, .. } = header else {

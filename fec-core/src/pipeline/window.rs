@@ -14,7 +14,10 @@ use crate::Error;
 
 /// A symbol-sized scratch buffer whose bytes past `dirty` are zero, so that
 /// framing an ADU into it only clears what the previous ADU left behind.
+/// Allocated by the first source framed: a decoder that only ever gets
+/// repair packets or garbage never needs it.
 struct Scratch {
+    symbol_size: usize,
     symbol: Vec<u8>,
     dirty: usize,
 }
@@ -22,12 +25,16 @@ struct Scratch {
 impl Scratch {
     fn new(symbol_size: usize) -> Self {
         Scratch {
-            symbol: vec![0; symbol_size],
+            symbol_size,
+            symbol: Vec::new(),
             dirty: 0,
         }
     }
 
     fn frame(&mut self, flow: u8, adu: &[u8]) -> Result<&[u8], Error> {
+        if self.symbol.is_empty() {
+            self.symbol = vec![0; self.symbol_size];
+        }
         let framed = wire::frame_symbol(&mut self.symbol, flow, adu)?;
         if self.dirty > framed {
             self.symbol[framed..self.dirty].fill(0);

@@ -102,14 +102,10 @@ pub(crate) struct CoefficientCache {
 /// so old entries are rarely wanted again.
 const CACHE_CAPACITY: usize = 256;
 
-impl CoefficientCache {
-    /// A cache with its table allocated up front.
-    pub(crate) fn with_capacity() -> CoefficientCache {
-        CoefficientCache {
-            entries: std::collections::HashMap::with_capacity(CACHE_CAPACITY),
-        }
-    }
+/// The room the cache takes on first use; it grows (doubling) from there.
+const CACHE_FIRST_CAPACITY: usize = 8;
 
+impl CoefficientCache {
     /// The coefficients for (`repair_key`, `dt`, `nss`), `dt` and `nss`
     /// already checked.
     pub(crate) fn coefficients(
@@ -124,6 +120,10 @@ impl CoefficientCache {
         }
         if self.entries.len() >= CACHE_CAPACITY {
             self.entries.clear();
+        }
+        if self.entries.capacity() == 0 {
+            // Room for a few vectors at once, not by doubling from one.
+            self.entries.reserve(CACHE_FIRST_CAPACITY);
         }
         let mut fresh = vec![0; usize::from(nss)];
         fill_coding_coefficients(field, repair_key, dt, &mut fresh);

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 
 use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
+use super::store::SymbolStore;
 use super::{Field, RepairPayloadId, MAX_WINDOW};
 use crate::gf256::{self, engine, Engine};
 use crate::Error;
@@ -23,6 +24,9 @@ const MAX_MEMORY: usize = 256 << 20;
 /// Repair payload IDs remembered (to tell duplicates from conflicts) per
 /// ESI of the span.
 const REPAIRS_REMEMBERED_PER_SPAN_SLOT: usize = 4;
+
+/// Room the digest tables take for their first repair.
+const FIRST_REMEMBERED_REPAIRS: usize = 8;
 
 /// Bytes one remembered repair costs: a hash-table entry (the table may be
 /// up to twice its length, plus a control byte per bucket) and its place in
@@ -44,11 +48,17 @@ pub struct DecoderConfig {
     /// How many consecutive ESIs, ending at the newest seen, the decoder
     /// keeps: older sources and the equations that still need them are
     /// evicted. At least `max_window`; default `4 * max_window` (at heavy
-    /// loss, solvable systems can stretch over several windows). With `S`
-    /// = `max_span` rounded up to a power of two, memory is about
-    /// `S * symbol_size` for sources plus `max_equations * (S + symbol_size)`
-    /// for equations plus about 300 bytes per span slot for the digests of
-    /// recent repair symbols.
+    /// loss, solvable systems can stretch over several windows).
+    ///
+    /// Memory follows what the decoder holds, never these limits: about
+    /// `symbol_size` per source held, `symbol_size + S` per pending
+    /// equation (`S`: the positions between the oldest thing held and the
+    /// newest, rounded up to a power of two) and a few dozen bytes per
+    /// recent repair symbol. A decoder that got one datagram holds about
+    /// one symbol. The limits bound how far that can grow: with `S` =
+    /// `max_span` rounded up to a power of two, at most `S * symbol_size`
+    /// for sources, `max_equations * (S + symbol_size)` for equations and
+    /// about 300 bytes per span slot for the digests of recent repairs.
     pub max_span: usize,
     /// Most pending (not yet solved) equations kept; at the limit the one
     /// with the oldest pivot is dropped. Default `max_window`.
@@ -158,16 +168,40 @@ pub struct DecoderStats {
 /// symbols still have room).
 const FIRST_POSITION: u64 = 1 << 40;
 
-#[derive(Debug, Default)]
+/// A ring slot that holds no source.
+const EMPTY: u32 = u32::MAX;
+
+/// The fewest ring slots a decoder starts with once it holds anything:
+/// below this, growing the ring would cost more than the slots it saves.
+const MIN_SLOTS: usize = 64;
+
+#[derive(Debug)]
 struct Row {
     /// Position of the pivot column.
     pivot: u64,
     /// Non-zero coefficients lie within positions `lo..hi`.
     lo: u64,
     hi: u64,
-    /// One coefficient per held position, indexed like the source ring.
+    /// One coefficient per ring slot, indexed like the source ring.
     coefficients: Vec<u8>,
-    data: Vec<u8>,
+    /// The index in the decoder's store of the row's symbol (the repair
+    /// minus what is substituted out), or [`EMPTY`] for a spare row. Kept
+    /// with the sources so that equations take memory as the sources do
+    /// (segments, not a buffer each) and a solved row becomes its source
+    /// where it is.
+    data: u32,
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            pivot: 0,
+            lo: 0,
+            hi: 0,
+            coefficients: Vec::new(),
+            data: EMPTY,
+        }
+    }
 }
 
 /// An RFC 8681 decoder. Feed it source and repair symbols in any order;
@@ -180,11 +214,12 @@ struct Row {
 /// [`Reception::Expired`] once outside the span). A garbage ESI can thus
 /// flush the decoder's state, never corrupt it.
 ///
-/// Memory is bounded by [`DecoderConfig`]; no input makes it panic or grow
-/// past those limits. A recovered symbol is only released when consistent
-/// equations pin it down exactly, but an erasure code cannot detect a
-/// corrupted repair symbol that is the only one covering a loss: check
-/// integrity before feeding symbols in.
+/// Memory grows with what the decoder holds, up to the bounds of
+/// [`DecoderConfig`]; no input makes it panic or grow past those limits,
+/// and what leaves the span is reused by what comes. A recovered symbol is
+/// only released when consistent equations pin it down exactly, but an
+/// erasure code cannot detect a corrupted repair symbol that is the only one
+/// covering a loss: check integrity before feeding symbols in.
 #[derive(Debug)]
 pub struct Decoder {
     config: DecoderConfig,
@@ -193,12 +228,20 @@ pub struct Decoder {
     newest: Option<(u32, u64)>,
     /// One past the newest position; the span held is `end - max_span..end`.
     end: u64,
-    /// Ring slots are `position & slot_mask`: a power of two at least
-    /// `max_span`, so distinct positions of the span never share a slot and
-    /// the hot paths need no division.
+    /// The lowest position that may hold a source or a pending equation's
+    /// coefficient (`u64::MAX` when nothing is held). Everything held lies
+    /// in `low..end`, and `end - low` never exceeds the ring's length.
+    low: u64,
+    /// Ring slots are `position & slot_mask`, so the hot paths need no
+    /// division. The ring's length is a power of two covering `low..end`,
+    /// so positions held never share a slot; it grows (doubling) as that
+    /// range does, up to `max_span` rounded up to a power of two.
     slot_mask: u64,
-    ring: Vec<u8>,
-    known: Vec<bool>,
+    /// Per ring slot, the index in `store` of the source held there, or
+    /// [`EMPTY`]. Sources live apart from the ring so that memory follows
+    /// the sources held, not the positions between them.
+    slots: Vec<u32>,
+    store: SymbolStore,
     rows: Vec<Row>,
     spare_rows: Vec<Row>,
     coefficients: CoefficientCache,
@@ -223,38 +266,30 @@ impl Decoder {
     /// limits (see [`DecoderConfig`]).
     pub fn new(config: DecoderConfig) -> Result<Decoder, Error> {
         config.validate()?;
+        // Nothing is reserved up to the limits: a decoder made for a peer's
+        // first datagram must cost about that datagram. Every table below
+        // grows with what is held and keeps its room for reuse, so a
+        // decoder in steady state allocates only the buffers of the sources
+        // it hands out.
         Ok(Decoder {
             config,
             engine: engine(),
             newest: None,
             end: FIRST_POSITION,
-            slot_mask: config.max_span.next_power_of_two() as u64 - 1,
-            ring: written_zeros(config.max_span.next_power_of_two() * config.symbol_size),
-            known: vec![false; config.max_span.next_power_of_two()],
+            low: u64::MAX,
+            slot_mask: 0,
+            slots: Vec::new(),
+            store: SymbolStore::new(config.symbol_size),
             rows: Vec::new(),
-            // Allocated (and touched) up front so the hot path neither
-            // allocates nor page-faults for equations.
-            spare_rows: (0..config.max_equations)
-                .map(|_| Row {
-                    coefficients: written_zeros(config.max_span.next_power_of_two()),
-                    data: written_zeros(config.symbol_size),
-                    ..Row::default()
-                })
-                .collect(),
-            // Tables sized up front: a decoder in steady state allocates
-            // only the buffers of the sources it hands out.
-            coefficients: CoefficientCache::with_capacity(),
-            repairs_seen: HashMap::with_capacity(
-                REPAIRS_REMEMBERED_PER_SPAN_SLOT * config.max_span,
-            ),
-            repairs_order: VecDeque::with_capacity(
-                REPAIRS_REMEMBERED_PER_SPAN_SLOT * config.max_span,
-            ),
-            recovered: VecDeque::with_capacity(config.max_window),
+            spare_rows: Vec::new(),
+            coefficients: CoefficientCache::default(),
+            repairs_seen: HashMap::new(),
+            repairs_order: VecDeque::new(),
+            recovered: VecDeque::new(),
             stats: DecoderStats::default(),
-            scratch_known: Vec::with_capacity(config.max_window),
-            scratch_rows: Vec::with_capacity(config.max_equations),
-            scratch_factors: Vec::with_capacity(1 + config.max_window + config.max_equations),
+            scratch_known: Vec::new(),
+            scratch_rows: Vec::new(),
+            scratch_factors: Vec::new(),
         })
     }
 
@@ -281,10 +316,13 @@ impl Decoder {
     /// A source held by the decoder, received or recovered.
     pub fn source(&self, esi: u32) -> Option<&[u8]> {
         let position = self.position(esi)?;
-        if !self.in_span(position) || !self.known[self.slot(position)] {
+        if !self.in_span(position) || position < self.low {
             return None;
         }
-        Some(self.ring_symbol(position))
+        match self.slots[self.slot(position)] {
+            EMPTY => None,
+            index => Some(self.store.symbol(index)),
+        }
     }
 
     /// Takes a source symbol.
@@ -302,17 +340,16 @@ impl Decoder {
         if !self.in_span(position) {
             return Ok(Reception::Expired);
         }
+        self.cover(position);
         let slot = self.slot(position);
-        if self.known[slot] {
+        if self.slots[slot] != EMPTY {
             return if self.ring_symbol(position) == data {
                 Ok(Reception::Duplicate)
             } else {
                 Err(Error::RlcConflictingSource { esi })
             };
         }
-        let size = self.config.symbol_size;
-        self.ring[slot * size..(slot + 1) * size].copy_from_slice(data);
-        self.known[slot] = true;
+        self.slots[slot] = self.store.insert(data);
 
         let mut lost_pivot = Vec::new();
         for (index, row) in self.rows.iter_mut().enumerate() {
@@ -321,7 +358,8 @@ impl Decoder {
             }
             let c = std::mem::take(&mut row.coefficients[slot]);
             if c != 0 {
-                self.engine.mul_add_slice(c, data, &mut row.data);
+                self.engine
+                    .mul_add_slice(c, data, self.store.symbol_mut(row.data));
                 if row.pivot == position {
                     lost_pivot.push(index);
                 }
@@ -366,25 +404,32 @@ impl Decoder {
             return Ok(Reception::Expired);
         }
         self.remember_repair(id, digest, first);
+        self.cover(first);
 
         let coefficients =
             self.coefficients
                 .coefficients(self.config.field, id.repair_key, id.dt, id.nss);
+        // Spare rows are all zeros, so a shorter one (from before the ring
+        // grew) only needs more zeros.
         let mut row = self.spare_rows.pop().unwrap_or_default();
-        row.coefficients.resize(self.known.len(), 0);
+        row.coefficients.resize(self.slots.len(), 0);
         row.lo = end;
         row.hi = first;
         // Kernel inputs beyond the repair itself: known sources (by
         // position) and pending rows (by index), with their factors.
+        // The scratch vectors take their room at once (not by doubling) the
+        // first time a repair needs it, and keep it; at most one term per
+        // symbol held.
         let mut known_terms = std::mem::take(&mut self.scratch_known);
         known_terms.clear();
+        known_terms.reserve(coefficients.len().min(self.store.held()));
         for (offset, &c) in coefficients.iter().enumerate() {
             if c == 0 {
                 continue;
             }
             let position = first + offset as u64;
             let slot = self.slot(position);
-            if self.known[slot] {
+            if self.slots[slot] != EMPTY {
                 known_terms.push((c, position));
             } else {
                 row.coefficients[slot] = c;
@@ -396,6 +441,7 @@ impl Decoder {
         // redundant repair costs no pass over the data.
         let mut row_terms = std::mem::take(&mut self.scratch_rows);
         row_terms.clear();
+        row_terms.reserve(self.rows.len());
         if row.lo < row.hi {
             for (index, pending) in self.rows.iter().enumerate() {
                 if pending.pivot < row.lo || pending.pivot >= row.hi {
@@ -418,25 +464,39 @@ impl Decoder {
             return Ok(Reception::Redundant);
         };
         row.pivot = pivot;
+        // The row is scaled so that its pivot is 1: the fused pass below
+        // does it for free, and a row solved later is its source as it is,
+        // released without a scaling pass. (A row that changes pivot keeps
+        // whatever coefficient its new pivot has; release scales those.)
+        let scale = gf256::inv(row.coefficients[self.slot(pivot)]).unwrap_or(1);
+        if scale != 1 {
+            for position in row.lo..row.hi {
+                let slot = self.slot(position);
+                row.coefficients[slot] = gf256::mul(row.coefficients[slot], scale);
+            }
+        }
 
-        // One fused pass: repair + known sources + pending rows.
+        // One fused pass: repair + known sources + pending rows, into the
+        // row's own symbol (every input is another symbol of the store).
         let mut factors = std::mem::take(&mut self.scratch_factors);
         factors.clear();
+        factors.reserve(1 + known_terms.len() + row_terms.len());
         let mut inputs: Vec<&[u8]> = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
-        factors.push(1);
+        row.data = self.store.take();
+        let (out, others) = self.store.split(row.data);
+        factors.push(scale);
         inputs.push(data);
         for &(c, position) in &known_terms {
-            factors.push(c);
-            inputs.push(self.ring_symbol(position));
+            factors.push(gf256::mul(c, scale));
+            inputs.push(others.symbol(self.slots[(position & self.slot_mask) as usize]));
         }
         for &(factor, index) in &row_terms {
-            factors.push(factor);
-            inputs.push(&self.rows[index].data);
+            factors.push(gf256::mul(factor, scale));
+            inputs.push(others.symbol(self.rows[index].data));
         }
-        row.data.resize(self.config.symbol_size, 0);
         self.engine
             .prepare(&factors, 1, inputs.len())
-            .apply(&inputs, &mut [&mut row.data]);
+            .apply(&inputs, &mut [out]);
         drop(inputs);
         self.scratch_known = known_terms;
         self.scratch_rows = row_terms;
@@ -495,11 +555,16 @@ impl Decoder {
     /// What a jump ahead by more than the span does: no source, equation or
     /// repair digest stays (queued recoveries carry their ESIs and stay).
     fn forget_everything(&mut self) {
-        self.known.fill(false);
+        for slot in &mut self.slots {
+            if *slot != EMPTY {
+                self.store.give_back(std::mem::replace(slot, EMPTY));
+            }
+        }
         self.stats.equations_evicted += self.rows.len() as u64;
         while let Some(row) = self.rows.pop() {
             self.recycle(row);
         }
+        self.low = u64::MAX;
         self.repairs_order.clear();
         self.repairs_seen.clear();
     }
@@ -516,27 +581,85 @@ impl Decoder {
         (position & self.slot_mask) as usize
     }
 
+    /// The source held at `position`, which must be known.
     fn ring_symbol(&self, position: u64) -> &[u8] {
-        let size = self.config.symbol_size;
-        let slot = self.slot(position);
-        &self.ring[slot * size..(slot + 1) * size]
+        self.store.symbol(self.slots[self.slot(position)])
+    }
+
+    /// Whether any source or pending equation is held.
+    fn holds_anything(&self) -> bool {
+        self.store.held() > 0 || !self.rows.is_empty()
+    }
+
+    /// Makes the ring cover `from..end` (`from` in the span) besides what
+    /// it holds, growing it if need be, before `from` is written.
+    fn cover(&mut self, from: u64) {
+        let low = self.low.min(from);
+        // `low` and `from` lie in the span, so this is at most `max_span`.
+        let needed = (self.end - low) as usize;
+        if needed > self.slots.len() {
+            let most = self.config.max_span.next_power_of_two();
+            self.grow(needed.next_power_of_two().max(MIN_SLOTS).min(most));
+        }
+        self.low = low;
+    }
+
+    /// Moves every source and coefficient held to a ring of `len` slots.
+    ///
+    /// Everything held lies in `low..end` with `end - low` at most the old
+    /// length, so the positions `low..low + old length` meet every old
+    /// slot exactly once: each slot's position is known without a record
+    /// of it.
+    fn grow(&mut self, len: usize) {
+        let old_mask = self.slot_mask;
+        let new_mask = len as u64 - 1;
+        let mut slots = vec![EMPTY; len];
+        if self.low != u64::MAX {
+            for position in self.low..self.low + self.slots.len() as u64 {
+                slots[(position & new_mask) as usize] = self.slots[(position & old_mask) as usize];
+            }
+        }
+        for row in &mut self.rows {
+            let mut coefficients = vec![0; len];
+            for position in row.lo..row.hi {
+                coefficients[(position & new_mask) as usize] =
+                    row.coefficients[(position & old_mask) as usize];
+            }
+            row.coefficients = coefficients;
+        }
+        self.slots = slots;
+        self.slot_mask = new_mask;
     }
 
     /// Moves the span forward so it ends at `new_end` (whose last ESI is
     /// `last_esi`), forgetting sources and equations that fall out of it.
     fn advance_to(&mut self, last_esi: u32, new_end: u64) {
-        let old_base = self.base();
+        let old_end = self.end;
         self.end = new_end;
         self.newest = Some((last_esi, new_end - 1));
         let new_base = self.base();
-        // Clear every position that left the span; after a jump longer than
-        // the ring, clearing one ring's worth of positions visits every slot.
-        // (Bounding this by `max_span` instead left stale slots marked known
-        // when the ring is larger than the span, found by the fuzzer.)
-        let evicted = (new_base - old_base).min(self.slot_mask + 1);
-        for position in new_base - evicted..new_base {
+        // Digests go with their first position, held or not (a repair
+        // whose coefficients are all zero leaves a digest and nothing else).
+        while let Some(&(id, first)) = self.repairs_order.front() {
+            if first >= new_base {
+                break;
+            }
+            self.repairs_order.pop_front();
+            self.repairs_seen.remove(&id);
+        }
+        if self.low == u64::MAX {
+            // Nothing is held, so nothing else leaves.
+            return;
+        }
+        // Free every source that left the span: all lie in `low..old_end`,
+        // at most one ring's worth of positions, so every slot they may
+        // occupy is visited (after a jump past the ring, all of them).
+        for position in self.low..new_base.min(old_end) {
             let slot = self.slot(position);
-            self.known[slot] = false;
+            let index = std::mem::replace(&mut self.slots[slot], EMPTY);
+            if index != EMPTY {
+                self.store.give_back(index);
+            }
         }
         if self.rows.iter().all(|row| row.hi <= new_base) {
             // Everything pending lies behind the span (a long jump).
@@ -550,7 +673,7 @@ impl Decoder {
         // An unknown that leaves the span is eliminated rather than
         // dropping every equation it appears in: one equation is spent to
         // clear it from the others, which keep their information.
-        for position in (new_base - evicted).max(lowest)..new_base {
+        for position in self.low.max(lowest)..new_base.min(old_end) {
             let slot = self.slot(position);
             let mut holders = self.rows.iter().enumerate().filter(|(_, row)| {
                 position >= row.lo && position < row.hi && row.coefficients[slot] != 0
@@ -568,8 +691,9 @@ impl Decoder {
                     if c != 0 {
                         let factor = gf256::div(c, value).unwrap_or(0);
                         self.add_row_coefficients(&mut target, factor, &spent);
+                        let (target_data, others) = self.store.split(target.data);
                         self.engine
-                            .mul_add_slice(factor, &spent.data, &mut target.data);
+                            .mul_add_slice(factor, others.symbol(spent.data), target_data);
                     }
                 }
                 self.rows[index] = target;
@@ -583,13 +707,13 @@ impl Decoder {
                 row.hi = row.hi.max(new_base);
             }
         }
-        let base = new_base;
-        while let Some(&(id, first)) = self.repairs_order.front() {
-            if first >= base {
-                break;
-            }
-            self.repairs_order.pop_front();
-            self.repairs_seen.remove(&id);
+        if self.holds_anything() {
+            // What stays lies in the new span; the ring must reach its end.
+            self.low = self.low.max(new_base);
+            let low = self.low;
+            self.cover(low);
+        } else {
+            self.low = u64::MAX;
         }
     }
 
@@ -600,6 +724,12 @@ impl Decoder {
             if let Some((old, _)) = self.repairs_order.pop_front() {
                 self.repairs_seen.remove(&old);
             }
+        }
+        if self.repairs_order.capacity() == 0 {
+            // A few repairs' room at once: tables grown from nothing one
+            // doubling at a time cost a fresh decoder several allocations.
+            self.repairs_seen.reserve(FIRST_REMEMBERED_REPAIRS);
+            self.repairs_order.reserve(FIRST_REMEMBERED_REPAIRS);
         }
         self.repairs_seen.insert(id, digest);
         self.repairs_order.push_back((id, first));
@@ -638,8 +768,9 @@ impl Decoder {
                 if c != 0 {
                     let factor = gf256::div(c, pivot_value).unwrap_or(0);
                     self.add_row_coefficients(&mut target, factor, source);
+                    let (target_data, others) = self.store.split(target.data);
                     self.engine
-                        .mul_add_slice(factor, &source.data, &mut target.data);
+                        .mul_add_slice(factor, others.symbol(source.data), target_data);
                 }
             }
             self.rows[index] = target;
@@ -657,7 +788,7 @@ impl Decoder {
                 self.rows.push(row);
             }
             None => {
-                if row.data.iter().any(|&b| b != 0) {
+                if self.store.symbol(row.data).iter().any(|&b| b != 0) {
                     self.stats.equations_inconsistent += 1;
                 }
                 self.recycle(row);
@@ -687,16 +818,24 @@ impl Decoder {
             self.rows.swap_remove(index);
             let slot = self.slot(row.pivot);
             let c = row.coefficients[slot];
-            // Solved straight into the ring slot, then copied once for the
-            // caller: no zeroed buffer that would be overwritten at once.
-            let size = self.config.symbol_size;
-            let symbol = &mut self.ring[slot * size..(slot + 1) * size];
-            match gf256::inv(c) {
-                Some(scale) => self.engine.mul_slice(scale, &row.data, symbol),
-                None => unreachable_zero_pivot(),
-            }
-            let data = Bytes::copy_from_slice(symbol);
-            self.known[slot] = true;
+            // The row's symbol becomes the source where it is, scaled by
+            // way of the caller's copy (made anyway): no buffer besides it.
+            let symbol = std::mem::replace(&mut row.data, EMPTY);
+            let data = match gf256::inv(c) {
+                Some(1) => Bytes::copy_from_slice(self.store.symbol(symbol)),
+                Some(scale) => {
+                    let mut solved = vec![0; self.config.symbol_size];
+                    self.engine
+                        .mul_slice(scale, self.store.symbol(symbol), &mut solved);
+                    self.store.symbol_mut(symbol).copy_from_slice(&solved);
+                    Bytes::from(solved)
+                }
+                None => {
+                    unreachable_zero_pivot();
+                    Bytes::copy_from_slice(self.store.symbol(symbol))
+                }
+            };
+            self.slots[slot] = symbol;
             let esi = self.esi_at(row.pivot);
             self.recycle(row);
             self.stats.recovered += 1;
@@ -720,21 +859,14 @@ impl Decoder {
         }
         row.lo = 0;
         row.hi = 0;
+        if row.data != EMPTY {
+            self.store
+                .give_back(std::mem::replace(&mut row.data, EMPTY));
+        }
         if self.spare_rows.len() < self.config.max_equations {
             self.spare_rows.push(row);
         }
     }
-}
-
-/// A zeroed buffer whose pages are already mapped: `vec![0; n]` may hand out
-/// lazily mapped pages whose first touch would fault inside a decode.
-fn written_zeros(len: usize) -> Vec<u8> {
-    let mut buffer = vec![0; len];
-    // Hides from the optimiser that the allocator zeroed it, so the fill
-    // really writes (and maps) every page.
-    std::hint::black_box(&mut buffer);
-    buffer.fill(0);
-    buffer
 }
 
 /// A pivot coefficient is non-zero by construction; this documents the one
@@ -813,10 +945,40 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_leaves_with_its_window_when_nothing_is_held() {
+        // A sparse repair whose one coefficient is zero adds nothing, so the
+        // decoder holds nothing but its digest.
+        let key = (0..)
+            .find(|&key| super::super::coding_coefficients(Field::Gf256, key, 0, 1).unwrap() == [0])
+            .unwrap();
+        let mut decoder = decoder();
+        let id = |first_source_esi| RepairPayloadId {
+            repair_key: key,
+            dt: 0,
+            nss: 1,
+            first_source_esi,
+        };
+        assert_eq!(
+            decoder.add_repair(id(0), &[1; E]).unwrap(),
+            Reception::Redundant
+        );
+        // Another such repair moves the span (16 ESIs) past ESI 0, still
+        // holding nothing: the first digest must go.
+        assert_eq!(
+            decoder.add_repair(id(20), &[1; E]).unwrap(),
+            Reception::Redundant
+        );
+        assert_eq!(
+            decoder.add_repair(id(0), &[2; E]).unwrap(),
+            Reception::Expired
+        );
+    }
+
+    #[test]
     fn the_memory_ceiling_counts_the_repair_digest_tables() {
-        // Sources and equations here need about 2 MiB, but the decoder
-        // pre-sizes its duplicate-detection tables for 4 repairs per span
-        // slot: 4 Mi entries, about 300 MiB, which the limit used to miss.
+        // Sources and equations here may take about 2 MiB, but the
+        // duplicate-detection tables may grow to 4 repairs per span slot:
+        // 4 Mi entries, about 300 MiB, which the limit used to miss.
         let config = DecoderConfig {
             field: Field::Gf256,
             symbol_size: 1,

@@ -10,7 +10,9 @@ use crate::Error;
 ///
 /// It holds up to `max_window` source symbols (the oldest is dropped when a
 /// new one arrives at capacity) and emits repair symbols over the whole held
-/// window or any contiguous part of it. Source symbols themselves are sent
+/// window or any contiguous part of it. Its memory follows the symbols held:
+/// the window's buffer doubles as symbols come, up to `max_window` symbols,
+/// and is reused from then on. Source symbols themselves are sent
 /// unchanged (the code is systematic); [`Encoder::push_source`] only tells
 /// their ESI.
 #[derive(Debug)]
@@ -18,7 +20,9 @@ pub struct Encoder {
     field: Field,
     symbol_size: usize,
     max_window: usize,
-    /// `max_window` slots of `symbol_size` bytes, used as a ring.
+    /// Slots of `symbol_size` bytes used as a ring, one per entry of
+    /// `dirty`: as many as the most symbols held so far, rounded up to a
+    /// power of two (at most `max_window`).
     ring: Vec<u8>,
     /// Per slot, how many leading bytes may be non-zero: past it the slot
     /// reads as zeros, so [`Encoder::push_source_with`] only clears what the
@@ -52,14 +56,14 @@ impl Encoder {
             field,
             symbol_size,
             max_window,
-            ring: vec![0; symbol_size * max_window],
-            dirty: vec![0; max_window],
+            ring: Vec::new(),
+            dirty: Vec::new(),
             oldest_slot: 0,
             held: 0,
             first_esi: 0,
             next_repair_key: 0,
             coefficients: CoefficientCache::default(),
-            scratch_factors: Vec::with_capacity(max_window),
+            scratch_factors: Vec::new(),
         })
     }
 
@@ -152,16 +156,20 @@ impl Encoder {
     where
         F: FnOnce(&mut [u8]) -> Result<usize, Error>,
     {
+        if self.held == self.slots() && self.held < self.max_window {
+            self.grow();
+        }
+        let slots = self.slots();
         let at_capacity = self.held == self.max_window;
         let slot = if at_capacity {
             self.oldest_slot
         } else {
-            (self.oldest_slot + self.held) % self.max_window
+            (self.oldest_slot + self.held) % slots
         };
         if at_capacity {
             // The slot is about to be overwritten, whether `fill` succeeds or
             // not: its symbol leaves the window first.
-            self.oldest_slot = (self.oldest_slot + 1) % self.max_window;
+            self.oldest_slot = (self.oldest_slot + 1) % slots;
             self.first_esi = self.first_esi.wrapping_add(1);
             self.held -= 1;
         }
@@ -191,6 +199,23 @@ impl Encoder {
         Ok(self.first_esi.wrapping_add(self.held as u32 - 1))
     }
 
+    /// Ring slots allocated.
+    fn slots(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Doubles the ring (up to `max_window` slots), which is full: its
+    /// symbols are rotated to start at slot 0, so they stay in order
+    /// followed by the new, zeroed slots.
+    fn grow(&mut self) {
+        let slots = (2 * self.slots()).clamp(1, self.max_window);
+        self.ring.rotate_left(self.oldest_slot * self.symbol_size);
+        self.dirty.rotate_left(self.oldest_slot);
+        self.oldest_slot = 0;
+        self.ring.resize(slots * self.symbol_size, 0);
+        self.dirty.resize(slots, 0);
+    }
+
     /// Drops every held symbol whose ESI comes before `esi` (for example
     /// because the application no longer needs it). ESIs are compared in
     /// wrapping order relative to the held window.
@@ -200,7 +225,8 @@ impl Encoder {
         // lies behind the window, where there is nothing to drop.
         if ahead as usize <= self.held && ahead <= MAX_WINDOW as u32 {
             let drop = ahead as usize;
-            self.oldest_slot = (self.oldest_slot + drop) % self.max_window;
+            // `max(1)`: nothing to drop when no slot was ever allocated.
+            self.oldest_slot = (self.oldest_slot + drop) % self.slots().max(1);
             self.held -= drop;
             self.first_esi = esi;
         }
@@ -314,7 +340,7 @@ impl Encoder {
     }
 
     fn slot(&self, offset: usize) -> &[u8] {
-        let slot = (self.oldest_slot + offset) % self.max_window;
+        let slot = (self.oldest_slot + offset) % self.slots();
         &self.ring[slot * self.symbol_size..(slot + 1) * self.symbol_size]
     }
 

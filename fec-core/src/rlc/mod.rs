@@ -81,6 +81,7 @@ mod coefficients;
 mod decoder;
 mod encoder;
 mod payload_id;
+mod store;
 mod tinymt;
 
 pub use coefficients::coding_coefficients;
