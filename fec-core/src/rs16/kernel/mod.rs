@@ -1,0 +1,150 @@
+//! The slice kernels the GF(2^16) transforms run on, one implementation per
+//! instruction set behind the safe [`Kernel`] trait.
+//!
+//! A kernel multiplies whole shards (runs of [`Block`]s) by prepared
+//! constants and runs the transform butterflies over them. The backend is
+//! the GF(2^8) engine's: [`gf256::Engine`] proves the CPU check was done, and
+//! `FEC_CORE_BACKEND` forces it for both fields. The SIMD kernels live in
+//! one file per instruction set; their loops are written once in `lanes`,
+//! generic over a few primitives, and compiled per instruction set inside
+//! `#[target_feature]` shells, as in [`gf256`].
+//!
+//! A constant is prepared once into whatever its backend multiplies with
+//! (nibble tables for `pshufb`, bit matrices for GFNI), and the transform
+//! twiddles, which depend only on their index, are prepared once per process
+//! in [`SkewFactors`].
+
+mod scalar;
+
+use std::sync::OnceLock;
+
+use super::field::{self, ORDER};
+use super::shards::Block;
+use crate::gf256::{self, Engine};
+
+pub(crate) use scalar::Scalar;
+
+/// Multiplication by GF(2^16) constants and the FFT butterflies, over
+/// equal-length runs of blocks.
+///
+/// The butterflies are those of the Lin-Chung-Han transform as Leopard-RS
+/// orders them: the forward one is `x += f * y; y += x`, the inverse
+/// `y += x; x += f * y`. The radix-4 forms run two layers (distance `2d`
+/// then `d` forward, `d` then `2d` inverse) on four runs `q0..q3` at once,
+/// with `f01` for the pair `(q0, q1)`, `f23` for `(q2, q3)` and `f02` for
+/// the pairs `(q0, q2)` and `(q1, q3)`.
+///
+/// Every method requires its runs to be of equal length (the transforms
+/// only pass such runs) and panics otherwise.
+pub(crate) trait Kernel: Copy + Send + Sync + 'static {
+    /// A constant prepared for this kernel.
+    type Factor: Send + Sync + 'static;
+
+    /// Prepares multiplication by `element`.
+    fn prepare(element: u16) -> Self::Factor;
+
+    /// The process-wide cache of prepared twiddles.
+    fn skew_factors() -> &'static SkewFactors<Self::Factor>;
+
+    /// `x = f * x`.
+    fn mul(self, x: &mut [Block], f: &Self::Factor);
+
+    /// `x ^= y`.
+    fn xor(self, x: &mut [Block], y: &[Block]);
+
+    /// Forward butterfly: `x ^= f * y; y ^= x`.
+    fn fft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor);
+
+    /// Inverse butterfly: `y ^= x; x ^= f * y`.
+    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor);
+
+    /// Two forward layers on four runs.
+    fn fft4(self, q: [&mut [Block]; 4], f01: &Self::Factor, f23: &Self::Factor, f02: &Self::Factor);
+
+    /// Two inverse layers on four runs.
+    fn ifft4(
+        self,
+        q: [&mut [Block]; 4],
+        f01: &Self::Factor,
+        f23: &Self::Factor,
+        f02: &Self::Factor,
+    );
+}
+
+/// Twiddle `index` (see [`field::skew`]) prepared for a kernel, built on
+/// first use in segments so that a small code never prepares the 65535 of a
+/// large one.
+pub(crate) struct SkewFactors<F> {
+    segments: [OnceLock<Box<[F]>>; SEGMENTS],
+}
+
+const SEGMENT: usize = 1024;
+const SEGMENTS: usize = ORDER / SEGMENT;
+
+impl<F> SkewFactors<F> {
+    /// An empty cache (for a `static`).
+    pub(crate) const fn new() -> Self {
+        SkewFactors {
+            segments: [const { OnceLock::new() }; SEGMENTS],
+        }
+    }
+
+    /// The prepared twiddle `index` (`index < 65535`).
+    pub(crate) fn get(&self, index: usize, prepare: fn(u16) -> F) -> &F {
+        let segment = self.segments[index / SEGMENT].get_or_init(|| {
+            let skew = field::skew();
+            let start = (index / SEGMENT) * SEGMENT;
+            let end = (start + SEGMENT).min(skew.len());
+            skew[start..end].iter().map(|&e| prepare(e)).collect()
+        });
+        &segment[index % SEGMENT]
+    }
+}
+
+/// The twiddle `index`, prepared for `K`.
+#[inline]
+pub(crate) fn skew_factor<K: Kernel>(index: usize) -> &'static K::Factor {
+    K::skew_factors().get(index, K::prepare)
+}
+
+/// The products of `element` with each single-bit element `1 << b`: the
+/// columns of "multiply by `element`" as a 16 x 16 matrix over GF(2), from
+/// which every backend builds its tables.
+pub(crate) fn bit_products(element: u16) -> [u16; 16] {
+    let t = field::tables();
+    std::array::from_fn(|b| t.mul(element, 1 << b))
+}
+
+/// The products of `element` with every value of each nibble: entry
+/// `[n][v]` is `element * (v << 4n)`.
+pub(crate) fn nibble_products(element: u16) -> [[u16; 16]; 4] {
+    let columns = bit_products(element);
+    std::array::from_fn(|n| {
+        std::array::from_fn(|v| {
+            (0..4)
+                .filter(|bit| v & (1 << bit) != 0)
+                .fold(0u16, |acc, bit| acc ^ columns[4 * n + bit])
+        })
+    })
+}
+
+/// Work that runs on whichever kernel the engine selects: a generic method
+/// instead of a closure, so that each backend gets its own monomorphised
+/// (and, for SIMD, fully inlined) copy.
+pub(crate) trait KernelJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job on `kernel`.
+    fn run<K: Kernel>(self, kernel: K) -> Self::Output;
+}
+
+/// Runs `job` on the kernel of `engine`'s backend.
+pub(crate) fn dispatch<J: KernelJob>(engine: Engine, job: J) -> J::Output {
+    let _ = engine;
+    job.run(Scalar)
+}
+
+/// The engine the one-shot functions use: the process-wide one.
+pub(crate) fn default_engine() -> Engine {
+    gf256::engine()
+}

@@ -1,0 +1,141 @@
+//! Portable kernel: four 16-entry lookups per element. The reference the
+//! SIMD kernels are tested against, and the fallback everywhere else.
+
+#![forbid(unsafe_code)]
+
+use super::{nibble_products, Kernel, SkewFactors};
+use crate::rs16::shards::Block;
+
+/// The portable kernel (always available).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scalar;
+
+/// `[n][v]` is the constant times `v << 4n`.
+pub(crate) type NibbleProducts = [[u16; 16]; 4];
+
+static SKEW: SkewFactors<NibbleProducts> = SkewFactors::new();
+
+#[inline(always)]
+fn product(t: &NibbleProducts, x: u16) -> u16 {
+    t[0][usize::from(x & 15)]
+        ^ t[1][usize::from((x >> 4) & 15)]
+        ^ t[2][usize::from((x >> 8) & 15)]
+        ^ t[3][usize::from(x >> 12)]
+}
+
+/// `x ^= f * y` on one block (`ADD`), or `x = f * y`.
+#[inline(always)]
+fn mul_block<const ADD: bool>(x: &mut Block, y: &Block, t: &NibbleProducts) {
+    for i in 0..32 {
+        let p = product(t, u16::from_le_bytes([y[i], y[32 + i]]));
+        if ADD {
+            x[i] ^= p as u8;
+            x[32 + i] ^= (p >> 8) as u8;
+        } else {
+            x[i] = p as u8;
+            x[32 + i] = (p >> 8) as u8;
+        }
+    }
+}
+
+#[inline(always)]
+fn xor_block(x: &mut Block, y: &Block) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a ^= b;
+    }
+}
+
+#[inline(always)]
+fn fft_block(x: &mut Block, y: &mut Block, f: &NibbleProducts) {
+    mul_block::<true>(x, y, f);
+    xor_block(y, x);
+}
+
+#[inline(always)]
+fn ifft_block(x: &mut Block, y: &mut Block, f: &NibbleProducts) {
+    xor_block(y, x);
+    mul_block::<true>(x, y, f);
+}
+
+fn check_lengths(lengths: &[usize]) {
+    assert!(
+        lengths.windows(2).all(|w| w[0] == w[1]),
+        "rs16 kernel: runs of unequal length {lengths:?}"
+    );
+}
+
+impl Kernel for Scalar {
+    type Factor = NibbleProducts;
+
+    fn prepare(element: u16) -> NibbleProducts {
+        nibble_products(element)
+    }
+
+    fn skew_factors() -> &'static SkewFactors<NibbleProducts> {
+        &SKEW
+    }
+
+    fn mul(self, x: &mut [Block], f: &NibbleProducts) {
+        for block in x {
+            let y = *block;
+            mul_block::<false>(block, &y, f);
+        }
+    }
+
+    fn xor(self, x: &mut [Block], y: &[Block]) {
+        check_lengths(&[x.len(), y.len()]);
+        for (a, b) in x.iter_mut().zip(y) {
+            xor_block(a, b);
+        }
+    }
+
+    fn fft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts) {
+        check_lengths(&[x.len(), y.len()]);
+        for (a, b) in x.iter_mut().zip(y.iter_mut()) {
+            fft_block(a, b, f);
+        }
+    }
+
+    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts) {
+        check_lengths(&[x.len(), y.len()]);
+        for (a, b) in x.iter_mut().zip(y.iter_mut()) {
+            ifft_block(a, b, f);
+        }
+    }
+
+    fn fft4(
+        self,
+        q: [&mut [Block]; 4],
+        f01: &NibbleProducts,
+        f23: &NibbleProducts,
+        f02: &NibbleProducts,
+    ) {
+        let [q0, q1, q2, q3] = q;
+        check_lengths(&[q0.len(), q1.len(), q2.len(), q3.len()]);
+        for i in 0..q0.len() {
+            let (s0, s1, s2, s3) = (&mut q0[i], &mut q1[i], &mut q2[i], &mut q3[i]);
+            fft_block(s0, s2, f02);
+            fft_block(s1, s3, f02);
+            fft_block(s0, s1, f01);
+            fft_block(s2, s3, f23);
+        }
+    }
+
+    fn ifft4(
+        self,
+        q: [&mut [Block]; 4],
+        f01: &NibbleProducts,
+        f23: &NibbleProducts,
+        f02: &NibbleProducts,
+    ) {
+        let [q0, q1, q2, q3] = q;
+        check_lengths(&[q0.len(), q1.len(), q2.len(), q3.len()]);
+        for i in 0..q0.len() {
+            let (s0, s1, s2, s3) = (&mut q0[i], &mut q1[i], &mut q2[i], &mut q3[i]);
+            ifft_block(s0, s1, f01);
+            ifft_block(s2, s3, f23);
+            ifft_block(s0, s2, f02);
+            ifft_block(s1, s3, f02);
+        }
+    }
+}

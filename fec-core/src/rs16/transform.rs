@@ -1,0 +1,163 @@
+//! The additive FFT over GF(2^16) in the Lin-Chung-Han polynomial basis, on
+//! whole shards, and the formal derivative the decoder needs.
+//!
+//! A transform of size `n = 2^L` has `L` layers of `n / 2` butterflies; the
+//! layer of distance `d` pairs shard `s + i` with `s + d + i` for each block
+//! start `s` (a multiple of `2d`) and `i < d`, with the twiddle of index
+//! `delta + s + d - 1` ([`field::skew`](super::field::skew)); `delta`, a
+//! multiple of `n`, places the transform's points in the field. The forward
+//! transform runs the layers from distance `n / 2` down to 1, the inverse
+//! from 1 up. These are reed-solomon-simd's transforms butterfly for
+//! butterfly, so their outputs are the same bytes.
+//!
+//! The order of work differs: both transforms recurse depth first, two
+//! layers per step (one radix-4 kernel call over four runs of `n / 4`
+//! shards), so that once a sub-transform fits in cache all its layers run
+//! there instead of streaming the whole buffer once per layer pair. A
+//! forward transform skips sub-blocks holding no wanted output, an inverse
+//! one sub-blocks whose input is all zero.
+
+#![forbid(unsafe_code)]
+
+use std::ops::Range;
+
+use super::kernel::{skew_factor, Kernel};
+use super::shards::Block;
+
+/// Which outputs a forward transform must produce (relative to its start).
+pub(crate) trait Wanted {
+    /// Whether any output in `range` is wanted.
+    fn any(&self, range: Range<usize>) -> bool;
+}
+
+/// Every output below a bound.
+pub(crate) struct Below(pub usize);
+
+impl Wanted for Below {
+    fn any(&self, range: Range<usize>) -> bool {
+        range.start < self.0
+    }
+}
+
+/// The wanted outputs as a prefix count over a bitmap, for scattered sets
+/// (the decoder's erased originals).
+pub(crate) struct Marked<'a> {
+    /// `counts[i]` is the number of wanted outputs below `i`.
+    pub counts: &'a [u32],
+}
+
+impl Wanted for Marked<'_> {
+    fn any(&self, range: Range<usize>) -> bool {
+        let end = range.end.min(self.counts.len() - 1);
+        range.start < end && self.counts[end] > self.counts[range.start]
+    }
+}
+
+/// Splits `data` into four runs of `quarter` blocks.
+fn quarters(data: &mut [Block], quarter: usize) -> [&mut [Block]; 4] {
+    let (a, rest) = data.split_at_mut(quarter);
+    let (b, rest) = rest.split_at_mut(quarter);
+    let (c, d) = rest.split_at_mut(quarter);
+    [a, b, c, &mut d[..quarter]]
+}
+
+/// Forward transform of the `n` shards in `data` (`bps` blocks each, `n` a
+/// power of two), producing at least the outputs `wanted` selects; the
+/// others are left with unspecified contents.
+pub(crate) fn fft<K: Kernel>(
+    kernel: K,
+    data: &mut [Block],
+    bps: usize,
+    n: usize,
+    delta: usize,
+    wanted: &dyn Wanted,
+) {
+    fft_part(kernel, data, bps, n, delta, wanted, 0);
+}
+
+/// [`fft`] of the sub-transform whose first shard is output `base` of the
+/// whole.
+fn fft_part<K: Kernel>(
+    kernel: K,
+    data: &mut [Block],
+    bps: usize,
+    n: usize,
+    delta: usize,
+    wanted: &dyn Wanted,
+    base: usize,
+) {
+    debug_assert!(n.is_power_of_two());
+    debug_assert_eq!(data.len(), n * bps);
+    if n == 1 || !wanted.any(base..base + n) {
+        return;
+    }
+    if n.trailing_zeros() % 2 == 1 {
+        let half = n / 2;
+        let (x, y) = data.split_at_mut(half * bps);
+        kernel.fft2(x, y, skew_factor::<K>(delta + half - 1));
+        fft_part(kernel, x, bps, half, delta, wanted, base);
+        fft_part(kernel, y, bps, half, delta + half, wanted, base + half);
+        return;
+    }
+    let q = n / 4;
+    kernel.fft4(
+        quarters(data, q * bps),
+        skew_factor::<K>(delta + q - 1),
+        skew_factor::<K>(delta + 3 * q - 1),
+        skew_factor::<K>(delta + 2 * q - 1),
+    );
+    for (i, run) in data.chunks_exact_mut(q * bps).enumerate() {
+        fft_part(kernel, run, bps, q, delta + i * q, wanted, base + i * q);
+    }
+}
+
+/// Inverse transform of the `n` shards in `data`, whose shards from
+/// `nonzero` on are all zero (they are read, so they must really be zero).
+pub(crate) fn ifft<K: Kernel>(
+    kernel: K,
+    data: &mut [Block],
+    bps: usize,
+    n: usize,
+    nonzero: usize,
+    delta: usize,
+) {
+    debug_assert!(n.is_power_of_two());
+    debug_assert_eq!(data.len(), n * bps);
+    if n == 1 || nonzero == 0 {
+        return;
+    }
+    if n.trailing_zeros() % 2 == 1 {
+        let half = n / 2;
+        let (x, y) = data.split_at_mut(half * bps);
+        ifft(kernel, x, bps, half, nonzero.min(half), delta);
+        if nonzero > half {
+            ifft(kernel, y, bps, half, nonzero - half, delta + half);
+        }
+        kernel.ifft2(x, y, skew_factor::<K>(delta + half - 1));
+        return;
+    }
+    let q = n / 4;
+    for (i, run) in data.chunks_exact_mut(q * bps).enumerate() {
+        if i * q < nonzero {
+            ifft(kernel, run, bps, q, (nonzero - i * q).min(q), delta + i * q);
+        }
+    }
+    kernel.ifft4(
+        quarters(data, q * bps),
+        skew_factor::<K>(delta + q - 1),
+        skew_factor::<K>(delta + 3 * q - 1),
+        skew_factor::<K>(delta + 2 * q - 1),
+    );
+}
+
+/// The formal derivative in the LCH basis, in place on `n` shards: for each
+/// `i` in `1..n` with lowest set bit `w`, shards `i - w .. i` gain shards
+/// `i .. i + w`. Sources are never written before they are read (a step
+/// writes only below its `i`), so the order of steps does not matter.
+pub(crate) fn formal_derivative<K: Kernel>(kernel: K, data: &mut [Block], bps: usize, n: usize) {
+    for i in 1..n {
+        let w = 1 << i.trailing_zeros();
+        let (low, high) = data.split_at_mut(i * bps);
+        kernel.xor(&mut low[(i - w) * bps..], &high[..w * bps]);
+    }
+}
