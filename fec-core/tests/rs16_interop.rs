@@ -149,7 +149,7 @@ struct Case {
 
 fn case(g: &mut Gen, max: usize, max_len: usize) -> Case {
     // Half the time near a power of two, where the rate and chunking change.
-    let mut count = |g: &mut Gen| {
+    let count = |g: &mut Gen| {
         if bool::arbitrary(g) {
             let p = 1usize << (usize::arbitrary(g) % (max.ilog2() as usize + 1));
             (p + usize::arbitrary(g) % 3)
