@@ -14,13 +14,23 @@
 //! twiddles, which depend only on their index, are prepared once per process
 //! in [`SkewFactors`].
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod gfni;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod ssse3;
 
 use std::sync::OnceLock;
 
 use super::field::{self, ORDER};
 use super::shards::Block;
-use crate::gf256::{self, Engine};
+use crate::gf256::{self, Backend, Engine};
 
 pub(crate) use scalar::Scalar;
 
@@ -39,6 +49,11 @@ pub(crate) use scalar::Scalar;
 pub(crate) trait Kernel: Copy + Send + Sync + 'static {
     /// A constant prepared for this kernel.
     type Factor: Send + Sync + 'static;
+
+    /// The backend this kernel implements (the kernel tests check that
+    /// dispatch picked the one asked for).
+    #[cfg_attr(not(test), allow(dead_code))]
+    const BACKEND: Backend;
 
     /// Prepares multiplication by `element`.
     fn prepare(element: u16) -> Self::Factor;
@@ -140,11 +155,75 @@ pub(crate) trait KernelJob {
 
 /// Runs `job` on the kernel of `engine`'s backend.
 pub(crate) fn dispatch<J: KernelJob>(engine: Engine, job: J) -> J::Output {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match engine.backend() {
+            Backend::Scalar => {}
+            Backend::Ssse3 => {
+                if let Some(k) = ssse3::Ssse3::new(engine) {
+                    return job.run(k);
+                }
+            }
+            Backend::Avx2 => {
+                if let Some(k) = avx2::Avx2::new(engine) {
+                    return job.run(k);
+                }
+            }
+            Backend::Avx512 => {
+                if let Some(k) = avx512::Avx512::new(engine) {
+                    return job.run(k);
+                }
+            }
+            Backend::Gfni => {
+                if let Some(k) = gfni::Gfni::new(engine) {
+                    return job.run(k);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     let _ = engine;
     job.run(Scalar)
 }
+
+/// Panics unless every run has the same length (the kernels' contract).
+pub(crate) fn check_lengths(lengths: &[usize]) {
+    assert!(
+        lengths.windows(2).all(|w| w[0] == w[1]),
+        "rs16 kernel: runs of unequal length {lengths:?}"
+    );
+}
+
+/// Split-nibble product tables for `pshufb`: `lo[n][v]` and `hi[n][v]` are
+/// the low and high bytes of the constant times `v << 4n`, so a product is
+/// the XOR of four 16-entry lookups per output byte.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct NibbleTables {
+    lo: [[u8; 16]; 4],
+    hi: [[u8; 16]; 4],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl NibbleTables {
+    fn new(element: u16) -> Self {
+        let products = nibble_products(element);
+        NibbleTables {
+            lo: products.map(|row| row.map(|p| p as u8)),
+            hi: products.map(|row| row.map(|p| (p >> 8) as u8)),
+        }
+    }
+}
+
+/// The SSSE3 and AVX2 kernels share their table format, so one cache.
+#[cfg(target_arch = "x86_64")]
+static NIBBLE_SKEW: SkewFactors<NibbleTables> = SkewFactors::new();
 
 /// The engine the one-shot functions use: the process-wide one.
 pub(crate) fn default_engine() -> Engine {
     gf256::engine()
 }
+
+#[cfg(test)]
+mod tests;

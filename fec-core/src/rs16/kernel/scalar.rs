@@ -3,7 +3,8 @@
 
 #![forbid(unsafe_code)]
 
-use super::{nibble_products, Kernel, SkewFactors};
+use super::{check_lengths, nibble_products, Kernel, SkewFactors};
+use crate::gf256::Backend;
 use crate::rs16::shards::Block;
 
 /// The portable kernel (always available).
@@ -57,15 +58,9 @@ fn ifft_block(x: &mut Block, y: &mut Block, f: &NibbleProducts) {
     mul_block::<true>(x, y, f);
 }
 
-fn check_lengths(lengths: &[usize]) {
-    assert!(
-        lengths.windows(2).all(|w| w[0] == w[1]),
-        "rs16 kernel: runs of unequal length {lengths:?}"
-    );
-}
-
 impl Kernel for Scalar {
     type Factor = NibbleProducts;
+    const BACKEND: Backend = Backend::Scalar;
 
     fn prepare(element: u16) -> NibbleProducts {
         nibble_products(element)
