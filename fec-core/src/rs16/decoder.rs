@@ -369,14 +369,16 @@ impl KernelJob for DecodeJob<'_> {
         locator(erased, l.window, !s.high_rate, &mut scratch.locator);
         let log = &scratch.locator;
 
-        for p in 0..l.end {
+        // Past the last received point the inverse transform reads nothing,
+        // so only the erasures below it need zeros.
+        let nonzero = received.iter().rposition(|&r| r).map_or(0, |p| p + 1);
+        for p in 0..nonzero {
             if received[p] {
                 kernel.mul(work.shard_mut(p), &K::prepare(exp[log[p] as usize]));
             } else {
                 work.zero(p..p + 1);
             }
         }
-        work.zero(l.end..l.window);
 
         let wanted = &mut scratch.wanted;
         wanted.clear();
@@ -389,8 +391,8 @@ impl KernelJob for DecodeJob<'_> {
         }
 
         let data = work.blocks_mut();
-        transform::ifft(kernel, data, bps, l.window, l.end, 0);
-        transform::formal_derivative(kernel, data, bps, l.window);
+        transform::ifft(kernel, data, bps, l.window, nonzero, 0);
+        kernel.formal_derivative(data, bps, l.window);
         transform::fft(kernel, data, bps, l.window, 0, &Marked { counts: wanted });
 
         for &j in restored {

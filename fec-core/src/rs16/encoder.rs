@@ -230,12 +230,10 @@ fn encode_high_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
     let k = s.original_count;
     let bps = work.blocks_per_shard();
     let first = k.min(chunk);
-    work.zero(first..chunk);
     transform::ifft(kernel, work.shards_mut(0..chunk), bps, chunk, first, chunk);
     let mut start = chunk;
     while start < k {
         let count = (k - start).min(chunk);
-        work.zero(start + count..start + chunk);
         let (sum, rest) = work.blocks_mut().split_at_mut(start * bps);
         let part = &mut rest[..chunk * bps];
         transform::ifft(kernel, part, bps, chunk, count, start + chunk);
@@ -250,7 +248,6 @@ fn encode_low_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
     let chunk = s.chunk();
     let (k, m) = (s.original_count, s.recovery_count);
     let bps = work.blocks_per_shard();
-    work.zero(k..chunk);
     transform::ifft(kernel, work.shards_mut(0..chunk), bps, chunk, k, 0);
     let mut start = chunk;
     while start < m {

@@ -112,7 +112,8 @@ fn fft_part<K: Kernel>(
 }
 
 /// Inverse transform of the `n` shards in `data`, whose shards from
-/// `nonzero` on are all zero (they are read, so they must really be zero).
+/// `nonzero` on are zero. Those shards are never read, so they need not be
+/// zeroed: every shard is written.
 pub(crate) fn ifft<K: Kernel>(
     kernel: K,
     data: &mut [Block],
@@ -123,7 +124,8 @@ pub(crate) fn ifft<K: Kernel>(
 ) {
     debug_assert!(n.is_power_of_two());
     debug_assert_eq!(data.len(), n * bps);
-    if n == 1 || nonzero == 0 {
+    debug_assert!(nonzero > 0);
+    if n == 1 {
         return;
     }
     if n.trailing_zeros() % 2 == 1 {
@@ -133,31 +135,20 @@ pub(crate) fn ifft<K: Kernel>(
         if nonzero > half {
             ifft(kernel, y, bps, half, nonzero - half, delta + half);
         }
-        kernel.ifft2(x, y, skew_factor::<K>(delta + half - 1));
+        let live = if nonzero > half { 2 } else { 1 };
+        kernel.ifft2(x, y, skew_factor::<K>(delta + half - 1), live);
         return;
     }
     let q = n / 4;
-    for (i, run) in data.chunks_exact_mut(q * bps).enumerate() {
-        if i * q < nonzero {
-            ifft(kernel, run, bps, q, (nonzero - i * q).min(q), delta + i * q);
-        }
+    let live = nonzero.min(n).div_ceil(q);
+    for (i, run) in data.chunks_exact_mut(q * bps).take(live).enumerate() {
+        ifft(kernel, run, bps, q, (nonzero - i * q).min(q), delta + i * q);
     }
     kernel.ifft4(
         quarters(data, q * bps),
         skew_factor::<K>(delta + q - 1),
         skew_factor::<K>(delta + 3 * q - 1),
         skew_factor::<K>(delta + 2 * q - 1),
+        live,
     );
-}
-
-/// The formal derivative in the LCH basis, in place on `n` shards: for each
-/// `i` in `1..n` with lowest set bit `w`, shards `i - w .. i` gain shards
-/// `i .. i + w`. Sources are never written before they are read (a step
-/// writes only below its `i`), so the order of steps does not matter.
-pub(crate) fn formal_derivative<K: Kernel>(kernel: K, data: &mut [Block], bps: usize, n: usize) {
-    for i in 1..n {
-        let w = 1 << i.trailing_zeros();
-        let (low, high) = data.split_at_mut(i * bps);
-        kernel.xor(&mut low[(i - w) * bps..], &high[..w * bps]);
-    }
 }

@@ -4,7 +4,8 @@
 
 use std::arch::x86_64::{
     __m256i, _mm256_and_si256, _mm256_broadcastsi128_si256, _mm256_loadu_si256, _mm256_set1_epi8,
-    _mm256_shuffle_epi8, _mm256_srli_epi64, _mm256_storeu_si256, _mm256_xor_si256, _mm_load_si128,
+    _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_srli_epi64, _mm256_storeu_si256,
+    _mm256_xor_si256, _mm_load_si128,
 };
 
 use super::lanes::{simd_kernel, Lanes16};
@@ -21,6 +22,12 @@ impl Lanes16 for Avx2Lanes {
     type Factor = NibbleTables;
     /// The four low-byte tables, then the four high-byte tables.
     type Loaded = [__m256i; 8];
+
+    #[inline(always)]
+    unsafe fn zero() -> (__m256i, __m256i) {
+        // SAFETY: the instruction set is present (trait contract).
+        unsafe { (_mm256_setzero_si256(), _mm256_setzero_si256()) }
+    }
 
     #[inline(always)]
     unsafe fn load_factor(f: &NibbleTables) -> [__m256i; 8] {

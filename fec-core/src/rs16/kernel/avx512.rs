@@ -9,8 +9,8 @@
 
 use std::arch::x86_64::{
     __m512i, _mm512_and_si512, _mm512_load_si512, _mm512_loadu_si512, _mm512_set1_epi8,
-    _mm512_shuffle_epi8, _mm512_shuffle_i64x2, _mm512_srli_epi64, _mm512_storeu_si512,
-    _mm512_ternarylogic_epi64, _mm512_xor_si512,
+    _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_shuffle_i64x2, _mm512_srli_epi64,
+    _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
 };
 
 use super::lanes::{simd_kernel, Lanes16};
@@ -64,6 +64,12 @@ impl Lanes16 for Avx512Lanes {
     type Vector = __m512i;
     type Factor = SplitTables;
     type Loaded = [__m512i; 4];
+
+    #[inline(always)]
+    unsafe fn zero() -> __m512i {
+        // SAFETY: the instruction set is present (trait contract).
+        unsafe { _mm512_setzero_si512() }
+    }
 
     #[inline(always)]
     unsafe fn load_factor(f: &SplitTables) -> [__m512i; 4] {

@@ -10,7 +10,8 @@
 
 use std::arch::x86_64::{
     __m512i, _mm512_gf2p8affine_epi64_epi8, _mm512_load_si512, _mm512_loadu_si512,
-    _mm512_shuffle_i64x2, _mm512_storeu_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
+    _mm512_setzero_si512, _mm512_shuffle_i64x2, _mm512_storeu_si512, _mm512_ternarylogic_epi64,
+    _mm512_xor_si512,
 };
 
 use super::lanes::{simd_kernel, Lanes16};
@@ -24,21 +25,29 @@ use crate::rs16::shards::Block;
 #[repr(C, align(64))]
 pub(crate) struct AffineMatrices([[u64; 8]; 2]);
 
+/// Transposes an 8 x 8 bit matrix held as 8 bytes (bit `j` of byte `i` is
+/// entry `(i, j)`), by three rounds of swapping off-diagonal blocks
+/// (Hacker's Delight, `transpose8`).
+fn transpose8(mut x: u64) -> u64 {
+    let mut t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^ t ^ (t << 28)
+}
+
 /// The `gf2p8affineqb` form of the 8 x 8 block of "multiply by the
 /// constant" taking input bits `from..from + 8` to output bits
 /// `to..to + 8`: byte `7 - i` computes output bit `i`, its bit `j` says
-/// whether input bit `j` contributes.
+/// whether input bit `j` contributes. Byte `j` of the gathered columns has
+/// bit `i` for output bit `i`; transposing makes byte `i` the row of output
+/// bit `i`, and reversing the bytes puts it at `7 - i`.
 fn affine_block(columns: &[u16; 16], from: usize, to: usize) -> u64 {
-    let mut matrix = 0u64;
-    for j in 0..8 {
-        let column = columns[from + j];
-        for i in 0..8 {
-            if column & (1 << (to + i)) != 0 {
-                matrix |= 1 << (8 * (7 - i) + j);
-            }
-        }
-    }
-    matrix
+    let gathered = (0..8).fold(0u64, |acc, j| {
+        acc | u64::from((columns[from + j] >> to) as u8) << (8 * j)
+    });
+    transpose8(gathered).swap_bytes()
 }
 
 impl AffineMatrices {
@@ -47,6 +56,30 @@ impl AffineMatrices {
         let [a, b, c, d] =
             [(0, 0), (8, 0), (0, 8), (8, 8)].map(|(from, to)| affine_block(&columns, from, to));
         AffineMatrices([[a, a, a, a, d, d, d, d], [b, b, b, b, c, c, c, c]])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transposing construction against the definition, bit by bit.
+    #[test]
+    fn affine_blocks_follow_the_definition() {
+        for element in [0u16, 1, 2, 0x8000, 0x1234, 0xFFFF, 0xACCA] {
+            let columns = bit_products(element);
+            for (from, to) in [(0, 0), (8, 0), (0, 8), (8, 8)] {
+                let mut expected = 0u64;
+                for j in 0..8 {
+                    for i in 0..8 {
+                        if columns[from + j] & (1 << (to + i)) != 0 {
+                            expected |= 1 << (8 * (7 - i) + j);
+                        }
+                    }
+                }
+                assert_eq!(affine_block(&columns, from, to), expected);
+            }
+        }
     }
 }
 
@@ -74,6 +107,12 @@ impl Lanes16 for GfniLanes {
     type Vector = __m512i;
     type Factor = AffineMatrices;
     type Loaded = [__m512i; 2];
+
+    #[inline(always)]
+    unsafe fn zero() -> __m512i {
+        // SAFETY: the instruction set is present (trait contract).
+        unsafe { _mm512_setzero_si512() }
+    }
 
     #[inline(always)]
     unsafe fn load_factor(f: &AffineMatrices) -> [__m512i; 2] {

@@ -21,6 +21,8 @@ pub(super) trait Lanes16 {
     /// A prepared constant loaded into registers.
     type Loaded: Copy;
 
+    /// The all-zero block.
+    unsafe fn zero() -> Self::Vector;
     /// Loads a prepared constant.
     unsafe fn load_factor(f: &Self::Factor) -> Self::Loaded;
     /// Loads a block.
@@ -109,17 +111,23 @@ pub(super) unsafe fn fft2<L: Lanes16>(x: &mut [Block], y: &mut [Block], f: &L::F
     }
 }
 
-/// Inverse butterflies between two runs of equal length.
+/// Inverse butterflies between two runs of equal length; with `LIVE == 1`
+/// the run `y` is taken as zero and not read.
 ///
 /// # Safety
 /// The [`Lanes16`] contract.
 #[inline(always)]
-pub(super) unsafe fn ifft2<L: Lanes16>(x: &mut [Block], y: &mut [Block], f: &L::Factor) {
+pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize>(
+    x: &mut [Block],
+    y: &mut [Block],
+    f: &L::Factor,
+) {
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
         let f = L::load_factor(f);
         for (a, b) in x.iter_mut().zip(y.iter_mut()) {
-            let (mut va, mut vb) = (L::load(a), L::load(b));
+            let mut va = L::load(a);
+            let mut vb = if LIVE > 1 { L::load(b) } else { L::zero() };
             ifft_pair::<L>(&mut va, &mut vb, f);
             L::store(a, va);
             L::store(b, vb);
@@ -166,12 +174,13 @@ pub(super) unsafe fn fft4<L: Lanes16>(
     }
 }
 
-/// Two inverse layers on four runs of equal length.
+/// Two inverse layers on four runs of equal length, the runs from
+/// `q[LIVE]` on taken as zero and not read.
 ///
 /// # Safety
 /// The [`Lanes16`] contract.
 #[inline(always)]
-pub(super) unsafe fn ifft4<L: Lanes16>(
+pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize>(
     q: [&mut [Block]; 4],
     f01: &L::Factor,
     f23: &L::Factor,
@@ -185,13 +194,20 @@ pub(super) unsafe fn ifft4<L: Lanes16>(
             L::load_factor(f23),
             L::load_factor(f02),
         );
+        let load = |block: &Block, index: usize| {
+            if index < LIVE {
+                L::load(block)
+            } else {
+                L::zero()
+            }
+        };
         let runs = q0
             .iter_mut()
             .zip(q1.iter_mut())
             .zip(q2.iter_mut().zip(q3.iter_mut()));
         for ((b0, b1), (b2, b3)) in runs {
             let (mut s0, mut s1, mut s2, mut s3) =
-                (L::load(b0), L::load(b1), L::load(b2), L::load(b3));
+                (L::load(b0), load(b1, 1), load(b2, 2), load(b3, 3));
             ifft_pair::<L>(&mut s0, &mut s1, f01);
             ifft_pair::<L>(&mut s2, &mut s3, f23);
             ifft_pair::<L>(&mut s0, &mut s2, f02);
@@ -200,6 +216,72 @@ pub(super) unsafe fn ifft4<L: Lanes16>(
             L::store(b1, s1);
             L::store(b2, s2);
             L::store(b3, s3);
+        }
+    }
+}
+
+/// The formal derivative of [`Kernel::formal_derivative`](super::Kernel::formal_derivative),
+/// eight shards at a time: output `p` is input `p` plus the inputs `p + 2^t`
+/// for each clear bit `t` of `p`. Within a group of eight the terms come
+/// from registers; the rest from the groups at `+2^t`, which sit higher and
+/// are still unmodified when the groups are visited in ascending order. One
+/// store per output block, where the step-by-step form stores once per term.
+///
+/// # Safety
+/// The [`Lanes16`] contract.
+#[inline(always)]
+pub(super) unsafe fn formal_derivative<L: Lanes16>(data: &mut [Block], bps: usize, n: usize) {
+    const GROUP: usize = 8;
+    // SAFETY: the caller guarantees the instruction set.
+    unsafe {
+        if n < GROUP {
+            for i in 1..n {
+                let w = 1 << i.trailing_zeros();
+                let (low, high) = data.split_at_mut(i * bps);
+                xor::<L>(&mut low[(i - w) * bps..], &high[..w * bps]);
+            }
+            return;
+        }
+        assert_eq!(data.len(), n * bps, "formal derivative: buffer size");
+        let levels = n.trailing_zeros() as usize;
+        let blocks = data.as_mut_ptr();
+        // Per group, the first block of each of its shards and of each
+        // source shard; every index is below `n * bps == data.len()`
+        // (groups and their sources lie below `n`), so each `add` below
+        // stays inside `data`. Reads and writes go through these pointers
+        // only, while `data` is not otherwise used.
+        let mut sources = [[blocks.cast_const(); GROUP]; 16];
+        for base in (0..n).step_by(GROUP) {
+            let mut count = 0;
+            for t in 3..levels {
+                if base & (1 << t) == 0 {
+                    let source = base + (1 << t);
+                    sources[count] =
+                        std::array::from_fn(|j| blocks.add((source + j) * bps).cast_const());
+                    count += 1;
+                }
+            }
+            let group: [*mut Block; GROUP] = std::array::from_fn(|j| blocks.add((base + j) * bps));
+            for c in 0..bps {
+                let original: [L::Vector; GROUP] =
+                    std::array::from_fn(|j| L::load(&*group[j].add(c)));
+                let mut out = original;
+                for (j, o) in out.iter_mut().enumerate() {
+                    for t in 0..3 {
+                        if j & (1 << t) == 0 {
+                            *o = L::xor(*o, original[j + (1 << t)]);
+                        }
+                    }
+                }
+                for source in &sources[..count] {
+                    for (o, shard) in out.iter_mut().zip(source) {
+                        *o = L::xor(*o, L::load(&*shard.add(c)));
+                    }
+                }
+                for (o, shard) in out.iter().zip(&group) {
+                    L::store(&mut *shard.add(c), *o);
+                }
+            }
         }
     }
 }
@@ -258,9 +340,15 @@ macro_rules! simd_kernel {
             /// # Safety
             /// The CPU supports the features enabled here.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn ifft2(x: &mut [Block], y: &mut [Block], f: &$factor) {
+            pub(super) unsafe fn ifft2(x: &mut [Block], y: &mut [Block], f: &$factor, live: usize) {
                 // SAFETY: the features are enabled on this function.
-                unsafe { lanes::ifft2::<$lanes>(x, y, f) }
+                unsafe {
+                    if live > 1 {
+                        lanes::ifft2::<$lanes, 2>(x, y, f)
+                    } else {
+                        lanes::ifft2::<$lanes, 1>(x, y, f)
+                    }
+                }
             }
 
             /// # Safety
@@ -284,9 +372,25 @@ macro_rules! simd_kernel {
                 f01: &$factor,
                 f23: &$factor,
                 f02: &$factor,
+                live: usize,
             ) {
                 // SAFETY: the features are enabled on this function.
-                unsafe { lanes::ifft4::<$lanes>(q, f01, f23, f02) }
+                unsafe {
+                    match live {
+                        1 => lanes::ifft4::<$lanes, 1>(q, f01, f23, f02),
+                        2 => lanes::ifft4::<$lanes, 2>(q, f01, f23, f02),
+                        3 => lanes::ifft4::<$lanes, 3>(q, f01, f23, f02),
+                        _ => lanes::ifft4::<$lanes, 4>(q, f01, f23, f02),
+                    }
+                }
+            }
+
+            /// # Safety
+            /// The CPU supports the features enabled here.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn formal_derivative(data: &mut [Block], bps: usize, n: usize) {
+                // SAFETY: the features are enabled on this function.
+                unsafe { lanes::formal_derivative::<$lanes>(data, bps, n) }
             }
         }
 
@@ -330,10 +434,11 @@ macro_rules! simd_kernel {
                 x: &mut [crate::rs16::shards::Block],
                 y: &mut [crate::rs16::shards::Block],
                 f: &$factor,
+                live: usize,
             ) {
                 crate::rs16::kernel::check_lengths(&[x.len(), y.len()]);
                 // SAFETY: as in `mul`.
-                unsafe { shells::ifft2(x, y, f) }
+                unsafe { shells::ifft2(x, y, f, live) }
             }
 
             fn fft4(
@@ -354,10 +459,18 @@ macro_rules! simd_kernel {
                 f01: &$factor,
                 f23: &$factor,
                 f02: &$factor,
+                live: usize,
             ) {
                 crate::rs16::kernel::check_lengths(&[q[0].len(), q[1].len(), q[2].len(), q[3].len()]);
                 // SAFETY: as in `mul`.
-                unsafe { shells::ifft4(q, f01, f23, f02) }
+                unsafe { shells::ifft4(q, f01, f23, f02, live) }
+            }
+
+            fn formal_derivative(self, data: &mut [crate::rs16::shards::Block], bps: usize, n: usize) {
+                assert_eq!(data.len(), bps * n, "rs16 formal derivative: buffer size");
+                assert!(n.is_power_of_two(), "rs16 formal derivative: size");
+                // SAFETY: as in `mul`.
+                unsafe { shells::formal_derivative(data, bps, n) }
             }
         }
     };

@@ -70,20 +70,33 @@ pub(crate) trait Kernel: Copy + Send + Sync + 'static {
     /// Forward butterfly: `x ^= f * y; y ^= x`.
     fn fft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor);
 
-    /// Inverse butterfly: `y ^= x; x ^= f * y`.
-    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor);
+    /// Inverse butterfly: `y ^= x; x ^= f * y`; with `live == 1`, `y` is
+    /// taken as zero and not read (`live` is 1 or 2).
+    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor, live: usize);
 
     /// Two forward layers on four runs.
     fn fft4(self, q: [&mut [Block]; 4], f01: &Self::Factor, f23: &Self::Factor, f02: &Self::Factor);
 
-    /// Two inverse layers on four runs.
+    /// Two inverse layers on four runs, the runs from `q[live]` on taken as
+    /// zero and not read (`live` in `1..=4`), so that an inverse transform of
+    /// a short input needs no zero-filled tail.
     fn ifft4(
         self,
         q: [&mut [Block]; 4],
         f01: &Self::Factor,
         f23: &Self::Factor,
         f02: &Self::Factor,
+        live: usize,
     );
+
+    /// The formal derivative in the LCH basis, in place on the `n` shards
+    /// (`bps` blocks each, `n` a power of two) of `data`: for each `i` in
+    /// `1..n` with lowest set bit `w`, shards `i - w .. i` gain shards
+    /// `i .. i + w` as they were before the derivative (a step writes only
+    /// below its `i`, so no source is modified before it is read). In other
+    /// words output `p` is input `p` plus input `p + 2^t` for every clear
+    /// bit `t` of `p`.
+    fn formal_derivative(self, data: &mut [Block], bps: usize, n: usize);
 }
 
 /// Twiddle `index` (see [`field::skew`]) prepared for a kernel, built on
@@ -124,23 +137,32 @@ pub(crate) fn skew_factor<K: Kernel>(index: usize) -> &'static K::Factor {
 
 /// The products of `element` with each single-bit element `1 << b`: the
 /// columns of "multiply by `element`" as a 16 x 16 matrix over GF(2), from
-/// which every backend builds its tables.
+/// which every backend builds its tables. A decode prepares one constant per
+/// shard, so this is on the hot path: one logarithm, then 16 exponentials.
 pub(crate) fn bit_products(element: u16) -> [u16; 16] {
+    if element == 0 {
+        return [0; 16];
+    }
     let t = field::tables();
-    std::array::from_fn(|b| t.mul(element, 1 << b))
+    let log = t.log[element as usize];
+    std::array::from_fn(|b| t.exp[field::add_mod(log, t.log[1 << b]) as usize])
 }
 
 /// The products of `element` with every value of each nibble: entry
-/// `[n][v]` is `element * (v << 4n)`.
+/// `[n][v]` is `element * (v << 4n)`, filled by doubling (each new bit of
+/// `v` XORs one column onto the entries already made).
 pub(crate) fn nibble_products(element: u16) -> [[u16; 16]; 4] {
     let columns = bit_products(element);
-    std::array::from_fn(|n| {
-        std::array::from_fn(|v| {
-            (0..4)
-                .filter(|bit| v & (1 << bit) != 0)
-                .fold(0u16, |acc, bit| acc ^ columns[4 * n + bit])
-        })
-    })
+    let mut tables = [[0u16; 16]; 4];
+    for (n, table) in tables.iter_mut().enumerate() {
+        for bit in 0..4 {
+            let half = 1 << bit;
+            for v in 0..half {
+                table[half + v] = table[v] ^ columns[4 * n + bit];
+            }
+        }
+    }
+    tables
 }
 
 /// Work that runs on whichever kernel the engine selects: a generic method

@@ -91,9 +91,12 @@ impl Kernel for Scalar {
         }
     }
 
-    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts) {
+    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts, live: usize) {
         check_lengths(&[x.len(), y.len()]);
         for (a, b) in x.iter_mut().zip(y.iter_mut()) {
+            if live < 2 {
+                *b = [0; 64];
+            }
             ifft_block(a, b, f);
         }
     }
@@ -122,15 +125,30 @@ impl Kernel for Scalar {
         f01: &NibbleProducts,
         f23: &NibbleProducts,
         f02: &NibbleProducts,
+        live: usize,
     ) {
         let [q0, q1, q2, q3] = q;
         check_lengths(&[q0.len(), q1.len(), q2.len(), q3.len()]);
         for i in 0..q0.len() {
             let (s0, s1, s2, s3) = (&mut q0[i], &mut q1[i], &mut q2[i], &mut q3[i]);
+            for (index, block) in [&mut *s1, &mut *s2, &mut *s3].into_iter().enumerate() {
+                if index + 1 >= live {
+                    *block = [0; 64];
+                }
+            }
             ifft_block(s0, s1, f01);
             ifft_block(s2, s3, f23);
             ifft_block(s0, s2, f02);
             ifft_block(s1, s3, f02);
+        }
+    }
+
+    fn formal_derivative(self, data: &mut [Block], bps: usize, n: usize) {
+        assert_eq!(data.len(), bps * n, "rs16 formal derivative: buffer size");
+        for i in 1..n {
+            let w = 1 << i.trailing_zeros();
+            let (low, high) = data.split_at_mut(i * bps);
+            self.xor(&mut low[(i - w) * bps..], &high[..w * bps]);
         }
     }
 }

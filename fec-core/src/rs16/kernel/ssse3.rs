@@ -2,8 +2,8 @@
 //! high bytes), multiplied with split-nibble `pshufb` lookups.
 
 use std::arch::x86_64::{
-    __m128i, _mm_and_si128, _mm_load_si128, _mm_loadu_si128, _mm_set1_epi8, _mm_shuffle_epi8,
-    _mm_srli_epi64, _mm_storeu_si128, _mm_xor_si128,
+    __m128i, _mm_and_si128, _mm_load_si128, _mm_loadu_si128, _mm_set1_epi8, _mm_setzero_si128,
+    _mm_shuffle_epi8, _mm_srli_epi64, _mm_storeu_si128, _mm_xor_si128,
 };
 
 use super::lanes::{simd_kernel, Lanes16};
@@ -46,6 +46,12 @@ impl Lanes16 for Ssse3Lanes {
     type Factor = NibbleTables;
     /// The four low-byte tables, then the four high-byte tables.
     type Loaded = [__m128i; 8];
+
+    #[inline(always)]
+    unsafe fn zero() -> [__m128i; 4] {
+        // SAFETY: the instruction set is present (trait contract).
+        unsafe { std::array::from_fn(|_| _mm_setzero_si128()) }
+    }
 
     #[inline(always)]
     unsafe fn load_factor(f: &NibbleTables) -> [__m128i; 8] {

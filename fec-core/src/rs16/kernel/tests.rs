@@ -101,11 +101,11 @@ impl KernelJob for AgainstScalar {
                 "ifft2",
                 |k, r| {
                     let [a, b, ..] = r;
-                    k.ifft2(a, b, &k0)
+                    k.ifft2(a, b, &k0, 1 + round % 2)
                 },
                 |s, r| {
                     let [a, b, ..] = r;
-                    s.ifft2(a, b, &s0)
+                    s.ifft2(a, b, &s0, 1 + round % 2)
                 },
             );
             same(
@@ -119,8 +119,19 @@ impl KernelJob for AgainstScalar {
                 kernel,
                 &runs,
                 "ifft4",
-                |k, r| k.ifft4(four(r), &k0, &k1, &k2),
-                |s, r| s.ifft4(four(r), &s0, &s1, &s2),
+                |k, r| k.ifft4(four(r), &k0, &k1, &k2, 1 + round % 4),
+                |s, r| s.ifft4(four(r), &s0, &s1, &s2, 1 + round % 4),
+            );
+            // The formal derivative on 1..=64 shards of 1..=3 blocks.
+            let n = 1 << (round % 7);
+            let bps = 1 + round % 3;
+            let data = blocks(&mut rng, n * bps);
+            let (mut a, mut b) = (data.clone(), data);
+            kernel.formal_derivative(&mut a, bps, n);
+            Scalar.formal_derivative(&mut b, bps, n);
+            assert!(
+                a == b,
+                "formal derivative of {n} x {bps} differs from scalar"
             );
         }
         K::BACKEND
