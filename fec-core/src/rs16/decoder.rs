@@ -392,8 +392,7 @@ impl KernelJob for DecodeJob<'_> {
 
         let data = work.blocks_mut();
         transform::ifft(kernel, data, bps, l.window, nonzero, 0);
-        kernel.formal_derivative(data, bps, l.window);
-        transform::fft(kernel, data, bps, l.window, 0, &Marked { counts: wanted });
+        transform::derivative_fft(kernel, data, bps, l.window, &Marked { counts: wanted });
 
         for &j in restored {
             let p = l.original_base + j;

@@ -15,7 +15,10 @@
 //! shards), so that once a sub-transform fits in cache all its layers run
 //! there instead of streaming the whole buffer once per layer pair. A
 //! forward transform skips sub-blocks holding no wanted output, an inverse
-//! one sub-blocks whose input is all zero.
+//! one sub-blocks whose input is all zero. At the field's origin (`delta +
+//! start == 0`) the twiddle is 0: in a transform with `delta == 0` that is a
+//! quarter of all butterflies and three of the four pairs of each top pass,
+//! and the kernels skip those products (`first`).
 
 #![forbid(unsafe_code)]
 
@@ -75,6 +78,39 @@ pub(crate) fn fft<K: Kernel>(
     fft_part(kernel, data, bps, n, delta, wanted, 0);
 }
 
+/// The formal derivative of the `n` shards in `data` followed by their
+/// forward transform (delta 0), producing at least the outputs `wanted`
+/// selects: the decoder's second half. The derivative rides on the top
+/// pass of the transform instead of taking a pass of its own.
+pub(crate) fn derivative_fft<K: Kernel>(
+    kernel: K,
+    data: &mut [Block],
+    bps: usize,
+    n: usize,
+    wanted: &dyn Wanted,
+) {
+    if n == 1 || !wanted.any(0..n) {
+        // The derivative of a single coefficient is itself.
+        return;
+    }
+    let radix = if n.trailing_zeros() % 2 == 1 { 2 } else { 4 };
+    let part = n / radix;
+    let f = if radix == 2 {
+        let f = skew_factor::<K>(part - 1);
+        [f, f, f]
+    } else {
+        [
+            skew_factor::<K>(part - 1),
+            skew_factor::<K>(3 * part - 1),
+            skew_factor::<K>(2 * part - 1),
+        ]
+    };
+    kernel.derivative_fft(data, bps, n, f);
+    for (i, run) in data.chunks_exact_mut(part * bps).enumerate() {
+        fft_part(kernel, run, bps, part, i * part, wanted, i * part);
+    }
+}
+
 /// [`fft`] of the sub-transform whose first shard is output `base` of the
 /// whole.
 fn fft_part<K: Kernel>(
@@ -94,7 +130,7 @@ fn fft_part<K: Kernel>(
     if n.trailing_zeros() % 2 == 1 {
         let half = n / 2;
         let (x, y) = data.split_at_mut(half * bps);
-        kernel.fft2(x, y, skew_factor::<K>(delta + half - 1));
+        kernel.fft2(x, y, skew_factor::<K>(delta + half - 1), delta == 0);
         fft_part(kernel, x, bps, half, delta, wanted, base);
         fft_part(kernel, y, bps, half, delta + half, wanted, base + half);
         return;
@@ -105,6 +141,7 @@ fn fft_part<K: Kernel>(
         skew_factor::<K>(delta + q - 1),
         skew_factor::<K>(delta + 3 * q - 1),
         skew_factor::<K>(delta + 2 * q - 1),
+        delta == 0,
     );
     for (i, run) in data.chunks_exact_mut(q * bps).enumerate() {
         fft_part(kernel, run, bps, q, delta + i * q, wanted, base + i * q);
@@ -136,7 +173,7 @@ pub(crate) fn ifft<K: Kernel>(
             ifft(kernel, y, bps, half, nonzero - half, delta + half);
         }
         let live = if nonzero > half { 2 } else { 1 };
-        kernel.ifft2(x, y, skew_factor::<K>(delta + half - 1), live);
+        kernel.ifft2(x, y, skew_factor::<K>(delta + half - 1), live, delta == 0);
         return;
     }
     let q = n / 4;
@@ -150,5 +187,6 @@ pub(crate) fn ifft<K: Kernel>(
         skew_factor::<K>(delta + 3 * q - 1),
         skew_factor::<K>(delta + 2 * q - 1),
         live,
+        delta == 0,
     );
 }

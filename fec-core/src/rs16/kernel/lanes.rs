@@ -42,23 +42,37 @@ pub(super) trait Lanes16 {
     }
 }
 
-/// Forward butterfly on registers: `x ^= f * y; y ^= x`.
+/// Forward butterfly on registers: `x ^= f * y; y ^= x`, without the
+/// product when `ZERO` (the twiddle is 0).
 #[inline(always)]
-unsafe fn fft_pair<L: Lanes16>(x: &mut L::Vector, y: &mut L::Vector, f: L::Loaded) {
+unsafe fn fft_pair<L: Lanes16, const ZERO: bool>(
+    x: &mut L::Vector,
+    y: &mut L::Vector,
+    f: L::Loaded,
+) {
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
-        *x = L::mul_xor(*x, *y, f);
+        if !ZERO {
+            *x = L::mul_xor(*x, *y, f);
+        }
         *y = L::xor(*y, *x);
     }
 }
 
-/// Inverse butterfly on registers: `y ^= x; x ^= f * y`.
+/// Inverse butterfly on registers: `y ^= x; x ^= f * y`, without the
+/// product when `ZERO`.
 #[inline(always)]
-unsafe fn ifft_pair<L: Lanes16>(x: &mut L::Vector, y: &mut L::Vector, f: L::Loaded) {
+unsafe fn ifft_pair<L: Lanes16, const ZERO: bool>(
+    x: &mut L::Vector,
+    y: &mut L::Vector,
+    f: L::Loaded,
+) {
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
         *y = L::xor(*y, *x);
-        *x = L::mul_xor(*x, *y, f);
+        if !ZERO {
+            *x = L::mul_xor(*x, *y, f);
+        }
     }
 }
 
@@ -98,13 +112,17 @@ pub(super) unsafe fn xor<L: Lanes16>(x: &mut [Block], y: &[Block]) {
 /// # Safety
 /// The [`Lanes16`] contract.
 #[inline(always)]
-pub(super) unsafe fn fft2<L: Lanes16>(x: &mut [Block], y: &mut [Block], f: &L::Factor) {
+pub(super) unsafe fn fft2<L: Lanes16, const FIRST: bool>(
+    x: &mut [Block],
+    y: &mut [Block],
+    f: &L::Factor,
+) {
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
         let f = L::load_factor(f);
         for (a, b) in x.iter_mut().zip(y.iter_mut()) {
             let (mut va, mut vb) = (L::load(a), L::load(b));
-            fft_pair::<L>(&mut va, &mut vb, f);
+            fft_pair::<L, FIRST>(&mut va, &mut vb, f);
             L::store(a, va);
             L::store(b, vb);
         }
@@ -117,7 +135,7 @@ pub(super) unsafe fn fft2<L: Lanes16>(x: &mut [Block], y: &mut [Block], f: &L::F
 /// # Safety
 /// The [`Lanes16`] contract.
 #[inline(always)]
-pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize>(
+pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize, const FIRST: bool>(
     x: &mut [Block],
     y: &mut [Block],
     f: &L::Factor,
@@ -128,7 +146,7 @@ pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize>(
         for (a, b) in x.iter_mut().zip(y.iter_mut()) {
             let mut va = L::load(a);
             let mut vb = if LIVE > 1 { L::load(b) } else { L::zero() };
-            ifft_pair::<L>(&mut va, &mut vb, f);
+            ifft_pair::<L, FIRST>(&mut va, &mut vb, f);
             L::store(a, va);
             L::store(b, vb);
         }
@@ -141,7 +159,7 @@ pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize>(
 /// # Safety
 /// The [`Lanes16`] contract.
 #[inline(always)]
-pub(super) unsafe fn fft4<L: Lanes16>(
+pub(super) unsafe fn fft4<L: Lanes16, const FIRST: bool>(
     q: [&mut [Block]; 4],
     f01: &L::Factor,
     f23: &L::Factor,
@@ -162,10 +180,10 @@ pub(super) unsafe fn fft4<L: Lanes16>(
         for ((b0, b1), (b2, b3)) in runs {
             let (mut s0, mut s1, mut s2, mut s3) =
                 (L::load(b0), L::load(b1), L::load(b2), L::load(b3));
-            fft_pair::<L>(&mut s0, &mut s2, f02);
-            fft_pair::<L>(&mut s1, &mut s3, f02);
-            fft_pair::<L>(&mut s0, &mut s1, f01);
-            fft_pair::<L>(&mut s2, &mut s3, f23);
+            fft_pair::<L, FIRST>(&mut s0, &mut s2, f02);
+            fft_pair::<L, FIRST>(&mut s1, &mut s3, f02);
+            fft_pair::<L, FIRST>(&mut s0, &mut s1, f01);
+            fft_pair::<L, false>(&mut s2, &mut s3, f23);
             L::store(b0, s0);
             L::store(b1, s1);
             L::store(b2, s2);
@@ -180,7 +198,7 @@ pub(super) unsafe fn fft4<L: Lanes16>(
 /// # Safety
 /// The [`Lanes16`] contract.
 #[inline(always)]
-pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize>(
+pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize, const FIRST: bool>(
     q: [&mut [Block]; 4],
     f01: &L::Factor,
     f23: &L::Factor,
@@ -208,10 +226,10 @@ pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize>(
         for ((b0, b1), (b2, b3)) in runs {
             let (mut s0, mut s1, mut s2, mut s3) =
                 (L::load(b0), load(b1, 1), load(b2, 2), load(b3, 3));
-            ifft_pair::<L>(&mut s0, &mut s1, f01);
-            ifft_pair::<L>(&mut s2, &mut s3, f23);
-            ifft_pair::<L>(&mut s0, &mut s2, f02);
-            ifft_pair::<L>(&mut s1, &mut s3, f02);
+            ifft_pair::<L, FIRST>(&mut s0, &mut s1, f01);
+            ifft_pair::<L, false>(&mut s2, &mut s3, f23);
+            ifft_pair::<L, FIRST>(&mut s0, &mut s2, f02);
+            ifft_pair::<L, FIRST>(&mut s1, &mut s3, f02);
             L::store(b0, s0);
             L::store(b1, s1);
             L::store(b2, s2);
@@ -220,66 +238,87 @@ pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize>(
     }
 }
 
-/// The formal derivative of [`Kernel::formal_derivative`](super::Kernel::formal_derivative),
-/// eight shards at a time: output `p` is input `p` plus the inputs `p + 2^t`
-/// for each clear bit `t` of `p`. Within a group of eight the terms come
-/// from registers; the rest from the groups at `+2^t`, which sit higher and
-/// are still unmodified when the groups are visited in ascending order. One
-/// store per output block, where the step-by-step form stores once per term.
+/// The formal derivative fused into the top layer(s) of a forward
+/// transform of all `n` shards (delta 0, so only `f23` is non-zero): see
+/// [`Kernel::derivative_fft`](super::Kernel::derivative_fft). `RADIX` is 2
+/// (one layer, `f[0]`) or 4 (two layers, `f = [f01, f23, f02]`).
+///
+/// Derivative output `p` is input `p` plus input `p + 2^t` for every clear
+/// bit `t` of `p`: it reads only inputs above `p`. The top pass visits the
+/// groups `{i + j * n / RADIX}` in ascending `i`, so when group `i` is
+/// computed and written back in place, every input it reads (its own, and
+/// those of the groups `i + 2^t` above it) is still the original; the terms
+/// within a group come from registers.
 ///
 /// # Safety
-/// The [`Lanes16`] contract.
+/// The [`Lanes16`] contract, `data.len() == n * bps`, `n` a power of two
+/// and at least `RADIX`.
 #[inline(always)]
-pub(super) unsafe fn formal_derivative<L: Lanes16>(data: &mut [Block], bps: usize, n: usize) {
-    const GROUP: usize = 8;
-    // SAFETY: the caller guarantees the instruction set.
+pub(super) unsafe fn derivative_fft<L: Lanes16, const RADIX: usize>(
+    data: &mut [Block],
+    bps: usize,
+    n: usize,
+    f: [&L::Factor; 3],
+) {
+    debug_assert!(data.len() == n * bps && n.is_power_of_two() && n >= RADIX);
+    let stride = n / RADIX;
+    let levels = stride.trailing_zeros() as usize;
+    let blocks = data.as_mut_ptr();
+    // SAFETY: the caller guarantees the instruction set and the sizes; every
+    // shard index below is under `n` (`i + 2^t < stride` for a clear bit
+    // `t < levels` of `i < stride`), so each `add` stays inside `data`,
+    // which is accessed through these pointers only while they are used.
     unsafe {
-        if n < GROUP {
-            for i in 1..n {
-                let w = 1 << i.trailing_zeros();
-                let (low, high) = data.split_at_mut(i * bps);
-                xor::<L>(&mut low[(i - w) * bps..], &high[..w * bps]);
-            }
-            return;
-        }
-        assert_eq!(data.len(), n * bps, "formal derivative: buffer size");
-        let levels = n.trailing_zeros() as usize;
-        let blocks = data.as_mut_ptr();
-        // Per group, the first block of each of its shards and of each
-        // source shard; every index is below `n * bps == data.len()`
-        // (groups and their sources lie below `n`), so each `add` below
-        // stays inside `data`. Reads and writes go through these pointers
-        // only, while `data` is not otherwise used.
-        let mut sources = [[blocks.cast_const(); GROUP]; 16];
-        for base in (0..n).step_by(GROUP) {
+        let factors = f.map(|f| L::load_factor(f));
+        let mut offsets = [0usize; 16];
+        for i in 0..stride {
             let mut count = 0;
-            for t in 3..levels {
-                if base & (1 << t) == 0 {
-                    let source = base + (1 << t);
-                    sources[count] =
-                        std::array::from_fn(|j| blocks.add((source + j) * bps).cast_const());
+            for t in 0..levels {
+                if i & (1 << t) == 0 {
+                    offsets[count] = (1 << t) * bps;
                     count += 1;
                 }
             }
-            let group: [*mut Block; GROUP] = std::array::from_fn(|j| blocks.add((base + j) * bps));
+            let group: [*mut Block; RADIX] =
+                std::array::from_fn(|j| blocks.add((i + j * stride) * bps));
             for c in 0..bps {
-                let original: [L::Vector; GROUP] =
-                    std::array::from_fn(|j| L::load(&*group[j].add(c)));
-                let mut out = original;
-                for (j, o) in out.iter_mut().enumerate() {
-                    for t in 0..3 {
-                        if j & (1 << t) == 0 {
-                            *o = L::xor(*o, original[j + (1 << t)]);
+                let at: [*mut Block; RADIX] = std::array::from_fn(|j| group[j].add(c));
+                let x: [L::Vector; RADIX] = std::array::from_fn(|j| L::load(&*at[j]));
+                let mut y = x;
+                for &offset in &offsets[..count] {
+                    for (v, p) in y.iter_mut().zip(&at) {
+                        *v = L::xor(*v, L::load(&*p.add(offset)));
+                    }
+                }
+                // The group's own terms: member `j` gains member `j + 2^u`
+                // for each clear bit `u` of `j`.
+                for (j, v) in y.iter_mut().enumerate() {
+                    let mut u = 1;
+                    while u < RADIX {
+                        if j & u == 0 {
+                            *v = L::xor(*v, x[j + u]);
                         }
+                        u <<= 1;
                     }
                 }
-                for source in &sources[..count] {
-                    for (o, shard) in out.iter_mut().zip(source) {
-                        *o = L::xor(*o, L::load(&*shard.add(c)));
-                    }
+                if RADIX == 2 {
+                    let (mut s0, mut s1) = (y[0], y[1]);
+                    fft_pair::<L, true>(&mut s0, &mut s1, factors[0]);
+                    y[0] = s0;
+                    y[1] = s1;
+                } else {
+                    let (mut s0, mut s1, mut s2, mut s3) = (y[0], y[1], y[2], y[3]);
+                    fft_pair::<L, true>(&mut s0, &mut s2, factors[2]);
+                    fft_pair::<L, true>(&mut s1, &mut s3, factors[2]);
+                    fft_pair::<L, true>(&mut s0, &mut s1, factors[0]);
+                    fft_pair::<L, false>(&mut s2, &mut s3, factors[1]);
+                    y[0] = s0;
+                    y[1] = s1;
+                    y[2] = s2;
+                    y[3] = s3;
                 }
-                for (o, shard) in out.iter().zip(&group) {
-                    L::store(&mut *shard.add(c), *o);
+                for (v, p) in y.iter().zip(&at) {
+                    L::store(&mut **p, *v);
                 }
             }
         }
@@ -332,21 +371,34 @@ macro_rules! simd_kernel {
             /// # Safety
             /// The CPU supports the features enabled here.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn fft2(x: &mut [Block], y: &mut [Block], f: &$factor) {
+            pub(super) unsafe fn fft2(x: &mut [Block], y: &mut [Block], f: &$factor, first: bool) {
                 // SAFETY: the features are enabled on this function.
-                unsafe { lanes::fft2::<$lanes>(x, y, f) }
+                unsafe {
+                    if first {
+                        lanes::fft2::<$lanes, true>(x, y, f)
+                    } else {
+                        lanes::fft2::<$lanes, false>(x, y, f)
+                    }
+                }
             }
 
             /// # Safety
             /// The CPU supports the features enabled here.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn ifft2(x: &mut [Block], y: &mut [Block], f: &$factor, live: usize) {
+            pub(super) unsafe fn ifft2(
+                x: &mut [Block],
+                y: &mut [Block],
+                f: &$factor,
+                live: usize,
+                first: bool,
+            ) {
                 // SAFETY: the features are enabled on this function.
                 unsafe {
-                    if live > 1 {
-                        lanes::ifft2::<$lanes, 2>(x, y, f)
-                    } else {
-                        lanes::ifft2::<$lanes, 1>(x, y, f)
+                    match (live > 1, first) {
+                        (true, false) => lanes::ifft2::<$lanes, 2, false>(x, y, f),
+                        (true, true) => lanes::ifft2::<$lanes, 2, true>(x, y, f),
+                        (false, false) => lanes::ifft2::<$lanes, 1, false>(x, y, f),
+                        (false, true) => lanes::ifft2::<$lanes, 1, true>(x, y, f),
                     }
                 }
             }
@@ -359,9 +411,16 @@ macro_rules! simd_kernel {
                 f01: &$factor,
                 f23: &$factor,
                 f02: &$factor,
+                first: bool,
             ) {
                 // SAFETY: the features are enabled on this function.
-                unsafe { lanes::fft4::<$lanes>(q, f01, f23, f02) }
+                unsafe {
+                    if first {
+                        lanes::fft4::<$lanes, true>(q, f01, f23, f02)
+                    } else {
+                        lanes::fft4::<$lanes, false>(q, f01, f23, f02)
+                    }
+                }
             }
 
             /// # Safety
@@ -373,24 +432,43 @@ macro_rules! simd_kernel {
                 f23: &$factor,
                 f02: &$factor,
                 live: usize,
+                first: bool,
             ) {
                 // SAFETY: the features are enabled on this function.
                 unsafe {
-                    match live {
-                        1 => lanes::ifft4::<$lanes, 1>(q, f01, f23, f02),
-                        2 => lanes::ifft4::<$lanes, 2>(q, f01, f23, f02),
-                        3 => lanes::ifft4::<$lanes, 3>(q, f01, f23, f02),
-                        _ => lanes::ifft4::<$lanes, 4>(q, f01, f23, f02),
+                    match (live, first) {
+                        (1, false) => lanes::ifft4::<$lanes, 1, false>(q, f01, f23, f02),
+                        (2, false) => lanes::ifft4::<$lanes, 2, false>(q, f01, f23, f02),
+                        (3, false) => lanes::ifft4::<$lanes, 3, false>(q, f01, f23, f02),
+                        (_, false) => lanes::ifft4::<$lanes, 4, false>(q, f01, f23, f02),
+                        (1, true) => lanes::ifft4::<$lanes, 1, true>(q, f01, f23, f02),
+                        (2, true) => lanes::ifft4::<$lanes, 2, true>(q, f01, f23, f02),
+                        (3, true) => lanes::ifft4::<$lanes, 3, true>(q, f01, f23, f02),
+                        (_, true) => lanes::ifft4::<$lanes, 4, true>(q, f01, f23, f02),
                     }
                 }
             }
 
             /// # Safety
-            /// The CPU supports the features enabled here.
+            /// The CPU supports the features enabled here, and the sizes
+            /// are as [`lanes::derivative_fft`] requires.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn formal_derivative(data: &mut [Block], bps: usize, n: usize) {
-                // SAFETY: the features are enabled on this function.
-                unsafe { lanes::formal_derivative::<$lanes>(data, bps, n) }
+            pub(super) unsafe fn derivative_fft(
+                data: &mut [Block],
+                bps: usize,
+                n: usize,
+                f: [&$factor; 3],
+                radix: usize,
+            ) {
+                // SAFETY: the features are enabled on this function; the
+                // sizes are the caller's contract.
+                unsafe {
+                    if radix == 2 {
+                        lanes::derivative_fft::<$lanes, 2>(data, bps, n, f)
+                    } else {
+                        lanes::derivative_fft::<$lanes, 4>(data, bps, n, f)
+                    }
+                }
             }
         }
 
@@ -423,10 +501,11 @@ macro_rules! simd_kernel {
                 x: &mut [crate::rs16::shards::Block],
                 y: &mut [crate::rs16::shards::Block],
                 f: &$factor,
+                first: bool,
             ) {
                 crate::rs16::kernel::check_lengths(&[x.len(), y.len()]);
                 // SAFETY: as in `mul`.
-                unsafe { shells::fft2(x, y, f) }
+                unsafe { shells::fft2(x, y, f, first) }
             }
 
             fn ifft2(
@@ -435,10 +514,11 @@ macro_rules! simd_kernel {
                 y: &mut [crate::rs16::shards::Block],
                 f: &$factor,
                 live: usize,
+                first: bool,
             ) {
                 crate::rs16::kernel::check_lengths(&[x.len(), y.len()]);
                 // SAFETY: as in `mul`.
-                unsafe { shells::ifft2(x, y, f, live) }
+                unsafe { shells::ifft2(x, y, f, live, first) }
             }
 
             fn fft4(
@@ -447,10 +527,11 @@ macro_rules! simd_kernel {
                 f01: &$factor,
                 f23: &$factor,
                 f02: &$factor,
+                first: bool,
             ) {
                 crate::rs16::kernel::check_lengths(&[q[0].len(), q[1].len(), q[2].len(), q[3].len()]);
                 // SAFETY: as in `mul`.
-                unsafe { shells::fft4(q, f01, f23, f02) }
+                unsafe { shells::fft4(q, f01, f23, f02, first) }
             }
 
             fn ifft4(
@@ -460,17 +541,23 @@ macro_rules! simd_kernel {
                 f23: &$factor,
                 f02: &$factor,
                 live: usize,
+                first: bool,
             ) {
                 crate::rs16::kernel::check_lengths(&[q[0].len(), q[1].len(), q[2].len(), q[3].len()]);
                 // SAFETY: as in `mul`.
-                unsafe { shells::ifft4(q, f01, f23, f02, live) }
+                unsafe { shells::ifft4(q, f01, f23, f02, live, first) }
             }
 
-            fn formal_derivative(self, data: &mut [crate::rs16::shards::Block], bps: usize, n: usize) {
-                assert_eq!(data.len(), bps * n, "rs16 formal derivative: buffer size");
-                assert!(n.is_power_of_two(), "rs16 formal derivative: size");
-                // SAFETY: as in `mul`.
-                unsafe { shells::formal_derivative(data, bps, n) }
+            fn derivative_fft(
+                self,
+                data: &mut [crate::rs16::shards::Block],
+                bps: usize,
+                n: usize,
+                f: [&$factor; 3],
+            ) {
+                let radix = crate::rs16::kernel::check_derivative_fft(data.len(), bps, n);
+                // SAFETY: as in `mul`; the sizes were just checked.
+                unsafe { shells::derivative_fft(data, bps, n, f, radix) }
             }
         }
     };

@@ -68,18 +68,33 @@ pub(crate) trait Kernel: Copy + Send + Sync + 'static {
     fn xor(self, x: &mut [Block], y: &[Block]);
 
     /// Forward butterfly: `x ^= f * y; y ^= x`.
-    fn fft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor);
+    ///
+    /// `first` promises that the twiddle is 0 (the block at the field's
+    /// origin, `delta + start == 0`), so the product can be skipped; a
+    /// kernel may ignore the hint, the result is the same.
+    fn fft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor, first: bool);
 
     /// Inverse butterfly: `y ^= x; x ^= f * y`; with `live == 1`, `y` is
-    /// taken as zero and not read (`live` is 1 or 2).
-    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor, live: usize);
+    /// taken as zero and not read (`live` is 1 or 2). `first` as in
+    /// [`fft2`](Self::fft2).
+    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &Self::Factor, live: usize, first: bool);
 
-    /// Two forward layers on four runs.
-    fn fft4(self, q: [&mut [Block]; 4], f01: &Self::Factor, f23: &Self::Factor, f02: &Self::Factor);
+    /// Two forward layers on four runs. `first` promises that `f01` and
+    /// `f02` are 0 (the block at the field's origin).
+    fn fft4(
+        self,
+        q: [&mut [Block]; 4],
+        f01: &Self::Factor,
+        f23: &Self::Factor,
+        f02: &Self::Factor,
+        first: bool,
+    );
 
     /// Two inverse layers on four runs, the runs from `q[live]` on taken as
     /// zero and not read (`live` in `1..=4`), so that an inverse transform of
-    /// a short input needs no zero-filled tail.
+    /// a short input needs no zero-filled tail. `first` as in
+    /// [`fft4`](Self::fft4).
+    #[allow(clippy::too_many_arguments)]
     fn ifft4(
         self,
         q: [&mut [Block]; 4],
@@ -87,16 +102,32 @@ pub(crate) trait Kernel: Copy + Send + Sync + 'static {
         f23: &Self::Factor,
         f02: &Self::Factor,
         live: usize,
+        first: bool,
     );
 
-    /// The formal derivative in the LCH basis, in place on the `n` shards
-    /// (`bps` blocks each, `n` a power of two) of `data`: for each `i` in
-    /// `1..n` with lowest set bit `w`, shards `i - w .. i` gain shards
-    /// `i .. i + w` as they were before the derivative (a step writes only
-    /// below its `i`, so no source is modified before it is read). In other
-    /// words output `p` is input `p` plus input `p + 2^t` for every clear
-    /// bit `t` of `p`.
-    fn formal_derivative(self, data: &mut [Block], bps: usize, n: usize);
+    /// The formal derivative in the LCH basis of the `n` shards of `data`
+    /// (`bps` blocks each, `n >= 2` a power of two), followed by the top
+    /// layer(s) of the forward transform over them (delta 0): one layer
+    /// when `n`'s exponent is odd (factor `f[0]`), else two (`f = [f01, f23,
+    /// f02]` as in [`fft4`](Self::fft4) on the four quarters).
+    ///
+    /// The derivative: for each `i` in `1..n` with lowest set bit `w`,
+    /// shards `i - w .. i` gain shards `i .. i + w` as they were before it;
+    /// that is, output `p` is input `p` plus input `p + 2^t` for every clear
+    /// bit `t` of `p`. Fused, it costs no pass of its own.
+    fn derivative_fft(self, data: &mut [Block], bps: usize, n: usize, f: [&Self::Factor; 3]);
+}
+
+/// Checks [`Kernel::derivative_fft`]'s sizes; returns the radix of its top
+/// pass (2 or 4).
+pub(crate) fn check_derivative_fft(len: usize, bps: usize, n: usize) -> usize {
+    assert!(n >= 2 && n.is_power_of_two(), "rs16 derivative: {n} shards");
+    assert_eq!(len, n * bps, "rs16 derivative: buffer size");
+    if n.trailing_zeros() % 2 == 1 {
+        2
+    } else {
+        4
+    }
 }
 
 /// Twiddle `index` (see [`field::skew`]) prepared for a kernel, built on

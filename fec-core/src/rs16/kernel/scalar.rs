@@ -84,14 +84,23 @@ impl Kernel for Scalar {
         }
     }
 
-    fn fft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts) {
+    // The scalar kernel ignores `first`: it multiplies by the zero twiddle's
+    // tables, which is the reference result the hint must reproduce.
+    fn fft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts, _first: bool) {
         check_lengths(&[x.len(), y.len()]);
         for (a, b) in x.iter_mut().zip(y.iter_mut()) {
             fft_block(a, b, f);
         }
     }
 
-    fn ifft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts, live: usize) {
+    fn ifft2(
+        self,
+        x: &mut [Block],
+        y: &mut [Block],
+        f: &NibbleProducts,
+        live: usize,
+        _first: bool,
+    ) {
         check_lengths(&[x.len(), y.len()]);
         for (a, b) in x.iter_mut().zip(y.iter_mut()) {
             if live < 2 {
@@ -107,6 +116,7 @@ impl Kernel for Scalar {
         f01: &NibbleProducts,
         f23: &NibbleProducts,
         f02: &NibbleProducts,
+        _first: bool,
     ) {
         let [q0, q1, q2, q3] = q;
         check_lengths(&[q0.len(), q1.len(), q2.len(), q3.len()]);
@@ -126,6 +136,7 @@ impl Kernel for Scalar {
         f23: &NibbleProducts,
         f02: &NibbleProducts,
         live: usize,
+        _first: bool,
     ) {
         let [q0, q1, q2, q3] = q;
         check_lengths(&[q0.len(), q1.len(), q2.len(), q3.len()]);
@@ -143,12 +154,23 @@ impl Kernel for Scalar {
         }
     }
 
-    fn formal_derivative(self, data: &mut [Block], bps: usize, n: usize) {
-        assert_eq!(data.len(), bps * n, "rs16 formal derivative: buffer size");
+    fn derivative_fft(self, data: &mut [Block], bps: usize, n: usize, f: [&NibbleProducts; 3]) {
+        // The reference: the derivative step by step, then the layer(s).
+        let radix = super::check_derivative_fft(data.len(), bps, n);
         for i in 1..n {
             let w = 1 << i.trailing_zeros();
             let (low, high) = data.split_at_mut(i * bps);
             self.xor(&mut low[(i - w) * bps..], &high[..w * bps]);
+        }
+        let run = n / radix * bps;
+        if radix == 2 {
+            let (x, y) = data.split_at_mut(run);
+            self.fft2(x, y, f[0], true);
+        } else {
+            let (a, rest) = data.split_at_mut(run);
+            let (b, rest) = rest.split_at_mut(run);
+            let (c, d) = rest.split_at_mut(run);
+            self.fft4([a, b, c, d], f[0], f[1], f[2], true);
         }
     }
 }
