@@ -263,3 +263,12 @@ fn boundary_loss_patterns() {
         assert!(ours_decode(k, m, &original, &recovery, &all).is_empty());
     }
 }
+
+/// Large shards (21, 17 and 32 blocks, two with tails) on codes of a few
+/// hundred shards, including the oracle's decode of non-codewords.
+#[test]
+fn large_shards_match() {
+    for (k, m, len) in [(300, 300, 1282), (600, 100, 1030), (100, 700, 2046)] {
+        check(k, m, len, (k + m + len) as u64, true);
+    }
+}
