@@ -9,7 +9,7 @@ use std::arch::x86_64::{
 };
 
 use super::lanes::{simd_kernel, Lanes16};
-use super::{NibbleTables, NIBBLE_SKEW};
+use super::{NibbleTables, NIBBLE_FACTORS};
 use crate::gf256::Backend;
 use crate::rs16::shards::Block;
 
@@ -101,6 +101,5 @@ simd_kernel!(
     NibbleTables,
     Backend::Avx2,
     "avx2",
-    NIBBLE_SKEW,
-    NibbleTables::new
+    NIBBLE_FACTORS
 );

@@ -14,7 +14,7 @@ use std::arch::x86_64::{
 };
 
 use super::lanes::{simd_kernel, Lanes16};
-use super::{nibble_products, SkewFactors};
+use super::{nibble_products, Factors, Prepared};
 use crate::gf256::Backend;
 use crate::rs16::shards::Block;
 
@@ -27,8 +27,8 @@ use crate::rs16::shards::Block;
 #[repr(C, align(64))]
 pub(crate) struct SplitTables([[u8; 64]; 4]);
 
-impl SplitTables {
-    fn new(element: u16) -> Self {
+impl Prepared for SplitTables {
+    fn build(element: u16) -> Self {
         let products = nibble_products(element);
         let low = |n: usize| products[n].map(|p| p as u8);
         let high = |n: usize| products[n].map(|p| (p >> 8) as u8);
@@ -46,9 +46,15 @@ impl SplitTables {
             arrange(low(3), high(1)),
         ])
     }
+
+    fn xor(&self, other: &Self) -> Self {
+        SplitTables(std::array::from_fn(|t| {
+            std::array::from_fn(|i| self.0[t][i] ^ other.0[t][i])
+        }))
+    }
 }
 
-static SKEW: SkewFactors<SplitTables> = SkewFactors::new();
+static FACTORS: Factors<SplitTables> = Factors::new();
 
 /// The AVX-512BW instruction set as [`Lanes16`] sees it.
 pub(super) struct Avx512Lanes;
@@ -134,6 +140,5 @@ simd_kernel!(
     SplitTables,
     Backend::Avx512,
     "avx512f,avx512bw",
-    SKEW,
-    SplitTables::new
+    FACTORS
 );

@@ -15,7 +15,7 @@ use std::arch::x86_64::{
 };
 
 use super::lanes::{simd_kernel, Lanes16};
-use super::{bit_products, SkewFactors};
+use super::{bit_products, Factors, Prepared};
 use crate::gf256::Backend;
 use crate::rs16::shards::Block;
 
@@ -50,12 +50,18 @@ fn affine_block(columns: &[u16; 16], from: usize, to: usize) -> u64 {
     transpose8(gathered).swap_bytes()
 }
 
-impl AffineMatrices {
-    fn new(element: u16) -> Self {
+impl Prepared for AffineMatrices {
+    fn build(element: u16) -> Self {
         let columns = bit_products(element);
         let [a, b, c, d] =
             [(0, 0), (8, 0), (0, 8), (8, 8)].map(|(from, to)| affine_block(&columns, from, to));
         AffineMatrices([[a, a, a, a, d, d, d, d], [b, b, b, b, c, c, c, c]])
+    }
+
+    fn xor(&self, other: &Self) -> Self {
+        AffineMatrices(std::array::from_fn(|v| {
+            std::array::from_fn(|i| self.0[v][i] ^ other.0[v][i])
+        }))
     }
 }
 
@@ -83,7 +89,7 @@ mod tests {
     }
 }
 
-static SKEW: SkewFactors<AffineMatrices> = SkewFactors::new();
+static FACTORS: Factors<AffineMatrices> = Factors::new();
 
 /// The GFNI instruction set (with AVX-512F) as [`Lanes16`] sees it.
 pub(super) struct GfniLanes;
@@ -165,6 +171,5 @@ simd_kernel!(
     AffineMatrices,
     Backend::Gfni,
     "avx512f,avx512bw,gfni",
-    SKEW,
-    AffineMatrices::new
+    FACTORS
 );

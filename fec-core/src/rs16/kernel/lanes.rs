@@ -331,7 +331,7 @@ pub(super) unsafe fn derivative_fft<L: Lanes16, const RADIX: usize>(
 macro_rules! simd_kernel {
     (
         $(#[$meta:meta])*
-        $token:ident, $lanes:ty, $factor:ty, $backend:path, $features:literal, $skew:path, $prepare:path
+        $token:ident, $lanes:ty, $factor:ty, $backend:path, $features:literal, $factors:path
     ) => {
         $(#[$meta])*
         ///
@@ -476,12 +476,8 @@ macro_rules! simd_kernel {
             type Factor = $factor;
             const BACKEND: crate::gf256::Backend = $backend;
 
-            fn prepare(element: u16) -> $factor {
-                $prepare(element)
-            }
-
-            fn skew_factors() -> &'static crate::rs16::kernel::SkewFactors<$factor> {
-                &$skew
+            fn factors() -> &'static crate::rs16::kernel::Factors<$factor> {
+                &$factors
             }
 
             fn mul(self, x: &mut [crate::rs16::shards::Block], f: &$factor) {

@@ -12,7 +12,7 @@
 //! A constant is prepared once into whatever its backend multiplies with
 //! (nibble tables for `pshufb`, bit matrices for GFNI), and the transform
 //! twiddles, which depend only on their index, are prepared once per process
-//! in [`SkewFactors`].
+//! in [`Factors`].
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -48,18 +48,21 @@ pub(crate) use scalar::Scalar;
 /// only pass such runs) and panics otherwise.
 pub(crate) trait Kernel: Copy + Send + Sync + 'static {
     /// A constant prepared for this kernel.
-    type Factor: Send + Sync + 'static;
+    type Factor: Prepared;
 
     /// The backend this kernel implements (the kernel tests check that
     /// dispatch picked the one asked for).
     #[cfg_attr(not(test), allow(dead_code))]
     const BACKEND: Backend;
 
-    /// Prepares multiplication by `element`.
-    fn prepare(element: u16) -> Self::Factor;
+    /// The process-wide tables of prepared constants.
+    fn factors() -> &'static Factors<Self::Factor>;
 
-    /// The process-wide cache of prepared twiddles.
-    fn skew_factors() -> &'static SkewFactors<Self::Factor>;
+    /// Prepares multiplication by `element`.
+    #[inline]
+    fn prepare(element: u16) -> Self::Factor {
+        Self::factors().prepare(element)
+    }
 
     /// `x = f * x`.
     fn mul(self, x: &mut [Block], f: &Self::Factor);
@@ -130,31 +133,56 @@ pub(crate) fn check_derivative_fft(len: usize, bps: usize, n: usize) -> usize {
     }
 }
 
-/// Twiddle `index` (see [`field::skew`]) prepared for a kernel, built on
-/// first use in segments so that a small code never prepares the 65535 of a
-/// large one.
-pub(crate) struct SkewFactors<F> {
+/// A constant prepared for a kernel's multiply (tables or matrices). Every
+/// such form is GF(2)-linear in the constant, which makes preparing cheap:
+/// a decode prepares one constant per shard.
+pub(crate) trait Prepared: Copy + Send + Sync + 'static {
+    /// Builds the form of `element` from its products (the slow way).
+    fn build(element: u16) -> Self;
+    /// The form of the sum of the two constants.
+    fn xor(&self, other: &Self) -> Self;
+}
+
+/// The prepared constants of one kernel: by linearity any constant is the
+/// XOR of the forms of its low and high byte, from two 256-entry tables
+/// built on first use; and the transform twiddles, prepared on first use in
+/// segments so that a small code never prepares the 65535 of a large one.
+pub(crate) struct Factors<F> {
+    /// `bytes[v]` and `bytes[256 + v]`: the forms of `v` and `v << 8`.
+    bytes: OnceLock<Box<[F]>>,
     segments: [OnceLock<Box<[F]>>; SEGMENTS],
 }
 
 const SEGMENT: usize = 1024;
 const SEGMENTS: usize = ORDER / SEGMENT;
 
-impl<F> SkewFactors<F> {
-    /// An empty cache (for a `static`).
+impl<F: Prepared> Factors<F> {
+    /// Empty tables (for a `static`).
     pub(crate) const fn new() -> Self {
-        SkewFactors {
+        Factors {
+            bytes: OnceLock::new(),
             segments: [const { OnceLock::new() }; SEGMENTS],
         }
     }
 
+    /// The form of `element`.
+    #[inline]
+    pub(crate) fn prepare(&self, element: u16) -> F {
+        let bytes = self.bytes.get_or_init(|| {
+            (0..512u16)
+                .map(|i| F::build(if i < 256 { i } else { (i - 256) << 8 }))
+                .collect()
+        });
+        bytes[usize::from(element & 0xFF)].xor(&bytes[256 + usize::from(element >> 8)])
+    }
+
     /// The prepared twiddle `index` (`index < 65535`).
-    pub(crate) fn get(&self, index: usize, prepare: fn(u16) -> F) -> &F {
+    pub(crate) fn skew(&self, index: usize) -> &F {
         let segment = self.segments[index / SEGMENT].get_or_init(|| {
             let skew = field::skew();
             let start = (index / SEGMENT) * SEGMENT;
             let end = (start + SEGMENT).min(skew.len());
-            skew[start..end].iter().map(|&e| prepare(e)).collect()
+            skew[start..end].iter().map(|&e| self.prepare(e)).collect()
         });
         &segment[index % SEGMENT]
     }
@@ -163,7 +191,7 @@ impl<F> SkewFactors<F> {
 /// The twiddle `index`, prepared for `K`.
 #[inline]
 pub(crate) fn skew_factor<K: Kernel>(index: usize) -> &'static K::Factor {
-    K::skew_factors().get(index, K::prepare)
+    K::factors().skew(index)
 }
 
 /// The products of `element` with each single-bit element `1 << b`: the
@@ -259,19 +287,34 @@ pub(crate) struct NibbleTables {
 }
 
 #[cfg(target_arch = "x86_64")]
-impl NibbleTables {
-    fn new(element: u16) -> Self {
+impl Prepared for NibbleTables {
+    fn build(element: u16) -> Self {
         let products = nibble_products(element);
         NibbleTables {
             lo: products.map(|row| row.map(|p| p as u8)),
             hi: products.map(|row| row.map(|p| (p >> 8) as u8)),
         }
     }
+
+    fn xor(&self, other: &Self) -> Self {
+        let mut sum = *self;
+        for (a, b) in sum
+            .lo
+            .iter_mut()
+            .chain(sum.hi.iter_mut())
+            .zip(other.lo.iter().chain(&other.hi))
+        {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x ^= y;
+            }
+        }
+        sum
+    }
 }
 
 /// The SSSE3 and AVX2 kernels share their table format, so one cache.
 #[cfg(target_arch = "x86_64")]
-static NIBBLE_SKEW: SkewFactors<NibbleTables> = SkewFactors::new();
+static NIBBLE_FACTORS: Factors<NibbleTables> = Factors::new();
 
 /// The engine the one-shot functions use: the process-wide one.
 pub(crate) fn default_engine() -> Engine {

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::{check_lengths, nibble_products, Kernel, SkewFactors};
+use super::{check_lengths, nibble_products, Factors, Kernel, Prepared};
 use crate::gf256::Backend;
 use crate::rs16::shards::Block;
 
@@ -14,7 +14,17 @@ pub(crate) struct Scalar;
 /// `[n][v]` is the constant times `v << 4n`.
 pub(crate) type NibbleProducts = [[u16; 16]; 4];
 
-static SKEW: SkewFactors<NibbleProducts> = SkewFactors::new();
+static FACTORS: Factors<NibbleProducts> = Factors::new();
+
+impl Prepared for NibbleProducts {
+    fn build(element: u16) -> Self {
+        nibble_products(element)
+    }
+
+    fn xor(&self, other: &Self) -> Self {
+        std::array::from_fn(|n| std::array::from_fn(|v| self[n][v] ^ other[n][v]))
+    }
+}
 
 #[inline(always)]
 fn product(t: &NibbleProducts, x: u16) -> u16 {
@@ -62,12 +72,8 @@ impl Kernel for Scalar {
     type Factor = NibbleProducts;
     const BACKEND: Backend = Backend::Scalar;
 
-    fn prepare(element: u16) -> NibbleProducts {
-        nibble_products(element)
-    }
-
-    fn skew_factors() -> &'static SkewFactors<NibbleProducts> {
-        &SKEW
+    fn factors() -> &'static Factors<NibbleProducts> {
+        &FACTORS
     }
 
     fn mul(self, x: &mut [Block], f: &NibbleProducts) {

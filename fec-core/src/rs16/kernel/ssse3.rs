@@ -7,7 +7,7 @@ use std::arch::x86_64::{
 };
 
 use super::lanes::{simd_kernel, Lanes16};
-use super::{NibbleTables, NIBBLE_SKEW};
+use super::{NibbleTables, NIBBLE_FACTORS};
 use crate::gf256::Backend;
 use crate::rs16::shards::Block;
 
@@ -104,6 +104,5 @@ simd_kernel!(
     NibbleTables,
     Backend::Ssse3,
     "ssse3",
-    NIBBLE_SKEW,
-    NibbleTables::new
+    NIBBLE_FACTORS
 );
