@@ -370,15 +370,10 @@ impl KernelJob for DecodeJob<'_> {
         let log = &scratch.locator;
 
         // Past the last received point the inverse transform reads nothing,
-        // so only the erasures below it need zeros.
+        // and it reads no erasure: the scales say which shards hold data.
         let nonzero = received.iter().rposition(|&r| r).map_or(0, |p| p + 1);
-        for p in 0..nonzero {
-            if received[p] {
-                kernel.mul(work.shard_mut(p), &K::prepare(exp[log[p] as usize]));
-            } else {
-                work.zero(p..p + 1);
-            }
-        }
+        let scale =
+            |p: usize| (p < nonzero && received[p]).then(|| K::prepare(exp[log[p] as usize]));
 
         let wanted = &mut scratch.wanted;
         wanted.clear();
@@ -389,15 +384,14 @@ impl KernelJob for DecodeJob<'_> {
         for i in 1..wanted.len() {
             wanted[i] += wanted[i - 1];
         }
+        let counts: &[u32] = wanted;
+        // A restored original comes out of the transform times `E'(e)`.
+        let reveal = |p: usize| {
+            (counts[p + 1] > counts[p]).then(|| K::prepare(exp[(MODULUS - log[p]) as usize]))
+        };
 
         let data = work.blocks_mut();
-        transform::ifft(kernel, data, bps, l.window, nonzero, 0);
-        transform::derivative_fft(kernel, data, bps, l.window, &Marked { counts: wanted });
-
-        for &j in restored {
-            let p = l.original_base + j;
-            let inverse = exp[(MODULUS - log[p]) as usize];
-            kernel.mul(work.shard_mut(p), &K::prepare(inverse));
-        }
+        transform::ifft(kernel, data, bps, l.window, nonzero, 0, Some(&scale));
+        transform::derivative_fft(kernel, data, bps, l.window, &Marked { counts }, &reveal);
     }
 }

@@ -230,13 +230,21 @@ fn encode_high_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
     let k = s.original_count;
     let bps = work.blocks_per_shard();
     let first = k.min(chunk);
-    transform::ifft(kernel, work.shards_mut(0..chunk), bps, chunk, first, chunk);
+    transform::ifft(
+        kernel,
+        work.shards_mut(0..chunk),
+        bps,
+        chunk,
+        first,
+        chunk,
+        None,
+    );
     let mut start = chunk;
     while start < k {
         let count = (k - start).min(chunk);
         let (sum, rest) = work.blocks_mut().split_at_mut(start * bps);
         let part = &mut rest[..chunk * bps];
-        transform::ifft(kernel, part, bps, chunk, count, start + chunk);
+        transform::ifft(kernel, part, bps, chunk, count, start + chunk, None);
         kernel.xor(&mut sum[..chunk * bps], part);
         start += chunk;
     }
@@ -248,7 +256,7 @@ fn encode_low_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
     let chunk = s.chunk();
     let (k, m) = (s.original_count, s.recovery_count);
     let bps = work.blocks_per_shard();
-    transform::ifft(kernel, work.shards_mut(0..chunk), bps, chunk, k, 0);
+    transform::ifft(kernel, work.shards_mut(0..chunk), bps, chunk, k, 0, None);
     let mut start = chunk;
     while start < m {
         work.copy_within(0, start, chunk);

@@ -91,11 +91,6 @@ impl ShardBuffer {
         &mut self.blocks_mut()[range.start * b..range.end * b]
     }
 
-    /// Zeroes shards `range`.
-    pub(crate) fn zero(&mut self, range: Range<usize>) {
-        self.shards_mut(range).fill([0; BLOCK_BYTES]);
-    }
-
     /// Copies the shards `src..src + count` over `dst..dst + count`.
     pub(crate) fn copy_within(&mut self, src: usize, dst: usize, count: usize) {
         let b = self.blocks_per_shard;
@@ -161,7 +156,7 @@ mod tests {
         // A 4-byte shard is two elements: low bytes 1, 2 and high bytes 3, 4.
         let mut buffer = ShardBuffer::default();
         buffer.resize(1, 1);
-        buffer.zero(0..1);
+        buffer.blocks_mut().fill([0; BLOCK_BYTES]);
         buffer.insert(0, &[1, 2, 3, 4]);
         let block = &buffer.shard(0)[0];
         assert_eq!(&block[..2], &[1, 2]);

@@ -238,6 +238,99 @@ pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize, const FIRST: bool>(
     }
 }
 
+/// [`ifft4`] with scaled inputs: see
+/// [`Kernel::ifft4_scaled`](super::Kernel::ifft4_scaled).
+///
+/// # Safety
+/// The [`Lanes16`] contract.
+#[inline(always)]
+pub(super) unsafe fn ifft4_scaled<L: Lanes16, const FIRST: bool>(
+    q: [&mut [Block]; 4],
+    scale: [Option<&L::Factor>; 4],
+    f01: &L::Factor,
+    f23: &L::Factor,
+    f02: &L::Factor,
+) {
+    let [q0, q1, q2, q3] = q;
+    // SAFETY: the caller guarantees the instruction set.
+    unsafe {
+        let (f01, f23, f02) = (
+            L::load_factor(f01),
+            L::load_factor(f23),
+            L::load_factor(f02),
+        );
+        let scale = scale.map(|s| s.map(|f| L::load_factor(f)));
+        let input = |block: &Block, scale: Option<L::Loaded>| match scale {
+            Some(f) => L::mul(L::load(block), f),
+            None => L::zero(),
+        };
+        let runs = q0
+            .iter_mut()
+            .zip(q1.iter_mut())
+            .zip(q2.iter_mut().zip(q3.iter_mut()));
+        for ((b0, b1), (b2, b3)) in runs {
+            let mut s0 = input(b0, scale[0]);
+            let mut s1 = input(b1, scale[1]);
+            let mut s2 = input(b2, scale[2]);
+            let mut s3 = input(b3, scale[3]);
+            ifft_pair::<L, FIRST>(&mut s0, &mut s1, f01);
+            ifft_pair::<L, false>(&mut s2, &mut s3, f23);
+            ifft_pair::<L, FIRST>(&mut s0, &mut s2, f02);
+            ifft_pair::<L, FIRST>(&mut s1, &mut s3, f02);
+            L::store(b0, s0);
+            L::store(b1, s1);
+            L::store(b2, s2);
+            L::store(b3, s3);
+        }
+    }
+}
+
+/// [`fft4`] with scaled outputs: see
+/// [`Kernel::fft4_scaled`](super::Kernel::fft4_scaled).
+///
+/// # Safety
+/// The [`Lanes16`] contract.
+#[inline(always)]
+pub(super) unsafe fn fft4_scaled<L: Lanes16, const FIRST: bool>(
+    q: [&mut [Block]; 4],
+    f01: &L::Factor,
+    f23: &L::Factor,
+    f02: &L::Factor,
+    scale: [Option<&L::Factor>; 4],
+) {
+    let [q0, q1, q2, q3] = q;
+    // SAFETY: the caller guarantees the instruction set.
+    unsafe {
+        let (f01, f23, f02) = (
+            L::load_factor(f01),
+            L::load_factor(f23),
+            L::load_factor(f02),
+        );
+        let scale = scale.map(|s| s.map(|f| L::load_factor(f)));
+        let output = |block: &mut Block, v: L::Vector, scale: Option<L::Loaded>| {
+            if let Some(f) = scale {
+                L::store(block, L::mul(v, f));
+            }
+        };
+        let runs = q0
+            .iter_mut()
+            .zip(q1.iter_mut())
+            .zip(q2.iter_mut().zip(q3.iter_mut()));
+        for ((b0, b1), (b2, b3)) in runs {
+            let (mut s0, mut s1, mut s2, mut s3) =
+                (L::load(b0), L::load(b1), L::load(b2), L::load(b3));
+            fft_pair::<L, FIRST>(&mut s0, &mut s2, f02);
+            fft_pair::<L, FIRST>(&mut s1, &mut s3, f02);
+            fft_pair::<L, FIRST>(&mut s0, &mut s1, f01);
+            fft_pair::<L, false>(&mut s2, &mut s3, f23);
+            output(b0, s0, scale[0]);
+            output(b1, s1, scale[1]);
+            output(b2, s2, scale[2]);
+            output(b3, s3, scale[3]);
+        }
+    }
+}
+
 /// The formal derivative fused into the top layer(s) of a forward
 /// transform of all `n` shards (delta 0, so only `f23` is non-zero): see
 /// [`Kernel::derivative_fft`](super::Kernel::derivative_fft). `RADIX` is 2
@@ -450,6 +543,48 @@ macro_rules! simd_kernel {
             }
 
             /// # Safety
+            /// The CPU supports the features enabled here.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn ifft4_scaled(
+                q: [&mut [Block]; 4],
+                scale: [Option<&$factor>; 4],
+                f01: &$factor,
+                f23: &$factor,
+                f02: &$factor,
+                first: bool,
+            ) {
+                // SAFETY: the features are enabled on this function.
+                unsafe {
+                    if first {
+                        lanes::ifft4_scaled::<$lanes, true>(q, scale, f01, f23, f02)
+                    } else {
+                        lanes::ifft4_scaled::<$lanes, false>(q, scale, f01, f23, f02)
+                    }
+                }
+            }
+
+            /// # Safety
+            /// The CPU supports the features enabled here.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn fft4_scaled(
+                q: [&mut [Block]; 4],
+                f01: &$factor,
+                f23: &$factor,
+                f02: &$factor,
+                first: bool,
+                scale: [Option<&$factor>; 4],
+            ) {
+                // SAFETY: the features are enabled on this function.
+                unsafe {
+                    if first {
+                        lanes::fft4_scaled::<$lanes, true>(q, f01, f23, f02, scale)
+                    } else {
+                        lanes::fft4_scaled::<$lanes, false>(q, f01, f23, f02, scale)
+                    }
+                }
+            }
+
+            /// # Safety
             /// The CPU supports the features enabled here, and the sizes
             /// are as [`lanes::derivative_fft`] requires.
             #[target_feature(enable = $features)]
@@ -542,6 +677,34 @@ macro_rules! simd_kernel {
                 crate::rs16::kernel::check_lengths(&[q[0].len(), q[1].len(), q[2].len(), q[3].len()]);
                 // SAFETY: as in `mul`.
                 unsafe { shells::ifft4(q, f01, f23, f02, live, first) }
+            }
+
+            fn ifft4_scaled(
+                self,
+                q: [&mut [crate::rs16::shards::Block]; 4],
+                scale: [Option<&$factor>; 4],
+                f01: &$factor,
+                f23: &$factor,
+                f02: &$factor,
+                first: bool,
+            ) {
+                crate::rs16::kernel::check_lengths(&[q[0].len(), q[1].len(), q[2].len(), q[3].len()]);
+                // SAFETY: as in `mul`.
+                unsafe { shells::ifft4_scaled(q, scale, f01, f23, f02, first) }
+            }
+
+            fn fft4_scaled(
+                self,
+                q: [&mut [crate::rs16::shards::Block]; 4],
+                f01: &$factor,
+                f23: &$factor,
+                f02: &$factor,
+                first: bool,
+                scale: [Option<&$factor>; 4],
+            ) {
+                crate::rs16::kernel::check_lengths(&[q[0].len(), q[1].len(), q[2].len(), q[3].len()]);
+                // SAFETY: as in `mul`.
+                unsafe { shells::fft4_scaled(q, f01, f23, f02, first, scale) }
             }
 
             fn derivative_fft(

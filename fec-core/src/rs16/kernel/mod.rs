@@ -108,6 +108,36 @@ pub(crate) trait Kernel: Copy + Send + Sync + 'static {
         first: bool,
     );
 
+    /// The inverse transform's leaf with its inputs scaled: input `i` is
+    /// `scale[i]` times `q[i]`, or zero (and `q[i]` not read) where
+    /// `scale[i]` is `None`; then the two layers of [`ifft4`](Self::ifft4).
+    /// The decoder's scaling of the received shards rides on it.
+    #[allow(clippy::too_many_arguments)]
+    fn ifft4_scaled(
+        self,
+        q: [&mut [Block]; 4],
+        scale: [Option<&Self::Factor>; 4],
+        f01: &Self::Factor,
+        f23: &Self::Factor,
+        f02: &Self::Factor,
+        first: bool,
+    );
+
+    /// The forward transform's leaf with its outputs scaled: the two layers
+    /// of [`fft4`](Self::fft4), then output `i` is stored times `scale[i]`,
+    /// or not at all where `scale[i]` is `None` (an output nobody reads).
+    /// The decoder's scaling of the restored shards rides on it.
+    #[allow(clippy::too_many_arguments)]
+    fn fft4_scaled(
+        self,
+        q: [&mut [Block]; 4],
+        f01: &Self::Factor,
+        f23: &Self::Factor,
+        f02: &Self::Factor,
+        first: bool,
+        scale: [Option<&Self::Factor>; 4],
+    );
+
     /// The formal derivative in the LCH basis of the `n` shards of `data`
     /// (`bps` blocks each, `n >= 2` a power of two), followed by the top
     /// layer(s) of the forward transform over them (delta 0): one layer

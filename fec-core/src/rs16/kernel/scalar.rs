@@ -160,6 +160,53 @@ impl Kernel for Scalar {
         }
     }
 
+    fn ifft4_scaled(
+        self,
+        q: [&mut [Block]; 4],
+        scale: [Option<&NibbleProducts>; 4],
+        f01: &NibbleProducts,
+        f23: &NibbleProducts,
+        f02: &NibbleProducts,
+        first: bool,
+    ) {
+        let [q0, q1, q2, q3] = q;
+        check_lengths(&[q0.len(), q1.len(), q2.len(), q3.len()]);
+        for (run, scale) in [&mut *q0, &mut *q1, &mut *q2, &mut *q3]
+            .into_iter()
+            .zip(scale)
+        {
+            match scale {
+                Some(f) => self.mul(run, f),
+                None => run.fill([0; 64]),
+            }
+        }
+        self.ifft4([q0, q1, q2, q3], f01, f23, f02, 4, first);
+    }
+
+    fn fft4_scaled(
+        self,
+        q: [&mut [Block]; 4],
+        f01: &NibbleProducts,
+        f23: &NibbleProducts,
+        f02: &NibbleProducts,
+        first: bool,
+        scale: [Option<&NibbleProducts>; 4],
+    ) {
+        let [q0, q1, q2, q3] = q;
+        self.fft4(
+            [&mut *q0, &mut *q1, &mut *q2, &mut *q3],
+            f01,
+            f23,
+            f02,
+            first,
+        );
+        for (run, scale) in [q0, q1, q2, q3].into_iter().zip(scale) {
+            if let Some(f) = scale {
+                self.mul(run, f);
+            }
+        }
+    }
+
     fn derivative_fft(self, data: &mut [Block], bps: usize, n: usize, f: [&NibbleProducts; 3]) {
         // The reference: the derivative step by step, then the layer(s).
         let radix = super::check_derivative_fft(data.len(), bps, n);

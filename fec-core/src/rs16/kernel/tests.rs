@@ -128,6 +128,32 @@ impl KernelJob for AgainstScalar {
                 |k, r| k.ifft4(four(r), &k0, &k1, &k2, 1 + round % 4, first),
                 |s, r| s.ifft4(four(r), &s0, &s1, &s2, 1 + round % 4, first),
             );
+            // The scaled leaves, each scale present or not.
+            let (k3, s3) = (K::prepare(e[1] ^ 0x5A5A), Scalar::prepare(e[1] ^ 0x5A5A));
+            let ks: [Option<&K::Factor>; 4] = std::array::from_fn(|i| {
+                (round >> i & 1 == 1).then_some(if i % 2 == 0 { &k1 } else { &k3 })
+            });
+            let ss: [Option<&crate::rs16::kernel::scalar::NibbleProducts>; 4] =
+                std::array::from_fn(|i| {
+                    (round >> i & 1 == 1).then_some(if i % 2 == 0 { &s1 } else { &s3 })
+                });
+            same(
+                kernel,
+                &runs,
+                "ifft4_scaled",
+                |k, r| k.ifft4_scaled(four(r), ks, &k0, &k1, &k2, first),
+                |s, r| s.ifft4_scaled(four(r), ss, &s0, &s1, &s2, first),
+            );
+            // Unscaled outputs are not stored: compare only the scaled ones.
+            let (mut a, mut b) = (runs.clone(), runs.clone());
+            kernel.fft4_scaled(four(&mut a), &k0, &k1, &k2, first, ks);
+            Scalar.fft4_scaled(four(&mut b), &s0, &s1, &s2, first, ss);
+            for i in 0..4 {
+                if ks[i].is_some() {
+                    assert!(a[i] == b[i], "fft4_scaled output {i} differs from scalar");
+                }
+            }
+
             // The derivative and top transform layer(s) on 2..=128 shards of
             // 1..=3 blocks.
             let n = 2 << (round % 7);
