@@ -22,6 +22,7 @@ impl Lanes16 for Avx2Lanes {
     type Factor = NibbleTables;
     /// The four low-byte tables, then the four high-byte tables.
     type Loaded = [__m256i; 8];
+    const REGISTER_RADIX4: bool = false;
 
     #[inline(always)]
     unsafe fn zero() -> (__m256i, __m256i) {

@@ -70,6 +70,7 @@ impl Lanes16 for Avx512Lanes {
     type Vector = __m512i;
     type Factor = SplitTables;
     type Loaded = [__m512i; 4];
+    const REGISTER_RADIX4: bool = true;
 
     #[inline(always)]
     unsafe fn zero() -> __m512i {

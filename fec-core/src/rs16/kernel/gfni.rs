@@ -113,6 +113,7 @@ impl Lanes16 for GfniLanes {
     type Vector = __m512i;
     type Factor = AffineMatrices;
     type Loaded = [__m512i; 2];
+    const REGISTER_RADIX4: bool = true;
 
     #[inline(always)]
     unsafe fn zero() -> __m512i {

@@ -20,6 +20,12 @@ pub(super) trait Lanes16 {
     type Factor;
     /// A prepared constant loaded into registers.
     type Loaded: Copy;
+    /// Whether three loaded constants and four blocks fit in registers. If
+    /// not (16-register instruction sets with 8-register constants), the
+    /// radix-4 kernels run as pair passes over L1-sized chunks, each pass
+    /// with one constant in registers, instead of reloading spilled tables
+    /// for every block.
+    const REGISTER_RADIX4: bool;
 
     /// The all-zero block.
     unsafe fn zero() -> Self::Vector;
@@ -153,6 +159,17 @@ pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize, const FIRST: bool>(
     }
 }
 
+/// Four runs cut into matching chunks small enough that all four stay in
+/// L1 while the pair passes of a radix-4 kernel go over them.
+fn chunked<'a>(q: [&'a mut [Block]; 4]) -> impl Iterator<Item = [&'a mut [Block]; 4]> {
+    const CHUNK: usize = 48;
+    let [a, b, c, d] = q;
+    a.chunks_mut(CHUNK)
+        .zip(b.chunks_mut(CHUNK))
+        .zip(c.chunks_mut(CHUNK).zip(d.chunks_mut(CHUNK)))
+        .map(|((a, b), (c, d))| [a, b, c, d])
+}
+
 /// Two forward layers on four runs of equal length (see
 /// [`Kernel::fft4`](super::Kernel::fft4)).
 ///
@@ -168,6 +185,15 @@ pub(super) unsafe fn fft4<L: Lanes16, const FIRST: bool>(
     let [q0, q1, q2, q3] = q;
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
+        if !L::REGISTER_RADIX4 {
+            for [c0, c1, c2, c3] in chunked([q0, q1, q2, q3]) {
+                fft2::<L, FIRST>(c0, c2, f02);
+                fft2::<L, FIRST>(c1, c3, f02);
+                fft2::<L, FIRST>(c0, c1, f01);
+                fft2::<L, false>(c2, c3, f23);
+            }
+            return;
+        }
         let (f01, f23, f02) = (
             L::load_factor(f01),
             L::load_factor(f23),
@@ -207,6 +233,31 @@ pub(super) unsafe fn ifft4<L: Lanes16, const LIVE: usize, const FIRST: bool>(
     let [q0, q1, q2, q3] = q;
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
+        if !L::REGISTER_RADIX4 {
+            // A run that starts zero stays zero through the first layer if
+            // its partner is zero too; `ifft2` with one live run reads only
+            // the first.
+            for [c0, c1, c2, c3] in chunked([q0, q1, q2, q3]) {
+                if LIVE > 1 {
+                    ifft2::<L, 2, FIRST>(c0, c1, f01);
+                } else {
+                    ifft2::<L, 1, FIRST>(c0, c1, f01);
+                }
+                match LIVE {
+                    4 => ifft2::<L, 2, false>(c2, c3, f23),
+                    3 => ifft2::<L, 1, false>(c2, c3, f23),
+                    _ => {}
+                }
+                if LIVE > 2 {
+                    ifft2::<L, 2, FIRST>(c0, c2, f02);
+                    ifft2::<L, 2, FIRST>(c1, c3, f02);
+                } else {
+                    ifft2::<L, 1, FIRST>(c0, c2, f02);
+                    ifft2::<L, 1, FIRST>(c1, c3, f02);
+                }
+            }
+            return;
+        }
         let (f01, f23, f02) = (
             L::load_factor(f01),
             L::load_factor(f23),
@@ -254,6 +305,21 @@ pub(super) unsafe fn ifft4_scaled<L: Lanes16, const FIRST: bool>(
     let [q0, q1, q2, q3] = q;
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
+        if !L::REGISTER_RADIX4 {
+            for [c0, c1, c2, c3] in chunked([q0, q1, q2, q3]) {
+                for (run, scale) in [&mut *c0, &mut *c1, &mut *c2, &mut *c3]
+                    .into_iter()
+                    .zip(scale)
+                {
+                    match scale {
+                        Some(f) => mul::<L>(run, f),
+                        None => run.fill([0; 64]),
+                    }
+                }
+                ifft4::<L, 4, FIRST>([c0, c1, c2, c3], f01, f23, f02);
+            }
+            return;
+        }
         let (f01, f23, f02) = (
             L::load_factor(f01),
             L::load_factor(f23),
@@ -301,6 +367,17 @@ pub(super) unsafe fn fft4_scaled<L: Lanes16, const FIRST: bool>(
     let [q0, q1, q2, q3] = q;
     // SAFETY: the caller guarantees the instruction set.
     unsafe {
+        if !L::REGISTER_RADIX4 {
+            for [c0, c1, c2, c3] in chunked([q0, q1, q2, q3]) {
+                fft4::<L, FIRST>([&mut *c0, &mut *c1, &mut *c2, &mut *c3], f01, f23, f02);
+                for (run, scale) in [c0, c1, c2, c3].into_iter().zip(scale) {
+                    if let Some(f) = scale {
+                        mul::<L>(run, f);
+                    }
+                }
+            }
+            return;
+        }
         let (f01, f23, f02) = (
             L::load_factor(f01),
             L::load_factor(f23),

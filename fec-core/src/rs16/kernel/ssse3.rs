@@ -46,6 +46,7 @@ impl Lanes16 for Ssse3Lanes {
     type Factor = NibbleTables;
     /// The four low-byte tables, then the four high-byte tables.
     type Loaded = [__m128i; 8];
+    const REGISTER_RADIX4: bool = false;
 
     #[inline(always)]
     unsafe fn zero() -> [__m128i; 4] {
