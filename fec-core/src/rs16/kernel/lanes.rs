@@ -161,7 +161,7 @@ pub(super) unsafe fn ifft2<L: Lanes16, const LIVE: usize, const FIRST: bool>(
 
 /// Four runs cut into matching chunks small enough that all four stay in
 /// L1 while the pair passes of a radix-4 kernel go over them.
-fn chunked<'a>(q: [&'a mut [Block]; 4]) -> impl Iterator<Item = [&'a mut [Block]; 4]> {
+fn chunked(q: [&mut [Block]; 4]) -> impl Iterator<Item = [&mut [Block]; 4]> {
     const CHUNK: usize = 48;
     let [a, b, c, d] = q;
     a.chunks_mut(CHUNK)
