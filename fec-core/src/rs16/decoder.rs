@@ -13,7 +13,10 @@
 //! locator module gives `E(i)` at received points and `E'(e)` at erased ones
 //! in one convolution. The decode is then an inverse transform over a
 //! window `W` holding every shard, the derivative, and a forward transform
-//! producing only the erased originals.
+//! producing only the erased originals. The scalings happen in the
+//! transforms' 4-shard leaves and the derivative in the forward transform's
+//! top pass, so the decode streams the buffer no more often than its two
+//! transforms do.
 
 #![forbid(unsafe_code)]
 

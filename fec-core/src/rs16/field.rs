@@ -1,6 +1,6 @@
 //! GF(2^16) as reed-solomon-simd (and Leopard-RS before it) represents it.
 //!
-//! The field is GF(2)[x] / (x^16 + x^5 + x^3 + x^2 + 1), but an element is
+//! The field is GF(2)\[x\] / (x^16 + x^5 + x^3 + x^2 + 1), but an element is
 //! stored by its coordinates in a Cantor basis `b_0 = 1, b_1, .., b_15`
 //! (each `b_i` with `b_i^2 + b_i = b_(i-1)`), not in the polynomial basis:
 //! the `u16` value `v` stands for the sum of the `b_i` over the set bits `i`

@@ -15,11 +15,18 @@
 //! The arithmetic is reed-solomon-simd's bit for bit: the field's Cantor
 //! basis, the shard layout of 64-byte blocks with low and high bytes split
 //! (`shards`), the transform twiddles, and its choice between a high-rate and
-//! a low-rate encoding (which give different recovery bytes). The code is our
-//! own, and faster where it can be: the decode's erasure locator works on a
-//! window of the code's size instead of all 65536 points, the transforms run
-//! depth first and skip the blocks no output needs, and the kernels have
-//! AVX-512 and GFNI forms.
+//! a low-rate encoding (which give different recovery bytes). The decoder is
+//! the same linear map too, so even shards that are not a codeword decode to
+//! the same bytes. The code is our own, and faster where it can be:
+//! - the decode's erasure locator is a Walsh-Hadamard convolution over the
+//!   code's window instead of all 65536 points (most of reed-solomon-simd's
+//!   time on small codes);
+//! - the transforms run depth first, skip blocks that hold no wanted output
+//!   or no input, and skip products by the zero twiddle;
+//! - the decoder's formal derivative and its scaling of received and
+//!   restored shards ride on transform passes instead of taking their own;
+//! - the kernels have AVX-512BW and GFNI forms (two `vgf2p8affineqb` per 32
+//!   products) besides SSSE3 and AVX2.
 //!
 //! Deliberate differences: every malformed input is an error, also where
 //! reed-solomon-simd returns early without looking (for example a decode with
