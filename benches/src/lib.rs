@@ -8,6 +8,7 @@
 //! - [`workload`]: configurations A/B/C, seeded data and erasure patterns;
 //! - [`rs_cases`]: Reed-Solomon cases per library (what each one's timed region
 //!   contains is tabled there), and the memcpy baseline;
+//! - [`rs16_cases`]: GF(2^16) Reed-Solomon (`fec_core::rs16`) against reed-solomon-simd;
 //! - [`window_cases`]: RLC (config D) and RaptorQ (E32/E200) cases;
 //! - [`plugin_cases`]: config P, the pipeline driven by an eBPF plugin vs natively;
 //! - [`isal`]: ISA-L loaded at run time;
@@ -16,6 +17,7 @@
 pub mod isal;
 pub mod plugin_cases;
 pub mod report;
+pub mod rs16_cases;
 pub mod rs_cases;
 pub mod timing;
 pub mod window_cases;

@@ -264,4 +264,93 @@ pub enum Error {
         reason: &'static str,
     },
     // --- end pipeline ---
+
+    // --- Reed-Solomon over GF(2^16) (rs16) ---
+    /// A shard-count combination GF(2^16) Reed-Solomon cannot encode: a zero
+    /// count, or more than 65535 shards once the smaller count is rounded up
+    /// to a power of two (reed-solomon-simd's limit).
+    #[error("GF(2^16) Reed-Solomon: {original_count} original + {recovery_count} recovery shards are not supported")]
+    Rs16UnsupportedShardCount {
+        /// Original (data) shards asked for.
+        original_count: usize,
+        /// Recovery shards asked for.
+        recovery_count: usize,
+    },
+    /// A shard size that is zero or odd (elements are two bytes).
+    #[error("GF(2^16) Reed-Solomon: shard size {shard_bytes} must be even and non-zero")]
+    Rs16InvalidShardSize {
+        /// The size given or taken from the first shard.
+        shard_bytes: usize,
+    },
+    /// A shard whose size differs from the code's.
+    #[error("GF(2^16) Reed-Solomon: {kind} shard {index} is {got} bytes, expected {shard_bytes}")]
+    Rs16DifferentShardSize {
+        /// `"original"` or `"recovery"`.
+        kind: &'static str,
+        /// The shard's index among its kind.
+        index: usize,
+        /// The code's shard size.
+        shard_bytes: usize,
+        /// This shard's size.
+        got: usize,
+    },
+    /// An original shard index at or beyond the original count.
+    #[error(
+        "GF(2^16) Reed-Solomon: original shard index {index} out of range 0..{original_count}"
+    )]
+    Rs16OriginalIndex {
+        /// The index given.
+        index: usize,
+        /// The code's original count.
+        original_count: usize,
+    },
+    /// A recovery shard index at or beyond the recovery count.
+    #[error(
+        "GF(2^16) Reed-Solomon: recovery shard index {index} out of range 0..{recovery_count}"
+    )]
+    Rs16RecoveryIndex {
+        /// The index given.
+        index: usize,
+        /// The code's recovery count.
+        recovery_count: usize,
+    },
+    /// The same original shard index given twice.
+    #[error("GF(2^16) Reed-Solomon: original shard {index} given twice")]
+    Rs16DuplicateOriginalIndex {
+        /// The repeated index.
+        index: usize,
+    },
+    /// The same recovery shard index given twice.
+    #[error("GF(2^16) Reed-Solomon: recovery shard {index} given twice")]
+    Rs16DuplicateRecoveryIndex {
+        /// The repeated index.
+        index: usize,
+    },
+    /// Fewer shards than originals: nothing can be restored.
+    #[error("GF(2^16) Reed-Solomon: {original_received} original + {recovery_received} recovery shards received, {original_count} needed")]
+    Rs16NotEnoughShards {
+        /// The code's original count, the minimum to decode.
+        original_count: usize,
+        /// Original shards received.
+        original_received: usize,
+        /// Recovery shards received.
+        recovery_received: usize,
+    },
+    /// `encode` before every original shard was given.
+    #[error("GF(2^16) Reed-Solomon: {original_received} of {original_count} original shards given to the encoder")]
+    Rs16TooFewOriginalShards {
+        /// The code's original count.
+        original_count: usize,
+        /// Original shards given so far.
+        original_received: usize,
+    },
+    /// More original shards than the code has.
+    #[error(
+        "GF(2^16) Reed-Solomon: more than {original_count} original shards given to the encoder"
+    )]
+    Rs16TooManyOriginalShards {
+        /// The code's original count.
+        original_count: usize,
+    },
+    // --- end rs16 ---
 }

@@ -4,6 +4,8 @@
 //!   AVX-512BW, GFNI), selected once at run time.
 //! - [`rs`]: systematic Reed-Solomon, parity byte-identical to
 //!   reed-solomon-erasure 6.
+//! - [`rs16`]: systematic Reed-Solomon over GF(2^16) for up to 65535 shards,
+//!   O(n log n) by additive FFT, shards byte-identical to reed-solomon-simd 3.
 //! - [`rlc`]: RFC 8681 sliding-window random linear codes (GF(2) and GF(2^8)).
 //! - [`raptorq`]: RFC 6330 through the `raptorq` crate, and its generator
 //!   rows for the SIMD kernels (the pipeline's RaptorQ encode and decode).
@@ -41,5 +43,6 @@ pub mod raptorq;
 mod recent;
 pub mod rlc;
 pub mod rs;
+pub mod rs16;
 
 pub use error::Error;

@@ -146,6 +146,9 @@ fn measure_group(
 }
 
 fn describe(config: &str) -> String {
+    if let Some(line) = fec_benches::rs16_cases::describe(config) {
+        return line;
+    }
     if let Some(rs) = RS_CONFIGS.iter().find(|rs| rs.name == config) {
         return format!("Reed-Solomon {}", rs.describe());
     }
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
     };
     // The legend and what was skipped; they go wherever the table goes.
     let mut notes: Vec<String> = LEGEND.iter().map(|line| line.to_string()).collect();
+    notes.push(fec_benches::rs16_cases::backend_note());
     let isal = match Isal::load() {
         Ok(isal) => Some(isal),
         Err(why) => {
@@ -200,6 +204,13 @@ fn main() -> ExitCode {
         let inputs = RsInputs::new(config);
         let cases = all_rs_cases(&inputs, isal.as_ref());
         measured.extend(measure_group(config.name, cases, &plan, &mut progress));
+    }
+    for config in fec_benches::rs16_cases::RS16_CONFIGS {
+        if options.wants(config.name) {
+            let inputs = fec_benches::rs16_cases::Rs16Inputs::new(config);
+            let cases = fec_benches::rs16_cases::rs16_cases(&inputs);
+            measured.extend(measure_group(config.name, cases, &plan, &mut progress));
+        }
     }
     if options.wants("D") {
         let inputs = RlcInputs::new();

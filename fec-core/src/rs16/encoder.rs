@@ -1,0 +1,272 @@
+//! The reusable encoder and the two encodings (high rate, low rate).
+//!
+//! High rate: the originals are cut into chunks of `c = next_pow2(m)`
+//! shards; chunk `i` is inverse-transformed over the points
+//! `(i + 1) c .. (i + 2) c`, the results are summed into one chunk, and one
+//! forward transform over `0..c` evaluates the recovery shards. Low rate:
+//! the originals, one chunk of `c = next_pow2(k)`, are inverse-transformed
+//! over `0..c` once, and each chunk of recovery shards is that polynomial
+//! evaluated over the points `(i + 1) c .. (i + 2) c`. Either way recovery
+//! shard `r` is the value at point `r` of the polynomial through the
+//! originals, placed elsewhere; which one applies is reed-solomon-simd's
+//! rule ([`Shape::new`]).
+
+#![forbid(unsafe_code)]
+
+use super::kernel::{self, Kernel, KernelJob};
+use super::shards::{blocks_per_shard, ShardBuffer};
+use super::transform::{self, Below};
+use super::Shape;
+use crate::gf256::Engine;
+use crate::Error;
+
+/// A GF(2^16) Reed-Solomon encoder for one shape, reusable for many
+/// encodings (and, after [`reset`](Self::reset), other shapes) without
+/// reallocating; the counterpart of reed-solomon-simd's
+/// `ReedSolomonEncoder`, with the same methods.
+///
+/// ```
+/// use fec_core::rs16::ReedSolomonEncoder;
+///
+/// let mut encoder = ReedSolomonEncoder::new(3, 2, 64)?;
+/// for round in 0..2u8 {
+///     for i in 0..3u8 {
+///         encoder.add_original_shard([round ^ i; 64])?;
+///     }
+///     let result = encoder.encode()?;
+///     assert_eq!(result.recovery_iter().count(), 2);
+///     assert_eq!(result.recovery(0).map(<[u8]>::len), Some(64));
+/// }
+/// # Ok::<(), fec_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ReedSolomonEncoder {
+    engine: Engine,
+    shape: Shape,
+    received: usize,
+    work: ShardBuffer,
+}
+
+impl ReedSolomonEncoder {
+    /// An encoder for `original_count` originals and `recovery_count`
+    /// recovery shards of `shard_bytes` bytes, on the process-wide engine.
+    ///
+    /// # Errors
+    /// [`Error::Rs16UnsupportedShardCount`] or [`Error::Rs16InvalidShardSize`].
+    pub fn new(
+        original_count: usize,
+        recovery_count: usize,
+        shard_bytes: usize,
+    ) -> Result<Self, Error> {
+        Self::with_engine(
+            original_count,
+            recovery_count,
+            shard_bytes,
+            kernel::default_engine(),
+        )
+    }
+
+    /// As [`new`](Self::new), on a chosen engine (every backend gives the
+    /// same bytes; tests and benches pin them against each other).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_engine(
+        original_count: usize,
+        recovery_count: usize,
+        shard_bytes: usize,
+        engine: Engine,
+    ) -> Result<Self, Error> {
+        let mut encoder = ReedSolomonEncoder {
+            engine,
+            shape: Shape::new(original_count, recovery_count, shard_bytes)?,
+            received: 0,
+            work: ShardBuffer::default(),
+        };
+        encoder.allocate();
+        Ok(encoder)
+    }
+
+    /// Whether `original_count` originals with `recovery_count` recovery
+    /// shards is a supported shape.
+    pub fn supports(original_count: usize, recovery_count: usize) -> bool {
+        Shape::new(original_count, recovery_count, 2).is_ok()
+    }
+
+    /// Switches to another shape, dropping any originals given so far.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); the encoder is unchanged on error.
+    pub fn reset(
+        &mut self,
+        original_count: usize,
+        recovery_count: usize,
+        shard_bytes: usize,
+    ) -> Result<(), Error> {
+        self.shape = Shape::new(original_count, recovery_count, shard_bytes)?;
+        self.received = 0;
+        self.allocate();
+        Ok(())
+    }
+
+    /// The backend the encoder runs on.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    fn allocate(&mut self) {
+        let s = self.shape;
+        let chunk = s.chunk();
+        let count = if s.high_rate {
+            s.original_count.next_multiple_of(chunk)
+        } else {
+            s.recovery_count.next_multiple_of(chunk)
+        };
+        self.work.resize(count, blocks_per_shard(s.shard_bytes));
+    }
+
+    /// Adds the next original shard (originals are numbered in the order
+    /// they are added).
+    ///
+    /// # Errors
+    /// [`Error::Rs16TooManyOriginalShards`] once all are in,
+    /// [`Error::Rs16DifferentShardSize`] for a shard of the wrong size.
+    pub fn add_original_shard<T: AsRef<[u8]>>(&mut self, original_shard: T) -> Result<(), Error> {
+        let shard = original_shard.as_ref();
+        let s = self.shape;
+        if self.received == s.original_count {
+            return Err(Error::Rs16TooManyOriginalShards {
+                original_count: s.original_count,
+            });
+        }
+        if shard.len() != s.shard_bytes {
+            return Err(Error::Rs16DifferentShardSize {
+                kind: "original",
+                index: self.received,
+                shard_bytes: s.shard_bytes,
+                got: shard.len(),
+            });
+        }
+        self.work.insert(self.received, shard);
+        self.received += 1;
+        Ok(())
+    }
+
+    /// Computes the recovery shards from the originals added since the last
+    /// encode; the encoder is then ready for the next set.
+    ///
+    /// # Errors
+    /// [`Error::Rs16TooFewOriginalShards`] if not every original was added
+    /// (they are kept, so the rest can still be added).
+    pub fn encode(&mut self) -> Result<EncoderResult<'_>, Error> {
+        let s = self.shape;
+        if self.received < s.original_count {
+            return Err(Error::Rs16TooFewOriginalShards {
+                original_count: s.original_count,
+                original_received: self.received,
+            });
+        }
+        self.received = 0;
+        kernel::dispatch(
+            self.engine,
+            EncodeJob {
+                shape: s,
+                work: &mut self.work,
+            },
+        );
+        for index in 0..s.recovery_count {
+            self.work.finish_in_place(index, s.shard_bytes);
+        }
+        Ok(EncoderResult {
+            work: &self.work,
+            shape: s,
+        })
+    }
+}
+
+/// The recovery shards of one encode, borrowed from the encoder.
+#[derive(Debug)]
+pub struct EncoderResult<'a> {
+    work: &'a ShardBuffer,
+    shape: Shape,
+}
+
+impl<'a> EncoderResult<'a> {
+    /// Recovery shard `index`, or `None` past the recovery count.
+    pub fn recovery(&self, index: usize) -> Option<&'a [u8]> {
+        (index < self.shape.recovery_count)
+            .then(|| self.work.shard_bytes_of(index, self.shape.shard_bytes))
+    }
+
+    /// The recovery shards in index order.
+    pub fn recovery_iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let (work, shape) = (self.work, self.shape);
+        (0..shape.recovery_count).map(move |i| work.shard_bytes_of(i, shape.shard_bytes))
+    }
+}
+
+/// One encode on a kernel: the originals are in `work` (shard `i` = original
+/// `i`); afterwards recovery shard `r` is shard `r`.
+struct EncodeJob<'a> {
+    shape: Shape,
+    work: &'a mut ShardBuffer,
+}
+
+impl KernelJob for EncodeJob<'_> {
+    type Output = ();
+
+    fn run<K: Kernel>(self, kernel: K) {
+        let EncodeJob { shape: s, work } = self;
+        if s.high_rate {
+            encode_high_rate(kernel, s, work);
+        } else {
+            encode_low_rate(kernel, s, work);
+        }
+    }
+}
+
+fn encode_high_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
+    let chunk = s.chunk();
+    let k = s.original_count;
+    let bps = work.blocks_per_shard();
+    let first = k.min(chunk);
+    transform::ifft(
+        kernel,
+        work.shards_mut(0..chunk),
+        bps,
+        chunk,
+        first,
+        chunk,
+        None,
+    );
+    let mut start = chunk;
+    while start < k {
+        let count = (k - start).min(chunk);
+        let (sum, rest) = work.blocks_mut().split_at_mut(start * bps);
+        let part = &mut rest[..chunk * bps];
+        transform::ifft(kernel, part, bps, chunk, count, start + chunk, None);
+        kernel.xor(&mut sum[..chunk * bps], part);
+        start += chunk;
+    }
+    let wanted = Below(s.recovery_count);
+    transform::fft(kernel, work.shards_mut(0..chunk), bps, chunk, 0, &wanted);
+}
+
+fn encode_low_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
+    let chunk = s.chunk();
+    let (k, m) = (s.original_count, s.recovery_count);
+    let bps = work.blocks_per_shard();
+    transform::ifft(kernel, work.shards_mut(0..chunk), bps, chunk, k, 0, None);
+    let mut start = chunk;
+    while start < m {
+        work.copy_within(0, start, chunk);
+        start += chunk;
+    }
+    let mut start = 0;
+    while start < m {
+        let wanted = Below((m - start).min(chunk));
+        let part = work.shards_mut(start..start + chunk);
+        transform::fft(kernel, part, bps, chunk, start + chunk, &wanted);
+        start += chunk;
+    }
+}
