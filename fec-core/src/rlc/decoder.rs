@@ -27,6 +27,8 @@ const REPAIRS_REMEMBERED_PER_SPAN_SLOT: usize = 4;
 
 /// Room the digest tables take for their first repair.
 const FIRST_REMEMBERED_REPAIRS: usize = 8;
+/// Room the queue of released sources takes at the first repair.
+const FIRST_RECOVERED: usize = 64;
 
 /// Bytes one remembered repair costs: a hash-table entry (the table may be
 /// up to twice its length, plus a control byte per bucket) and its place in
@@ -384,6 +386,13 @@ impl Decoder {
         self.check_size(data.len())?;
         check_density_threshold(id.dt)?;
         check_window_size(usize::from(id.nss), self.config.max_window)?;
+        if self.recovered.capacity() == 0 {
+            // Room for a window's releases at the first repair (2 KB at
+            // most), so the packet that makes a whole window solvable then
+            // allocates only the sources it releases.
+            self.recovered
+                .reserve(self.config.max_window.min(FIRST_RECOVERED));
+        }
         let digest = digest(data);
         match self.repairs_seen.get(&id) {
             Some(&seen) if seen == digest => return Ok(Reception::Duplicate),

@@ -5,7 +5,9 @@
 use std::cmp::Ordering;
 
 /// Fixed-size symbols, handed out by index, in segments that double (1, 1,
-/// 2, 4, ... symbols): memory grows with the most symbols held at once, a
+/// 2, 4, 8 symbols) and then stay at [`MAX_ROOM`] symbols, so no single
+/// allocation, whatever a peer sends, is larger than [`MAX_ROOM`] symbols:
+/// memory grows with the most symbols held at once, a
 /// symbol never moves (growing copies nothing), and a freed symbol's bytes
 /// are reused by the next one, so a decoder in steady state allocates
 /// nothing here. A new symbol is appended to its segment from the bytes it
@@ -16,32 +18,51 @@ pub(super) struct SymbolStore {
     /// Segment `s` has room for the symbols from `first_index(s)` up to
     /// `first_index(s + 1)` and holds those made so far; unallocated until
     /// the first of them is needed.
-    segments: [Vec<u8>; SEGMENTS],
+    segments: Vec<Vec<u8>>,
     /// Indices ever handed out are `0..made`.
     made: u32,
     /// Indices handed out and given back, ready for reuse.
     free: Vec<u32>,
 }
 
-/// Enough segments for any `u32` index.
-const SEGMENTS: usize = 33;
+/// The most symbols in one segment (one allocation).
+const MAX_ROOM: u32 = 8;
+/// Segments that double before they reach [`MAX_ROOM`]: rooms 1, 1, 2, 4,
+/// 8, covering indices `0..2 * MAX_ROOM`.
+const DOUBLING: usize = 5;
 
 /// The segment of `index` and its place there.
 #[inline]
 fn locate(index: u32) -> (usize, usize) {
-    let segment = (u32::BITS - index.leading_zeros()) as usize;
-    (segment, (index - first_index(segment)) as usize)
+    if index < 2 * MAX_ROOM {
+        let segment = (u32::BITS - index.leading_zeros()) as usize;
+        (segment, (index - first_index(segment)) as usize)
+    } else {
+        let past = index - 2 * MAX_ROOM;
+        (
+            DOUBLING + (past / MAX_ROOM) as usize,
+            (past % MAX_ROOM) as usize,
+        )
+    }
 }
 
-/// How many symbols `segment` has room for: 1, 1, 2, 4, 8, ...
+/// How many symbols `segment` has room for: 1, 1, 2, 4, 8, 8, ...
 fn room(segment: usize) -> usize {
-    (1usize << segment) >> 1 | usize::from(segment == 0)
+    if segment < DOUBLING {
+        (1usize << segment) >> 1 | usize::from(segment == 0)
+    } else {
+        MAX_ROOM as usize
+    }
 }
 
-/// The first index of `segment`: 0, 1, 2, 4, 8, ...
+/// The first index of `segment`: 0, 1, 2, 4, 8, 16, 24, ...
 #[inline]
 fn first_index(segment: usize) -> u32 {
-    ((1u64 << segment) >> 1) as u32
+    if segment < DOUBLING {
+        ((1u64 << segment) >> 1) as u32
+    } else {
+        2 * MAX_ROOM + (segment - DOUBLING) as u32 * MAX_ROOM
+    }
 }
 
 impl SymbolStore {
@@ -49,7 +70,7 @@ impl SymbolStore {
     pub(super) fn new(symbol_size: usize) -> SymbolStore {
         SymbolStore {
             symbol_size,
-            segments: std::array::from_fn(|_| Vec::new()),
+            segments: Vec::new(),
             made: 0,
             free: Vec::new(),
         }
@@ -90,6 +111,9 @@ impl SymbolStore {
         let index = self.made;
         let (segment, _) = locate(index);
         let symbols = room(segment);
+        if self.segments.len() <= segment {
+            self.segments.resize_with(segment + 1, Vec::new);
+        }
         let segment = &mut self.segments[segment];
         if segment.capacity() == 0 {
             // Exactly the segment's room: `extend` never reallocates, so no
@@ -131,7 +155,7 @@ impl SymbolStore {
         let (segments_before, rest) = self.segments.split_at_mut(segment);
         let (this, segments_after) = rest
             .split_first_mut()
-            .unwrap_or_else(|| unreachable!("SEGMENTS covers every u32 index"));
+            .unwrap_or_else(|| unreachable!("a made index has its segment"));
         let (before, rest) = this.split_at_mut(offset * size);
         let (symbol, after) = rest.split_at_mut(size);
         let others = Others {
@@ -188,14 +212,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn indices_map_to_doubling_segments() {
+    fn indices_map_to_doubling_then_capped_segments() {
         assert_eq!(locate(0), (0, 0));
         assert_eq!(locate(1), (1, 0));
         assert_eq!(locate(2), (2, 0));
         assert_eq!(locate(3), (2, 1));
         assert_eq!(locate(4), (3, 0));
         assert_eq!(locate(7), (3, 3));
-        assert_eq!(locate(u32::MAX), (32, (u32::MAX - (1 << 31)) as usize));
+        assert_eq!(locate(15), (4, 7));
+        assert_eq!(locate(16), (5, 0));
+        assert_eq!(locate(24), (6, 0));
+        let past = u32::MAX - 16;
+        assert_eq!(
+            locate(u32::MAX),
+            (5 + (past / 8) as usize, (past % 8) as usize)
+        );
+        // Every index lies inside its segment's room, in order.
+        let mut expected = (0, 0);
+        for index in 0..10_000u32 {
+            let (segment, offset) = locate(index);
+            assert_eq!((segment, offset), expected, "index {index}");
+            assert_eq!(first_index(segment) + offset as u32, index);
+            assert!(room(segment) <= MAX_ROOM as usize);
+            expected = if offset + 1 == room(segment) {
+                (segment + 1, 0)
+            } else {
+                (segment, offset + 1)
+            };
+        }
     }
 
     #[test]
@@ -236,8 +280,8 @@ mod tests {
         assert_eq!(store.symbol(7), &[70; 3]);
         assert_eq!(store.insert(&[11; 3]), 11);
         // Sixteen symbols' room for twelve: segments 0..=4, none grown
-        // past its room.
-        let room: Vec<usize> = store.segments[..6].iter().map(Vec::capacity).collect();
-        assert_eq!(room, [3, 3, 6, 12, 24, 0]);
+        // past its room, none made beyond.
+        let room: Vec<usize> = store.segments.iter().map(Vec::capacity).collect();
+        assert_eq!(room, [3, 3, 6, 12, 24]);
     }
 }

@@ -86,6 +86,9 @@ fn measure(base: isize, count: usize, mut step: impl FnMut(usize)) -> (isize, is
         let before = allocated();
         step(i);
         per_call = per_call.max(allocated() - before);
+        if allocated() - before > 30000 {
+            eprintln!("DEBUG op {i} allocated {}", allocated() - before);
+        }
         let held = live() - base;
         if i < count / 2 {
             first_half = first_half.max(held);
