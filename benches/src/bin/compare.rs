@@ -74,7 +74,9 @@ const CONFIGS: &str = "Configs (for --only):
   A, B, C           Reed-Solomon: 10+4 x 64 KiB, 32+8 x 1280 B, 200+50 x 1280 B
   D                 RFC 8681 sliding-window RLC (fec-core, cu-fec)
   E32, E200         RaptorQ with 32 and 200 source symbols (pipeline, raptorq)
-  P                 the pipeline driven by the rlc-window plugin vs native";
+  P                 the FEC layer driven by the rlc-window plugin vs native
+  RS16-100:20, RS16-1000:1000, RS16-32768:32768
+                    GF(2^16) Reed-Solomon, 1280 B shards (fec-core, reed-solomon-simd)";
 
 impl Options {
     fn wants(&self, config: &str) -> bool {
