@@ -130,115 +130,83 @@ trait Library {
     ) -> Result<(), String>;
 }
 
-/// `fec_core::rs16`.
-struct FecCore;
+/// The two libraries have the same API (ours is reed-solomon-simd's by
+/// design), so one body serves both.
+macro_rules! library {
+    ($(#[$doc:meta])* $name:ident, $label:expr, $encoder:ty, $decoder:ty, $error:ty) => {
+        $(#[$doc])*
+        struct $name;
 
-impl Library for FecCore {
-    const NAME: &'static str = crate::report::OURS;
-    type Encoder = fec_core::rs16::ReedSolomonEncoder;
-    type Decoder = fec_core::rs16::ReedSolomonDecoder;
+        impl Library for $name {
+            const NAME: &'static str = $label;
+            type Encoder = $encoder;
+            type Decoder = $decoder;
 
-    fn encoder(c: RsConfig) -> Self::Encoder {
-        Self::Encoder::new(c.data, c.parity, c.shard_bytes).expect("supported configuration")
-    }
+            fn encoder(c: RsConfig) -> Self::Encoder {
+                Self::Encoder::new(c.data, c.parity, c.shard_bytes).expect("supported configuration")
+            }
 
-    fn encode(encoder: &mut Self::Encoder, inputs: &Rs16Inputs, read: &mut dyn FnMut(&[u8])) {
-        let c = inputs.config;
-        encoder
-            .reset(c.data, c.parity, c.shard_bytes)
-            .expect("supported configuration");
-        for shard in &inputs.original {
-            encoder
-                .add_original_shard(shard)
-                .expect("well-formed shard");
-        }
-        let result = encoder.encode().expect("all shards given");
-        for shard in result.recovery_iter() {
-            read(shard);
-        }
-    }
+            fn encode(encoder: &mut Self::Encoder, inputs: &Rs16Inputs, read: &mut dyn FnMut(&[u8])) {
+                let c = inputs.config;
+                encoder
+                    .reset(c.data, c.parity, c.shard_bytes)
+                    .expect("supported configuration");
+                for shard in &inputs.original {
+                    encoder
+                        .add_original_shard(shard)
+                        .expect("well-formed shard");
+                }
+                let result = encoder.encode().expect("all shards given");
+                for shard in result.recovery_iter() {
+                    read(shard);
+                }
+            }
 
-    fn decoder(c: RsConfig) -> Self::Decoder {
-        Self::Decoder::new(c.data, c.parity, c.shard_bytes).expect("supported configuration")
-    }
+            fn decoder(c: RsConfig) -> Self::Decoder {
+                Self::Decoder::new(c.data, c.parity, c.shard_bytes).expect("supported configuration")
+            }
 
-    fn decode(
-        decoder: &mut Self::Decoder,
-        inputs: &Rs16Inputs,
-        lost: &[usize],
-        read: &mut dyn FnMut(usize, &[u8]),
-    ) -> Result<(), String> {
-        let error = |e: fec_core::Error| e.to_string();
-        for (index, shard) in inputs.original.iter().enumerate() {
-            if lost.binary_search(&index).is_err() {
-                decoder.add_original_shard(index, shard).map_err(error)?;
+            fn decode(
+                decoder: &mut Self::Decoder,
+                inputs: &Rs16Inputs,
+                lost: &[usize],
+                read: &mut dyn FnMut(usize, &[u8]),
+            ) -> Result<(), String> {
+                let error = |e: $error| e.to_string();
+                for (index, shard) in inputs.original.iter().enumerate() {
+                    if lost.binary_search(&index).is_err() {
+                        decoder.add_original_shard(index, shard).map_err(error)?;
+                    }
+                }
+                for (index, shard) in inputs.recovery.iter().enumerate() {
+                    decoder.add_recovery_shard(index, shard).map_err(error)?;
+                }
+                let result = decoder.decode().map_err(error)?;
+                for (index, shard) in result.restored_original_iter() {
+                    read(index, shard);
+                }
+                Ok(())
             }
         }
-        for (index, shard) in inputs.recovery.iter().enumerate() {
-            decoder.add_recovery_shard(index, shard).map_err(error)?;
-        }
-        let result = decoder.decode().map_err(error)?;
-        for (index, shard) in result.restored_original_iter() {
-            read(index, shard);
-        }
-        Ok(())
-    }
+    };
 }
 
-/// reed-solomon-simd 3.
-struct Simd;
-
-impl Library for Simd {
-    const NAME: &'static str = "reed-solomon-simd";
-    type Encoder = reed_solomon_simd::ReedSolomonEncoder;
-    type Decoder = reed_solomon_simd::ReedSolomonDecoder;
-
-    fn encoder(c: RsConfig) -> Self::Encoder {
-        Self::Encoder::new(c.data, c.parity, c.shard_bytes).expect("supported configuration")
-    }
-
-    fn encode(encoder: &mut Self::Encoder, inputs: &Rs16Inputs, read: &mut dyn FnMut(&[u8])) {
-        let c = inputs.config;
-        encoder
-            .reset(c.data, c.parity, c.shard_bytes)
-            .expect("supported configuration");
-        for shard in &inputs.original {
-            encoder
-                .add_original_shard(shard)
-                .expect("well-formed shard");
-        }
-        let result = encoder.encode().expect("all shards given");
-        for shard in result.recovery_iter() {
-            read(shard);
-        }
-    }
-
-    fn decoder(c: RsConfig) -> Self::Decoder {
-        Self::Decoder::new(c.data, c.parity, c.shard_bytes).expect("supported configuration")
-    }
-
-    fn decode(
-        decoder: &mut Self::Decoder,
-        inputs: &Rs16Inputs,
-        lost: &[usize],
-        read: &mut dyn FnMut(usize, &[u8]),
-    ) -> Result<(), String> {
-        let error = |e: reed_solomon_simd::Error| e.to_string();
-        for (index, shard) in inputs.original.iter().enumerate() {
-            if lost.binary_search(&index).is_err() {
-                decoder.add_original_shard(index, shard).map_err(error)?;
-            }
-        }
-        for (index, shard) in inputs.recovery.iter().enumerate() {
-            decoder.add_recovery_shard(index, shard).map_err(error)?;
-        }
-        let result = decoder.decode().map_err(error)?;
-        for (index, shard) in result.restored_original_iter() {
-            read(index, shard);
-        }
-        Ok(())
-    }
-}
+library!(
+    /// `fec_core::rs16`.
+    FecCore,
+    crate::report::OURS,
+    fec_core::rs16::ReedSolomonEncoder,
+    fec_core::rs16::ReedSolomonDecoder,
+    fec_core::Error
+);
+library!(
+    /// reed-solomon-simd 3.
+    Simd,
+    "reed-solomon-simd",
+    reed_solomon_simd::ReedSolomonEncoder,
+    reed_solomon_simd::ReedSolomonDecoder,
+    reed_solomon_simd::Error
+);
 
 fn library_cases<L: Library>(inputs: &Rs16Inputs) -> Vec<Case<'_>> {
     let config = inputs.config;
