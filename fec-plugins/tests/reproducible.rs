@@ -19,6 +19,13 @@ fn committed_packages_parse_verify_and_load() {
 #[test]
 fn rebuilding_with_clang_reproduces_the_committed_bytes() {
     if !clang_available() {
+        // CI installs clang (.ci/run): there the check must run. On a fresh
+        // machine the README's test command needs nothing installed, so the
+        // committed bytecode stands and the skip is said out loud.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "clang not found, and CI must rebuild the plugins: apt-get install clang"
+        );
         eprintln!("clang not found: skipping the rebuild check (committed bytecode is used)");
         return;
     }
