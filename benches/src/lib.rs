@@ -12,10 +12,13 @@
 //! - [`window_cases`]: RLC (config D) and RaptorQ (E32/E200) cases;
 //! - [`plugin_cases`]: config P, the pipeline driven by an eBPF plugin vs natively;
 //! - [`isal`]: ISA-L loaded at run time;
-//! - [`report`]: JSON lines and the human table.
+//! - [`report`]: JSON lines and the human table;
+//! - [`quic`]: the QUIC benchmark (`quic` binary): stock quinn against
+//!   `pquic-host` with FEC off and with a plugin, bulk and loss cases.
 
 pub mod isal;
 pub mod plugin_cases;
+pub mod quic;
 pub mod report;
 pub mod rs16_cases;
 pub mod rs_cases;

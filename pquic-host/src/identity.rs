@@ -91,7 +91,8 @@ impl Identity {
         Ok(roots)
     }
 
-    pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
+    /// The private key (a copy), for handing this identity to a TLS stack.
+    pub fn key(&self) -> PrivateKeyDer<'static> {
         self.key.clone_key()
     }
 }
