@@ -20,18 +20,31 @@
 //! locks of their own, never held while a layer runs. Lock order: peer
 //! before queues; the table is never held together with either.
 //!
-//! Sending happens in quinn's task (`try_send`); a small driver task owns
-//! the receive path, the impairment's delay line, the layers' timers and
-//! eviction. The adapter advertises one segment per transmit and per
-//! receive, so no GSO/GRO batch ever reaches a layer.
+//! I/O is quinn-udp's, batched both ways, so the adapter keeps quinn's GSO
+//! and GRO ([`quinn::udp::UdpSocketState`]; where the OS lacks them it reports
+//! one segment and every batch is a single datagram):
+//! - sending runs in quinn's task ([`AsyncUdpSocket::try_send`]): a peer
+//!   without a layer gets quinn's transmit as it is (one `sendmsg`, GSO
+//!   intact); a peer with one has each segment of the batch protected, and
+//!   the layer's datagrams go out again as GSO batches (runs of equal
+//!   sizes, the last one shorter). What the socket refuses waits in a
+//!   bounded backlog that the driver task flushes when it is writable;
+//! - receiving runs in quinn's task too ([`AsyncUdpSocket::poll_recv`]): one
+//!   `recvmmsg` with GRO straight into quinn's buffers. QUIC packets from
+//!   peers without a layer stay where the kernel put them; datagrams of
+//!   peers with a layer go through it one segment at a time, and what it
+//!   hands up (the packet, recoveries) reaches quinn on this or the next
+//!   call;
+//! - a small driver task runs the layers' timers, the impairment's delay
+//!   line (with an impairment every datagram takes the layer path, so each
+//!   one meets the loss model), the backlog and eviction.
 
 #![forbid(unsafe_code)]
-
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,20 +52,22 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use quinn::udp::{RecvMeta, Transmit};
+use quinn::udp::{EcnCodepoint, RecvMeta, Transmit, UdpSocketState};
 use quinn::{AsyncUdpSocket, UdpPoller};
+use tokio::io::Interest;
 use tokio::sync::Notify;
 
 use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict, DELAY_LINE_LIMIT};
 use crate::layer::{is_quic, FecLayer, LayerStats};
 
 /// Most datagrams waiting for the socket to become writable; beyond this the
-/// adapter reports `WouldBlock` to quinn, which then paces itself.
+/// adapter reports `WouldBlock` to quinn, which then waits for the socket.
 const OUTGOING_BACKLOG: usize = 1024;
 /// Most packets waiting for quinn to read them; beyond this they are dropped
 /// (as a full socket buffer would).
 const INCOMING_BACKLOG: usize = 4096;
-const RECEIVE_BUFFER: usize = 65536;
+/// Most bytes of one GSO batch (the kernel's limit for a UDP datagram).
+const MAX_GSO_BYTES: usize = 65_000;
 /// How often the driver looks for idle peers.
 const EVICTION_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -107,6 +122,22 @@ pub struct SocketStats {
     pub incoming_drops: u64,
 }
 
+/// A packet on its way to quinn, with what the socket said about it.
+struct Arrival {
+    from: SocketAddr,
+    dst_ip: Option<IpAddr>,
+    ecn: Option<EcnCodepoint>,
+    packet: Bytes,
+}
+
+/// Where a peer's datagrams leave from, and how they are marked: what quinn
+/// last asked for on this path.
+#[derive(Debug, Clone, Copy, Default)]
+struct Route {
+    src_ip: Option<IpAddr>,
+    ecn: Option<EcnCodepoint>,
+}
+
 struct PeerState {
     layer: Box<dyn FecLayer>,
     /// The deadline last put in the timer heap, if still ahead.
@@ -114,6 +145,9 @@ struct PeerState {
     /// Lent to the layer as its output vectors.
     out: Vec<Bytes>,
     to_quinn: Vec<Bytes>,
+    route: Route,
+    /// Where GSO batches are assembled.
+    batch: Vec<u8>,
 }
 
 struct Peer {
@@ -141,9 +175,10 @@ struct Table {
 
 struct Queues {
     impairment: Option<Impairment>,
-    arriving: DelayLine<(SocketAddr, Bytes)>,
-    to_quinn: VecDeque<(SocketAddr, Bytes)>,
-    outgoing: VecDeque<(SocketAddr, Bytes)>,
+    arriving: DelayLine<(RecvMeta, Bytes)>,
+    to_quinn: VecDeque<Arrival>,
+    /// Datagrams the socket refused, oldest first, with their route.
+    backlog: VecDeque<(SocketAddr, Route, Bytes)>,
     /// Layer deadlines: (when, peer, generation). Stale entries are checked
     /// and dropped when they come due.
     timers: BinaryHeap<Reverse<(Instant, SocketAddr, u64)>>,
@@ -154,26 +189,19 @@ struct Queues {
 }
 
 impl Queues {
-    /// Sends queued datagrams until the socket would block.
-    fn flush(&mut self, io: &tokio::net::UdpSocket) -> io::Result<()> {
-        while let Some((peer, datagram)) = self.outgoing.front() {
-            match io.try_send_to(datagram, *peer) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-                // An ICMP error from an earlier send, or a peer that went
-                // away: the datagram is lost, as on a real network.
-                Err(e) => tracing::debug!("send to {peer} failed: {e}"),
-            }
-            self.outgoing.pop_front();
-        }
-        Ok(())
-    }
-
-    fn deliver(&mut self, peer: SocketAddr, packet: Bytes) {
+    fn deliver(&mut self, arrival: Arrival) {
         if self.to_quinn.len() < INCOMING_BACKLOG {
-            self.to_quinn.push_back((peer, packet));
+            self.to_quinn.push_back(arrival);
         } else {
             self.incoming_drops += 1;
+        }
+    }
+
+    fn wake_receiver(&mut self) {
+        if !self.to_quinn.is_empty() {
+            if let Some(waker) = self.recv_waker.take() {
+                waker.wake();
+            }
         }
     }
 
@@ -185,11 +213,37 @@ impl Queues {
 
 struct Shared {
     io: tokio::net::UdpSocket,
+    udp: UdpSocketState,
+    /// True when received datagrams meet an impairment (fixed at bind).
+    impaired: bool,
     epoch: Instant,
     limits: PeerLimits,
     table: Mutex<Table>,
     queues: Mutex<Queues>,
     wake_driver: Notify,
+}
+
+/// How many datagrams of `datagrams` (from the first) make one GSO batch of
+/// at most `max_segments`: equal lengths, the last one possibly shorter.
+fn batch_len(datagrams: &[Bytes], max_segments: usize) -> usize {
+    let Some(first) = datagrams.first() else {
+        return 0;
+    };
+    let size = first.len();
+    let mut total = size;
+    let mut count = 1;
+    while count < datagrams.len().min(max_segments) && size > 0 {
+        let next = datagrams[count].len();
+        if next > size || next == 0 || total + next > MAX_GSO_BYTES {
+            break;
+        }
+        total += next;
+        count += 1;
+        if next < size {
+            break;
+        }
+    }
+    count
 }
 
 impl Shared {
@@ -209,16 +263,121 @@ impl Shared {
         now.saturating_duration_since(self.epoch).as_micros() as u64
     }
 
-    /// Moves what a peer's layer produced to the shared queues and arms its
-    /// timer; called with the peer locked (lock order: peer, then queues).
-    fn drain_peer(&self, addr: SocketAddr, peer: &Peer, state: &mut PeerState, now: Instant) {
-        let mut queues = self.queues();
-        for packet in state.to_quinn.drain(..) {
-            queues.deliver(addr, packet);
+    /// One `sendmsg` of `transmit`; `WouldBlock` clears tokio's readiness so
+    /// that the writable poll waits for the socket.
+    fn send_transmit(&self, transmit: &Transmit<'_>) -> io::Result<()> {
+        self.io.try_io(Interest::WRITABLE, || {
+            self.udp.send((&self.io).into(), transmit)
+        })
+    }
+
+    /// Sends `datagrams` to `to` as GSO batches; how many went out (fewer
+    /// than all only when the socket would block). Errors other than
+    /// `WouldBlock` lose the batch, as a network would (quinn-udp logs them).
+    fn send_batches(
+        &self,
+        to: SocketAddr,
+        route: Route,
+        datagrams: &[Bytes],
+        batch: &mut Vec<u8>,
+    ) -> usize {
+        let max_segments = self.udp.max_gso_segments().max(1);
+        let mut sent = 0;
+        while sent < datagrams.len() {
+            let count = batch_len(&datagrams[sent..], max_segments);
+            let run = &datagrams[sent..sent + count];
+            let contents: &[u8] = if count == 1 {
+                &run[0]
+            } else {
+                batch.clear();
+                for datagram in run {
+                    batch.extend_from_slice(datagram);
+                }
+                batch
+            };
+            let transmit = Transmit {
+                destination: to,
+                ecn: route.ecn,
+                contents,
+                segment_size: (count > 1).then_some(run[0].len()),
+                src_ip: route.src_ip,
+            };
+            match self.send_transmit(&transmit) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return sent,
+                Err(e) => tracing::debug!("send to {to} failed: {e}"),
+                Ok(()) => {}
+            }
+            sent += count;
         }
-        queues
-            .outgoing
-            .extend(state.out.drain(..).map(|d| (addr, d)));
+        sent
+    }
+
+    /// Sends what a layer produced for `to`, behind anything already waiting
+    /// (order kept); what the socket refuses waits in the backlog.
+    fn send_out(&self, to: SocketAddr, route: Route, out: &mut Vec<Bytes>, batch: &mut Vec<u8>) {
+        if out.is_empty() {
+            return;
+        }
+        let waiting = !self.queues().backlog.is_empty();
+        let sent = if waiting {
+            0
+        } else {
+            self.send_batches(to, route, out, batch)
+        };
+        if sent < out.len() {
+            let mut queues = self.queues();
+            queues
+                .backlog
+                .extend(out.drain(sent..).map(|d| (to, route, d)));
+            drop(queues);
+            self.wake_driver.notify_one();
+        }
+        out.clear();
+    }
+
+    /// Sends the backlog until the socket would block; true when it is empty.
+    fn flush_backlog(&self, batch: &mut Vec<u8>) -> bool {
+        let mut run = Vec::new();
+        loop {
+            let (to, route) = {
+                let mut queues = self.queues();
+                let Some(&(to, route, _)) = queues.backlog.front() else {
+                    return true;
+                };
+                let max = self.udp.max_gso_segments().max(1);
+                while run.len() < max {
+                    match queues.backlog.front() {
+                        Some((t, _, _)) if *t == to => {
+                            if let Some((_, _, d)) = queues.backlog.pop_front() {
+                                run.push(d);
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                (to, route)
+            };
+            let sent = self.send_batches(to, route, &run, batch);
+            if sent < run.len() {
+                let mut queues = self.queues();
+                for datagram in run.drain(sent..).rev() {
+                    queues.backlog.push_front((to, route, datagram));
+                }
+                return false;
+            }
+            run.clear();
+        }
+    }
+
+    /// Moves what a peer's layer produced on: packets to quinn, datagrams to
+    /// the wire; arms its timer. Called with the peer locked (lock order:
+    /// peer, then queues).
+    fn drain_peer(&self, addr: SocketAddr, peer: &Peer, state: &mut PeerState, now: Instant) {
+        let PeerState {
+            out, batch, route, ..
+        } = state;
+        self.send_out(addr, *route, out, batch);
+        let mut queues = self.queues();
         if let Some(at) = state.layer.poll_timeout() {
             let stale = state.armed.is_none_or(|armed| armed <= now || at < armed);
             if stale {
@@ -230,22 +389,22 @@ impl Shared {
                 }
             }
         }
-        if !queues.to_quinn.is_empty() {
-            if let Some(waker) = queues.recv_waker.take() {
-                waker.wake();
-            }
-        }
     }
 
-    /// One datagram from `from`, due now: through its layer if it has one.
-    fn receive(&self, now: Instant, from: SocketAddr, datagram: Bytes) {
-        let Some(peer) = self.peer(from) else {
+    /// One datagram from `meta.addr`, due now: through its layer if it has
+    /// one; what goes up is queued for quinn.
+    fn receive(&self, now: Instant, meta: &RecvMeta, datagram: Bytes) {
+        let arrival = |packet| Arrival {
+            from: meta.addr,
+            dst_ip: meta.dst_ip,
+            ecn: meta.ecn,
+            packet,
+        };
+        let Some(peer) = self.peer(meta.addr) else {
             let mut queues = self.queues();
             if is_quic(&datagram) {
-                queues.deliver(from, datagram);
-                if let Some(waker) = queues.recv_waker.take() {
-                    waker.wake();
-                }
+                queues.deliver(arrival(datagram));
+                queues.wake_receiver();
             } else {
                 queues.unrouted += 1;
             }
@@ -257,7 +416,84 @@ impl Shared {
         state
             .layer
             .on_incoming(now, datagram, &mut state.to_quinn, &mut state.out);
-        self.drain_peer(from, &peer, state, now);
+        if !state.to_quinn.is_empty() {
+            let mut queues = self.queues();
+            for packet in state.to_quinn.drain(..) {
+                queues.deliver(arrival(packet));
+            }
+            queues.wake_receiver();
+        }
+        self.drain_peer(meta.addr, &peer, state, now);
+    }
+
+    /// The datagrams of one received buffer (GRO: `stride`-sized segments),
+    /// each through the impairment when there is one, then [`receive`](Self::receive).
+    fn receive_segments(&self, now: Instant, meta: &RecvMeta, data: &[u8]) {
+        for segment in data.chunks(meta.stride.max(1)) {
+            let datagram = Bytes::copy_from_slice(segment);
+            if !self.impaired {
+                self.receive(now, meta, datagram);
+                continue;
+            }
+            let mut queues = self.queues();
+            if queues.arriving.len() >= DELAY_LINE_LIMIT {
+                queues.incoming_drops += 1;
+                continue;
+            }
+            let verdict = match queues.impairment.as_mut() {
+                Some(path) => path.offer(now, segment.len()),
+                None => Verdict::Deliver { at: now },
+            };
+            match verdict {
+                Verdict::Drop(_) => {}
+                Verdict::Deliver { at } if at <= now => {
+                    drop(queues);
+                    self.receive(now, meta, datagram);
+                }
+                Verdict::Deliver { at } => {
+                    let single = RecvMeta {
+                        len: datagram.len(),
+                        stride: datagram.len(),
+                        ..*meta
+                    };
+                    queues.arriving.push(at, (single, datagram));
+                    if queues.driver_deadline.is_none_or(|d| at < d) {
+                        queues.driver_deadline = Some(at);
+                        self.wake_driver.notify_one();
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when quinn may take this buffer as the kernel delivered it: no
+    /// impairment, no layer for its source, and every segment QUIC.
+    fn passes_through(&self, meta: &RecvMeta, data: &[u8]) -> bool {
+        !self.impaired
+            && data.chunks(meta.stride.max(1)).all(is_quic)
+            && !self.table().peers.contains_key(&meta.addr)
+    }
+
+    /// Hands queued packets to quinn, one per buffer; how many.
+    fn fill(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> usize {
+        let mut queues = self.queues();
+        let mut count = 0;
+        while count < bufs.len().min(meta.len()) {
+            let Some(arrival) = queues.to_quinn.pop_front() else {
+                break;
+            };
+            let len = arrival.packet.len().min(bufs[count].len());
+            bufs[count][..len].copy_from_slice(&arrival.packet[..len]);
+            meta[count] = RecvMeta {
+                addr: arrival.from,
+                len,
+                stride: len,
+                ecn: arrival.ecn,
+                dst_ip: arrival.dst_ip,
+            };
+            count += 1;
+        }
+        count
     }
 
     /// Runs the layer timers that are due.
@@ -388,6 +624,8 @@ impl FecSocketHandle {
                 armed: None,
                 out: Vec::new(),
                 to_quinn: Vec::new(),
+                route: Route::default(),
+                batch: Vec::new(),
             }),
         });
         table.stats.installed += 1;
@@ -518,24 +756,27 @@ impl FecSocket {
         impairment: Option<Impairment>,
     ) -> io::Result<(Arc<Self>, FecSocketHandle)> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
-        std_socket.set_nonblocking(true)?;
+        // quinn-udp's socket options: GRO on, ECN and destination-address
+        // reporting, don't-fragment; non-blocking.
+        let udp = UdpSocketState::new((&std_socket).into())?;
         // Larger kernel buffers absorb bursts that the delay line releases
         // at once; failure only costs performance.
-        if let Ok(udp_state) = quinn::udp::UdpSocketState::new((&std_socket).into()) {
-            let _ = udp_state.set_send_buffer_size((&std_socket).into(), 4 << 20);
-            let _ = udp_state.set_recv_buffer_size((&std_socket).into(), 4 << 20);
-        }
+        let _ = udp.set_send_buffer_size((&std_socket).into(), 4 << 20);
+        let _ = udp.set_recv_buffer_size((&std_socket).into(), 4 << 20);
         let io = tokio::net::UdpSocket::from_std(std_socket)?;
+        let impairment = impairment.filter(|i| !i.config().is_transparent());
         let shared = Arc::new(Shared {
             io,
+            udp,
+            impaired: impairment.is_some(),
             epoch: Instant::now(),
             limits,
             table: Mutex::new(Table::default()),
             queues: Mutex::new(Queues {
-                impairment: impairment.filter(|i| !i.config().is_transparent()),
+                impairment,
                 arriving: DelayLine::new(),
                 to_quinn: VecDeque::new(),
-                outgoing: VecDeque::new(),
+                backlog: VecDeque::new(),
                 timers: BinaryHeap::new(),
                 recv_waker: None,
                 driver_deadline: None,
@@ -552,10 +793,11 @@ impl FecSocket {
     }
 }
 
+/// The driver task: timers, the delay line, the backlog, eviction.
 async fn drive(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; RECEIVE_BUFFER];
     let mut next_eviction = Instant::now() + EVICTION_INTERVAL;
     let mut due = Vec::new();
+    let mut batch = Vec::new();
     loop {
         let (deadline, want_writable) = {
             let mut queues = shared.queues();
@@ -563,23 +805,9 @@ async fn drive(shared: Arc<Shared>) {
                 .next_deadline()
                 .map_or(next_eviction, |d| d.min(next_eviction));
             queues.driver_deadline = Some(deadline);
-            (deadline, !queues.outgoing.is_empty())
+            (deadline, !queues.backlog.is_empty())
         };
         tokio::select! {
-            received = shared.io.recv_from(&mut buf) => {
-                match received {
-                    Ok((len, from)) => {
-                        let now = Instant::now();
-                        let mut queues = shared.queues();
-                        accept(&mut queues, now, from, &buf[..len]);
-                        // Drain what else is already queued in the kernel.
-                        while let Ok((len, from)) = shared.io.try_recv_from(&mut buf) {
-                            accept(&mut queues, now, from, &buf[..len]);
-                        }
-                    }
-                    Err(e) => tracing::debug!("receive failed: {e}"),
-                }
-            }
             () = tokio::time::sleep_until(deadline.into()) => {}
             () = shared.wake_driver.notified() => {}
             _ = shared.io.writable(), if want_writable => {}
@@ -591,33 +819,16 @@ async fn drive(shared: Arc<Shared>) {
                 due.push(arrival);
             }
         }
-        for (from, datagram) in due.drain(..) {
-            shared.receive(now, from, datagram);
+        for (meta, datagram) in due.drain(..) {
+            shared.receive(now, &meta, datagram);
         }
         shared.run_timers(now);
         if now >= next_eviction {
             shared.evict_idle(now);
             next_eviction = now + EVICTION_INTERVAL;
         }
-        let _ = shared.queues().flush(&shared.io);
+        shared.flush_backlog(&mut batch);
     }
-}
-
-fn accept(queues: &mut Queues, now: Instant, from: SocketAddr, datagram: &[u8]) {
-    if queues.arriving.len() >= DELAY_LINE_LIMIT {
-        queues.incoming_drops += 1;
-        return;
-    }
-    let at = match queues.impairment.as_mut() {
-        None => now,
-        Some(path) => match path.offer(now, datagram.len()) {
-            Verdict::Deliver { at } => at,
-            Verdict::Drop(_) => return,
-        },
-    };
-    queues
-        .arriving
-        .push(at, (from, Bytes::copy_from_slice(datagram)));
 }
 
 #[derive(Debug)]
@@ -645,43 +856,44 @@ impl AsyncUdpSocket for FecSocket {
     }
 
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        let now = Instant::now();
         let shared = &self.shared;
-        {
-            let mut queues = shared.queues();
-            if queues.flush(&shared.io).is_err() && queues.outgoing.len() >= OUTGOING_BACKLOG {
+        let peer = transmit.destination;
+        let entry = shared.peer(peer);
+        let waiting = shared.queues().backlog.len();
+        if waiting > 0 {
+            let mut batch = Vec::new();
+            if !shared.flush_backlog(&mut batch) && (entry.is_none() || waiting >= OUTGOING_BACKLOG)
+            {
+                // quinn waits for the socket and tries again.
                 return Err(io::ErrorKind::WouldBlock.into());
             }
         }
-        let peer = transmit.destination;
+        let Some(entry) = entry else {
+            // No layer: plain QUIC, quinn's transmit as it is.
+            return match shared.send_transmit(transmit) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+                Err(e) => {
+                    tracing::debug!("send to {peer} failed: {e}");
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
+            };
+        };
+        let now = Instant::now();
         let segment = transmit
             .segment_size
             .unwrap_or(transmit.contents.len())
             .max(1);
-        match shared.peer(peer) {
-            // No layer: plain QUIC, unchanged.
-            None => {
-                let mut queues = shared.queues();
-                for packet in transmit.contents.chunks(segment) {
-                    queues
-                        .outgoing
-                        .push_back((peer, Bytes::copy_from_slice(packet)));
-                }
-            }
-            Some(entry) => {
-                let mut state = entry.lock();
-                let state = &mut *state;
-                for packet in transmit.contents.chunks(segment) {
-                    state.layer.on_outgoing(now, packet, &mut state.out);
-                }
-                shared.drain_peer(peer, &entry, state, now);
-            }
+        let mut state = entry.lock();
+        let state = &mut *state;
+        state.route = Route {
+            src_ip: transmit.src_ip,
+            ecn: transmit.ecn,
+        };
+        for packet in transmit.contents.chunks(segment) {
+            state.layer.on_outgoing(now, packet, &mut state.out);
         }
-        let mut queues = shared.queues();
-        let _ = queues.flush(&shared.io);
-        if !queues.outgoing.is_empty() {
-            shared.wake_driver.notify_one();
-        }
+        shared.drain_peer(peer, &entry, state, now);
         Ok(())
     }
 
@@ -691,27 +903,56 @@ impl AsyncUdpSocket for FecSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        let mut queues = self.shared.queues();
-        let mut count = 0;
-        while count < bufs.len().min(meta.len()) {
-            let Some((peer, packet)) = queues.to_quinn.pop_front() else {
-                break;
+        let shared = &self.shared;
+        loop {
+            let queued = shared.fill(bufs, meta);
+            if queued > 0 {
+                return Poll::Ready(Ok(queued));
+            }
+            match shared.io.poll_recv_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    // Registered under the lock that guards the queue, so a
+                    // packet queued meanwhile is not missed.
+                    let mut queues = shared.queues();
+                    if queues.to_quinn.is_empty() {
+                        queues.recv_waker = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+            }
+            let received = shared.io.try_io(Interest::READABLE, || {
+                shared.udp.recv((&shared.io).into(), bufs, meta)
+            });
+            let count = match received {
+                Ok(count) => count,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
             };
-            let len = packet.len().min(bufs[count].len());
-            bufs[count][..len].copy_from_slice(&packet[..len]);
-            meta[count] = RecvMeta {
-                addr: peer,
-                len,
-                stride: len,
-                ..RecvMeta::default()
-            };
-            count += 1;
-        }
-        if count > 0 {
-            Poll::Ready(Ok(count))
-        } else {
-            queues.recv_waker = Some(cx.waker().clone());
-            Poll::Pending
+            let now = Instant::now();
+            // Buffers quinn may take as they are move to the front; the
+            // rest go through their layers (or the impairment) and what
+            // they hand up reaches quinn on this call or the next.
+            let mut kept = 0;
+            for i in 0..count {
+                let m = meta[i];
+                let len = m.len.min(bufs[i].len());
+                if shared.passes_through(&m, &bufs[i][..len]) {
+                    if kept != i {
+                        let (front, back) = bufs.split_at_mut(i);
+                        front[kept][..len].copy_from_slice(&back[0][..len]);
+                        meta[kept] = m;
+                    }
+                    kept += 1;
+                } else {
+                    shared.receive_segments(now, &m, &bufs[i][..len]);
+                }
+            }
+            if kept > 0 {
+                return Poll::Ready(Ok(kept));
+            }
         }
     }
 
@@ -720,18 +961,39 @@ impl AsyncUdpSocket for FecSocket {
     }
 
     fn max_transmit_segments(&self) -> usize {
-        // No GSO: every transmit is one QUIC packet for the layer.
-        1
+        self.shared.udp.max_gso_segments()
     }
 
     fn max_receive_segments(&self) -> usize {
-        // No GRO: every received datagram reaches quinn on its own.
-        1
+        self.shared.udp.gro_segments()
     }
 
     fn may_fragment(&self) -> bool {
         // Path MTU discovery stays on, capped by the layer overhead (see
-        // `endpoint`); loopback never fragments.
-        false
+        // `endpoint`).
+        self.shared.udp.may_fragment()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagrams(lens: &[usize]) -> Vec<Bytes> {
+        lens.iter().map(|&n| Bytes::from(vec![0x40; n])).collect()
+    }
+
+    #[test]
+    fn a_batch_is_a_run_of_equal_sizes_ending_at_most_one_shorter() {
+        assert_eq!(batch_len(&datagrams(&[]), 10), 0);
+        assert_eq!(batch_len(&datagrams(&[1200, 1200, 1200]), 10), 3);
+        assert_eq!(batch_len(&datagrams(&[1200, 1200, 800, 1200]), 10), 3);
+        assert_eq!(batch_len(&datagrams(&[1200, 1300, 1200]), 10), 1);
+        assert_eq!(batch_len(&datagrams(&[1200; 8]), 5), 5);
+        assert_eq!(batch_len(&datagrams(&[1200; 8]), 1), 1);
+        // The kernel's 64 KiB limit.
+        assert_eq!(batch_len(&datagrams(&[1400; 60]), 64), 46);
+        // Empty datagrams never batch.
+        assert_eq!(batch_len(&datagrams(&[0, 0]), 10), 1);
     }
 }
