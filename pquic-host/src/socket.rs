@@ -372,15 +372,16 @@ impl Shared {
     /// Moves what a peer's layer produced on: packets to quinn, datagrams to
     /// the wire; arms its timer. Called with the peer locked (lock order:
     /// peer, then queues).
-    fn drain_peer(&self, addr: SocketAddr, peer: &Peer, state: &mut PeerState, now: Instant) {
+    fn drain_peer(&self, addr: SocketAddr, peer: &Peer, state: &mut PeerState) {
         let PeerState {
             out, batch, route, ..
         } = state;
         self.send_out(addr, *route, out, batch);
         let mut queues = self.queues();
         if let Some(at) = state.layer.poll_timeout() {
-            let stale = state.armed.is_none_or(|armed| armed <= now || at < armed);
-            if stale {
+            // An armed entry stays in the heap until it fires (even when
+            // already due), so only an earlier deadline needs a new one.
+            if state.armed.is_none_or(|armed| at < armed) {
                 state.armed = Some(at);
                 queues.timers.push(Reverse((at, addr, peer.generation)));
                 if queues.driver_deadline.is_none_or(|d| at < d) {
@@ -391,16 +392,16 @@ impl Shared {
         }
     }
 
-    /// One datagram from `meta.addr`, due now: through its layer if it has
-    /// one; what goes up is queued for quinn.
-    fn receive(&self, now: Instant, meta: &RecvMeta, datagram: Bytes) {
+    /// One datagram from `meta.addr`, due now: through its layer (`peer`, if
+    /// it has one); what goes up is queued for quinn.
+    fn receive(&self, now: Instant, meta: &RecvMeta, peer: Option<&Arc<Peer>>, datagram: Bytes) {
         let arrival = |packet| Arrival {
             from: meta.addr,
             dst_ip: meta.dst_ip,
             ecn: meta.ecn,
             packet,
         };
-        let Some(peer) = self.peer(meta.addr) else {
+        let Some(peer) = peer else {
             let mut queues = self.queues();
             if is_quic(&datagram) {
                 queues.deliver(arrival(datagram));
@@ -423,16 +424,22 @@ impl Shared {
             }
             queues.wake_receiver();
         }
-        self.drain_peer(meta.addr, &peer, state, now);
+        self.drain_peer(meta.addr, peer, state);
     }
 
     /// The datagrams of one received buffer (GRO: `stride`-sized segments),
     /// each through the impairment when there is one, then [`receive`](Self::receive).
-    fn receive_segments(&self, now: Instant, meta: &RecvMeta, data: &[u8]) {
+    fn receive_segments(
+        &self,
+        now: Instant,
+        meta: &RecvMeta,
+        peer: Option<&Arc<Peer>>,
+        data: &[u8],
+    ) {
         for segment in data.chunks(meta.stride.max(1)) {
             let datagram = Bytes::copy_from_slice(segment);
             if !self.impaired {
-                self.receive(now, meta, datagram);
+                self.receive(now, meta, peer, datagram);
                 continue;
             }
             let mut queues = self.queues();
@@ -448,7 +455,7 @@ impl Shared {
                 Verdict::Drop(_) => {}
                 Verdict::Deliver { at } if at <= now => {
                     drop(queues);
-                    self.receive(now, meta, datagram);
+                    self.receive(now, meta, peer, datagram);
                 }
                 Verdict::Deliver { at } => {
                     let single = RecvMeta {
@@ -466,12 +473,10 @@ impl Shared {
         }
     }
 
-    /// True when quinn may take this buffer as the kernel delivered it: no
-    /// impairment, no layer for its source, and every segment QUIC.
-    fn passes_through(&self, meta: &RecvMeta, data: &[u8]) -> bool {
-        !self.impaired
-            && data.chunks(meta.stride.max(1)).all(is_quic)
-            && !self.table().peers.contains_key(&meta.addr)
+    /// True when quinn may take this buffer from `peer` as the kernel
+    /// delivered it: no impairment, no layer, and every segment QUIC.
+    fn passes_through(&self, meta: &RecvMeta, peer: Option<&Arc<Peer>>, data: &[u8]) -> bool {
+        !self.impaired && peer.is_none() && data.chunks(meta.stride.max(1)).all(is_quic)
     }
 
     /// Hands queued packets to quinn, one per buffer; how many.
@@ -518,7 +523,7 @@ impl Shared {
             if state.layer.poll_timeout().is_some_and(|t| t <= now) {
                 state.layer.handle_timeout(now, &mut state.out);
             }
-            self.drain_peer(addr, &peer, state, now);
+            self.drain_peer(addr, &peer, state);
         }
     }
 
@@ -637,7 +642,7 @@ impl FecSocketHandle {
             table.retired = table.retired.sum(stats);
         }
         let mut state = entry.lock();
-        self.shared.drain_peer(peer, &entry, &mut state, now);
+        self.shared.drain_peer(peer, &entry, &mut state);
         drop(state);
         self.shared.wake_driver.notify_one();
         Some(LayerId { peer, generation })
@@ -676,7 +681,7 @@ impl FecSocketHandle {
         let now = Instant::now();
         let mut state = entry.lock();
         let switched = state.layer.set_policy(Some(policy), now);
-        self.shared.drain_peer(peer, &entry, &mut state, now);
+        self.shared.drain_peer(peer, &entry, &mut state);
         drop(state);
         self.shared.wake_driver.notify_one();
         switched
@@ -820,7 +825,8 @@ async fn drive(shared: Arc<Shared>) {
             }
         }
         for (meta, datagram) in due.drain(..) {
-            shared.receive(now, &meta, datagram);
+            let peer = shared.peer(meta.addr);
+            shared.receive(now, &meta, peer.as_ref(), datagram);
         }
         shared.run_timers(now);
         if now >= next_eviction {
@@ -893,7 +899,7 @@ impl AsyncUdpSocket for FecSocket {
         for packet in transmit.contents.chunks(segment) {
             state.layer.on_outgoing(now, packet, &mut state.out);
         }
-        shared.drain_peer(peer, &entry, state, now);
+        shared.drain_peer(peer, &entry, state);
         Ok(())
     }
 
@@ -936,10 +942,20 @@ impl AsyncUdpSocket for FecSocket {
             // rest go through their layers (or the impairment) and what
             // they hand up reaches quinn on this call or the next.
             let mut kept = 0;
+            let mut last: Option<(SocketAddr, Option<Arc<Peer>>)> = None;
             for i in 0..count {
                 let m = meta[i];
                 let len = m.len.min(bufs[i].len());
-                if shared.passes_through(&m, &bufs[i][..len]) {
+                // Consecutive buffers mostly come from one peer.
+                let peer = match &last {
+                    Some((addr, peer)) if *addr == m.addr => peer.clone(),
+                    _ => {
+                        let peer = shared.peer(m.addr);
+                        last = Some((m.addr, peer.clone()));
+                        peer
+                    }
+                };
+                if shared.passes_through(&m, peer.as_ref(), &bufs[i][..len]) {
                     if kept != i {
                         let (front, back) = bufs.split_at_mut(i);
                         front[kept][..len].copy_from_slice(&back[0][..len]);
@@ -947,7 +963,7 @@ impl AsyncUdpSocket for FecSocket {
                     }
                     kept += 1;
                 } else {
-                    shared.receive_segments(now, &m, &bufs[i][..len]);
+                    shared.receive_segments(now, &m, peer.as_ref(), &bufs[i][..len]);
                 }
             }
             if kept > 0 {
