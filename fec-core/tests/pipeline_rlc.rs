@@ -196,3 +196,58 @@ fn set_window_narrows_repairs() {
     assert!(encoder.set_window(33).is_err());
     assert!(encoder.set_window(0).is_err());
 }
+
+/// Repair packets end with the longest source symbol of their window
+/// (unless configured otherwise), and decoders take any length from the
+/// ADU information's 3 bytes up to E: what the trimmed bytes were is known
+/// (zeros), so both forms rebuild the same sources.
+#[test]
+fn repairs_are_sized_by_their_window_and_decode_like_full_ones() {
+    let mut sized = config(Field::Gf256, 8, 15);
+    sized.set_symbol_size(200);
+    let mut full = sized.clone();
+    full.set_sized_repairs(false);
+    let (mut short_tx, mut full_tx) = (Encoder::new(&sized).unwrap(), Encoder::new(&full).unwrap());
+    let lens = [20, 35, 12, 9];
+    for (i, len) in lens.iter().enumerate() {
+        let adu = Bytes::from(vec![i as u8 + 1; *len]);
+        short_tx.protect(0, adu.clone()).unwrap();
+        full_tx.protect(0, adu).unwrap();
+    }
+    let short = short_tx.repair(2).unwrap();
+    let long = full_tx.repair(2).unwrap();
+    for (s, l) in short.iter().zip(&long) {
+        assert_eq!(s.len(), 10 + 3 + 35, "header and the longest framed source");
+        assert_eq!(l.len(), 10 + 200);
+        assert_eq!(&s[..], &l[..s.len()]);
+        assert!(l[s.len()..].iter().all(|&b| b == 0));
+    }
+    for repairs in [&short, &long] {
+        let mut decoder = Decoder::new(&sized).unwrap();
+        let mut tx = Encoder::new(&sized).unwrap();
+        for (i, len) in lens.iter().enumerate() {
+            let packet = tx.protect(0, Bytes::from(vec![i as u8 + 1; *len])).unwrap();
+            if i % 2 == 1 {
+                decoder.receive(packet.to_bytes()).unwrap();
+            }
+        }
+        for repair in repairs.iter() {
+            decoder.receive(repair.clone()).unwrap();
+        }
+        let back: Vec<Bytes> = std::iter::from_fn(|| decoder.poll_recovered())
+            .map(|adu| adu.data)
+            .collect();
+        assert_eq!(
+            back,
+            vec![Bytes::from(vec![1; 20]), Bytes::from(vec![3; 12])]
+        );
+    }
+    // Shorter than the ADU information, or longer than E: malformed.
+    let mut decoder = Decoder::new(&sized).unwrap();
+    for len in [10, 10 + 2, 10 + 201] {
+        let mut packet = long[0][..10].to_vec();
+        packet.resize(len, 0);
+        assert!(decoder.receive(Bytes::from(packet)).is_err(), "{len}");
+    }
+    assert_eq!(decoder.counters().rejected, 3);
+}

@@ -138,11 +138,13 @@ pub struct LayerConfig {
     idle_repair: Option<Duration>,
     max_window: usize,
     max_repairs_per_call: usize,
+    sized_repairs: bool,
 }
 
 impl Default for LayerConfig {
     /// Symbols for 1500-byte ADUs, flow 0, reports every 50 ms, an idle
-    /// repair tick of 1 ms, windows up to 256, up to 64 repairs per decision.
+    /// repair tick of 1 ms, windows up to 256, up to 64 repairs per
+    /// decision, repair symbols sized by what they cover.
     fn default() -> Self {
         LayerConfig {
             symbol_size: crate::pipeline::DEFAULT_SYMBOL_SIZE,
@@ -151,6 +153,7 @@ impl Default for LayerConfig {
             idle_repair: Some(DEFAULT_IDLE_REPAIR),
             max_window: DEFAULT_MAX_WINDOW,
             max_repairs_per_call: DEFAULT_MAX_REPAIRS_PER_CALL,
+            sized_repairs: true,
         }
     }
 }
@@ -195,6 +198,24 @@ impl LayerConfig {
         self
     }
 
+    /// Whether a repair symbol is only as long as the longest source it
+    /// covers (`true`, the default) or always the symbol size. The bytes
+    /// past that length are zeros whatever the code, so sized repairs of a
+    /// window of 50-byte ACKs take 53 bytes and GF(2^8) work on 53 bytes
+    /// per source instead of the full symbol; the receiver puts the zeros
+    /// back. Block codes size theirs so either way. `false` is for peers
+    /// whose receivers predate shortened RLC repairs (they drop them and
+    /// count them as rejected).
+    pub fn set_sized_repairs(&mut self, sized: bool) -> &mut Self {
+        self.sized_repairs = sized;
+        self
+    }
+
+    /// See [`set_sized_repairs`](Self::set_sized_repairs).
+    pub fn sized_repairs(&self) -> bool {
+        self.sized_repairs
+    }
+
     /// Symbol size in bytes.
     pub fn symbol_size(&self) -> usize {
         self.symbol_size
@@ -236,6 +257,7 @@ impl LayerConfig {
             symbol_size: self.symbol_size,
             max_window: self.max_window,
             max_repairs_per_call: self.max_repairs_per_call,
+            sized_repairs: self.sized_repairs,
         }
     }
 
@@ -306,6 +328,10 @@ pub struct Stats {
     /// Repair packets and reports dropped as replays (a datagram number
     /// seen before, or older than the replay window).
     pub replayed: u64,
+    /// Repair packets from the peer that could not help (every source they
+    /// cover was already here or rebuilt, or the equations held already
+    /// determined them): dropped without GF(2^8) work or a copy.
+    pub repairs_unneeded: u64,
 }
 
 impl Stats {
@@ -331,6 +357,7 @@ impl Stats {
             plugin_calls: self.plugin_calls + other.plugin_calls,
             unauthenticated: self.unauthenticated + other.unauthenticated,
             replayed: self.replayed + other.replayed,
+            repairs_unneeded: self.repairs_unneeded + other.repairs_unneeded,
         }
     }
 }
@@ -410,7 +437,7 @@ impl Layer {
         let Some(policy) = policy else {
             return;
         };
-        self.sender = Sender::new(CodeChoice::default(), self.config.symbol_size)
+        self.sender = Sender::new(CodeChoice::default(), &self.config)
             .ok()
             .flatten();
         self.policy = Some(policy);
@@ -477,6 +504,7 @@ impl Layer {
         Stats {
             plugin_calls: self.policy.as_ref().map_or(0, |p| p.calls()),
             unrecoverable: self.receiver.unrecoverable(),
+            repairs_unneeded: self.receiver.unneeded(),
             ..self.stats
         }
     }
@@ -522,7 +550,7 @@ impl Layer {
             if self.code() != Some(code) {
                 // Close what the old code protected before switching.
                 self.repair(1, out);
-                if let Ok(sender) = Sender::new(code, self.config.symbol_size) {
+                if let Ok(sender) = Sender::new(code, &self.config) {
                     self.sender = sender;
                 }
             }

@@ -18,6 +18,25 @@
 //! - [`BlockCode`]: block Reed-Solomon, `parity` repairs per `data` sources;
 //! - [`Adaptive`]: RLC whose rate and repair group follow the loss rate and
 //!   burst lengths the receiver reports.
+//!
+//! and [`PlainBelow`], which leaves short ADUs (ACK-only QUIC packets, say)
+//! plain in front of any policy.
+//!
+//! # Small packets
+//!
+//! What is protected is the policy's call: [`Source::len`] tells it how long
+//! each ADU is (plugins see it as `len` in their `on_source` context). The
+//! layer's part is to make protecting short ADUs cheap: repair symbols are
+//! only as long as the longest source they cover
+//! ([`Limits::sized_repairs`], on by default), so a window of 50-byte ACKs
+//! is repaired with 53-byte symbols, not full 1400-byte ones. The native
+//! policies protect every ADU, short ones included, because a layer under
+//! an encrypted transport cannot tell an ACK-only packet from a short
+//! message whose latency is what FEC is for, and sized repairs keep the
+//! redundancy in proportion to the bytes. A policy that knows its short
+//! ADUs are not worth it (QUIC ACKs are cumulative: the next ACK repeats a
+//! lost one) wraps itself in [`PlainBelow`]: those then go out as they are,
+//! without a header, a trailer, a tag, or a share of any repair.
 
 #![forbid(unsafe_code)]
 
@@ -100,6 +119,10 @@ pub struct Limits {
     pub max_window: usize,
     /// Most repair symbols the layer sends for one decision.
     pub max_repairs_per_call: usize,
+    /// Whether repair symbols are only as long as the longest source they
+    /// cover ([`super::LayerConfig::set_sized_repairs`]): then protecting
+    /// short ADUs costs short repairs, otherwise full symbols.
+    pub sized_repairs: bool,
 }
 
 /// The layer's state as a policy sees it at each call.
@@ -370,5 +393,69 @@ impl Policy for Adaptive {
         };
         self.repairs_per_group = if report.max_burst >= 3 { 2 } else { 1 };
         Plan::default()
+    }
+}
+
+/// ADUs shorter than `len` bytes go out plain, unseen by `inner`, which
+/// decides everything else: for a sender whose short packets are not worth
+/// their share of repair (QUIC ACK-only packets, about 30 to 60 bytes,
+/// which the next ACK repeats anyway).
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::Bytes;
+/// use fec_core::layer::{Layer, LayerConfig, policy::{FixedRate, PlainBelow}};
+///
+/// let now = Instant::now();
+/// let policy = PlainBelow { len: 64, inner: FixedRate::default() };
+/// let mut layer = Layer::new(LayerConfig::default(), Some(Box::new(policy)), now);
+/// let mut wire = Vec::new();
+/// for len in [50, 1200, 40, 300] {
+///     layer.send(now, Bytes::from(vec![0x40; len]), &mut wire);
+/// }
+/// assert_eq!((layer.stats().plain_packets, layer.stats().source_packets), (2, 2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainBelow<P> {
+    /// ADUs shorter than this are left plain.
+    pub len: usize,
+    /// The policy for the rest.
+    pub inner: P,
+}
+
+impl<P: Policy> Policy for PlainBelow<P> {
+    fn configure(&mut self, now: Instant, limits: &Limits, view: &View) -> Plan {
+        self.inner.configure(now, limits, view)
+    }
+
+    fn on_source(&mut self, now: Instant, source: &Source, view: &View) -> Plan {
+        if source.len < self.len {
+            return Plan::default();
+        }
+        self.inner.on_source(now, source, view)
+    }
+
+    fn schedule_repair(&mut self, now: Instant, schedule: &Schedule, view: &View) -> Plan {
+        self.inner.schedule_repair(now, schedule, view)
+    }
+
+    fn on_feedback(&mut self, now: Instant, report: &Feedback, view: &View) -> Plan {
+        self.inner.on_feedback(now, report, view)
+    }
+
+    fn on_loss(&mut self, now: Instant, loss: &Loss, view: &View) -> Plan {
+        self.inner.on_loss(now, loss, view)
+    }
+
+    fn on_recovered(&mut self, now: Instant, recovered: &Recovered, view: &View) -> Plan {
+        self.inner.on_recovered(now, recovered, view)
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.inner.failure()
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
     }
 }

@@ -39,6 +39,9 @@ pub(super) struct Receiver {
     /// Position of the newest source seen: (block, index) for block codes,
     /// (0, esi) for RLC.
     last_source: Option<(SchemeId, u32, u32)>,
+    /// Tests only: whether the decoders skip repairs over held sources.
+    #[cfg(test)]
+    skip_known_windows: bool,
 }
 
 impl fmt::Debug for Receiver {
@@ -59,7 +62,16 @@ impl Receiver {
             max_window,
             decoders: Vec::new(),
             last_source: None,
+            #[cfg(test)]
+            skip_known_windows: true,
         }
+    }
+
+    /// Tests only: the decoders made from now on skip repairs over held
+    /// sources (the default) or run them through elimination.
+    #[cfg(test)]
+    pub(super) fn set_skip_known_windows(&mut self, skip: bool) {
+        self.skip_known_windows = skip;
     }
 
     fn decoder(&mut self, scheme: SchemeId) -> Option<&mut Decoder> {
@@ -89,7 +101,10 @@ impl Receiver {
         };
         let mut config = Config::new(wide);
         config.set_symbol_size(self.symbol_size);
-        let decoder = Decoder::new(&config).ok()?;
+        #[allow(unused_mut)]
+        let mut decoder = Decoder::new(&config).ok()?;
+        #[cfg(test)]
+        decoder.set_skip_known_windows(self.skip_known_windows);
         self.decoders.push((scheme, decoder));
         self.decoders.last_mut().map(|(_, d)| d)
     }
@@ -208,6 +223,14 @@ impl Receiver {
             self.account_end(scheme, block, end, &mut received);
         }
         received
+    }
+
+    /// Repairs the decoders found they did not need, summed.
+    pub(super) fn unneeded(&self) -> u64 {
+        self.decoders
+            .iter()
+            .map(|(_, d)| d.counters().unneeded)
+            .sum()
     }
 
     /// Sources the decoders gave up on, summed.

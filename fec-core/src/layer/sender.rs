@@ -8,6 +8,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::policy::CodeChoice;
+use super::LayerConfig;
 use crate::pipeline::{Config, Encoder, Scheme};
 use crate::rlc::Field;
 use crate::Error;
@@ -31,7 +32,7 @@ impl fmt::Debug for Sender {
 
 impl Sender {
     /// A sender for `code`; `Ok(None)` for [`CodeChoice::None`].
-    pub(super) fn new(code: CodeChoice, symbol_size: usize) -> Result<Option<Self>, Error> {
+    pub(super) fn new(code: CodeChoice, layer: &LayerConfig) -> Result<Option<Self>, Error> {
         let (scheme, window) = match code {
             CodeChoice::None => return Ok(None),
             CodeChoice::ReedSolomon { data, parity } => {
@@ -57,7 +58,9 @@ impl Sender {
             ),
         };
         let mut config = Config::new(scheme);
-        config.set_symbol_size(symbol_size);
+        config
+            .set_symbol_size(layer.symbol_size())
+            .set_sized_repairs(layer.sized_repairs());
         Ok(Some(Sender {
             encoder: Encoder::new(&config)?,
             code,

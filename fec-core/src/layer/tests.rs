@@ -3,9 +3,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 
-use super::policy::{Adaptive, BlockCode, FixedRate, Policy};
+use super::policy::{Adaptive, BlockCode, FixedRate, PlainBelow, Policy};
 use super::*;
-use crate::pipeline::loss::{Bernoulli, LossModel};
+use crate::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
 
 fn adu(n: u32, len: usize) -> Bytes {
     let mut p: Vec<u8> = (0..len)
@@ -260,4 +260,214 @@ fn datagram_kinds_follow_the_first_byte_rule() {
         assert_eq!(b & PLAIN_BIT, 0);
         assert!(wire::is_fec_packet(b));
     }
+}
+
+/// ADU `n` of a mixed stream: mostly ACK-sized, runs of full-size ones.
+fn mixed_adu(n: u32) -> Bytes {
+    let len = match n % 40 {
+        0..=9 => 1200 + (n % 13) as usize,
+        k => 30 + (k as usize * 7) % 40,
+    };
+    let mut p = adu(n, len).to_vec();
+    p[0] = 0x40 | (p[0] & 0x3f);
+    Bytes::from(p)
+}
+
+/// Sends `count` mixed ADUs under `policy`, sized repairs or not; what goes
+/// on the wire, in order.
+fn wire_of(policy: Box<dyn Policy>, sized: bool, count: u32) -> Vec<Bytes> {
+    let mut config = LayerConfig::default();
+    config.set_sized_repairs(sized);
+    let mut now = Instant::now();
+    let mut sender = Layer::new(config, Some(policy), now);
+    let mut wire = Vec::new();
+    for n in 0..count {
+        sender.send(now, mixed_adu(n), &mut wire);
+        now += Duration::from_millis(1);
+        if n % 5 == 4 {
+            sender.handle_timeout(now + Duration::from_millis(5), &mut wire);
+        }
+    }
+    wire
+}
+
+/// Loses datagrams of `wire` by `loss` and swaps neighbours now and then.
+fn channel(wire: &[Bytes], loss: &mut dyn LossModel, seed: u64) -> Vec<Bytes> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out: Vec<Bytes> = wire.iter().filter(|_| !loss.lost()).cloned().collect();
+    for i in 1..out.len() {
+        if rng.gen_bool(0.1) {
+            out.swap(i - 1, i);
+        }
+    }
+    out
+}
+
+fn deliver(receiver: &mut Layer, datagrams: &[Bytes]) -> Vec<Bytes> {
+    let now = Instant::now();
+    let (mut delivered, mut back) = (Vec::new(), Vec::new());
+    for d in datagrams {
+        receiver.receive(now, d.clone(), &mut delivered, &mut back);
+    }
+    delivered
+}
+
+/// Neither dropping repairs over held sources unread nor shortening repair
+/// symbols changes what a receiver delivers, or when: on seeded random and
+/// bursty loss with reordering, for every native policy, a receiver with
+/// the shortcut delivers exactly what one without it delivers, and sized
+/// repairs rebuild exactly what full-size ones rebuild.
+#[test]
+fn skipping_unneeded_repairs_and_sizing_them_change_no_delivery() {
+    let policies: [fn() -> Box<dyn Policy>; 4] = [
+        || Box::new(FixedRate::default()),
+        || {
+            Box::new(FixedRate {
+                window: 8,
+                every: 2,
+                repairs: 2,
+            })
+        },
+        || Box::new(Adaptive::default()),
+        || Box::new(BlockCode { data: 6, parity: 3 }),
+    ];
+    let (mut recovered, mut unneeded) = (0, 0);
+    for (p, policy) in policies.iter().enumerate() {
+        let sized = wire_of(policy(), true, 600);
+        let full = wire_of(policy(), false, 600);
+        assert_eq!(sized.len(), full.len(), "policy {p}");
+        let longer = sized.iter().zip(&full).filter(|(s, f)| s.len() < f.len());
+        if p < 3 {
+            assert!(
+                longer.count() > 20,
+                "policy {p}: RLC repairs were not shortened"
+            );
+        } else {
+            assert_eq!(longer.count(), 0, "block codes sized their repairs already");
+        }
+        for seed in 0..12u64 {
+            let mut lossy: Box<dyn LossModel> = if seed % 2 == 0 {
+                Box::new(Bernoulli::new(0.02 + 0.02 * seed as f64, seed))
+            } else {
+                Box::new(GilbertElliott::with_mean_burst(0.08, 3.0, seed))
+            };
+            // The same losses for both streams: they have as many datagrams.
+            let mut again: Box<dyn LossModel> = if seed % 2 == 0 {
+                Box::new(Bernoulli::new(0.02 + 0.02 * seed as f64, seed))
+            } else {
+                Box::new(GilbertElliott::with_mean_burst(0.08, 3.0, seed))
+            };
+            let sized = channel(&sized, lossy.as_mut(), seed);
+            let full = channel(&full, again.as_mut(), seed);
+            let mut fast = Layer::receive_only(LayerConfig::default());
+            let mut slow = Layer::receive_only(LayerConfig::default());
+            slow.receiver.set_skip_known_windows(false);
+            let mut padded = Layer::receive_only(LayerConfig::default());
+            let a = deliver(&mut fast, &sized);
+            let b = deliver(&mut slow, &sized);
+            let c = deliver(&mut padded, &full);
+            assert_eq!(
+                a, b,
+                "policy {p} seed {seed}: the shortcut changed deliveries"
+            );
+            assert_eq!(
+                a, c,
+                "policy {p} seed {seed}: sized repairs changed deliveries"
+            );
+            let (fa, sa, pa) = (fast.stats(), slow.stats(), padded.stats());
+            for (x, y) in [(fa, sa), (fa, pa)] {
+                assert_eq!(
+                    (x.recovered, x.losses_seen, x.unrecoverable, x.rejected),
+                    (y.recovered, y.losses_seen, y.unrecoverable, y.rejected),
+                    "policy {p} seed {seed}"
+                );
+            }
+            recovered += fa.recovered;
+            unneeded += fa.repairs_unneeded;
+        }
+    }
+    // The comparison means something only if there was work to skip and
+    // losses to rebuild.
+    assert!(recovered > 500, "{recovered} recovered");
+    assert!(unneeded > 500, "{unneeded} repairs skipped");
+}
+
+#[test]
+fn a_lossless_receiver_drops_every_repair_unneeded() {
+    let wire = wire_of(Box::new(FixedRate::default()), true, 400);
+    let mut receiver = Layer::receive_only(LayerConfig::default());
+    let delivered = deliver(&mut receiver, &wire);
+    assert_eq!(delivered.len(), 400);
+    let stats = receiver.stats();
+    assert_eq!(stats.received, wire.len() as u64);
+    assert_eq!(stats.repairs_unneeded, wire.len() as u64 - 400);
+    assert_eq!(stats.recovered, 0);
+}
+
+/// ACK-sized ADUs under a full-size symbol: sized repairs cost a few
+/// dozen bytes each, full-size ones the whole symbol.
+#[test]
+fn repairs_of_short_adus_are_short_unless_configured_otherwise() {
+    for sized in [true, false] {
+        let mut config = LayerConfig::default();
+        config.set_symbol_size(1422).set_sized_repairs(sized);
+        let now = Instant::now();
+        let mut sender = Layer::new(config, Some(Box::new(FixedRate::default())), now);
+        let mut wire = Vec::new();
+        for n in 0..64 {
+            sender.send(now, adu(n, 40 + (n % 11) as usize), &mut wire);
+        }
+        let stats = sender.stats();
+        assert_eq!(stats.repair_packets, 16);
+        let per_repair = stats.repair_bytes / stats.repair_packets;
+        let longest = ADU_INFO_LEN as u64 + 50 + wire::MAX_HEADER_LEN as u64;
+        if sized {
+            assert!(per_repair <= longest, "{per_repair} bytes per repair");
+        } else {
+            assert_eq!(per_repair, 1422 + 10);
+        }
+    }
+}
+
+#[test]
+fn plain_below_leaves_short_adus_unprotected_and_asks_the_inner_policy_about_the_rest() {
+    let now = Instant::now();
+    let policy = PlainBelow {
+        len: 64,
+        inner: FixedRate {
+            window: 8,
+            every: 2,
+            repairs: 1,
+        },
+    };
+    let mut sender = Layer::new(LayerConfig::default(), Some(Box::new(policy)), now);
+    assert_eq!(sender.code(), Some(CodeChoice::Rlc { window: 8 }));
+    let mut wire = Vec::new();
+    let mut sent = Vec::new();
+    for n in 0..40u32 {
+        let len = if n % 2 == 0 {
+            40
+        } else {
+            63 + (n % 3) as usize
+        };
+        let mut p = adu(n, len).to_vec();
+        p[0] = 0x40;
+        sent.push(Bytes::from(p));
+        sender.send(now, sent[n as usize].clone(), &mut wire);
+    }
+    let stats = sender.stats();
+    // 40- and 63-byte ADUs go plain, 64 and 65 are protected.
+    let protected = sent.iter().filter(|a| a.len() >= 64).count() as u64;
+    assert_eq!(
+        (stats.plain_packets, stats.source_packets),
+        (40 - protected, protected)
+    );
+    assert_eq!(stats.repair_packets, protected / 2);
+    for d in &wire {
+        if d.len() < 64 {
+            assert!(sent.contains(d), "short ADUs go out as they are");
+        }
+    }
+    let mut receiver = Layer::receive_only(LayerConfig::default());
+    assert_eq!(deliver(&mut receiver, &wire), sent);
 }

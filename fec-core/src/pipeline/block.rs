@@ -707,6 +707,8 @@ impl BlockDecoder {
             }
         }
         if block.complete {
+            // Decoded, or every source came: nothing left to rebuild.
+            counters.unneeded += 1;
             return Ok(None);
         }
         if block.repairs.iter().any(|(i, _)| *i == index) {
@@ -717,6 +719,13 @@ impl BlockDecoder {
             return Err(Error::PipelineInconsistent {
                 reason: "more repair symbols than the block announced",
             });
+        }
+        if block.known >= data {
+            // Every source is held: the block completes without this repair
+            // being kept or looked at.
+            counters.unneeded += 1;
+            block.finish(&mut self.spare);
+            return Ok(None);
         }
         if let Some(decoder) = block.raptorq.as_mut() {
             decoder.add(EncodingPacket::new(

@@ -98,7 +98,9 @@ pub enum Scheme {
     },
     /// RFC 8681 sliding-window random linear code. Repair symbols cover the
     /// last `window` sources (or fewer, see [`Encoder::set_window`]); every
-    /// symbol has the configured symbol size E.
+    /// symbol has the configured symbol size E, though a repair packet
+    /// leaves off the zeros past the longest source it covers (see
+    /// [`Config::set_sized_repairs`]).
     Rlc {
         /// Coefficient field, GF(2^8) or GF(2).
         field: Field,
@@ -189,6 +191,7 @@ pub struct Config {
     symbol_size: usize,
     max_blocks: usize,
     max_recovered: usize,
+    sized_repairs: bool,
 }
 
 impl Config {
@@ -200,6 +203,7 @@ impl Config {
             symbol_size: DEFAULT_SYMBOL_SIZE,
             max_blocks: DEFAULT_MAX_BLOCKS,
             max_recovered: DEFAULT_MAX_RECOVERED,
+            sized_repairs: true,
         }
     }
 
@@ -225,6 +229,24 @@ impl Config {
         self
     }
 
+    /// Whether an RLC repair packet ends with the longest source symbol
+    /// its window holds (`true`, the default) or carries all E bytes of
+    /// its symbol. Past that length every byte of the symbol is zero, so
+    /// shortened repairs decode the same: a window of 50-byte packets is
+    /// repaired with 53-byte symbols, computed over 53 bytes. Decoders
+    /// accept both; `false` is for receivers that predate shortened
+    /// repairs. Block codes always size a block's repairs by its longest
+    /// source.
+    pub fn set_sized_repairs(&mut self, sized: bool) -> &mut Self {
+        self.sized_repairs = sized;
+        self
+    }
+
+    /// See [`set_sized_repairs`](Self::set_sized_repairs).
+    pub fn sized_repairs(&self) -> bool {
+        self.sized_repairs
+    }
+
     /// The scheme.
     pub fn scheme(&self) -> &Scheme {
         &self.scheme
@@ -247,8 +269,9 @@ impl Config {
     }
 
     /// The longest repair packet: header plus one symbol of `symbol_size`
-    /// bytes. Block codes size their repair symbols by the longest ADU of
-    /// the block, so theirs are often shorter.
+    /// bytes. Repair symbols are sized by the longest source they cover
+    /// (block codes always, RLC unless [`Config::set_sized_repairs`] is
+    /// off), so they are often shorter.
     pub fn max_repair_packet_len(&self) -> usize {
         wire::repair_header_len(self.scheme.id()) + self.symbol_size
     }
@@ -308,6 +331,10 @@ pub struct Counters {
     pub rejected: u64,
     /// Packets that carried nothing new.
     pub duplicates: u64,
+    /// Repair packets that could not help: every source they cover was
+    /// already received or recovered (dropped without arithmetic or a
+    /// copy), or, for RLC, the equations held already determined them.
+    pub unneeded: u64,
     /// Packets of a block or window the decoder had already given up.
     pub late: u64,
 }
@@ -442,6 +469,7 @@ impl Encoder {
                     window,
                     dt,
                     config.symbol_size,
+                    config.sized_repairs,
                 )?),
                 1,
             ),
@@ -670,6 +698,15 @@ impl Decoder {
                 &mut self.counters,
                 &mut self.recovered,
             ),
+        }
+    }
+
+    /// Tests only: turns off (or on again) the RLC decoder's shortcut for
+    /// repairs over held sources ([`crate::rlc::Decoder::repair_is_known`]).
+    #[cfg(test)]
+    pub(crate) fn set_skip_known_windows(&mut self, skip: bool) {
+        if let DecoderEngine::Window(engine) = &mut self.engine {
+            engine.set_skip_known_windows(skip);
         }
     }
 

@@ -1,7 +1,9 @@
 //! The sliding-window RLC code (RFC 8681) behind the pipeline, through
 //! [`crate::rlc`]. Symbols have the fixed size E of the configuration, as
-//! RFC 8681 requires, so repair symbols interoperate with other conforming
-//! implementations.
+//! RFC 8681 requires; a repair packet leaves off the trailing zeros past
+//! the longest source symbol it covers (unless configured not to), and the
+//! receiver puts them back before decoding, so the code is RFC 8681's
+//! whatever the packet's length.
 
 use std::collections::VecDeque;
 
@@ -14,8 +16,9 @@ use crate::Error;
 
 /// A symbol-sized scratch buffer whose bytes past `dirty` are zero, so that
 /// framing an ADU into it only clears what the previous ADU left behind.
-/// Allocated by the first source framed: a decoder that only ever gets
-/// repair packets or garbage never needs it.
+/// It also puts back the trailing zeros of shortened repair symbols.
+/// Allocated at first use: a decoder that only ever gets repair packets it
+/// does not need, or garbage, never needs it.
 struct Scratch {
     symbol_size: usize,
     symbol: Vec<u8>,
@@ -31,16 +34,39 @@ impl Scratch {
         }
     }
 
-    fn frame(&mut self, flow: u8, adu: &[u8]) -> Result<&[u8], Error> {
+    /// The symbol whose first bytes `write` writes (returning how many),
+    /// zeros after.
+    fn fill(
+        &mut self,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+    ) -> Result<&[u8], Error> {
         if self.symbol.is_empty() {
             self.symbol = vec![0; self.symbol_size];
         }
-        let framed = wire::frame_symbol(&mut self.symbol, flow, adu)?;
-        if self.dirty > framed {
-            self.symbol[framed..self.dirty].fill(0);
+        let written = match write(&mut self.symbol) {
+            Ok(written) => written,
+            Err(error) => {
+                self.dirty = self.symbol_size;
+                return Err(error);
+            }
+        };
+        if self.dirty > written {
+            self.symbol[written..self.dirty].fill(0);
         }
-        self.dirty = framed;
+        self.dirty = written;
         Ok(&self.symbol)
+    }
+
+    fn frame(&mut self, flow: u8, adu: &[u8]) -> Result<&[u8], Error> {
+        self.fill(|symbol| wire::frame_symbol(symbol, flow, adu))
+    }
+
+    /// A shortened repair symbol with its trailing zeros put back.
+    fn pad(&mut self, prefix: &[u8]) -> Result<&[u8], Error> {
+        self.fill(|symbol| {
+            symbol[..prefix.len()].copy_from_slice(prefix);
+            Ok(prefix.len())
+        })
     }
 }
 
@@ -51,6 +77,9 @@ pub(super) struct WindowEncoder {
     window: usize,
     /// Sources protected since the last repair.
     pending: usize,
+    /// Repair symbols end with the longest source symbol they cover
+    /// (see [`super::Config::set_sized_repairs`]).
+    sized: bool,
 }
 
 impl WindowEncoder {
@@ -59,6 +88,7 @@ impl WindowEncoder {
         max_window: usize,
         dt: u8,
         symbol_size: usize,
+        sized: bool,
     ) -> Result<Self, Error> {
         Ok(WindowEncoder {
             inner: rlc::Encoder::new(field, symbol_size, max_window)?,
@@ -66,6 +96,7 @@ impl WindowEncoder {
             dt,
             window: max_window,
             pending: 0,
+            sized,
         })
     }
 
@@ -112,7 +143,14 @@ impl WindowEncoder {
         // The most recent `window` sources.
         let nss = usize::from(held).min(self.window);
         let first = first.wrapping_add((usize::from(held) - nss) as u32);
-        let size = self.inner.symbol_size();
+        // Past the longest source symbol of the window every repair symbol
+        // over it is zero: those bytes stay off the wire, and the receiver
+        // puts them back (FEC_DATAGRAMS.md section 3).
+        let size = if self.sized {
+            self.inner.significant_len(first, nss as u16)?
+        } else {
+            self.inner.symbol_size()
+        };
         for _ in 0..count {
             let key = self.inner.next_repair_key();
             let header = Header::RlcRepair {
@@ -207,17 +245,33 @@ impl WindowDecoder {
                     nss,
                     first_source_esi: first_esi,
                 };
+                // A repair symbol may come without its trailing zeros, but
+                // never shorter than the ADU information of what it covers.
                 let expected = self.inner.config().symbol_size;
-                if packet.len() - payload_at != expected {
+                let payload = &packet[payload_at..];
+                if !(wire::ADU_INFO_LEN..=expected).contains(&payload.len()) {
                     return Err(Error::PipelinePayloadLength {
                         expected,
-                        got: packet.len() - payload_at,
+                        got: payload.len(),
                     });
                 }
-                match self.inner.add_repair(id, &packet[payload_at..])? {
+                let reception = if self.inner.repair_is_known(&id) {
+                    // Every source it covers is held: no padding, no copy,
+                    // no arithmetic.
+                    Reception::Redundant
+                } else if payload.len() == expected {
+                    self.inner.add_repair(id, payload)?
+                } else {
+                    let symbol = self.scratch.pad(payload)?;
+                    self.inner.add_repair(id, symbol)?
+                };
+                match reception {
                     Reception::Duplicate => counters.duplicates += 1,
                     Reception::Expired => counters.late += 1,
-                    _ => {
+                    reception => {
+                        if reception == Reception::Redundant {
+                            counters.unneeded += 1;
+                        }
                         self.extend(id.end_esi().wrapping_sub(1), counters);
                     }
                 }
@@ -254,6 +308,11 @@ impl WindowDecoder {
             (_, Err(error)) => Err(error),
             (result, Ok(())) => Ok(result),
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_skip_known_windows(&mut self, skip: bool) {
+        self.inner.set_skip_known_windows(skip);
     }
 
     /// Unwrapped position of `esi` relative to the newest ESI seen.

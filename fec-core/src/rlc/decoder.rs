@@ -258,6 +258,9 @@ pub struct Decoder {
     scratch_known: Vec<(u8, u64)>,
     scratch_rows: Vec<(u8, usize)>,
     scratch_factors: Vec<u8>,
+    /// Tests only: whether [`Decoder::repair_is_known`] may say yes.
+    #[cfg(test)]
+    skip_known_windows: bool,
 }
 
 impl Decoder {
@@ -292,6 +295,8 @@ impl Decoder {
             scratch_known: Vec::new(),
             scratch_rows: Vec::new(),
             scratch_factors: Vec::new(),
+            #[cfg(test)]
+            skip_known_windows: true,
         })
     }
 
@@ -386,6 +391,11 @@ impl Decoder {
         self.check_size(data.len())?;
         check_density_threshold(id.dt)?;
         check_window_size(usize::from(id.nss), self.config.max_window)?;
+        if self.knows_window(id.first_source_esi, id.nss) {
+            // Nothing to learn, now or later: held sources stay held while
+            // they are in the span, and no equation ever names one.
+            return Ok(Reception::Redundant);
+        }
         if self.recovered.capacity() == 0 {
             // Room for a window's releases at the first repair (2 KB at
             // most), so the packet that makes a whole window solvable then
@@ -518,6 +528,55 @@ impl Decoder {
         }
         self.release_solved();
         Ok(Reception::New)
+    }
+
+    /// Whether [`Decoder::add_repair`] would take a repair symbol with this
+    /// ID as [`Reception::Redundant`] without reading its bytes: the ID is
+    /// valid (DT, NSS within `max_window`) and every source of its window
+    /// is held, received or recovered. Such a repair cannot help, now or
+    /// later (a held source stays held while it is in the span, and no
+    /// equation names one), so a caller may drop it unread, unpadded and
+    /// uncopied.
+    pub fn repair_is_known(&self, id: &RepairPayloadId) -> bool {
+        check_density_threshold(id.dt).is_ok()
+            && check_window_size(usize::from(id.nss), self.config.max_window).is_ok()
+            && self.knows_window(id.first_source_esi, id.nss)
+    }
+
+    /// Whether every source of the window `[first_esi, first_esi + nss)`
+    /// is held. Looks at `nss` ring slots and nothing else; false for a
+    /// window not wholly inside the range held, or an `nss` of 0.
+    fn knows_window(&self, first_esi: u32, nss: u16) -> bool {
+        if nss == 0 || self.skip_known_windows_off() {
+            return false;
+        }
+        let Some(first) = self.position(first_esi) else {
+            return false;
+        };
+        let end = first.saturating_add(u64::from(nss));
+        // Held sources lie in `low..end`; a window reaching outside that
+        // range holds an unknown (and its slots would alias).
+        if first < self.low.max(self.base()) || end > self.end {
+            return false;
+        }
+        (first..end).all(|position| self.slots[self.slot(position)] != EMPTY)
+    }
+
+    #[cfg(test)]
+    fn skip_known_windows_off(&self) -> bool {
+        !self.skip_known_windows
+    }
+
+    #[cfg(not(test))]
+    fn skip_known_windows_off(&self) -> bool {
+        false
+    }
+
+    /// Tests only: turns the [`Decoder::repair_is_known`] shortcut off (or on
+    /// again), to check it changes nothing but the work done.
+    #[cfg(test)]
+    pub(crate) fn set_skip_known_windows(&mut self, skip: bool) {
+        self.skip_known_windows = skip;
     }
 
     fn check_size(&self, got: usize) -> Result<(), Error> {
@@ -913,6 +972,7 @@ fn digest(data: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quickcheck::QuickCheck;
 
     const E: usize = 8;
 
@@ -951,6 +1011,197 @@ mod tests {
 
     fn coding_coefficients_for_test(key: u16, count: usize) -> Vec<u8> {
         super::super::coding_coefficients(Field::Gf256, key, 15, count).unwrap()
+    }
+
+    /// SplitMix64: the few random draws of the property below.
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[derive(Clone, Debug)]
+    enum Symbol {
+        Source(u32, Vec<u8>),
+        Repair(RepairPayloadId, Vec<u8>),
+    }
+
+    /// A seeded stream of sources (short and long) with repairs over
+    /// random sub-windows, then lost, duplicated and reordered.
+    fn stream(seed: u64, count: usize) -> Vec<Symbol> {
+        const SIZE: usize = 24;
+        let mut state = seed;
+        let mut encoder = super::super::Encoder::new(Field::Gf256, SIZE, 8).unwrap();
+        let loss = next(&mut state) % 40; // percent
+        let mut sent = Vec::new();
+        for n in 0..count {
+            let len = 1 + (next(&mut state) % SIZE as u64) as usize;
+            let byte = next(&mut state) as u8 | 1;
+            let esi = encoder
+                .push_source_with(|slot| {
+                    slot[..len].fill(byte);
+                    Ok(len)
+                })
+                .unwrap();
+            sent.push(Symbol::Source(esi, encoder.source(esi).unwrap().to_vec()));
+            if next(&mut state).is_multiple_of(3) || n + 1 == count {
+                for _ in 0..1 + next(&mut state) % 2 {
+                    let (first, held) = encoder.window().unwrap();
+                    let nss = 1 + (next(&mut state) % u64::from(held)) as u16;
+                    let first = first.wrapping_add(u32::from(held - nss));
+                    let dt = if next(&mut state).is_multiple_of(4) { 7 } else { 15 };
+                    let key = encoder.next_repair_key();
+                    encoder.set_next_repair_key(key.wrapping_add(1));
+                    let mut repair = vec![0; SIZE];
+                    let id = encoder
+                        .sub_window_repair_into(first, nss, key, dt, &mut repair)
+                        .unwrap();
+                    sent.push(Symbol::Repair(id, repair));
+                }
+            }
+        }
+        let mut wire = Vec::new();
+        for symbol in sent {
+            match next(&mut state) % 100 {
+                roll if roll < loss => {}
+                roll if roll < loss + 10 => wire.extend([symbol.clone(), symbol]),
+                _ => wire.push(symbol),
+            }
+        }
+        for i in 1..wire.len() {
+            if next(&mut state).is_multiple_of(5) {
+                wire.swap(i - 1, i);
+            }
+        }
+        wire
+    }
+
+    /// The shortcut for repairs over held sources changes no outcome: the
+    /// same sources come back at the same moments, with the same counters,
+    /// as through the full elimination. Only the verdict on a repeated
+    /// redundant repair differs (redundant at once, rather than a
+    /// duplicate of a remembered digest).
+    #[test]
+    fn skipping_known_windows_recovers_exactly_what_elimination_does() {
+        fn property(seed: u64) -> bool {
+            let config = DecoderConfig::new(Field::Gf256, 24).with_window(8);
+            let mut fast = Decoder::new(config).unwrap();
+            let mut full = Decoder::new(config).unwrap();
+            full.set_skip_known_windows(false);
+            let mut skipped = 0;
+            for symbol in stream(seed, 60) {
+                let (a, b) = match &symbol {
+                    Symbol::Source(esi, data) => {
+                        (fast.add_source(*esi, data), full.add_source(*esi, data))
+                    }
+                    Symbol::Repair(id, data) => {
+                        if fast.repair_is_known(id) {
+                            skipped += 1;
+                        }
+                        (fast.add_repair(*id, data), full.add_repair(*id, data))
+                    }
+                };
+                let same = match (a, b) {
+                    (Ok(Reception::Redundant), Ok(Reception::Duplicate)) => true,
+                    (a, b) => a == b,
+                };
+                if !same {
+                    return false;
+                }
+                loop {
+                    match (fast.poll_recovered(), full.poll_recovered()) {
+                        (None, None) => break,
+                        (a, b) if a == b => {}
+                        _ => return false,
+                    }
+                }
+            }
+            let (a, b) = (fast.stats(), full.stats());
+            // Some repairs must have taken the shortcut, or the property
+            // would hold trivially.
+            a == b && (skipped > 0 || a.recovered == 0)
+        }
+        QuickCheck::new()
+            .tests(300)
+            .quickcheck(property as fn(u64) -> bool);
+        // And the shortcut is taken at all on these streams.
+        let skipped: usize = (0..20u64)
+            .map(|seed| {
+                let mut decoder =
+                    Decoder::new(DecoderConfig::new(Field::Gf256, 24).with_window(8)).unwrap();
+                stream(seed, 60)
+                    .into_iter()
+                    .filter(|symbol| match symbol {
+                        Symbol::Source(esi, data) => {
+                            let _ = decoder.add_source(*esi, data);
+                            false
+                        }
+                        Symbol::Repair(id, data) => {
+                            let known = decoder.repair_is_known(id);
+                            let _ = decoder.add_repair(*id, data);
+                            known
+                        }
+                    })
+                    .count()
+            })
+            .sum();
+        assert!(skipped > 100, "only {skipped} repairs skipped");
+    }
+
+    #[test]
+    fn a_repair_over_held_sources_is_dropped_unread_and_one_over_a_missing_source_kept() {
+        let mut decoder = decoder();
+        let sources: Vec<[u8; E]> = (0..4u8).map(|i| [i + 1; E]).collect();
+        let repair = |first: u32, nss: u16| {
+            let coefficients = coding_coefficients_for_test(3, usize::from(nss));
+            let mut symbol = [0u8; E];
+            for (c, source) in coefficients.iter().zip(&sources[first as usize..]) {
+                for (r, s) in symbol.iter_mut().zip(source) {
+                    *r ^= gf256::mul(*c, *s);
+                }
+            }
+            let id = RepairPayloadId {
+                repair_key: 3,
+                dt: 15,
+                nss,
+                first_source_esi: first,
+            };
+            (id, symbol)
+        };
+        for (esi, source) in sources.iter().enumerate().take(3) {
+            decoder.add_source(esi as u32, source).unwrap();
+        }
+        let (held, held_symbol) = repair(0, 3);
+        assert!(decoder.repair_is_known(&held));
+        // Its bytes are not read: garbage of the right length changes nothing.
+        assert_eq!(
+            decoder.add_repair(held, &[0xee; E]).unwrap(),
+            Reception::Redundant
+        );
+        assert_eq!(
+            decoder.add_repair(held, &held_symbol).unwrap(),
+            Reception::Redundant
+        );
+        assert!(decoder.repairs_seen.is_empty(), "nothing remembered");
+        // Source 3 has not come (yet): the repair over 0..4 is kept...
+        let (open, open_symbol) = repair(0, 4);
+        assert!(!decoder.repair_is_known(&open));
+        assert!(!decoder.repair_is_known(&RepairPayloadId { nss: 5, ..held }));
+        assert_eq!(
+            decoder.add_repair(open, &open_symbol).unwrap(),
+            Reception::New
+        );
+        // ...and rebuilds it when it turns out lost.
+        let rebuilt = decoder.poll_recovered().unwrap();
+        assert_eq!((rebuilt.esi, &rebuilt.data[..]), (3, &sources[3][..]));
+        // Now everything is held; an invalid ID is still an error.
+        assert!(decoder.repair_is_known(&open));
+        assert!(!decoder.repair_is_known(&RepairPayloadId { dt: 16, ..open }));
+        assert!(decoder
+            .add_repair(RepairPayloadId { dt: 16, ..open }, &open_symbol)
+            .is_err());
     }
 
     #[test]

@@ -253,13 +253,67 @@ impl Encoder {
         self.sub_window_repair_into(first, held, repair_key, dt, out)
     }
 
-    /// Writes the repair symbol over the held sub-window
-    /// `[first_esi, first_esi + nss)` into `out`.
+    /// How many leading bytes of a repair symbol over the held sub-window
+    /// `[first_esi, first_esi + nss)` can be non-zero: the longest of its
+    /// source symbols, counting what each [`Encoder::push_source_with`]
+    /// fill wrote (E for [`Encoder::push_source`]). Every repair symbol
+    /// over the window is zero past it, so a transport may leave those
+    /// bytes off and the receiver put them back; pass an `out` of this
+    /// length to [`Encoder::sub_window_repair_into`] to compute only the
+    /// rest.
     ///
     /// # Errors
     /// [`Error::RlcWindowNotHeld`] if that range is not entirely held,
-    /// [`Error::RlcWindowSize`] for `nss == 0`, otherwise as
-    /// [`Encoder::repair_into`].
+    /// [`Error::RlcWindowSize`] for `nss == 0`.
+    ///
+    /// ```
+    /// use fec_core::rlc::{Encoder, Field};
+    ///
+    /// let mut encoder = Encoder::new(Field::Gf256, 100, 4)?;
+    /// for len in [3, 9, 5] {
+    ///     encoder.push_source_with(|slot| { slot[..len].fill(7); Ok(len) })?;
+    /// }
+    /// assert_eq!(encoder.significant_len(0, 3)?, 9);
+    /// assert_eq!(encoder.significant_len(2, 1)?, 5);
+    /// let (mut full, mut short) = ([0; 100], [0; 9]);
+    /// encoder.sub_window_repair_into(0, 3, 1, 15, &mut full)?;
+    /// encoder.sub_window_repair_into(0, 3, 1, 15, &mut short)?;
+    /// assert_eq!((&full[..9], &full[9..]), (&short[..], &[0; 91][..]));
+    /// # Ok::<(), fec_core::Error>(())
+    /// ```
+    pub fn significant_len(&self, first_esi: u32, nss: u16) -> Result<usize, Error> {
+        let offset = self.sub_window(first_esi, nss)?;
+        let slots = self.slots();
+        Ok((offset..offset + usize::from(nss))
+            .map(|i| usize::from(self.dirty[(self.oldest_slot + i) % slots]))
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// The offset of the held sub-window `[first_esi, first_esi + nss)`.
+    fn sub_window(&self, first_esi: u32, nss: u16) -> Result<usize, Error> {
+        check_window_size(usize::from(nss), MAX_WINDOW)?;
+        let offset = first_esi.wrapping_sub(self.first_esi) as usize;
+        if offset >= self.held || usize::from(nss) > self.held - offset {
+            return Err(Error::RlcWindowNotHeld {
+                first_esi,
+                nss: usize::from(nss),
+            });
+        }
+        Ok(offset)
+    }
+
+    /// Writes the repair symbol over the held sub-window
+    /// `[first_esi, first_esi + nss)` into `out`: E bytes, or its first
+    /// `out.len()` bytes when that is shorter but at least the window's
+    /// [`significant_len`](Encoder::significant_len) (the bytes left out
+    /// are zero).
+    ///
+    /// # Errors
+    /// [`Error::RlcWindowNotHeld`] if that range is not entirely held,
+    /// [`Error::RlcWindowSize`] for `nss == 0`, [`Error::RlcSymbolSize`] if
+    /// `out` is longer than E or shorter than the significant length,
+    /// otherwise as [`Encoder::repair_into`].
     pub fn sub_window_repair_into(
         &mut self,
         first_esi: u32,
@@ -269,15 +323,16 @@ impl Encoder {
         out: &mut [u8],
     ) -> Result<RepairPayloadId, Error> {
         check_density_threshold(dt)?;
-        check_window_size(usize::from(nss), MAX_WINDOW)?;
-        self.check_size(out.len())?;
-        let offset = first_esi.wrapping_sub(self.first_esi) as usize;
-        if offset >= self.held || usize::from(nss) > self.held - offset {
-            return Err(Error::RlcWindowNotHeld {
-                first_esi,
-                nss: usize::from(nss),
+        let offset = self.sub_window(first_esi, nss)?;
+        if out.len() != self.symbol_size
+            && (out.len() > self.symbol_size || out.len() < self.significant_len(first_esi, nss)?)
+        {
+            return Err(Error::RlcSymbolSize {
+                expected: self.symbol_size,
+                got: out.len(),
             });
         }
+        let len = out.len();
         let coefficients = self
             .coefficients
             .coefficients(self.field, repair_key, dt, nss);
@@ -287,7 +342,7 @@ impl Encoder {
         for (i, &c) in coefficients.iter().enumerate() {
             if c != 0 {
                 used.push(c);
-                inputs.push(self.slot(offset + i));
+                inputs.push(&self.slot(offset + i)[..len]);
             }
         }
         if inputs.is_empty() {
