@@ -1,8 +1,9 @@
-//! The QUIC benchmark: stock quinn against `pquic-host` with FEC off and with
-//! a plugin active, in one process and one run, on loopback.
+//! The QUIC benchmark: stock quinn and noq (its fork maintained for iroh,
+//! single-path) against `pquic-host` with FEC off and with a plugin active, in
+//! one process and one run, on loopback.
 //!
 //! ```text
-//! cargo run --release -p fec-benches --bin quic -- [--json] [--rounds N] [--mib N] [--only bulk,loss1,loss5]
+//! cargo run --release -p fec-benches --bin quic -- [--json] [--rounds N] [--mib N] [--only bulk,loss1,loss5] [--stacks quinn,noq,fec-off,plugin]
 //! ```
 //!
 //! Cases:
@@ -28,7 +29,7 @@ use fec_benches::quic::stacks::{run, Job, Outcome, PathConfig, Stack};
 use fec_benches::quic::{median, BenchError};
 use pquic_host::impair::{ImpairConfig, LossModel};
 
-/// Stock quinn against pquic-host (FEC off, plugin active) on loopback.
+/// Stock quinn and noq against pquic-host (FEC off, plugin active) on loopback.
 #[derive(Parser)]
 #[command(name = "quic")]
 struct Options {
@@ -53,7 +54,7 @@ struct Options {
     /// Cases to run, comma-separated: bulk, loss1, loss5. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
-    /// Stacks to run, comma-separated: quinn, fec-off, plugin. Default: all.
+    /// Stacks to run, comma-separated: quinn, noq, fec-off, plugin. Default: all.
     #[arg(long, value_delimiter = ',')]
     stacks: Option<Vec<String>>,
 }
@@ -134,7 +135,7 @@ fn main() -> ExitCode {
                 match Stack::from_name(name) {
                     Some(stack) => stacks.push(stack),
                     None => {
-                        eprintln!("unknown stack {name} (quinn, fec-off, plugin)");
+                        eprintln!("unknown stack {name} (quinn, noq, fec-off, plugin)");
                         return ExitCode::from(2);
                     }
                 }

@@ -1,6 +1,6 @@
-//! The QUIC benchmark (`quic` binary): stock quinn against our endpoint with
-//! FEC off and with a plugin active, in one process and one run, on
-//! loopback.
+//! The QUIC benchmark (`quic` binary): stock quinn, and its fork noq, against
+//! our endpoint with FEC off and with a plugin active, in one process and one
+//! run, on loopback.
 //!
 //! - Bulk: the same seeded bytes through each stack; goodput at the
 //!   receiver and the process's CPU seconds per GiB (both ends run in this
@@ -19,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 crate::quic_workload!(quinn_workload, quinn);
+crate::quic_workload!(noq_workload, noq);
 
 /// Why a run failed.
 #[derive(Debug)]

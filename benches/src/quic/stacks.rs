@@ -1,7 +1,8 @@
 //! The stacks the QUIC benchmark runs, each from a fresh server and client:
-//! stock quinn with its defaults, and `pquic-host` with FEC off or with the
-//! shipped `realtime` plugin pushed to the client.
+//! stock quinn and noq with their defaults, and `pquic-host` with FEC off or
+//! with the shipped `realtime` plugin pushed to the client.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +13,8 @@ use pquic_host::identity::Identity;
 use pquic_host::impair::ImpairConfig;
 use pquic_host::plugin::{prepare_offer, PluginCache, DEFAULT_CACHE_BYTES};
 
-use super::workload::{BulkReceipt, Latencies};
-use super::{process_cpu_seconds, quinn_workload, BenchError};
+use super::workload::{BulkReceipt, Done, Latencies};
+use super::{noq_workload, process_cpu_seconds, quinn_workload, BenchError};
 
 /// A QUIC stack under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,11 @@ pub enum Stack {
     /// `Endpoint::client` on its own UDP sockets (GSO, GRO), default
     /// transport settings.
     Quinn,
+    /// noq 1.x (the quinn fork maintained for iroh) the same way: its own
+    /// `Endpoint::server` and `Endpoint::client` on its own UDP sockets (GSO,
+    /// GRO), default transport settings, so one path (multipath is off by
+    /// default).
+    Noq,
     /// `pquic-host`'s endpoint (the FEC socket adapter under quinn) with FEC
     /// off at both ends.
     FecOff,
@@ -31,12 +37,13 @@ pub enum Stack {
 
 impl Stack {
     /// Every stack, in report order.
-    pub const ALL: [Stack; 3] = [Stack::Quinn, Stack::FecOff, Stack::Plugin];
+    pub const ALL: [Stack; 4] = [Stack::Quinn, Stack::Noq, Stack::FecOff, Stack::Plugin];
 
     /// The name in reports and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Stack::Quinn => "quinn",
+            Stack::Noq => "noq",
             Stack::FecOff => "fec-off",
             Stack::Plugin => "plugin",
         }
@@ -124,10 +131,10 @@ async fn start_path(
 
 type Shared = Arc<Mutex<Vec<f64>>>;
 
-async fn run_job(
-    connection: &quinn::Connection,
-    job: &Job,
-    epoch: Instant,
+/// Measures `work`, the client side of `job` (the CPU it takes, and the
+/// latencies the server recorded meanwhile).
+async fn measure(
+    work: impl Future<Output = Result<Done, BenchError>>,
     latencies: &Shared,
 ) -> Result<Outcome, BenchError> {
     let cpu = process_cpu_seconds()?;
@@ -138,10 +145,9 @@ async fn run_job(
         recovered: 0,
         repair_share: 0.0,
     };
-    match job {
-        Job::Bulk(data) => outcome.bulk = Some(quinn_workload::bulk(connection, data).await?),
-        &Job::Messages { rate, size, count } => {
-            let delivered = quinn_workload::messages(connection, epoch, rate, size, count).await?;
+    match work.await? {
+        Done::Bulk(receipt) => outcome.bulk = Some(receipt),
+        Done::Messages { sent, delivered } => {
             let mut ms = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if delivered != ms.len() as u64 {
                 return Err(BenchError::Protocol(format!(
@@ -150,7 +156,7 @@ async fn run_job(
                 )));
             }
             ms.sort_by(f64::total_cmp);
-            outcome.latencies = Some(Latencies { sent: count, ms });
+            outcome.latencies = Some(Latencies { sent, ms });
         }
     }
     outcome.cpu_seconds = process_cpu_seconds()? - cpu;
@@ -173,55 +179,69 @@ pub async fn run(
 async fn run_unbounded(stack: Stack, job: &Job, path: &PathConfig) -> Result<Outcome, BenchError> {
     match stack {
         Stack::Quinn => run_quinn(job, path).await,
+        Stack::Noq => run_noq(job, path).await,
         Stack::FecOff | Stack::Plugin => run_pquic(stack == Stack::Plugin, job, path).await,
     }
 }
 
-async fn run_quinn(job: &Job, path: &PathConfig) -> Result<Outcome, BenchError> {
-    let identity = Identity::generate()?;
-    let config = quinn::ServerConfig::with_single_cert(identity.chain().to_vec(), identity.key())
-        .map_err(BenchError::quic)?;
-    let server = quinn::Endpoint::server(config, loopback())?;
-    let server_addr = server.local_addr()?;
-    let epoch = Instant::now();
-    let latencies = Shared::default();
-    let accepting = {
-        let server = server.clone();
-        let latencies = latencies.clone();
-        tokio::spawn(async move {
-            while let Some(incoming) = server.accept().await {
+/// One body for the stock stacks, whose APIs are the same: `$run` runs a job
+/// on a fresh `$stack` server and client, as an application would set them
+/// up (`Endpoint::server` and `Endpoint::client`, default configurations, the
+/// same identity as `pquic-host`), with the workloads of `$workload`.
+macro_rules! stock_stack {
+    ($run:ident, $stack:ident, $workload:ident) => {
+        async fn $run(job: &Job, path: &PathConfig) -> Result<Outcome, BenchError> {
+            let identity = Identity::generate()?;
+            let config =
+                $stack::ServerConfig::with_single_cert(identity.chain().to_vec(), identity.key())
+                    .map_err(BenchError::quic)?;
+            let server = $stack::Endpoint::server(config, loopback())?;
+            let server_addr = server.local_addr()?;
+            let epoch = Instant::now();
+            let latencies = Shared::default();
+            let accepting = {
+                let server = server.clone();
                 let latencies = latencies.clone();
                 tokio::spawn(async move {
-                    if let Ok(connection) = incoming.await {
-                        quinn_workload::serve(connection, epoch, latencies).await;
+                    while let Some(incoming) = server.accept().await {
+                        let latencies = latencies.clone();
+                        tokio::spawn(async move {
+                            if let Ok(connection) = incoming.await {
+                                $workload::serve(connection, epoch, latencies).await;
+                            }
+                        });
                     }
-                });
+                })
+            };
+            let (target, relay) = start_path(path, server_addr).await?;
+            let client = $stack::Endpoint::client(loopback())?;
+            let client_config =
+                $stack::ClientConfig::with_root_certificates(Arc::new(identity.roots()?))
+                    .map_err(BenchError::quic)?;
+            let outcome = async {
+                let connection = client
+                    .connect_with(client_config, target, "localhost")
+                    .map_err(BenchError::quic)?
+                    .await
+                    .map_err(BenchError::quic)?;
+                let outcome = measure($workload::run(&connection, job, epoch), &latencies).await;
+                connection.close(0u32.into(), b"done");
+                outcome
             }
-        })
+            .await;
+            client.wait_idle().await;
+            server.close(0u32.into(), b"done");
+            accepting.abort();
+            if let Some(relay) = relay {
+                relay.abort();
+            }
+            outcome
+        }
     };
-    let (target, relay) = start_path(path, server_addr).await?;
-    let client = quinn::Endpoint::client(loopback())?;
-    let client_config = quinn::ClientConfig::with_root_certificates(Arc::new(identity.roots()?))
-        .map_err(BenchError::quic)?;
-    let outcome = async {
-        let connection = client
-            .connect_with(client_config, target, "localhost")
-            .map_err(BenchError::quic)?
-            .await
-            .map_err(BenchError::quic)?;
-        let outcome = run_job(&connection, job, epoch, &latencies).await;
-        connection.close(0u32.into(), b"done");
-        outcome
-    }
-    .await;
-    client.wait_idle().await;
-    server.close(0u32.into(), b"done");
-    accepting.abort();
-    if let Some(relay) = relay {
-        relay.abort();
-    }
-    outcome
 }
+
+stock_stack!(run_quinn, quinn, quinn_workload);
+stock_stack!(run_noq, noq, noq_workload);
 
 async fn run_pquic(plugin: bool, job: &Job, path: &PathConfig) -> Result<Outcome, BenchError> {
     let identity = Identity::generate()?;
@@ -277,7 +297,11 @@ async fn run_pquic(plugin: bool, job: &Job, path: &PathConfig) -> Result<Outcome
     }
     let outcome = async {
         let connection = client.connect_addrs(&[target], "localhost").await?;
-        let mut outcome = run_job(&connection.connection, job, epoch, &latencies).await;
+        let mut outcome = measure(
+            quinn_workload::run(&connection.connection, job, epoch),
+            &latencies,
+        )
+        .await;
         if let Ok(outcome) = outcome.as_mut() {
             let handles = server_stats
                 .lock()

@@ -1,6 +1,7 @@
 //! The benchmark's two workloads, one body for every QUIC stack whose API is
-//! quinn's (quinn itself, and its fork noq): [`quic_workload!`] expands to a
-//! module per stack.
+//! quinn's (quinn itself, and its fork noq, which spells one read
+//! differently: [`NextChunk`]): [`quic_workload!`] expands to a module per
+//! stack.
 //!
 //! - Bulk: the client writes a buffer on one stream and finishes it; the
 //!   server hashes what arrives (SHA-256) and answers with its length, its
@@ -10,6 +11,12 @@
 //!   shared epoch when it was written; the server checks their order and
 //!   records each one's latency (client and server share the process, so
 //!   the clock is one `Instant`).
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use super::BenchError;
 
 /// Latencies of one message run, in milliseconds, sorted.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,6 +49,20 @@ pub struct BulkReceipt {
     pub seconds: f64,
 }
 
+/// What the client side of a job returns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Done {
+    /// The server's receipt of a bulk transfer.
+    Bulk(BulkReceipt),
+    /// A message run.
+    Messages {
+        /// Messages written.
+        sent: u64,
+        /// Messages the server counted.
+        delivered: u64,
+    },
+}
+
 /// Stream kind bytes.
 pub const KIND_BULK: u8 = b'B';
 /// See [`KIND_BULK`].
@@ -49,8 +70,34 @@ pub const KIND_MESSAGES: u8 = b'M';
 /// Bytes of a message's header: length (u32), sequence (u64), sent (u64 µs).
 pub const MESSAGE_HEADER: usize = 4 + 8 + 8;
 
-/// Defines `pub mod $name` with `serve`, `bulk` and `messages` over the
-/// crate `$stack` (quinn's API).
+/// The one read whose spelling differs between the stacks: quinn's
+/// `read_chunk(max, ordered)` yields a `Chunk`, noq's `read_chunk(max)` is
+/// always in order and yields the bytes (out-of-order reads moved to
+/// `into_unordered`). Both impls are the same zero-copy ordered read.
+pub trait NextChunk {
+    /// The next in-order chunk of the stream, of any length; `None` once the
+    /// stream has finished.
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, BenchError>> + Send;
+}
+
+impl NextChunk for quinn::RecvStream {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BenchError> {
+        let chunk = self
+            .read_chunk(usize::MAX, true)
+            .await
+            .map_err(BenchError::quic)?;
+        Ok(chunk.map(|chunk| chunk.bytes))
+    }
+}
+
+impl NextChunk for noq::RecvStream {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, BenchError> {
+        self.read_chunk(usize::MAX).await.map_err(BenchError::quic)
+    }
+}
+
+/// Defines `pub mod $name` with `serve`, `run`, `bulk` and `messages` over
+/// the crate `$stack` (quinn's API).
 #[macro_export]
 macro_rules! quic_workload {
     ($name:ident, $stack:ident) => {
@@ -62,7 +109,10 @@ macro_rules! quic_workload {
             use bytes::Bytes;
             use sha2::{Digest, Sha256};
 
-            use $crate::quic::workload::{BulkReceipt, KIND_BULK, KIND_MESSAGES, MESSAGE_HEADER};
+            use $crate::quic::stacks::Job;
+            use $crate::quic::workload::{
+                BulkReceipt, Done, NextChunk as _, KIND_BULK, KIND_MESSAGES, MESSAGE_HEADER,
+            };
             use $crate::quic::BenchError;
 
             fn micros(epoch: Instant) -> u64 {
@@ -99,14 +149,10 @@ macro_rules! quic_workload {
                         let mut hasher = Sha256::new();
                         let mut total = 0u64;
                         let mut start = None;
-                        while let Some(chunk) = recv
-                            .read_chunk(usize::MAX, true)
-                            .await
-                            .map_err(BenchError::quic)?
-                        {
+                        while let Some(chunk) = recv.next_chunk().await? {
                             start.get_or_insert_with(Instant::now);
-                            hasher.update(&chunk.bytes);
-                            total += chunk.bytes.len() as u64;
+                            hasher.update(&chunk);
+                            total += chunk.len() as u64;
                         }
                         let elapsed = start.map_or(0, |s| s.elapsed().as_micros() as u64);
                         let mut reply = Vec::with_capacity(48);
@@ -160,6 +206,24 @@ macro_rules! quic_workload {
                     }
                 }
                 Ok(())
+            }
+
+            /// Runs the client side of `job` on `connection`.
+            pub async fn run(
+                connection: &$stack::Connection,
+                job: &Job,
+                epoch: Instant,
+            ) -> Result<Done, BenchError> {
+                match job {
+                    Job::Bulk(data) => bulk(connection, data).await.map(Done::Bulk),
+                    &Job::Messages { rate, size, count } => {
+                        let delivered = messages(connection, epoch, rate, size, count).await?;
+                        Ok(Done::Messages {
+                            sent: count,
+                            delivered,
+                        })
+                    }
+                }
             }
 
             /// Sends `data` on one stream; the server's receipt.
