@@ -43,7 +43,7 @@ struct Options {
     #[arg(long, default_value_t = 256)]
     mib: usize,
     /// MiB of the bulk transfers under loss.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 4)]
     loss_mib: usize,
     /// Messages per loss case (100 per second, 200 bytes each).
     #[arg(long, default_value_t = 1000)]
@@ -103,10 +103,13 @@ fn loss_path(percent: f64, rtt_ms: u64, seed: u64) -> PathConfig {
     }
 }
 
-fn deadline_for(job: &Job) -> Duration {
+/// How long a run may take: the bulk at 20 Mbit/s on a direct path and at
+/// 1 Mbit/s through a lossy one (loss-based congestion control at 5% loss
+/// and 20 ms runs at about 3), plus the handshake.
+fn deadline_for(job: &Job, lossy: bool) -> Duration {
+    let floor_bps: u64 = if lossy { 1_000_000 } else { 20_000_000 };
     match job {
-        // 20 Mbit/s at least, plus the handshake.
-        Job::Bulk(data) => Duration::from_secs(30 + data.len() as u64 / (2 << 20)),
+        Job::Bulk(data) => Duration::from_secs(30 + data.len() as u64 * 8 / floor_bps),
         Job::Messages { rate, count, .. } => {
             Duration::from_secs(30 + count / u64::from((*rate).max(1)))
         }
@@ -207,7 +210,7 @@ fn main() -> ExitCode {
                     stacks[i],
                     &case.job,
                     &case.path,
-                    deadline_for(&case.job),
+                    deadline_for(&case.job, case.path.impairment.is_some()),
                 ));
                 match result {
                     Ok(outcome) => outcomes[i].push(outcome),

@@ -259,7 +259,7 @@ impl BlockEncoder {
         out.reserve(count);
         encoder.for_each_repair(0, count as u32, |esi, symbol| {
             let header = header((esi as usize) - k).encode();
-            let mut bytes = Vec::with_capacity(header.len() + size);
+            let mut bytes = Vec::with_capacity(header.len() + size + super::PACKET_TAILROOM);
             bytes.extend_from_slice(&header);
             bytes.extend_from_slice(symbol);
             out.push(Bytes::from(bytes));
@@ -281,7 +281,7 @@ fn parity_packets(
     let packets = (0..count)
         .map(|index| {
             let header = header(index).encode();
-            let mut packet = Vec::with_capacity(header.len() + size);
+            let mut packet = Vec::with_capacity(header.len() + size + super::PACKET_TAILROOM);
             packet.extend_from_slice(&header);
             packet.resize(header.len() + size, 0);
             packet

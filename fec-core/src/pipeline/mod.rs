@@ -383,13 +383,19 @@ impl SourcePacket {
         out.extend_from_slice(&self.adu);
     }
 
-    /// The packet as one buffer (one allocation and copy).
+    /// The packet as one buffer (one allocation and copy), with
+    /// [`PACKET_TAILROOM`] spare bytes behind it.
     pub fn to_bytes(&self) -> Bytes {
-        let mut out = Vec::with_capacity(self.len());
+        let mut out = Vec::with_capacity(self.len() + PACKET_TAILROOM);
         self.write_to(&mut out);
         Bytes::from(out)
     }
 }
+
+/// Spare capacity behind every packet buffer the pipeline makes, so that a
+/// transport appending a trailer of up to this many bytes (the FEC layer's
+/// authentication trailer) neither reallocates nor copies the packet.
+pub const PACKET_TAILROOM: usize = 20;
 
 /// The bounded queue of recovered ADUs.
 pub(crate) struct Recovered {

@@ -161,8 +161,9 @@ impl WindowEncoder {
                 first_esi: first,
             }
             .encode();
-            let mut packet = vec![0; header.len() + size];
-            packet[..header.len()].copy_from_slice(&header);
+            let mut packet = Vec::with_capacity(header.len() + size + super::PACKET_TAILROOM);
+            packet.extend_from_slice(&header);
+            packet.resize(header.len() + size, 0);
             self.inner.sub_window_repair_into(
                 first,
                 nss as u16,
