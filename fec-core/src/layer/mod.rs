@@ -750,10 +750,14 @@ impl Layer {
             if DatagramKind::of(datagram) == DatagramKind::Plain {
                 continue;
             }
-            let mut sealed = Vec::from(std::mem::take(datagram));
+            // One allocation of the final length: a `Vec` whose length is
+            // its capacity becomes `Bytes` without another allocation.
+            let mut sealed = Vec::with_capacity(datagram.len() + TRAILER_LEN);
+            sealed.extend_from_slice(datagram);
             if sealer.seal(&mut sealed) {
                 *datagram = Bytes::from(sealed);
             } else {
+                *datagram = Bytes::new();
                 exhausted = true;
             }
         }
