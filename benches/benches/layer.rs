@@ -1,7 +1,8 @@
 //! The FEC layer per datagram, with and without authentication: what the
-//! tag of every FEC datagram (HMAC-SHA256 over the datagram) costs the
-//! sender and the receiver. 1280-byte ADUs, RLC window 32, one repair per 4
-//! sources (config P's workload), no loss.
+//! tag of every FEC datagram (AEGISMAC-128X2 over the datagram, see
+//! `fec_core::layer::auth`) costs the sender and the receiver. 1280-byte
+//! ADUs, RLC window 32, one repair per 4 sources (config P's workload), no
+//! loss.
 //!
 //! Two more groups measure work that cannot help:
 //! - `layer_repairs_no_loss`: a receiver that already holds every source
@@ -11,12 +12,19 @@
 //!   largest QUIC packet plus its ADU information); the repair bytes per
 //!   ADU are printed once.
 //!
-//! `cargo bench -p fec-benches --bench layer`
+//! The `mac_*` groups time the MAC candidates alone, tagging and verifying
+//! 1300-byte and 60-byte datagrams: HMAC-SHA256 (the previous tag), GMAC
+//! (ring's AES-128-GCM with the datagram as associated data and nothing to
+//! encrypt), ring's ChaCha20-Poly1305 the same way, ring's AES-128-GCM
+//! encrypting the datagram instead, and the AEGIS MACs of the aegis crate.
+//!
+//! `cargo bench -p fec-benches --bench layer` (`-- mac_` for the MACs only)
 
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
 
-use std::time::Instant;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -178,5 +186,128 @@ fn repairs_no_loss(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layer, acks, repairs_no_loss);
+/// A 12-byte AEAD nonce from a datagram number.
+fn nonce(number: u32) -> ring::aead::Nonce {
+    let mut nonce = [0u8; 12];
+    nonce[8..].copy_from_slice(&number.to_be_bytes());
+    ring::aead::Nonce::assume_unique_for_key(nonce)
+}
+
+fn macs(c: &mut Criterion) {
+    use hmac::Mac as _;
+    use ring::aead::{Aad, LessSafeKey, UnboundKey, AES_128_GCM, CHACHA20_POLY1305};
+    let key = [3u8; 32];
+    for len in [1300, 60] {
+        let datagram: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        let mut group = c.benchmark_group(format!("mac_{len}B"));
+        group
+            .throughput(Throughput::Bytes(len as u64))
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+
+        let hmac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        let tag = {
+            let mut mac = hmac.clone();
+            mac.update(&datagram);
+            mac.finalize().into_bytes()
+        };
+        group.bench_function("hmac-sha256/tag", |b| {
+            b.iter(|| {
+                let mut mac = hmac.clone();
+                mac.update(black_box(&datagram));
+                mac.finalize().into_bytes()
+            })
+        });
+        group.bench_function("hmac-sha256/verify", |b| {
+            b.iter(|| {
+                let mut mac = hmac.clone();
+                mac.update(black_box(&datagram));
+                mac.verify_truncated_left(&tag[..16]).unwrap()
+            })
+        });
+
+        for (name, algorithm, key_len) in [
+            ("ring-aes128gcm-gmac", &AES_128_GCM, 16),
+            ("ring-chacha20poly1305-aad", &CHACHA20_POLY1305, 32),
+        ] {
+            let aead = LessSafeKey::new(UnboundKey::new(algorithm, &key[..key_len]).unwrap());
+            let mut number = 0u32;
+            group.bench_function(format!("{name}/tag"), |b| {
+                b.iter(|| {
+                    number = number.wrapping_add(1);
+                    let aad = Aad::from(black_box(&datagram[..]));
+                    aead.seal_in_place_separate_tag(nonce(number), aad, &mut [])
+                        .unwrap()
+                })
+            });
+            let tag = aead
+                .seal_in_place_separate_tag(nonce(0), Aad::from(&datagram[..]), &mut [])
+                .unwrap();
+            group.bench_function(format!("{name}/verify"), |b| {
+                b.iter(|| {
+                    let aad = Aad::from(black_box(&datagram[..]));
+                    aead.open_in_place_separate_tag(nonce(0), aad, tag, &mut [], 0..)
+                        .unwrap();
+                })
+            });
+        }
+
+        // Encrypting the datagram: GHASH then runs over the ciphertext, which
+        // ring hashes many blocks at a time (the associated data goes one
+        // block at a time).
+        let aead = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key[..16]).unwrap());
+        let mut buffer = datagram.clone();
+        let mut number = 0u32;
+        group.bench_function("ring-aes128gcm-encrypt/seal", |b| {
+            b.iter(|| {
+                number = number.wrapping_add(1);
+                aead.seal_in_place_separate_tag(nonce(number), Aad::empty(), &mut buffer)
+                    .unwrap()
+            })
+        });
+        let mut sealed = datagram.clone();
+        let tag = aead
+            .seal_in_place_separate_tag(nonce(0), Aad::empty(), &mut sealed)
+            .unwrap();
+        group.bench_function("ring-aes128gcm-encrypt/open", |b| {
+            b.iter(|| {
+                buffer.copy_from_slice(black_box(&sealed));
+                aead.open_in_place_separate_tag(nonce(0), Aad::empty(), tag, &mut buffer, 0..)
+                    .unwrap();
+            })
+        });
+
+        macro_rules! aegis_mac {
+            ($name:literal, $mac:ty, $key_len:literal) => {{
+                let mac_key: [u8; $key_len] = key[..$key_len].try_into().unwrap();
+                let mac = <$mac>::new(&mac_key);
+                let tag = {
+                    let mut mac = mac.clone();
+                    mac.update(&datagram);
+                    mac.finalize()
+                };
+                group.bench_function(concat!($name, "/tag"), |b| {
+                    b.iter(|| {
+                        let mut mac = mac.clone();
+                        mac.update(black_box(&datagram));
+                        mac.finalize()
+                    })
+                });
+                group.bench_function(concat!($name, "/verify"), |b| {
+                    b.iter(|| {
+                        let mut mac = mac.clone();
+                        mac.update(black_box(&datagram));
+                        mac.verify(&tag).unwrap()
+                    })
+                });
+            }};
+        }
+        aegis_mac!("aegismac-128l", aegis::aegis128l::Aegis128LMac<16>, 16);
+        aegis_mac!("aegismac-128x2", aegis::aegis128x2::Aegis128X2Mac<16>, 16);
+        aegis_mac!("aegismac-256", aegis::aegis256::Aegis256Mac<16>, 32);
+        group.finish();
+    }
+}
+
+criterion_group!(benches, layer, acks, repairs_no_loss, macs);
 criterion_main!(benches);

@@ -132,7 +132,7 @@ impl QuicLayer {
 /// Label of the TLS exporter (RFC 8446 section 7.5) that keys a
 /// connection's FEC datagrams; the context is `client` or `server`, the side
 /// whose datagrams the key authenticates.
-pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-pquic-fec/1";
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-pquic-fec/2";
 
 /// The FEC datagram keys of this end of `connection` (`is_client`: which end
 /// this is), from the TLS keying-material exporter.

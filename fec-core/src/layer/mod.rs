@@ -87,6 +87,9 @@ pub const PLAIN_PREFIX: u8 = 0x20;
 /// a keyed layer. A transport lowers its packet size by this much so every
 /// FEC datagram still fits the path.
 pub const MAX_OVERHEAD: usize = wire::MAX_HEADER_LEN + ADU_INFO_LEN + TRAILER_LEN;
+
+// Sealing a pipeline packet must fit the room the pipeline leaves behind it.
+const _: () = assert!(TRAILER_LEN <= crate::pipeline::PACKET_TAILROOM);
 /// Most sources per Reed-Solomon block a layer sends or accepts.
 pub const RS_MAX_DATA: usize = 128;
 /// Most parity symbols per Reed-Solomon block a layer sends or accepts
@@ -778,11 +781,19 @@ impl Layer {
             if DatagramKind::of(datagram) == DatagramKind::Plain {
                 continue;
             }
-            let mut sealed = Vec::from(std::mem::take(datagram));
-            if sealer.seal(&mut sealed) {
-                *datagram = Bytes::from(sealed);
-            } else {
-                exhausted = true;
+            match sealer.trailer(datagram) {
+                Some(trailer) => {
+                    // The pipeline leaves room behind its packets
+                    // (`pipeline::PACKET_TAILROOM`): a buffer of its own is
+                    // extended in place, without a copy.
+                    let mut sealed = bytes::BytesMut::from(std::mem::take(datagram));
+                    sealed.extend_from_slice(&trailer);
+                    *datagram = sealed.freeze();
+                }
+                None => {
+                    *datagram = Bytes::new();
+                    exhausted = true;
+                }
             }
         }
         if exhausted {
