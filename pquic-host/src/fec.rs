@@ -158,8 +158,7 @@ pub fn plugin_policy(plugin: &Plugin, epoch: Instant) -> PluginPolicy {
 
 impl FecLayer for QuicLayer {
     fn on_outgoing(&mut self, now: Instant, quic_packet: &[u8], out: &mut Vec<Bytes>) {
-        self.layer
-            .send(now, Bytes::copy_from_slice(quic_packet), out);
+        self.layer.send_slice(now, quic_packet, out);
     }
 
     fn on_incoming(

@@ -393,7 +393,9 @@ impl Shared {
     }
 
     /// One datagram from `meta.addr`, due now: through its layer (`peer`, if
-    /// it has one); what goes up is queued for quinn.
+    /// it has one); what goes up is queued for quinn (in quinn's own receive
+    /// call nobody needs waking; the driver wakes the receiver after its
+    /// delay-line releases).
     fn receive(&self, now: Instant, meta: &RecvMeta, peer: Option<&Arc<Peer>>, datagram: Bytes) {
         let arrival = |packet| Arrival {
             from: meta.addr,
@@ -405,7 +407,6 @@ impl Shared {
             let mut queues = self.queues();
             if is_quic(&datagram) {
                 queues.deliver(arrival(datagram));
-                queues.wake_receiver();
             } else {
                 queues.unrouted += 1;
             }
@@ -422,7 +423,6 @@ impl Shared {
             for packet in state.to_quinn.drain(..) {
                 queues.deliver(arrival(packet));
             }
-            queues.wake_receiver();
         }
         self.drain_peer(meta.addr, peer, state);
     }
@@ -824,9 +824,12 @@ async fn drive(shared: Arc<Shared>) {
                 due.push(arrival);
             }
         }
-        for (meta, datagram) in due.drain(..) {
-            let peer = shared.peer(meta.addr);
-            shared.receive(now, &meta, peer.as_ref(), datagram);
+        if !due.is_empty() {
+            for (meta, datagram) in due.drain(..) {
+                let peer = shared.peer(meta.addr);
+                shared.receive(now, &meta, peer.as_ref(), datagram);
+            }
+            shared.queues().wake_receiver();
         }
         shared.run_timers(now);
         if now >= next_eviction {

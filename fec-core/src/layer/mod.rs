@@ -590,14 +590,23 @@ impl Layer {
     }
 
     /// The application sends `adu` to the peer: pushes the datagrams to put
-    /// on the wire into `out`, in order.
+    /// on the wire into `out`, in order. An unprotected ADU goes out as this
+    /// very buffer when it needs no prefix.
     pub fn send(&mut self, now: Instant, adu: Bytes, out: &mut Vec<Bytes>) {
         let start = out.len();
-        self.send_unsealed(now, adu, out);
+        self.send_unsealed(now, Input::Owned(adu), out);
         self.seal(start, out);
     }
 
-    fn send_unsealed(&mut self, now: Instant, adu: Bytes, out: &mut Vec<Bytes>) {
+    /// [`send`](Self::send) for a borrowed ADU (a packet in the sender's own
+    /// buffer): a protected ADU is copied once, into its source packet.
+    pub fn send_slice(&mut self, now: Instant, adu: &[u8], out: &mut Vec<Bytes>) {
+        let start = out.len();
+        self.send_unsealed(now, Input::Borrowed(adu), out);
+        self.seal(start, out);
+    }
+
+    fn send_unsealed(&mut self, now: Instant, adu: Input<'_>, out: &mut Vec<Bytes>) {
         let seq = self.sent;
         self.sent += 1;
         if self.sender.is_some() {
@@ -609,7 +618,7 @@ impl Layer {
             let plan = self.decide(|policy, view| policy.on_source(now, &source, view));
             let flow = self.config.flow;
             let protected = match self.sender.as_mut() {
-                Some(sender) if plan.protect => sender.protect(flow, &adu),
+                Some(sender) if plan.protect => sender.protect(flow, adu.bytes()),
                 _ => None,
             };
             if let Some(packet) = protected {
@@ -628,7 +637,7 @@ impl Layer {
             self.apply(plan, out);
         }
         self.stats.plain_packets += 1;
-        out.push(plain(adu));
+        out.push(plain(adu.into_bytes()));
     }
 
     /// `datagram` arrived from the peer: pushes ADUs for the application
@@ -826,6 +835,33 @@ impl Layer {
             let report = std::mem::take(&mut self.pending_feedback);
             out.push(Bytes::from(report.to_vec()));
             self.stats.feedback_sent += 1;
+        }
+    }
+}
+
+/// An ADU handed to [`Layer::send`] (owned) or [`Layer::send_slice`]
+/// (borrowed).
+enum Input<'a> {
+    Owned(Bytes),
+    Borrowed(&'a [u8]),
+}
+
+impl Input<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Owned(adu) => adu,
+            Input::Borrowed(adu) => adu,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Input::Owned(adu) => adu,
+            Input::Borrowed(adu) => Bytes::copy_from_slice(adu),
         }
     }
 }

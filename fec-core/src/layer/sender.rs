@@ -92,19 +92,19 @@ impl Sender {
 
     /// Wraps an ADU as a source packet; `None` if it cannot be protected
     /// (then it goes out plain).
-    pub(super) fn protect(&mut self, flow: u8, adu: &Bytes) -> Option<Bytes> {
-        let packet = match self.encoder.protect(flow, adu.clone()) {
+    pub(super) fn protect(&mut self, flow: u8, adu: &[u8]) -> Option<Bytes> {
+        let packet = match self.encoder.protect_slice(flow, adu) {
             Err(Error::PipelineBlockFull { .. }) => {
                 // The policy let a block fill up without repair: close it
                 // without parity and go on.
                 let _ = self.encoder.repair_into(0, &mut Vec::new());
-                self.encoder.protect(flow, adu.clone())
+                self.encoder.protect_slice(flow, adu)
             }
             other => other,
         };
         let packet = packet.ok()?;
         self.protected += 1;
-        Some(packet.to_bytes())
+        Some(packet)
     }
 
     /// Appends up to `count` repair packets covering the recent sources;

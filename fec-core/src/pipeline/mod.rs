@@ -523,6 +523,23 @@ impl Encoder {
         })
     }
 
+    /// Like [`protect`](Self::protect) for a borrowed ADU: the source packet
+    /// on the wire (header and ADU in one buffer with [`PACKET_TAILROOM`]
+    /// spare bytes), with the ADU copied once into it (and once into the
+    /// encoder's symbols) and nothing else allocated.
+    pub fn protect_slice(&mut self, flow: u8, adu: &[u8]) -> Result<Bytes, Error> {
+        let header = match &mut self.engine {
+            EncoderEngine::Block(engine) => engine.protect(flow, adu)?,
+            EncoderEngine::Window(engine) => engine.protect(flow, adu)?,
+        };
+        self.counters.sources_sent += 1;
+        let header = header.encode();
+        let mut packet = Vec::with_capacity(header.len() + adu.len() + PACKET_TAILROOM);
+        packet.extend_from_slice(&header);
+        packet.extend_from_slice(adu);
+        Ok(Bytes::from(packet))
+    }
+
     /// `count` repair packets for the current block or window. For block
     /// codes this closes the block (even with `count == 0`), and the next
     /// ADU starts a new one. With nothing protected since, it returns nothing.
