@@ -363,16 +363,18 @@ impl Drop for Child {
 /// it runs ("SIGTERM to stop"); returns it and everything before.
 fn start(scratch: &Scratch, args: &[&str]) -> (Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("HOME", &scratch.0)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_CACHE_HOME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pquic-host");
-    let stderr = child.stderr.take().unwrap();
+    let mut child = Child(
+        Command::new(BIN)
+            .args(args)
+            .env("HOME", &scratch.0)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pquic-host"),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -384,7 +386,7 @@ fn start(scratch: &Scratch, args: &[&str]) -> (Child, String) {
         text.push_str(&line);
         text.push('\n');
         if line.contains("SIGTERM to stop") {
-            return (Child(child), text);
+            return (child, text);
         }
     }
     panic!("pquic-host {} did not start: {text}", args.join(" "));
