@@ -35,6 +35,8 @@ use crate::socket::SocketStats;
 use super::{udp, Counters, FlowConfig, TunnelStats, TUNNEL_ALPN};
 
 const MAGIC: &[u8; 4] = b"PQTP";
+/// Longest wait for path MTU discovery before the stream starts.
+pub const MTU_SETTLE: Duration = Duration::from_secs(5);
 /// Smallest probe datagram: magic, sequence and two timestamps.
 pub const MIN_SIZE: usize = 28;
 
@@ -439,6 +441,16 @@ pub async fn run_tunnel(setup: &TunnelSetup, stream: StreamConfig) -> Result<Tun
                 server.socket().total_stats(),
             )
         };
+        // Path MTU discovery raises quinn's datagram limit from its
+        // 1200-byte start within a few round trips; the stream measures
+        // the steady state (what does not fit is counted as too large).
+        let needed = stream.size.max(MIN_SIZE) + super::MAX_HEADER_LEN;
+        let settle = Instant::now() + MTU_SETTLE;
+        while connection.connection.max_datagram_size().unwrap_or(0) < needed
+            && Instant::now() < settle
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let before = snapshot();
         let report = tokio::task::spawn_blocking({
             let echo_ref = echo;
