@@ -130,6 +130,22 @@ pub fn transport_config(repaired: RepairedLosses, rule: ChargeRule) -> Transport
     transport
 }
 
+/// [`transport_config`] on a path known to carry QUIC packets of `floor`
+/// bytes (1200 to [`MAX_QUIC_PACKET`], clamped): quinn starts there
+/// instead of at 1200 and its MTU black-hole detector never goes below it,
+/// so random loss cannot shrink the largest datagram under what the
+/// operator said the path carries.
+pub fn transport_config_with_floor(
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+    floor: u16,
+) -> TransportConfig {
+    let floor = floor.clamp(1200, MAX_QUIC_PACKET);
+    let mut transport = transport_config(repaired, rule);
+    transport.min_mtu(floor).initial_mtu(floor);
+    transport
+}
+
 fn endpoint_config() -> EndpointConfig {
     let mut config = EndpointConfig::default();
     // The FEC layer tells its datagrams from QUIC packets by the fixed bit.

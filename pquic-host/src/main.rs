@@ -365,9 +365,16 @@ enum Command {
     },
 }
 
-/// Flow table bounds of a tunnel end.
+/// Settings of a tunnel end: flow table bounds, the outer path's MTU.
 #[derive(clap::Args, Debug, Clone, Copy)]
 struct FlowArgs {
+    /// QUIC packet size the outer path is known to carry, 1200 to 1419
+    /// (default 1200, what every QUIC path carries, with path MTU
+    /// discovery above it). quinn starts there and never goes below it,
+    /// even when loss trips its MTU black-hole detector; payloads up to
+    /// about 40 bytes less fit from the first datagram on.
+    #[arg(long = "min-mtu", value_parser = clap::value_parser!(u16).range(1200..=i64::from(pquic_host::endpoint::MAX_QUIC_PACKET)))]
+    min_mtu: Option<u16>,
     /// Most UDP flows (source addresses) at once; a full table drops its
     /// idle flows first, then refuses new ones.
     #[arg(long = "max-flows", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -430,6 +437,8 @@ struct ProbeArgs {
     json: bool,
     #[command(flatten)]
     path: PathArgs,
+    #[command(flatten)]
+    flows: FlowArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -951,6 +960,9 @@ async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
         Some(ServerPlugin { offer, plugin }) => builder.offer(offer, plugin),
         None => builder.fec(FecMode::Off),
     };
+    if let Some(bytes) = args.flows.min_mtu {
+        builder.min_mtu(bytes);
+    }
     if let Some(impairment) = settings.path.impairment(1) {
         builder.impairment(impairment);
     }
@@ -1012,6 +1024,9 @@ async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
     }
     if let Some(bind) = settings.bind {
         builder.bind(bind);
+    }
+    if let Some(bytes) = args.flows.min_mtu {
+        builder.min_mtu(bytes);
     }
     if let Some(name) = &settings.server_name {
         builder.server_name(name);
@@ -1078,7 +1093,8 @@ async fn tunnel_probe(args: &ProbeArgs) -> pquic_host::Result<()> {
         plugin: (args.plugin != "none").then(|| args.plugin.clone()),
         server_impairment: args.path.impairment(1),
         client_impairment: args.path.impairment(2),
-        flows: FlowConfig::default(),
+        flows: args.flows.config(),
+        min_mtu: args.flows.min_mtu,
     };
     let baseline = probe::run_baseline(stream).await?;
     let tunnel = probe::run_tunnel(&setup, stream).await?;
@@ -1095,6 +1111,7 @@ async fn tunnel_probe(args: &ProbeArgs) -> pquic_host::Result<()> {
                 "burst": path.burst,
                 "rtt_ms": path.rtt_ms,
                 "seed": path.seed,
+                "min_mtu": args.flows.min_mtu,
                 "baseline": baseline,
                 "tunnel": tunnel,
                 "tunnel_up_loss": tunnel.stream.up_loss(),

@@ -214,6 +214,7 @@ async fn the_probe_measures_a_lossy_tunnel_from_its_own_counters() {
         server_impairment: Some(lossy(10.0, 21)),
         client_impairment: Some(lossy(10.0, 22)),
         flows: FlowConfig::default(),
+        min_mtu: None,
     };
     let stream = StreamConfig {
         rate: 200.0,

@@ -306,6 +306,9 @@ pub struct TunnelSetup {
     pub client_impairment: Option<Impairment>,
     /// Flow table bounds of both ends.
     pub flows: FlowConfig,
+    /// The QUIC packet size the outer path is known to carry (see
+    /// [`ServerBuilder::min_mtu`]).
+    pub min_mtu: Option<u16>,
 }
 
 /// One end's outer-path and tunnel counters over the stream.
@@ -402,6 +405,10 @@ pub async fn run_tunnel(setup: &TunnelSetup, stream: StreamConfig) -> Result<Tun
             builder.fec(FecMode::Off);
             client.fec(FecMode::Off);
         }
+    }
+    if let Some(bytes) = setup.min_mtu {
+        builder.min_mtu(bytes);
+        client.min_mtu(bytes);
     }
     if let Some(impairment) = &setup.server_impairment {
         builder.impairment(impairment.clone());
