@@ -399,10 +399,25 @@ struct TunnelServerArgs {
     server: ServerArgs,
     /// Where the tunnelled UDP datagrams go (address or host name with a
     /// port); each flow gets its own UDP socket towards it.
-    #[arg(long)]
-    forward: String,
+    #[arg(long, required_unless_present = "tun", conflicts_with = "tun")]
+    forward: Option<String>,
     #[command(flatten)]
     flows: FlowArgs,
+    #[command(flatten)]
+    tun: TunArgs,
+}
+
+/// The IP tunnel instead of UDP forwarding.
+#[derive(clap::Args, Debug, Clone)]
+struct TunArgs {
+    /// Carry IP packets of a TUN device of this name (Linux, needs
+    /// CAP_NET_ADMIN) instead of UDP; with --address. Routes are the
+    /// operator's.
+    #[arg(long, requires = "address")]
+    tun: Option<String>,
+    /// The TUN device's address and prefix, like 10.99.0.1/24.
+    #[arg(long, requires = "tun")]
+    address: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -411,10 +426,16 @@ struct TunnelClientArgs {
     connect: ConnectArgs,
     /// UDP address whose datagrams go through the tunnel; replies come
     /// back to each sender.
-    #[arg(long = "udp-listen")]
-    udp_listen: String,
+    #[arg(
+        long = "udp-listen",
+        required_unless_present = "tun",
+        conflicts_with = "tun"
+    )]
+    udp_listen: Option<String>,
     #[command(flatten)]
     flows: FlowArgs,
+    #[command(flatten)]
+    tun: TunArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -953,7 +974,10 @@ async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
     let settings = &args.server;
     let (identity, mut stored) = server_identity(settings)?;
     let offered = server_offer(settings)?;
-    let forward = endpoint::resolve(&args.forward).await?[0];
+    let target = match &args.forward {
+        Some(forward) => Target::Udp(endpoint::resolve(forward).await?[0]),
+        None => Target::Tun(open_tun(&args.tun, args.flows.min_mtu)?),
+    };
     let mut builder = ServerBuilder::new(settings.listen.clone());
     builder.identity(identity.clone()).alpn(TUNNEL_ALPN);
     match offered {
@@ -969,13 +993,31 @@ async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
     let server = Arc::new(builder.bind().await?);
     let certificate = persist_identity(settings, &identity, &mut stored)?;
     eprintln!(
-        "tunnel on {}, forwarding to {forward}; certificate {certificate} (clients: --ca \
+        "tunnel on {}, {}; certificate {certificate} (clients: --ca \
          {certificate}); Ctrl-C or SIGTERM to stop",
-        server.local_addr()
+        server.local_addr(),
+        match &target {
+            Target::Udp(forward) => format!("forwarding to {forward}"),
+            Target::Tun(_) => format!("TUN device {}", args.tun.tun.as_deref().unwrap_or("")),
+        }
     );
     let counters = Arc::new(Counters::default());
+    let serve = async {
+        match target {
+            Target::Udp(forward) => {
+                tunnel::udp::serve(
+                    server.clone(),
+                    forward,
+                    args.flows.config(),
+                    counters.clone(),
+                )
+                .await
+            }
+            Target::Tun(device) => serve_tun(&server, device, &counters).await,
+        }
+    };
     tokio::select! {
-        () = tunnel::udp::serve(server.clone(), forward, args.flows.config(), counters.clone()) => {}
+        () = serve => {}
         () = stop_signal() => {}
     }
     eprintln!(
@@ -988,6 +1030,78 @@ async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
     );
     server.shutdown().await;
     Ok(())
+}
+
+/// What a tunnel end carries.
+enum Target {
+    /// UDP to this address (server) or from the client's socket.
+    Udp(SocketAddr),
+    /// IP packets of a TUN device.
+    #[cfg(target_os = "linux")]
+    Tun(Arc<tun_rs::AsyncDevice>),
+    #[cfg(not(target_os = "linux"))]
+    #[allow(dead_code)]
+    Tun(std::convert::Infallible),
+}
+
+/// The TUN device `args` name, its MTU what a QUIC datagram carries on a
+/// path of `min_mtu` (default 1200) after quinn's and our headers.
+#[cfg(target_os = "linux")]
+fn open_tun(args: &TunArgs, min_mtu: Option<u16>) -> pquic_host::Result<Arc<tun_rs::AsyncDevice>> {
+    use pquic_host::tunnel::tun;
+    let name = args.tun.as_deref().unwrap_or("pquic0");
+    let text = args.address.as_deref().unwrap_or("");
+    let address: tun::Cidr = text.parse().map_err(|reason| Error::Tun {
+        name: name.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason),
+    })?;
+    tun::open(name, address, min_mtu.unwrap_or(1200) - TUN_HEADROOM)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_tun(args: &TunArgs, _: Option<u16>) -> pquic_host::Result<std::convert::Infallible> {
+    Err(Error::Tun {
+        name: args.tun.clone().unwrap_or_default(),
+        source: std::io::Error::new(std::io::ErrorKind::Unsupported, "TUN needs Linux"),
+    })
+}
+
+/// Bytes of a QUIC packet that are not the tunnelled IP packet: flags,
+/// connection id (quinn: 8), packet number (at most 4), AEAD tag (16),
+/// DATAGRAM frame type and length (quinn's bound: 9), our flow id (1).
+const TUN_HEADROOM: u16 = 1 + 8 + 4 + 16 + 9 + 1;
+
+/// A TUN server serves one client at a time: the device is one link.
+#[cfg(target_os = "linux")]
+async fn serve_tun(
+    server: &pquic_host::builder::FecServer,
+    device: Arc<tun_rs::AsyncDevice>,
+    counters: &Arc<Counters>,
+) {
+    while let Some(incoming) = server.accept().await {
+        let remote = incoming.remote_address();
+        let accepted = match incoming.await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("tunnel connection from {remote}: {e}");
+                continue;
+            }
+        };
+        tracing::info!("IP tunnel with {remote}: FEC {:?}", accepted.fec.state());
+        match tunnel::tun::run(accepted.connection, device.clone(), counters.clone()).await {
+            Ok(()) => tracing::info!("IP tunnel with {remote} closed"),
+            Err(e) => tracing::warn!("IP tunnel with {remote}: {e}"),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn serve_tun(
+    _: &pquic_host::builder::FecServer,
+    device: std::convert::Infallible,
+    _: &Arc<Counters>,
+) {
+    match device {}
 }
 
 /// One line of counters, JSON.
@@ -1007,8 +1121,16 @@ fn tunnel_summary(
 
 async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
     // Bound first: a taken --udp-listen fails before anything else.
-    let udp_listen = endpoint::resolve(&args.udp_listen).await?[0];
-    let socket = tunnel::udp::bind_udp(udp_listen)?;
+    let (target, socket) = match &args.udp_listen {
+        Some(udp_listen) => {
+            let udp_listen = endpoint::resolve(udp_listen).await?[0];
+            (
+                Target::Udp(udp_listen),
+                Some(tunnel::udp::bind_udp(udp_listen)?),
+            )
+        }
+        None => (Target::Tun(open_tun(&args.tun, args.flows.min_mtu)?), None),
+    };
     let settings = &args.connect;
     let ClientPlugins { cache, trust } = settings.plugins()?;
     let mut builder = ClientBuilder::new();
@@ -1037,7 +1159,11 @@ async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
     let connection = builder.connect(&settings.connect).await?;
     let fec = connection.fec.clone();
     eprintln!(
-        "tunnel from {udp_listen} through {}: FEC {}; Ctrl-C or SIGTERM to stop",
+        "tunnel from {} through {}: FEC {}; Ctrl-C or SIGTERM to stop",
+        match &target {
+            Target::Udp(udp_listen) => udp_listen.to_string(),
+            Target::Tun(_) => format!("TUN device {}", args.tun.tun.as_deref().unwrap_or("")),
+        },
         connection.connection.remote_address(),
         match fec.state() {
             FecState::Active { name, sha256, .. } => format!("on, plugin {name} sha256 {sha256}"),
@@ -1046,12 +1172,24 @@ async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
         }
     );
     let counters = Arc::new(Counters::default());
-    let run = tunnel::udp::run_client(
-        connection.connection.clone(),
-        socket,
-        args.flows.config(),
-        counters.clone(),
-    );
+    let run = async {
+        match (target, socket) {
+            (Target::Udp(_), Some(socket)) => {
+                tunnel::udp::run_client(
+                    connection.connection.clone(),
+                    socket,
+                    args.flows.config(),
+                    counters.clone(),
+                )
+                .await
+            }
+            #[cfg(target_os = "linux")]
+            (Target::Tun(device), _) => {
+                tunnel::tun::run(connection.connection.clone(), device, counters.clone()).await
+            }
+            _ => Ok(()),
+        }
+    };
     // With --require-fec the tunnel ends the moment FEC stops.
     let watch = async {
         if !settings.require_fec {

@@ -275,6 +275,9 @@ fn the_tunnel_subcommands_take_the_contract_flags() {
                 "--seed",
                 "--max-flows",
                 "--flow-idle-s",
+                "--min-mtu",
+                "--tun",
+                "--address",
             ],
         ),
         (
@@ -290,6 +293,8 @@ fn the_tunnel_subcommands_take_the_contract_flags() {
                 "--burst",
                 "--rtt-ms",
                 "--seed",
+                "--tun",
+                "--address",
             ],
         ),
         (
@@ -307,8 +312,26 @@ fn the_tunnel_subcommands_take_the_contract_flags() {
             assert!(help.contains(flag), "{args:?} lacks {flag}: {help}");
         }
     }
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["tunnel", "server"], "--forward"),
+        (&["tunnel", "server", "--tun", "pq0"], "--address"),
+        (
+            &[
+                "tunnel",
+                "client",
+                "--udp-listen",
+                "x",
+                "--tun",
+                "pq0",
+                "--address",
+                "a",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["tunnel", "client", "--udp-listen", "x", "--min-mtu", "1500"],
+            "invalid value '1500'",
+        ),
         (&["tunnel", "client"], "--udp-listen"),
         (
             &["tunnel", "client", "--udp-listen", "x", "--loss", "100"],

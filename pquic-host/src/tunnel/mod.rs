@@ -39,6 +39,8 @@
 #![forbid(unsafe_code)]
 
 pub mod probe;
+#[cfg(target_os = "linux")]
+pub mod tun;
 pub mod udp;
 
 use std::collections::HashMap;

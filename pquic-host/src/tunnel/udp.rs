@@ -40,7 +40,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Why a connection ended: a close by either application is a normal end.
-fn ended(error: ConnectionError) -> Result<()> {
+pub(super) fn ended(error: ConnectionError) -> Result<()> {
     match error {
         ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed => Ok(()),
         other => Err(Error::Connection(other)),
@@ -49,7 +49,7 @@ fn ended(error: ConnectionError) -> Result<()> {
 
 /// Frames `payload` for flow `id` and sends it as one QUIC datagram; an
 /// error only when the connection cannot carry datagrams at all.
-fn send_framed(
+pub(super) fn send_framed(
     connection: &quinn::Connection,
     counters: &Counters,
     id: FlowId,
