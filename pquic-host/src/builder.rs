@@ -326,6 +326,22 @@ pub struct ServerBuilder {
     fec: FecMode,
     impairment: Option<Impairment>,
     charge_rule: ChargeRule,
+    min_mtu: Option<u16>,
+}
+
+/// The transport of a connection whose path is known to carry `min_mtu`.
+fn floored(
+    repaired: &RepairedLosses,
+    rule: ChargeRule,
+    min_mtu: Option<u16>,
+) -> Option<Arc<quinn::TransportConfig>> {
+    min_mtu.map(|floor| {
+        Arc::new(endpoint::transport_config_with_floor(
+            repaired.clone(),
+            rule,
+            floor,
+        ))
+    })
 }
 
 impl ServerBuilder {
@@ -341,6 +357,7 @@ impl ServerBuilder {
             fec: FecMode::On,
             impairment: None,
             charge_rule: ChargeRule::default(),
+            min_mtu: None,
         }
     }
 
@@ -378,6 +395,15 @@ impl ServerBuilder {
         self
     }
 
+    /// The QUIC packet size the path is known to carry (1200 to
+    /// [`endpoint::MAX_QUIC_PACKET`]; default: 1200, what every QUIC path
+    /// carries, with path MTU discovery above it). quinn starts there and
+    /// never falls below it, even when loss trips its black-hole detector.
+    pub fn min_mtu(&mut self, bytes: u16) -> &mut Self {
+        self.min_mtu = Some(bytes);
+        self
+    }
+
     /// When repaired losses count as congestion (RFC 9265).
     pub fn charge_rule(&mut self, rule: ChargeRule) -> &mut Self {
         self.charge_rule = rule;
@@ -410,12 +436,12 @@ impl ServerBuilder {
             self.alpn.clone()
         };
         let options = socket_options(addr, self.impairment.clone(), self.charge_rule);
-        let default = endpoint::server_config(
-            &identity,
-            &alpn,
-            RepairedLosses::default(),
-            self.charge_rule,
-        )?;
+        let repaired = RepairedLosses::default();
+        let mut default =
+            endpoint::server_config(&identity, &alpn, repaired.clone(), self.charge_rule)?;
+        if let Some(transport) = floored(&repaired, self.charge_rule, self.min_mtu) {
+            default.transport_config(transport);
+        }
         let (endpoint, socket) = endpoint::endpoint(options, Some(default))?;
         let local = socket
             .local_addr()
@@ -430,6 +456,7 @@ impl ServerBuilder {
             offer: self.offer.clone().filter(|_| self.fec != FecMode::Off),
             fec: self.fec,
             charge_rule: self.charge_rule,
+            min_mtu: self.min_mtu,
         })
     }
 }
@@ -445,6 +472,7 @@ pub struct FecServer {
     offer: Option<(Offer, Plugin)>,
     fec: FecMode,
     charge_rule: ChargeRule,
+    min_mtu: Option<u16>,
 }
 
 /// A connection attempt: `.await` it for the [`FecConnection`], after the
@@ -486,12 +514,19 @@ impl FecServer {
         // Each connection gets its own congestion-controller counter,
         // which its own layer feeds (RFC 9265).
         let repaired = RepairedLosses::default();
+        let floor = floored(&repaired, self.charge_rule, self.min_mtu);
         let config = endpoint::server_config(
             &self.identity,
             &self.alpn,
             repaired.clone(),
             self.charge_rule,
-        );
+        )
+        .map(|mut config| {
+            if let Some(transport) = floor {
+                config.transport_config(transport);
+            }
+            config
+        });
         let socket = self.socket.clone();
         let offer = self.offer.clone();
         let mode = self.fec;
@@ -630,6 +665,7 @@ pub struct ClientBuilder {
     fec: FecMode,
     impairment: Option<Impairment>,
     charge_rule: ChargeRule,
+    min_mtu: Option<u16>,
 }
 
 impl ClientBuilder {
@@ -701,6 +737,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The QUIC packet size the path is known to carry (1200 to
+    /// [`endpoint::MAX_QUIC_PACKET`]; default: 1200, what every QUIC path
+    /// carries, with path MTU discovery above it). quinn starts there and
+    /// never falls below it, even when loss trips its black-hole detector.
+    pub fn min_mtu(&mut self, bytes: u16) -> &mut Self {
+        self.min_mtu = Some(bytes);
+        self
+    }
+
     /// When repaired losses count as congestion (RFC 9265).
     pub fn charge_rule(&mut self, rule: ChargeRule) -> &mut Self {
         self.charge_rule = rule;
@@ -746,8 +791,11 @@ impl ClientBuilder {
             // This connection's own congestion-controller counter, fed by
             // its own layer (RFC 9265).
             let repaired = RepairedLosses::default();
-            let config =
+            let mut config =
                 endpoint::client_config(roots.clone(), &alpn, repaired.clone(), self.charge_rule)?;
+            if let Some(transport) = floored(&repaired, self.charge_rule, self.min_mtu) {
+                config.transport_config(transport);
+            }
             let limit = if i + 1 == servers.len() {
                 HANDSHAKE_TIMEOUT
             } else {

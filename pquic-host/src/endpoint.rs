@@ -18,6 +18,10 @@ pub use crate::fec::{LAYER_OVERHEAD, MAX_QUIC_PACKET};
 use crate::impair::Impairment;
 use crate::socket::{FecSocket, FecSocketHandle, PeerLimits};
 
+/// How long quinn waits after a suspected MTU black hole before probing
+/// again (quinn's default: 60 s).
+pub const BLACK_HOLE_COOLDOWN: Duration = Duration::from_secs(3);
+
 /// ALPN of our application protocol (workloads and plugin exchange).
 pub const ALPN: &[u8] = b"pquic-fec/1";
 
@@ -109,7 +113,11 @@ pub fn transport_config(repaired: RepairedLosses, rule: ChargeRule) -> Transport
     let mut transport = TransportConfig::default();
     transport.congestion_controller_factory(Arc::new(FecAwareFactory::cubic(repaired, rule)));
     let mut mtu = MtuDiscoveryConfig::default();
-    mtu.upper_bound(MAX_QUIC_PACKET);
+    // Random loss (what FEC is for) also trips quinn's black-hole
+    // detector, which then holds packets at 1200 bytes for a minute by
+    // default: on a tunnel, a minute of datagrams too large to carry.
+    mtu.upper_bound(MAX_QUIC_PACKET)
+        .black_hole_cooldown(BLACK_HOLE_COOLDOWN);
     transport
         .mtu_discovery_config(Some(mtu))
         .keep_alive_interval(Some(Duration::from_secs(2)))
@@ -119,6 +127,22 @@ pub fn transport_config(repaired: RepairedLosses, rule: ChargeRule) -> Transport
                 .expect("30 s is a valid idle timeout"),
         ))
         .datagram_receive_buffer_size(Some(1 << 20));
+    transport
+}
+
+/// [`transport_config`] on a path known to carry QUIC packets of `floor`
+/// bytes (1200 to [`MAX_QUIC_PACKET`], clamped): quinn starts there
+/// instead of at 1200 and its MTU black-hole detector never goes below it,
+/// so random loss cannot shrink the largest datagram under what the
+/// operator said the path carries.
+pub fn transport_config_with_floor(
+    repaired: RepairedLosses,
+    rule: ChargeRule,
+    floor: u16,
+) -> TransportConfig {
+    let floor = floor.clamp(1200, MAX_QUIC_PACKET);
+    let mut transport = transport_config(repaired, rule);
+    transport.min_mtu(floor).initial_mtu(floor);
     transport
 }
 

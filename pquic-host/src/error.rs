@@ -117,6 +117,14 @@ pub enum Error {
     /// FEC was required but not active for the whole transfer.
     #[error("FEC required but not active for the whole transfer: {0}")]
     FecRequired(String),
+    /// A TUN device could not be created or configured.
+    #[error("TUN device {name}: {source}")]
+    Tun {
+        /// The device's name.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A step did not finish in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),

@@ -21,6 +21,8 @@
 //! - [`plugin`]: cache, trust store, verification and the in-band exchange;
 //!   [`congestion`]: repaired losses charged to quinn's congestion
 //!   controller (RFC 9265), per connection.
+//! - [`tunnel`]: the QUIC VPN of `pquic-host tunnel`: UDP port forwarding
+//!   over QUIC datagrams (RFC 9221) with FEC under them, and its probe.
 //! - [`relay`]: the impairing UDP relay of `pquic-host relay`. The binary's
 //!   own session, workload and demo code is not public API (hidden).
 //!
@@ -67,6 +69,7 @@ pub mod rng;
 #[doc(hidden)]
 pub mod session;
 pub mod socket;
+pub mod tunnel;
 #[doc(hidden)]
 pub mod workload;
 

@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use pquic_host::builder::{ClientBuilder, FecMode, FecState, ServerBuilder};
 use pquic_host::congestion::ChargeRule;
 use pquic_host::endpoint::{self, Identity};
 use pquic_host::identity::{self, StoredIdentity};
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
 use pquic_host::plugin::{self as plugins, PluginCache, DEFAULT_CACHE_BYTES};
 use pquic_host::session::{self, ClientPlugins, Server, ServerPlugin};
+use pquic_host::tunnel::{self, Counters, FlowConfig, TunnelStats, TUNNEL_ALPN};
 use pquic_host::workload::BulkSource;
 use pquic_host::{files, Error};
+use std::sync::Arc;
 
 use pquic_host::demo::{self, DemoConfig, ModeReport};
 use pquic_host::workload::WorkloadConfig;
@@ -154,6 +157,18 @@ fn non_negative(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A rate per second, more than 0 (at most a million).
+fn positive_rate(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value > 0.0 && value <= 1e6 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text}: a rate per second, more than 0 and at most 1000000"
+        ))
+    }
+}
+
 /// Seconds, more than 0 (and at most a day).
 fn positive_seconds(text: &str) -> Result<f64, String> {
     let value = number(text)?;
@@ -229,8 +244,10 @@ struct ServerArgs {
     path: PathArgs,
 }
 
+/// How a client reaches a server and what it accepts: address, trust,
+/// plugins, impairment (shared by `client` and `tunnel client`).
 #[derive(clap::Args, Debug)]
-struct ClientArgs {
+struct ConnectArgs {
     /// Server address or host name with a port; every address of a name is
     /// tried in turn.
     #[arg(long, default_value = "localhost:4433")]
@@ -247,15 +264,6 @@ struct ClientArgs {
     /// the server's self-signed one; default: the system's roots.
     #[arg(long = "ca", visible_alias = "cert")]
     ca: Option<PathBuf>,
-    /// File to send as the bulk transfer (default: generated data).
-    #[arg(long)]
-    file: Option<PathBuf>,
-    /// Seconds of real-time messages (more than 0).
-    #[arg(long = "messages-s", default_value_t = 5.0, value_parser = positive_seconds, allow_hyphen_values = true)]
-    messages_s: f64,
-    /// Seconds of generated bulk data (0: none; ignored with --file).
-    #[arg(long = "bulk-s", default_value_t = 3.0, value_parser = seconds, allow_hyphen_values = true)]
-    bulk_s: f64,
     /// Decline every plugin.
     #[arg(long = "no-plugin", conflicts_with = "require_fec")]
     no_plugin: bool,
@@ -268,6 +276,40 @@ struct ClientArgs {
     store: StoreArgs,
     #[command(flatten)]
     path: PathArgs,
+}
+
+impl ConnectArgs {
+    fn roots(&self) -> pquic_host::Result<rustls::RootCertStore> {
+        match &self.ca {
+            Some(path) => identity::roots_from_file(path),
+            None => identity::system_roots(),
+        }
+    }
+
+    fn plugins(&self) -> pquic_host::Result<ClientPlugins> {
+        let store = &self.store;
+        Ok(ClientPlugins {
+            cache: (!self.no_plugin)
+                .then(|| PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES))
+                .transpose()?,
+            trust: plugins::load_trust_store(&store.trust)?,
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct ClientArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// File to send as the bulk transfer (default: generated data).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Seconds of real-time messages (more than 0).
+    #[arg(long = "messages-s", default_value_t = 5.0, value_parser = positive_seconds, allow_hyphen_values = true)]
+    messages_s: f64,
+    /// Seconds of generated bulk data (0: none; ignored with --file).
+    #[arg(long = "bulk-s", default_value_t = 3.0, value_parser = seconds, allow_hyphen_values = true)]
+    bulk_s: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -310,11 +352,129 @@ enum Command {
         #[command(flatten)]
         path: PathArgs,
     },
+    /// The QUIC VPN: UDP port forwarding over QUIC datagrams (RFC 9221)
+    /// with FEC under them.
+    Tunnel {
+        #[command(subcommand)]
+        action: TunnelAction,
+    },
     /// Plugin cache and trust store management.
     Plugin {
         #[command(subcommand)]
         action: PluginAction,
     },
+}
+
+/// Settings of a tunnel end: flow table bounds, the outer path's MTU.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct FlowArgs {
+    /// QUIC packet size the outer path is known to carry, 1200 to 1419
+    /// (default 1200, what every QUIC path carries, with path MTU
+    /// discovery above it). quinn starts there and never goes below it,
+    /// even when loss trips its MTU black-hole detector; payloads up to
+    /// about 40 bytes less fit from the first datagram on.
+    #[arg(long = "min-mtu", value_parser = clap::value_parser!(u16).range(1200..=i64::from(pquic_host::endpoint::MAX_QUIC_PACKET)))]
+    min_mtu: Option<u16>,
+    /// Most UDP flows (source addresses) at once; a full table drops its
+    /// idle flows first, then refuses new ones.
+    #[arg(long = "max-flows", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_flows: u32,
+    /// Seconds without traffic after which a flow is forgotten.
+    #[arg(long = "flow-idle-s", default_value_t = 60.0, value_parser = positive_seconds, allow_hyphen_values = true)]
+    flow_idle_s: f64,
+}
+
+impl FlowArgs {
+    fn config(&self) -> FlowConfig {
+        FlowConfig {
+            max_flows: self.max_flows as usize,
+            idle_timeout: Duration::from_secs_f64(self.flow_idle_s),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct TunnelServerArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Where the tunnelled UDP datagrams go (address or host name with a
+    /// port); each flow gets its own UDP socket towards it.
+    #[arg(long, required_unless_present = "tun", conflicts_with = "tun")]
+    forward: Option<String>,
+    #[command(flatten)]
+    flows: FlowArgs,
+    #[command(flatten)]
+    tun: TunArgs,
+}
+
+/// The IP tunnel instead of UDP forwarding.
+#[derive(clap::Args, Debug, Clone)]
+struct TunArgs {
+    /// Carry IP packets of a TUN device of this name (Linux, needs
+    /// CAP_NET_ADMIN) instead of UDP; with --address. Routes are the
+    /// operator's.
+    #[arg(long, requires = "address")]
+    tun: Option<String>,
+    /// The TUN device's address and prefix, like 10.99.0.1/24.
+    #[arg(long, requires = "tun")]
+    address: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct TunnelClientArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// UDP address whose datagrams go through the tunnel; replies come
+    /// back to each sender.
+    #[arg(
+        long = "udp-listen",
+        required_unless_present = "tun",
+        conflicts_with = "tun"
+    )]
+    udp_listen: Option<String>,
+    #[command(flatten)]
+    flows: FlowArgs,
+    #[command(flatten)]
+    tun: TunArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct ProbeArgs {
+    /// Datagrams per second.
+    #[arg(long, default_value_t = 200.0, value_parser = positive_rate, allow_hyphen_values = true)]
+    rate: f64,
+    /// UDP payload bytes per datagram (at least 28).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(28..))]
+    size: u16,
+    /// Seconds of stream.
+    #[arg(long = "duration-s", default_value_t = 10.0, value_parser = positive_seconds, allow_hyphen_values = true)]
+    duration_s: f64,
+    /// Plugin the tunnel server offers: realtime, adaptive, rlc-window,
+    /// rs-block, or none (plain QUIC).
+    #[arg(long, default_value = "realtime")]
+    plugin: String,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    path: PathArgs,
+    #[command(flatten)]
+    flows: FlowArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum TunnelAction {
+    /// Accept tunnel clients and send their UDP datagrams on to --forward
+    /// (offering an FEC plugin, like `server`).
+    Server(TunnelServerArgs),
+    /// Connect to a tunnel server and carry the UDP datagrams arriving at
+    /// --udp-listen through it.
+    Client(TunnelClientArgs),
+    /// Measure a tunnel in this process over loopback (server, client,
+    /// echo; the outer path impaired in both directions): residual loss,
+    /// one-way latency, outer bytes per payload byte, and the same with
+    /// no tunnel.
+    Probe(ProbeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -594,63 +754,55 @@ fn server_identity(args: &ServerArgs) -> pquic_host::Result<(Identity, Option<St
     }
 }
 
-async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
-    let (identity, mut stored) = server_identity(args)?;
-    let offered = if args.no_plugin {
-        None
-    } else {
-        let shipped = plugins::SHIPPED.contains(&args.plugin.as_str());
-        let key = match &args.sign_key {
-            Some(path) => Some(plugins::read_signing_key(path)?),
-            // A shipped plugin is signed with this server's own validator
-            // key, made once and kept, so clients trust it once.
-            None if shipped => {
-                let path = default_dir("config").join("validator.key");
-                match path.exists() {
-                    true => Some(plugins::read_signing_key(&path)?),
-                    false => {
-                        let key = plugins::create_signing_key(&path, false)?;
-                        eprintln!("new validator key in {}", path.display());
-                        Some(key)
-                    }
+/// The plugin `args` say to offer (none with --no-plugin), signed as they
+/// say.
+fn server_offer(args: &ServerArgs) -> pquic_host::Result<Option<ServerPlugin>> {
+    if args.no_plugin {
+        return Ok(None);
+    }
+    let shipped = plugins::SHIPPED.contains(&args.plugin.as_str());
+    let key = match &args.sign_key {
+        Some(path) => Some(plugins::read_signing_key(path)?),
+        // A shipped plugin is signed with this server's own validator
+        // key, made once and kept, so clients trust it once.
+        None if shipped => {
+            let path = default_dir("config").join("validator.key");
+            match path.exists() {
+                true => Some(plugins::read_signing_key(&path)?),
+                false => {
+                    let key = plugins::create_signing_key(&path, false)?;
+                    eprintln!("new validator key in {}", path.display());
+                    Some(key)
                 }
             }
-            // A package file is offered with its own signatures.
-            None => None,
-        };
-        let (offer, loaded) = plugins::prepare_offer(&args.plugin, key.as_ref())?;
-        eprintln!(
-            "offering {} {} sha256 {}; signed by validator(s) {}: clients must trust one \
-             (pquic-host plugin trust KEY)",
-            offer.name,
-            offer.version,
-            offer.sha256,
-            offer.signers.join(", ")
-        );
-        Some(ServerPlugin {
-            offer,
-            plugin: loaded,
-        })
-    };
-    let mut started = Err(Error::NoAddress {
-        target: args.listen.clone(),
-    });
-    for addr in endpoint::resolve(&args.listen).await? {
-        started = Server::start(
-            addr,
-            args.path.impairment(1),
-            &identity,
-            offered.clone(),
-            ChargeRule::default(),
-        );
-        if started.is_ok() {
-            break;
         }
-    }
-    let server = started?;
-    // Only a server that bound writes anything: a failed start leaves the
-    // stored identity and --cert-out as they were.
-    let certificate = match &mut stored {
+        // A package file is offered with its own signatures.
+        None => None,
+    };
+    let (offer, loaded) = plugins::prepare_offer(&args.plugin, key.as_ref())?;
+    eprintln!(
+        "offering {} {} sha256 {}; signed by validator(s) {}: clients must trust one \
+         (pquic-host plugin trust KEY)",
+        offer.name,
+        offer.version,
+        offer.sha256,
+        offer.signers.join(", ")
+    );
+    Ok(Some(ServerPlugin {
+        offer,
+        plugin: loaded,
+    }))
+}
+
+/// Once the server bound: writes a new self-signed identity and
+/// --cert-out; the certificate's path, for the log line. A failed start
+/// leaves both as they were.
+fn persist_identity(
+    args: &ServerArgs,
+    identity: &Identity,
+    stored: &mut Option<StoredIdentity>,
+) -> pquic_host::Result<String> {
+    let certificate = match stored {
         Some(stored) => {
             if stored.is_new() {
                 stored.persist()?;
@@ -672,6 +824,29 @@ async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
     if let Some(out) = &args.cert_out {
         pquic_host::files::write(out, identity.cert().as_ref())?;
     }
+    Ok(certificate)
+}
+
+async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
+    let (identity, mut stored) = server_identity(args)?;
+    let offered = server_offer(args)?;
+    let mut started = Err(Error::NoAddress {
+        target: args.listen.clone(),
+    });
+    for addr in endpoint::resolve(&args.listen).await? {
+        started = Server::start(
+            addr,
+            args.path.impairment(1),
+            &identity,
+            offered.clone(),
+            ChargeRule::default(),
+        );
+        if started.is_ok() {
+            break;
+        }
+    }
+    let server = started?;
+    let certificate = persist_identity(args, &identity, &mut stored)?;
     eprintln!(
         "listening on {}; certificate {certificate} (clients: --ca {certificate}); Ctrl-C or SIGTERM to stop",
         server.addr
@@ -682,17 +857,8 @@ async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
 }
 
 async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
-    let roots = match &args.ca {
-        Some(path) => identity::roots_from_file(path)?,
-        None => identity::system_roots()?,
-    };
-    let store = &args.store;
-    let plugins = ClientPlugins {
-        cache: (!args.no_plugin)
-            .then(|| PluginCache::open(&store.cache, DEFAULT_CACHE_BYTES))
-            .transpose()?,
-        trust: plugins::load_trust_store(&store.trust)?,
-    };
+    let roots = args.connect.roots()?;
+    let plugins = args.connect.plugins()?;
     let bulk = match &args.file {
         Some(f) => BulkSource::Bytes(pquic_host::files::read(f)?.into()),
         None => BulkSource::Generated,
@@ -703,15 +869,16 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
         ..WorkloadConfig::default()
     };
     let bar = Progress::new(false, "client");
-    let servers = endpoint::resolve(&args.connect).await?;
-    let server_name = args
+    let connect = &args.connect;
+    let servers = endpoint::resolve(&connect.connect).await?;
+    let server_name = connect
         .server_name
         .as_deref()
-        .or_else(|| endpoint::host_name(&args.connect))
+        .or_else(|| endpoint::host_name(&connect.connect))
         .unwrap_or("localhost");
     let report = session::run_client(
-        args.bind,
-        args.path.impairment(2),
+        connect.bind,
+        connect.path.impairment(2),
         &roots,
         &servers,
         server_name,
@@ -748,7 +915,7 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
             "plain_quic_because": report.declined,
             "fec": fec_state,
             "fec_stopped_because": report.fec_stopped,
-            "fec_required": args.require_fec,
+            "fec_required": connect.require_fec,
             "trusted_validators": report.trusted_by,
             "recovered": report.fec.recovered,
         })
@@ -758,7 +925,7 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
             "the server did not receive everything intact".into(),
         ));
     }
-    if args.require_fec && !report.fec_throughout {
+    if connect.require_fec && !report.fec_throughout {
         let why = report.declined.as_deref().unwrap_or("FEC was not active");
         return Err(Error::FecRequired(why.to_string()));
     }
@@ -801,6 +968,355 @@ async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()
             Ok(())
         }
     }
+}
+
+async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
+    let settings = &args.server;
+    let (identity, mut stored) = server_identity(settings)?;
+    let offered = server_offer(settings)?;
+    let target = match &args.forward {
+        Some(forward) => Target::Udp(endpoint::resolve(forward).await?[0]),
+        None => Target::Tun(open_tun(&args.tun, args.flows.min_mtu)?),
+    };
+    let mut builder = ServerBuilder::new(settings.listen.clone());
+    builder.identity(identity.clone()).alpn(TUNNEL_ALPN);
+    match offered {
+        Some(ServerPlugin { offer, plugin }) => builder.offer(offer, plugin),
+        None => builder.fec(FecMode::Off),
+    };
+    if let Some(bytes) = args.flows.min_mtu {
+        builder.min_mtu(bytes);
+    }
+    if let Some(impairment) = settings.path.impairment(1) {
+        builder.impairment(impairment);
+    }
+    let server = Arc::new(builder.bind().await?);
+    let certificate = persist_identity(settings, &identity, &mut stored)?;
+    eprintln!(
+        "tunnel on {}, {}; certificate {certificate} (clients: --ca \
+         {certificate}); Ctrl-C or SIGTERM to stop",
+        server.local_addr(),
+        match &target {
+            Target::Udp(forward) => format!("forwarding to {forward}"),
+            Target::Tun(_) => format!("TUN device {}", args.tun.tun.as_deref().unwrap_or("")),
+        }
+    );
+    let counters = Arc::new(Counters::default());
+    let serve = async {
+        match target {
+            Target::Udp(forward) => {
+                tunnel::udp::serve(
+                    server.clone(),
+                    forward,
+                    args.flows.config(),
+                    counters.clone(),
+                )
+                .await
+            }
+            Target::Tun(device) => serve_tun(&server, device, &counters).await,
+        }
+    };
+    tokio::select! {
+        () = serve => {}
+        () = stop_signal() => {}
+    }
+    eprintln!(
+        "tunnel stopped: {}",
+        tunnel_summary(
+            &counters.snapshot(),
+            &server.socket().socket_stats(),
+            &server.socket().total_stats()
+        )
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+/// What a tunnel end carries.
+enum Target {
+    /// UDP to this address (server) or from the client's socket.
+    Udp(SocketAddr),
+    /// IP packets of a TUN device.
+    #[cfg(target_os = "linux")]
+    Tun(Arc<tun_rs::AsyncDevice>),
+    #[cfg(not(target_os = "linux"))]
+    #[allow(dead_code)]
+    Tun(std::convert::Infallible),
+}
+
+/// The TUN device `args` name, its MTU what a QUIC datagram carries on a
+/// path of `min_mtu` (default 1200) after quinn's and our headers.
+#[cfg(target_os = "linux")]
+fn open_tun(args: &TunArgs, min_mtu: Option<u16>) -> pquic_host::Result<Arc<tun_rs::AsyncDevice>> {
+    use pquic_host::tunnel::tun;
+    let name = args.tun.as_deref().unwrap_or("pquic0");
+    let text = args.address.as_deref().unwrap_or("");
+    let address: tun::Cidr = text.parse().map_err(|reason| Error::Tun {
+        name: name.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason),
+    })?;
+    tun::open(name, address, min_mtu.unwrap_or(1200) - TUN_HEADROOM)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_tun(args: &TunArgs, _: Option<u16>) -> pquic_host::Result<std::convert::Infallible> {
+    Err(Error::Tun {
+        name: args.tun.clone().unwrap_or_default(),
+        source: std::io::Error::new(std::io::ErrorKind::Unsupported, "TUN needs Linux"),
+    })
+}
+
+/// Bytes of a QUIC packet that are not the tunnelled IP packet: flags,
+/// connection id (quinn: 8), packet number (at most 4), AEAD tag (16),
+/// DATAGRAM frame type and length (quinn's bound: 9), our flow id (1).
+const TUN_HEADROOM: u16 = 1 + 8 + 4 + 16 + 9 + 1;
+
+/// A TUN server serves one client at a time: the device is one link.
+#[cfg(target_os = "linux")]
+async fn serve_tun(
+    server: &pquic_host::builder::FecServer,
+    device: Arc<tun_rs::AsyncDevice>,
+    counters: &Arc<Counters>,
+) {
+    while let Some(incoming) = server.accept().await {
+        let remote = incoming.remote_address();
+        let accepted = match incoming.await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("tunnel connection from {remote}: {e}");
+                continue;
+            }
+        };
+        tracing::info!("IP tunnel with {remote}: FEC {:?}", accepted.fec.state());
+        match tunnel::tun::run(accepted.connection, device.clone(), counters.clone()).await {
+            Ok(()) => tracing::info!("IP tunnel with {remote} closed"),
+            Err(e) => tracing::warn!("IP tunnel with {remote}: {e}"),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn serve_tun(
+    _: &pquic_host::builder::FecServer,
+    device: std::convert::Infallible,
+    _: &Arc<Counters>,
+) {
+    match device {}
+}
+
+/// One line of counters, JSON.
+fn tunnel_summary(
+    tunnel: &TunnelStats,
+    socket: &pquic_host::socket::SocketStats,
+    fec: &pquic_host::layer::LayerStats,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tunnel": tunnel,
+        "outer_datagrams_sent": socket.sent_datagrams,
+        "outer_bytes_sent": socket.sent_bytes,
+        "fec_recovered": fec.recovered,
+        "fec_repair_bytes": fec.repair_bytes,
+    })
+}
+
+async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
+    // Bound first: a taken --udp-listen fails before anything else.
+    let (target, socket) = match &args.udp_listen {
+        Some(udp_listen) => {
+            let udp_listen = endpoint::resolve(udp_listen).await?[0];
+            (
+                Target::Udp(udp_listen),
+                Some(tunnel::udp::bind_udp(udp_listen)?),
+            )
+        }
+        None => (Target::Tun(open_tun(&args.tun, args.flows.min_mtu)?), None),
+    };
+    let settings = &args.connect;
+    let ClientPlugins { cache, trust } = settings.plugins()?;
+    let mut builder = ClientBuilder::new();
+    builder.roots(settings.roots()?).alpn(TUNNEL_ALPN).fec(
+        match (settings.require_fec, settings.no_plugin) {
+            (true, _) => FecMode::Required,
+            (false, true) => FecMode::Off,
+            (false, false) => FecMode::On,
+        },
+    );
+    if let Some(cache) = cache {
+        builder.plugins(cache, trust);
+    }
+    if let Some(bind) = settings.bind {
+        builder.bind(bind);
+    }
+    if let Some(bytes) = args.flows.min_mtu {
+        builder.min_mtu(bytes);
+    }
+    if let Some(name) = &settings.server_name {
+        builder.server_name(name);
+    }
+    if let Some(impairment) = settings.path.impairment(2) {
+        builder.impairment(impairment);
+    }
+    let connection = builder.connect(&settings.connect).await?;
+    let fec = connection.fec.clone();
+    eprintln!(
+        "tunnel from {} through {}: FEC {}; Ctrl-C or SIGTERM to stop",
+        match &target {
+            Target::Udp(udp_listen) => udp_listen.to_string(),
+            Target::Tun(_) => format!("TUN device {}", args.tun.tun.as_deref().unwrap_or("")),
+        },
+        connection.connection.remote_address(),
+        match fec.state() {
+            FecState::Active { name, sha256, .. } => format!("on, plugin {name} sha256 {sha256}"),
+            FecState::Off { reason } | FecState::Stopped { reason } => format!("off ({reason})"),
+            FecState::Negotiating => "negotiating".into(),
+        }
+    );
+    let counters = Arc::new(Counters::default());
+    let run = async {
+        match (target, socket) {
+            (Target::Udp(_), Some(socket)) => {
+                tunnel::udp::run_client(
+                    connection.connection.clone(),
+                    socket,
+                    args.flows.config(),
+                    counters.clone(),
+                )
+                .await
+            }
+            #[cfg(target_os = "linux")]
+            (Target::Tun(device), _) => {
+                tunnel::tun::run(connection.connection.clone(), device, counters.clone()).await
+            }
+            _ => Ok(()),
+        }
+    };
+    // With --require-fec the tunnel ends the moment FEC stops.
+    let watch = async {
+        if !settings.require_fec {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if let FecState::Stopped { reason } = fec.state() {
+                return Err(Error::FecRequired(reason));
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        outcome = watch => outcome,
+        () = stop_signal() => Ok(()),
+    };
+    eprintln!(
+        "tunnel stopped: {}",
+        tunnel_summary(
+            &counters.snapshot(),
+            &fec.socket().socket_stats(),
+            &fec.stats()
+        )
+    );
+    connection.close().await;
+    outcome
+}
+
+async fn tunnel_probe(args: &ProbeArgs) -> pquic_host::Result<()> {
+    use pquic_host::tunnel::probe::{self, StreamConfig, StreamReport, TunnelSetup};
+    let stream = StreamConfig {
+        rate: args.rate,
+        size: usize::from(args.size),
+        duration: Duration::from_secs_f64(args.duration_s),
+        drain: Duration::from_millis(500) + Duration::from_millis(args.path.rtt_ms),
+    };
+    let setup = TunnelSetup {
+        plugin: (args.plugin != "none").then(|| args.plugin.clone()),
+        server_impairment: args.path.impairment(1),
+        client_impairment: args.path.impairment(2),
+        flows: args.flows.config(),
+        min_mtu: args.flows.min_mtu,
+    };
+    let baseline = probe::run_baseline(stream).await?;
+    let tunnel = probe::run_tunnel(&setup, stream).await?;
+    let path = &args.path;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rate": args.rate,
+                "size": args.size,
+                "duration_s": args.duration_s,
+                "plugin": args.plugin,
+                "loss_percent": path.loss,
+                "burst": path.burst,
+                "rtt_ms": path.rtt_ms,
+                "seed": path.seed,
+                "min_mtu": args.flows.min_mtu,
+                "baseline": baseline,
+                "tunnel": tunnel,
+                "tunnel_up_loss": tunnel.stream.up_loss(),
+                "tunnel_down_loss": tunnel.stream.down_loss(),
+                "outer_bytes_per_payload_byte": tunnel.outer_per_payload(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{} datagrams/s x {} B for {} s; outer path: loss {}% (mean burst {}) each direction, \
+         RTT {} ms, seed {}; plugin {}",
+        args.rate,
+        args.size,
+        args.duration_s,
+        path.loss,
+        path.burst,
+        path.rtt_ms,
+        path.seed,
+        args.plugin
+    );
+    println!(
+        "{:<10} {:>4} {:>9} {:>8} {:>8} {:>8} {:>10}",
+        "", "dir", "loss", "p50 ms", "p99 ms", "max ms", "outer/B"
+    );
+    let rows = |name: &str, report: &StreamReport, outer: [String; 2]| {
+        for (dir, loss, latency, outer) in [
+            ("up", report.up_loss(), report.up, &outer[0]),
+            ("down", report.down_loss(), report.down, &outer[1]),
+        ] {
+            println!(
+                "{name:<10} {dir:>4} {:>8.3}% {:>8.2} {:>8.2} {:>8.2} {outer:>10}",
+                loss * 100.0,
+                latency.p50_ms,
+                latency.p99_ms,
+                latency.max_ms
+            );
+        }
+    };
+    let ratio = |outer: u64, payload: u64| match payload {
+        0 => "-".to_string(),
+        _ => format!("{:.3}", outer as f64 / payload as f64),
+    };
+    rows("no tunnel", &baseline, ["1.000".into(), "1.000".into()]);
+    rows(
+        "tunnel",
+        &tunnel.stream,
+        [
+            ratio(
+                tunnel.client.outer_bytes,
+                tunnel.client.tunnel.tunnelled_bytes,
+            ),
+            ratio(
+                tunnel.server.outer_bytes,
+                tunnel.server.tunnel.tunnelled_bytes,
+            ),
+        ],
+    );
+    println!(
+        "outer bytes per payload byte, both directions: {:.3}; FEC recovered {} (server) + {} \
+         (client); too large {}",
+        tunnel.outer_per_payload(),
+        tunnel.server.recovered,
+        tunnel.client.recovered,
+        tunnel.client.tunnel.too_large + tunnel.server.tunnel.too_large,
+    );
+    Ok(())
 }
 
 fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
@@ -873,7 +1389,12 @@ fn plugin_command(action: PluginAction) -> pquic_host::Result<()> {
 fn init_logging(command: &Command) {
     use std::io::IsTerminal;
     let default = match command {
-        Command::Server(_) | Command::Client(_) | Command::Relay { .. } => "warn,pquic_host=info",
+        Command::Server(_)
+        | Command::Client(_)
+        | Command::Relay { .. }
+        | Command::Tunnel {
+            action: TunnelAction::Server(_) | TunnelAction::Client(_),
+        } => "warn,pquic_host=info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -902,6 +1423,11 @@ async fn main() {
         Command::Server(args) => server(&args).await,
         Command::Client(args) => client(&args).await,
         Command::Relay { listen, to, path } => relay(&listen, &to, &path).await,
+        Command::Tunnel { action } => match action {
+            TunnelAction::Server(args) => tunnel_server(&args).await,
+            TunnelAction::Client(args) => tunnel_client(&args).await,
+            TunnelAction::Probe(args) => tunnel_probe(&args).await,
+        },
         Command::Plugin { action } => plugin_command(action),
     };
     if let Err(e) = outcome {

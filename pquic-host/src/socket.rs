@@ -120,6 +120,11 @@ pub struct SocketStats {
     /// Packets dropped because quinn did not read them fast enough, or the
     /// delay line was full.
     pub incoming_drops: u64,
+    /// Datagrams the socket put on the wire (QUIC packets, FEC source,
+    /// repair and feedback datagrams: everything, after the layer).
+    pub sent_datagrams: u64,
+    /// UDP payload bytes of those datagrams: the outer path's cost.
+    pub sent_bytes: u64,
 }
 
 /// A packet on its way to quinn, with what the socket said about it.
@@ -221,6 +226,8 @@ struct Shared {
     table: Mutex<Table>,
     queues: Mutex<Queues>,
     wake_driver: Notify,
+    /// What went on the wire: datagrams, bytes.
+    sent: (AtomicU64, AtomicU64),
 }
 
 /// How many datagrams of `datagrams` (from the first) make one GSO batch of
@@ -268,7 +275,14 @@ impl Shared {
     fn send_transmit(&self, transmit: &Transmit<'_>) -> io::Result<()> {
         self.io.try_io(Interest::WRITABLE, || {
             self.udp.send((&self.io).into(), transmit)
-        })
+        })?;
+        let len = transmit.contents.len();
+        let segment = transmit.segment_size.unwrap_or(len).max(1);
+        self.sent
+            .0
+            .fetch_add(len.div_ceil(segment) as u64, Ordering::Relaxed);
+        self.sent.1.fetch_add(len as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sends `datagrams` to `to` as GSO batches; how many went out (fewer
@@ -733,6 +747,8 @@ impl FecSocketHandle {
         let queues = self.shared.queues();
         stats.unrouted = queues.unrouted;
         stats.incoming_drops = queues.incoming_drops;
+        stats.sent_datagrams = self.shared.sent.0.load(Ordering::Relaxed);
+        stats.sent_bytes = self.shared.sent.1.load(Ordering::Relaxed);
         stats
     }
 
@@ -789,6 +805,7 @@ impl FecSocket {
                 incoming_drops: 0,
             }),
             wake_driver: Notify::new(),
+            sent: (AtomicU64::new(0), AtomicU64::new(0)),
         });
         let driver = tokio::spawn(drive(shared.clone()));
         let handle = FecSocketHandle {

@@ -254,3 +254,243 @@ fn the_demo_explains_itself_when_piped_and_plots_its_latencies() {
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
     assert!(svg.contains("QUIC + FEC") && svg.contains("plain QUIC"));
 }
+
+#[test]
+fn the_tunnel_subcommands_take_the_contract_flags() {
+    let scratch = Scratch::new("tunnel-help");
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["tunnel", "server", "--help"],
+            &[
+                "--listen",
+                "--forward",
+                "--cert",
+                "--key",
+                "--plugin",
+                "--no-plugin",
+                "--sign-key",
+                "--loss",
+                "--burst",
+                "--rtt-ms",
+                "--seed",
+                "--max-flows",
+                "--flow-idle-s",
+                "--min-mtu",
+                "--tun",
+                "--address",
+            ],
+        ),
+        (
+            &["tunnel", "client", "--help"],
+            &[
+                "--connect",
+                "--udp-listen",
+                "--ca",
+                "--trust",
+                "--require-fec",
+                "--no-plugin",
+                "--loss",
+                "--burst",
+                "--rtt-ms",
+                "--seed",
+                "--tun",
+                "--address",
+            ],
+        ),
+        (
+            &["tunnel", "probe", "--help"],
+            &[
+                "--rate", "--size", "--plugin", "--loss", "--burst", "--seed",
+            ],
+        ),
+    ];
+    for (args, flags) in cases {
+        let output = run(&scratch, args);
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        for flag in flags {
+            assert!(help.contains(flag), "{args:?} lacks {flag}: {help}");
+        }
+    }
+    let cases: [(&[&str], &str); 8] = [
+        (&["tunnel", "server"], "--forward"),
+        (&["tunnel", "server", "--tun", "pq0"], "--address"),
+        (
+            &[
+                "tunnel",
+                "client",
+                "--udp-listen",
+                "x",
+                "--tun",
+                "pq0",
+                "--address",
+                "a",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["tunnel", "client", "--udp-listen", "x", "--min-mtu", "1500"],
+            "invalid value '1500'",
+        ),
+        (&["tunnel", "client"], "--udp-listen"),
+        (
+            &["tunnel", "client", "--udp-listen", "x", "--loss", "100"],
+            "invalid value '100'",
+        ),
+        (
+            &["tunnel", "server", "--forward", "x", "--max-flows", "0"],
+            "invalid value '0'",
+        ),
+        (&["tunnel", "probe", "--rate", "0"], "invalid value '0'"),
+    ];
+    for (args, expected) in cases {
+        let output = run(&scratch, args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+}
+
+#[test]
+fn a_tunnel_client_names_the_udp_address_it_cannot_bind() {
+    let scratch = Scratch::new("tunnel-bind");
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run(
+        &scratch,
+        &[
+            "tunnel",
+            "client",
+            "--udp-listen",
+            &addr,
+            "--connect",
+            "127.0.0.1:9",
+        ],
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains(&format!("bind {addr}")), "{message}");
+}
+
+/// A child killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with `args` and waits for the stderr line that says
+/// it runs ("SIGTERM to stop"); returns it and everything before.
+fn start(scratch: &Scratch, args: &[&str]) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Child(
+        Command::new(BIN)
+            .args(args)
+            .env("HOME", &scratch.0)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pquic-host"),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut text = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("SIGTERM to stop") {
+            return (child, text);
+        }
+    }
+    panic!("pquic-host {} did not start: {text}", args.join(" "));
+}
+
+fn free_udp_port() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn tunnel_server_and_client_carry_udp_with_fec_over_a_lossy_path() {
+    let scratch = Scratch::new("tunnel-e2e");
+    let echo = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let forward = echo.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..len], from);
+        }
+    });
+    let listen = free_udp_port();
+    let cert = scratch.path("server.der");
+    let (_server, banner) = start(
+        &scratch,
+        &[
+            "tunnel",
+            "server",
+            "--listen",
+            &listen,
+            "--forward",
+            &forward,
+            "--cert-out",
+            &cert,
+            "--loss",
+            "10",
+            "--seed",
+            "3",
+        ],
+    );
+    let key = banner
+        .split("signed by validator(s) ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no validator key in {banner}"));
+    let trusted = run(&scratch, &["plugin", "trust", key]);
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    let udp_listen = free_udp_port();
+    let (_client, banner) = start(
+        &scratch,
+        &[
+            "tunnel",
+            "client",
+            "--connect",
+            &listen,
+            "--ca",
+            &cert,
+            "--udp-listen",
+            &udp_listen,
+            "--require-fec",
+            "--loss",
+            "10",
+            "--seed",
+            "4",
+        ],
+    );
+    assert!(banner.contains("FEC on, plugin realtime"), "{banner}");
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut back = std::collections::HashSet::new();
+    for seq in 0u32..200 {
+        sender.send_to(&seq.to_be_bytes(), &udp_listen).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut buf = [0u8; 64];
+    while let Ok(len) = sender.recv(&mut buf) {
+        assert_eq!(len, 4, "an echo intact");
+        back.insert(u32::from_be_bytes(buf[..4].try_into().unwrap()));
+    }
+    // 10% loss each way: about 19% of round trips lost without FEC.
+    assert!(back.len() >= 190, "{} of 200 came back", back.len());
+}

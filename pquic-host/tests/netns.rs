@@ -216,8 +216,18 @@ fn validator(scratch: &Scratch) {
 /// Starts `pquic-host server ARGS` in the server namespace and waits until
 /// it listens.
 fn start_server(namespaces: &Namespaces, args: &[&str]) -> Running {
+    start_in(
+        namespaces,
+        &namespaces.server,
+        &[&["server"], args].concat(),
+    )
+}
+
+/// Starts `pquic-host ARGS` in namespace `ns` and waits until it says it
+/// runs ("SIGTERM to stop").
+fn start_in(namespaces: &Namespaces, ns: &str, args: &[&str]) -> Running {
     let mut child = namespaces
-        .command(&namespaces.server, &[&["server"], args].concat())
+        .command(ns, args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -241,7 +251,11 @@ fn start_server(namespaces: &Namespaces, args: &[&str]) -> Running {
                 return running;
             }
             Ok(line) => seen.push(line),
-            Err(_) => panic!("the server did not start listening:\n{}", seen.join("\n")),
+            Err(_) => panic!(
+                "pquic-host {} did not start:\n{}",
+                args.join(" "),
+                seen.join("\n")
+            ),
         }
     }
 }
@@ -539,4 +553,74 @@ fn through_a_lossy_relay() {
     let json = verdict(&output);
     assert_fec_active(&json);
     assert!(json["recovered"].as_u64().unwrap() > 0, "repaired: {json}");
+}
+
+#[test]
+fn ip_tunnel_over_tun_devices_carries_a_quic_transfer_through_loss() {
+    preconditions();
+    let namespaces = Namespaces::create("tun");
+    let scratch = Scratch::new("tun");
+    validator(&scratch);
+    let listen = format!("{SERVER_V4}:4433");
+    let mut server = vec!["tunnel".to_string(), "server".to_string()];
+    server.extend(server_args(
+        &scratch,
+        &listen,
+        &[
+            "--tun",
+            "pqt0",
+            "--address",
+            "10.99.0.1/24",
+            "--loss",
+            "10",
+            "--seed",
+            "5",
+            "--min-mtu",
+            "1419",
+        ],
+    ));
+    let _server = start_in(&namespaces, &namespaces.server, &strs(&server));
+    let (trust, cache, cert) = (
+        scratch.path("trusted_keys"),
+        scratch.path("cache"),
+        scratch.path("server.der"),
+    );
+    let _client = start_in(
+        &namespaces,
+        &namespaces.client,
+        &[
+            "tunnel",
+            "client",
+            "--connect",
+            &listen,
+            "--ca",
+            &cert,
+            "--trust",
+            &trust,
+            "--cache",
+            &cache,
+            "--require-fec",
+            "--tun",
+            "pqt0",
+            "--address",
+            "10.99.0.2/24",
+            "--loss",
+            "10",
+            "--seed",
+            "6",
+            "--min-mtu",
+            "1419",
+        ],
+    );
+    // Through the IP tunnel: the workload server and client on the TUN
+    // addresses (QUIC over the tunnel's QUIC), checked as in the other tests.
+    let _inner = start_server(
+        &namespaces,
+        &strs(&server_args(&scratch, "10.99.0.1:4444", &[])),
+    );
+    let output = run_client(
+        &namespaces,
+        &strs(&client_args(&scratch, "10.99.0.1:4444", &["--require-fec"])),
+    );
+    assert_fec_active(&verdict(&output));
 }
