@@ -1051,7 +1051,11 @@ mod tests {
                     let (first, held) = encoder.window().unwrap();
                     let nss = 1 + (next(&mut state) % u64::from(held)) as u16;
                     let first = first.wrapping_add(u32::from(held - nss));
-                    let dt = if next(&mut state).is_multiple_of(4) { 7 } else { 15 };
+                    let dt = if next(&mut state).is_multiple_of(4) {
+                        7
+                    } else {
+                        15
+                    };
                     let key = encoder.next_repair_key();
                     encoder.set_next_repair_key(key.wrapping_add(1));
                     let mut repair = vec![0; SIZE];
