@@ -331,9 +331,9 @@ pub struct Stats {
     /// Repair packets and reports dropped as replays (a datagram number
     /// seen before, or older than the replay window).
     pub replayed: u64,
-    /// Repair packets from the peer that could not help (every source they
-    /// cover was already here or rebuilt, or the equations held already
-    /// determined them): dropped without GF(2^8) work or a copy.
+    /// Repair packets from the peer that could not help: every source they
+    /// cover was already here or rebuilt (dropped unread, without GF(2^8)
+    /// work or a copy), or the RLC equations held already determined them.
     pub repairs_unneeded: u64,
 }
 
