@@ -3,7 +3,7 @@
 //! one process and one run, on loopback.
 //!
 //! ```text
-//! cargo run --release -p fec-benches --bin quic -- [--json] [--rounds N] [--mib N] [--only bulk,loss1,loss5] [--stacks quinn,noq,fec-off,plugin]
+//! cargo run --release -p fec-benches --bin quic -- [--json] [--rounds N] [--mib N] [--only bulk,loss1,loss5] [--stacks quinn,noq,fec-off,plugin] [--plugin NAME] [--stacks quinn,noq,fec-off,plugin]
 //! ```
 //!
 //! Cases:
@@ -54,6 +54,10 @@ struct Options {
     /// Cases to run, comma-separated: bulk, loss1, loss5. Default: all.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// The shipped plugin of the `plugin` stack: realtime, adaptive,
+    /// rlc-window or rs-block.
+    #[arg(long, default_value = "realtime")]
+    plugin: String,
     /// Stacks to run, comma-separated: quinn, noq, fec-off, plugin. Default: all.
     #[arg(long, value_delimiter = ',')]
     stacks: Option<Vec<String>>,
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
                     stacks[i],
                     &case.job,
                     &case.path,
+                    &options.plugin,
                     deadline_for(&case.job, case.path.impairment.is_some()),
                 ));
                 match result {

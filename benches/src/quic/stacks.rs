@@ -1,6 +1,7 @@
 //! The stacks the QUIC benchmark runs, each from a fresh server and client:
 //! stock quinn and noq with their defaults, and `pquic-host` with FEC off or
-//! with the shipped `realtime` plugin pushed to the client.
+//! with a shipped plugin (`realtime` unless the caller names another) pushed
+//! to the client.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ pub enum Stack {
     /// `pquic-host`'s endpoint (the FEC socket adapter under quinn) with FEC
     /// off at both ends.
     FecOff,
-    /// `pquic-host` with the `realtime` plugin active at both ends.
+    /// `pquic-host` with a shipped plugin active at both ends.
     Plugin,
 }
 
@@ -163,24 +164,33 @@ async fn measure(
     Ok(outcome)
 }
 
-/// Runs `job` once on `stack` over `path`, within `deadline`.
+/// Runs `job` once on `stack` over `path`, within `deadline`; `plugin` names
+/// the shipped plugin of [`Stack::Plugin`] (`realtime`, `adaptive`,
+/// `rlc-window`, `rs-block`).
 pub async fn run(
     stack: Stack,
     job: &Job,
     path: &PathConfig,
+    plugin: &str,
     deadline: Duration,
 ) -> Result<Outcome, BenchError> {
-    match tokio::time::timeout(deadline, run_unbounded(stack, job, path)).await {
+    match tokio::time::timeout(deadline, run_unbounded(stack, job, path, plugin)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(BenchError::Timeout(deadline)),
     }
 }
 
-async fn run_unbounded(stack: Stack, job: &Job, path: &PathConfig) -> Result<Outcome, BenchError> {
+async fn run_unbounded(
+    stack: Stack,
+    job: &Job,
+    path: &PathConfig,
+    plugin: &str,
+) -> Result<Outcome, BenchError> {
     match stack {
         Stack::Quinn => run_quinn(job, path).await,
         Stack::Noq => run_noq(job, path).await,
-        Stack::FecOff | Stack::Plugin => run_pquic(stack == Stack::Plugin, job, path).await,
+        Stack::FecOff => run_pquic(None, job, path).await,
+        Stack::Plugin => run_pquic(Some(plugin), job, path).await,
     }
 }
 
@@ -243,13 +253,17 @@ macro_rules! stock_stack {
 stock_stack!(run_quinn, quinn, quinn_workload);
 stock_stack!(run_noq, noq, noq_workload);
 
-async fn run_pquic(plugin: bool, job: &Job, path: &PathConfig) -> Result<Outcome, BenchError> {
+async fn run_pquic(
+    plugin: Option<&str>,
+    job: &Job,
+    path: &PathConfig,
+) -> Result<Outcome, BenchError> {
     let identity = Identity::generate()?;
     let validator = ed25519_dalek::SigningKey::from_bytes(&[0x51; 32]);
     let mut server = ServerBuilder::new("127.0.0.1:0");
     server.identity(identity.clone());
-    if plugin {
-        let (offer, verified) = prepare_offer("realtime", Some(&validator))?;
+    if let Some(name) = plugin {
+        let (offer, verified) = prepare_offer(name, Some(&validator))?;
         server.offer(offer, verified).fec(FecMode::Required);
     } else {
         server.fec(FecMode::Off);
@@ -283,7 +297,7 @@ async fn run_pquic(plugin: bool, job: &Job, path: &PathConfig) -> Result<Outcome
     let cache_dir = tempfile::tempdir()?;
     let mut client = ClientBuilder::new();
     client.roots(identity.roots()?);
-    if plugin {
+    if plugin.is_some() {
         let mut trust = fec_plugin_sdk::package::TrustStore::new();
         trust.add(validator.verifying_key());
         client
