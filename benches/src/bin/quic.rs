@@ -3,7 +3,7 @@
 //! one process and one run, on loopback.
 //!
 //! ```text
-//! cargo run --release -p fec-benches --bin quic -- [--json] [--rounds N] [--mib N] [--only bulk,loss1,loss5] [--stacks quinn,noq,fec-off,plugin] [--plugin NAME] [--stacks quinn,noq,fec-off,plugin]
+//! cargo run --release -p fec-benches --bin quic -- [--json] [--rounds N] [--mib N] [--only bulk,loss1,loss5] [--stacks quinn,noq,fec-off,plugin] [--plugin NAME]
 //! ```
 //!
 //! Cases:
