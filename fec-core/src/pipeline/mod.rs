@@ -512,15 +512,20 @@ impl Encoder {
     /// Errors: ADU longer than [`Config::max_adu_len`]; for block codes, a
     /// full block ([`Error::PipelineBlockFull`]: call [`repair`](Self::repair)).
     pub fn protect(&mut self, flow: u8, adu: Bytes) -> Result<SourcePacket, Error> {
-        let header = match &mut self.engine {
-            EncoderEngine::Block(engine) => engine.protect(flow, &adu)?,
-            EncoderEngine::Window(engine) => engine.protect(flow, &adu)?,
-        };
-        self.counters.sources_sent += 1;
         Ok(SourcePacket {
-            header: header.encode(),
+            header: self.take_source(flow, &adu)?,
             adu,
         })
+    }
+
+    /// Puts `adu` into the block or window; its source header.
+    fn take_source(&mut self, flow: u8, adu: &[u8]) -> Result<HeaderBytes, Error> {
+        let header = match &mut self.engine {
+            EncoderEngine::Block(engine) => engine.protect(flow, adu)?,
+            EncoderEngine::Window(engine) => engine.protect(flow, adu)?,
+        };
+        self.counters.sources_sent += 1;
+        Ok(header.encode())
     }
 
     /// Like [`protect`](Self::protect) for a borrowed ADU: the source packet
@@ -528,12 +533,7 @@ impl Encoder {
     /// spare bytes), with the ADU copied once into it (and once into the
     /// encoder's symbols) and nothing else allocated.
     pub fn protect_slice(&mut self, flow: u8, adu: &[u8]) -> Result<Bytes, Error> {
-        let header = match &mut self.engine {
-            EncoderEngine::Block(engine) => engine.protect(flow, adu)?,
-            EncoderEngine::Window(engine) => engine.protect(flow, adu)?,
-        };
-        self.counters.sources_sent += 1;
-        let header = header.encode();
+        let header = self.take_source(flow, adu)?;
         let mut packet = Vec::with_capacity(header.len() + adu.len() + PACKET_TAILROOM);
         packet.extend_from_slice(&header);
         packet.extend_from_slice(adu);
