@@ -5,6 +5,7 @@
 //! | [`RS_BLOCK`] | block Reed-Solomon, 2 parity per 8 sources | 25% |
 //! | [`RLC_WINDOW`] | sliding-window RLC (window 32), 1 repair every 4 sources | 25% |
 //! | [`ADAPTIVE`] | RLC whose rate follows `on_feedback` (loss rate, burst length) | 3%..50% |
+//! | [`TUNNEL`] | RLC for tunnels: a repair right after each source when sparse, loss-driven groups when dense | 100% sparse, 3%..100% dense |
 //!
 //! None of them has an `on_source` pluglet (the host's default protects every
 //! packet) and each tells the host with `fec_repair_after` when its next
@@ -79,5 +80,16 @@ pub const ADAPTIVE: ShippedPlugin = ShippedPlugin {
     package: include_bytes!("../bytecode/adaptive.fecp"),
 };
 
+/// RLC for tunnels: a repair right after each source of sparse traffic,
+/// loss-driven groups for dense traffic (see `c/tunnel.c`).
+pub const TUNNEL: ShippedPlugin = ShippedPlugin {
+    name: "tunnel",
+    version: "0.1.0",
+    memory_size: 256,
+    source: "c/tunnel.c",
+    package_path: "bytecode/tunnel.fecp",
+    package: include_bytes!("../bytecode/tunnel.fecp"),
+};
+
 /// Every shipped plugin.
-pub const ALL: [ShippedPlugin; 3] = [RS_BLOCK, RLC_WINDOW, ADAPTIVE];
+pub const ALL: [ShippedPlugin; 4] = [RS_BLOCK, RLC_WINDOW, ADAPTIVE, TUNNEL];

@@ -81,7 +81,7 @@ use std::time::{Duration, Instant};
 use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::Plugin;
 
-use crate::congestion::ChargeRule;
+use crate::congestion::{Algorithm, ChargeRule, Congestion};
 use crate::endpoint::{self, SocketOptions, ALPN};
 use crate::error::{Error, Result};
 use crate::fec::{connection_keys, plugin_policy, QuicLayer, RepairedLosses};
@@ -325,20 +325,20 @@ pub struct ServerBuilder {
     offer: Option<(Offer, Plugin)>,
     fec: FecMode,
     impairment: Option<Impairment>,
-    charge_rule: ChargeRule,
+    congestion: Congestion,
     min_mtu: Option<u16>,
 }
 
 /// The transport of a connection whose path is known to carry `min_mtu`.
 fn floored(
     repaired: &RepairedLosses,
-    rule: ChargeRule,
+    congestion: Congestion,
     min_mtu: Option<u16>,
 ) -> Option<Arc<quinn::TransportConfig>> {
     min_mtu.map(|floor| {
         Arc::new(endpoint::transport_config_with_floor(
             repaired.clone(),
-            rule,
+            congestion,
             floor,
         ))
     })
@@ -356,7 +356,7 @@ impl ServerBuilder {
             offer: None,
             fec: FecMode::On,
             impairment: None,
-            charge_rule: ChargeRule::default(),
+            congestion: Congestion::default(),
             min_mtu: None,
         }
     }
@@ -406,7 +406,13 @@ impl ServerBuilder {
 
     /// When repaired losses count as congestion (RFC 9265).
     pub fn charge_rule(&mut self, rule: ChargeRule) -> &mut Self {
-        self.charge_rule = rule;
+        self.congestion.charge = rule;
+        self
+    }
+
+    /// The congestion controller (default: Cubic; see [`Algorithm`]).
+    pub fn congestion(&mut self, algorithm: Algorithm) -> &mut Self {
+        self.congestion.algorithm = algorithm;
         self
     }
 
@@ -435,11 +441,11 @@ impl ServerBuilder {
         } else {
             self.alpn.clone()
         };
-        let options = socket_options(addr, self.impairment.clone(), self.charge_rule);
+        let options = socket_options(addr, self.impairment.clone(), self.congestion.charge);
         let repaired = RepairedLosses::default();
         let mut default =
-            endpoint::server_config(&identity, &alpn, repaired.clone(), self.charge_rule)?;
-        if let Some(transport) = floored(&repaired, self.charge_rule, self.min_mtu) {
+            endpoint::server_config(&identity, &alpn, repaired.clone(), self.congestion)?;
+        if let Some(transport) = floored(&repaired, self.congestion, self.min_mtu) {
             default.transport_config(transport);
         }
         let (endpoint, socket) = endpoint::endpoint(options, Some(default))?;
@@ -455,7 +461,7 @@ impl ServerBuilder {
             alpn,
             offer: self.offer.clone().filter(|_| self.fec != FecMode::Off),
             fec: self.fec,
-            charge_rule: self.charge_rule,
+            congestion: self.congestion,
             min_mtu: self.min_mtu,
         })
     }
@@ -471,7 +477,7 @@ pub struct FecServer {
     alpn: Vec<Vec<u8>>,
     offer: Option<(Offer, Plugin)>,
     fec: FecMode,
-    charge_rule: ChargeRule,
+    congestion: Congestion,
     min_mtu: Option<u16>,
 }
 
@@ -514,12 +520,12 @@ impl FecServer {
         // Each connection gets its own congestion-controller counter,
         // which its own layer feeds (RFC 9265).
         let repaired = RepairedLosses::default();
-        let floor = floored(&repaired, self.charge_rule, self.min_mtu);
+        let floor = floored(&repaired, self.congestion, self.min_mtu);
         let config = endpoint::server_config(
             &self.identity,
             &self.alpn,
             repaired.clone(),
-            self.charge_rule,
+            self.congestion,
         )
         .map(|mut config| {
             if let Some(transport) = floor {
@@ -664,7 +670,7 @@ pub struct ClientBuilder {
     trust: TrustStore,
     fec: FecMode,
     impairment: Option<Impairment>,
-    charge_rule: ChargeRule,
+    congestion: Congestion,
     min_mtu: Option<u16>,
 }
 
@@ -748,7 +754,13 @@ impl ClientBuilder {
 
     /// When repaired losses count as congestion (RFC 9265).
     pub fn charge_rule(&mut self, rule: ChargeRule) -> &mut Self {
-        self.charge_rule = rule;
+        self.congestion.charge = rule;
+        self
+    }
+
+    /// The congestion controller (default: Cubic; see [`Algorithm`]).
+    pub fn congestion(&mut self, algorithm: Algorithm) -> &mut Self {
+        self.congestion.algorithm = algorithm;
         self
     }
 
@@ -786,14 +798,14 @@ impl ClientBuilder {
             let local = self
                 .bind
                 .unwrap_or_else(|| endpoint::unspecified_for(server));
-            let options = socket_options(local, self.impairment.clone(), self.charge_rule);
+            let options = socket_options(local, self.impairment.clone(), self.congestion.charge);
             let (client, socket) = endpoint::endpoint(options, None)?;
             // This connection's own congestion-controller counter, fed by
             // its own layer (RFC 9265).
             let repaired = RepairedLosses::default();
             let mut config =
-                endpoint::client_config(roots.clone(), &alpn, repaired.clone(), self.charge_rule)?;
-            if let Some(transport) = floored(&repaired, self.charge_rule, self.min_mtu) {
+                endpoint::client_config(roots.clone(), &alpn, repaired.clone(), self.congestion)?;
+            if let Some(transport) = floored(&repaired, self.congestion, self.min_mtu) {
                 config.transport_config(transport);
             }
             let limit = if i + 1 == servers.len() {

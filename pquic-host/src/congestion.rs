@@ -22,7 +22,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quinn::congestion::{Controller, ControllerFactory, ControllerMetrics, CubicConfig};
+use quinn::congestion::{BbrConfig, Controller, ControllerFactory, ControllerMetrics, CubicConfig};
 use quinn_proto::RttEstimator;
 
 use crate::fec::{RepairedLosses, FEEDBACK_INTERVAL};
@@ -56,6 +56,53 @@ impl std::str::FromStr for ChargeRule {
     }
 }
 
+/// The congestion controller under the repaired-loss wrapper.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Algorithm {
+    /// quinn's Cubic, loss-based: the default of `server` and `client`.
+    #[default]
+    Cubic,
+    /// quinn's BBR, which paces to the measured bottleneck rate and
+    /// round-trip time instead of halving its window on loss: the default of
+    /// `tunnel`. On a link with random loss (what FEC is for) Cubic's window
+    /// collapses to a few packets, and a tunnel's datagrams, whose senders
+    /// run their own congestion control, wait behind it: at 10% loss on
+    /// loopback, 2000 datagrams/s of 1200 B waited 25 ms at p99 under Cubic
+    /// and 1.6 ms under BBR (`tunnel probe`, same seed). quinn marks its BBR
+    /// experimental.
+    Bbr,
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cubic" => Ok(Algorithm::Cubic),
+            "bbr" => Ok(Algorithm::Bbr),
+            other => Err(format!("{other}: expected cubic or bbr")),
+        }
+    }
+}
+
+/// How a connection's congestion is controlled: the algorithm, and when
+/// FEC-repaired losses count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Congestion {
+    /// The controller.
+    pub algorithm: Algorithm,
+    /// When a repaired loss is a congestion event.
+    pub charge: ChargeRule,
+}
+
+impl From<ChargeRule> for Congestion {
+    fn from(charge: ChargeRule) -> Self {
+        Congestion {
+            algorithm: Algorithm::default(),
+            charge,
+        }
+    }
+}
+
 /// Builds [`FecAware`] controllers around an inner factory.
 pub struct FecAwareFactory {
     inner: Arc<dyn ControllerFactory + Send + Sync>,
@@ -66,10 +113,26 @@ pub struct FecAwareFactory {
 impl FecAwareFactory {
     /// Cubic, told about the losses counted in `repaired` under `rule`.
     pub fn cubic(repaired: RepairedLosses, rule: ChargeRule) -> Self {
-        Self {
-            inner: Arc::new(CubicConfig::default()),
+        Self::new(
+            Congestion {
+                algorithm: Algorithm::Cubic,
+                charge: rule,
+            },
             repaired,
-            rule,
+        )
+    }
+
+    /// `congestion`'s algorithm, told about the losses counted in
+    /// `repaired` under its rule.
+    pub fn new(congestion: Congestion, repaired: RepairedLosses) -> Self {
+        let inner: Arc<dyn ControllerFactory + Send + Sync> = match congestion.algorithm {
+            Algorithm::Cubic => Arc::new(CubicConfig::default()),
+            Algorithm::Bbr => Arc::new(BbrConfig::default()),
+        };
+        Self {
+            inner,
+            repaired,
+            rule: congestion.charge,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Endpoint, EndpointConfig, MtuDiscoveryConfig, TransportConfig};
 
-use crate::congestion::{ChargeRule, FecAwareFactory};
+use crate::congestion::{ChargeRule, Congestion, FecAwareFactory};
 use crate::error::{Error, Result};
 use crate::fec::RepairedLosses;
 pub use crate::fec::{LAYER_OVERHEAD, MAX_QUIC_PACKET};
@@ -109,9 +109,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Transport settings shared by both ends; the congestion controller is
 /// Cubic, also told (under `rule`) about the losses counted in `repaired`.
-pub fn transport_config(repaired: RepairedLosses, rule: ChargeRule) -> TransportConfig {
+pub fn transport_config(repaired: RepairedLosses, congestion: Congestion) -> TransportConfig {
     let mut transport = TransportConfig::default();
-    transport.congestion_controller_factory(Arc::new(FecAwareFactory::cubic(repaired, rule)));
+    transport.congestion_controller_factory(Arc::new(FecAwareFactory::new(congestion, repaired)));
     let mut mtu = MtuDiscoveryConfig::default();
     // Random loss (what FEC is for) also trips quinn's black-hole
     // detector, which then holds packets at 1200 bytes for a minute by
@@ -137,11 +137,11 @@ pub fn transport_config(repaired: RepairedLosses, rule: ChargeRule) -> Transport
 /// operator said the path carries.
 pub fn transport_config_with_floor(
     repaired: RepairedLosses,
-    rule: ChargeRule,
+    congestion: Congestion,
     floor: u16,
 ) -> TransportConfig {
     let floor = floor.clamp(1200, MAX_QUIC_PACKET);
-    let mut transport = transport_config(repaired, rule);
+    let mut transport = transport_config(repaired, congestion);
     transport.min_mtu(floor).initial_mtu(floor);
     transport
 }
@@ -166,7 +166,7 @@ pub fn server_config(
     identity: &Identity,
     alpn: &[Vec<u8>],
     repaired: RepairedLosses,
-    rule: ChargeRule,
+    congestion: Congestion,
 ) -> Result<quinn::ServerConfig> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -175,7 +175,7 @@ pub fn server_config(
     tls.alpn_protocols = alpn.to_vec();
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport_config(repaired, rule)));
+    config.transport_config(Arc::new(transport_config(repaired, congestion)));
     Ok(config)
 }
 
@@ -186,7 +186,7 @@ pub fn client_config(
     roots: rustls::RootCertStore,
     alpn: &[Vec<u8>],
     repaired: RepairedLosses,
-    rule: ChargeRule,
+    congestion: Congestion,
 ) -> Result<quinn::ClientConfig> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -195,7 +195,7 @@ pub fn client_config(
     tls.alpn_protocols = alpn.to_vec();
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| Error::QuicConfig(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport_config(repaired, rule)));
+    config.transport_config(Arc::new(transport_config(repaired, congestion)));
     Ok(config)
 }
 
@@ -225,7 +225,7 @@ pub fn server(options: SocketOptions, identity: &Identity) -> Result<(Endpoint, 
         identity,
         &[ALPN.to_vec()],
         options.repaired.clone(),
-        options.charge_rule,
+        options.charge_rule.into(),
     )?;
     endpoint(options, Some(config))
 }
@@ -240,7 +240,7 @@ pub fn client(
         roots,
         &[ALPN.to_vec()],
         options.repaired.clone(),
-        options.charge_rule,
+        options.charge_rule.into(),
     )?;
     let (mut endpoint, handle) = endpoint(options, None)?;
     endpoint.set_default_client_config(config);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pquic_host::builder::{ClientBuilder, FecMode, FecState, ServerBuilder};
-use pquic_host::congestion::ChargeRule;
+use pquic_host::congestion::{Algorithm, ChargeRule};
 use pquic_host::endpoint::{self, Identity};
 use pquic_host::identity::{self, StoredIdentity};
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
@@ -231,7 +231,8 @@ struct ServerArgs {
     /// Also write the server's certificate (DER) here, for clients' --ca.
     #[arg(long = "cert-out")]
     cert_out: Option<PathBuf>,
-    /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, or a .fecp file.
+    /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, tunnel, or
+    /// a .fecp file.
     #[arg(long, default_value = "realtime")]
     plugin: String,
     /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
@@ -382,6 +383,12 @@ struct FlowArgs {
     /// Seconds without traffic after which a flow is forgotten.
     #[arg(long = "flow-idle-s", default_value_t = 60.0, value_parser = positive_seconds, allow_hyphen_values = true)]
     flow_idle_s: f64,
+    /// Congestion controller of the tunnel's QUIC connection: bbr (paces
+    /// to the measured rate, holds up under random loss) or cubic (halves
+    /// its window on loss; under heavy random loss the tunnelled datagrams
+    /// queue behind it).
+    #[arg(long, default_value = "bbr")]
+    congestion: Algorithm,
 }
 
 impl FlowArgs {
@@ -449,9 +456,9 @@ struct ProbeArgs {
     /// Seconds of stream.
     #[arg(long = "duration-s", default_value_t = 10.0, value_parser = positive_seconds, allow_hyphen_values = true)]
     duration_s: f64,
-    /// Plugin the tunnel server offers: realtime, adaptive, rlc-window,
-    /// rs-block, or none (plain QUIC).
-    #[arg(long, default_value = "realtime")]
+    /// Plugin the tunnel server offers: tunnel, realtime, adaptive,
+    /// rlc-window, rs-block, or none (plain QUIC).
+    #[arg(long, default_value = "tunnel")]
     plugin: String,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -987,6 +994,7 @@ async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
     if let Some(bytes) = args.flows.min_mtu {
         builder.min_mtu(bytes);
     }
+    builder.congestion(args.flows.congestion);
     if let Some(impairment) = settings.path.impairment(1) {
         builder.impairment(impairment);
     }
@@ -1150,6 +1158,7 @@ async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
     if let Some(bytes) = args.flows.min_mtu {
         builder.min_mtu(bytes);
     }
+    builder.congestion(args.flows.congestion);
     if let Some(name) = &settings.server_name {
         builder.server_name(name);
     }
@@ -1233,6 +1242,7 @@ async fn tunnel_probe(args: &ProbeArgs) -> pquic_host::Result<()> {
         client_impairment: args.path.impairment(2),
         flows: args.flows.config(),
         min_mtu: args.flows.min_mtu,
+        congestion: args.flows.congestion,
     };
     let baseline = probe::run_baseline(stream).await?;
     let tunnel = probe::run_tunnel(&setup, stream).await?;
@@ -1315,6 +1325,16 @@ async fn tunnel_probe(args: &ProbeArgs) -> pquic_host::Result<()> {
         tunnel.server.recovered,
         tunnel.client.recovered,
         tunnel.client.tunnel.too_large + tunnel.server.tunnel.too_large,
+    );
+    let quic = &tunnel.client_quic;
+    println!(
+        "client's quinn: {} packets sent, {} declared lost, {} congestion events, window {} B, \
+         RTT {:.2} ms",
+        quic.sent_packets,
+        quic.lost_packets,
+        quic.congestion_events,
+        quic.cwnd,
+        quic.rtt_us as f64 / 1000.0
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pquic_host::builder::{ClientBuilder, FecConnection, FecMode, FecServer, ServerBuilder};
+use pquic_host::congestion::Algorithm;
 use pquic_host::demo::FecSetup;
 use pquic_host::endpoint::Identity;
 use pquic_host::impair::{ImpairConfig, Impairment, LossModel};
@@ -210,11 +211,12 @@ async fn a_datagram_too_large_for_the_path_is_counted_not_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_measures_a_lossy_tunnel_from_its_own_counters() {
     let setup = TunnelSetup {
-        plugin: Some("realtime".into()),
+        plugin: Some("tunnel".into()),
         server_impairment: Some(lossy(10.0, 21)),
         client_impairment: Some(lossy(10.0, 22)),
         flows: FlowConfig::default(),
         min_mtu: None,
+        congestion: Algorithm::Bbr,
     };
     let stream = StreamConfig {
         rate: 200.0,
@@ -237,4 +239,51 @@ async fn the_probe_measures_a_lossy_tunnel_from_its_own_counters() {
     // FEC costs outer bytes: more than the payload, and repairs were sent.
     assert!(report.outer_per_payload() > 1.0, "{report:?}");
     assert!(report.client.repair_bytes > 0, "{report:?}");
+    // The tunnel plugin repairs each source of a sparse stream on a lossy
+    // link at once (one repair per source, give or take the start and the
+    // QUIC packets that carry no datagram).
+    for end in [&report.client, &report.server] {
+        assert!(
+            end.repair_packets * 10 >= end.source_packets * 8,
+            "a repair per sparse source: {end:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnel_plugin_spends_fewer_repairs_on_a_dense_stream() {
+    let setup = TunnelSetup {
+        plugin: Some("tunnel".into()),
+        server_impairment: Some(lossy(10.0, 23)),
+        client_impairment: Some(lossy(10.0, 24)),
+        flows: FlowConfig::default(),
+        min_mtu: Some(1419),
+        congestion: Algorithm::Bbr,
+    };
+    let stream = StreamConfig {
+        rate: 2000.0,
+        size: 1200,
+        duration: Duration::from_secs(2),
+        drain: Duration::from_millis(500),
+    };
+    let report = tokio::time::timeout(Duration::from_secs(30), probe::run_tunnel(&setup, stream))
+        .await
+        .expect("probe in time")
+        .expect("probe");
+    assert_eq!(report.stream.sent, 4000);
+    assert!(report.stream.up_loss() < 0.01, "{report:?}");
+    assert!(report.stream.down_loss() < 0.01, "{report:?}");
+    // Repairs paid by the bytes they protect: well under one per source,
+    // and well over the loss rate.
+    for end in [&report.client, &report.server] {
+        assert!(
+            end.repair_packets * 2 < end.source_packets,
+            "fewer repairs than half the sources: {end:?}"
+        );
+        assert!(
+            end.repair_packets * 8 > end.source_packets,
+            "more repairs than an eighth of the sources: {end:?}"
+        );
+    }
+    assert!(report.outer_per_payload() < 1.6, "{report:?}");
 }

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::builder::{ClientBuilder, FecMode, ServerBuilder};
+use crate::congestion::Algorithm;
 use crate::demo::FecSetup;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
@@ -309,6 +310,8 @@ pub struct TunnelSetup {
     /// The QUIC packet size the outer path is known to carry (see
     /// [`ServerBuilder::min_mtu`]).
     pub min_mtu: Option<u16>,
+    /// Both ends' congestion controller.
+    pub congestion: Algorithm,
 }
 
 /// One end's outer-path and tunnel counters over the stream.
@@ -324,6 +327,16 @@ pub struct EndReport {
     pub recovered: u64,
     /// FEC: repair bytes sent.
     pub repair_bytes: u64,
+    /// FEC: QUIC packets sent as source symbols.
+    pub source_packets: u64,
+    /// FEC: bytes of those QUIC packets.
+    pub source_bytes: u64,
+    /// FEC: QUIC packets sent unprotected.
+    pub plain_packets: u64,
+    /// FEC: repair packets sent.
+    pub repair_packets: u64,
+    /// FEC: receiver reports sent.
+    pub feedback_sent: u64,
 }
 
 /// What a stream through an in-process tunnel measured.
@@ -335,6 +348,36 @@ pub struct TunnelReport {
     pub client: EndReport,
     /// The server end (forwards to the echo, sends the echoes back).
     pub server: EndReport,
+    /// What quinn saw at the client end over the stream.
+    pub client_quic: QuicReport,
+}
+
+/// quinn's view of one end's connection over the stream: its own loss
+/// detection (what FEC did not hide in time) and its congestion state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct QuicReport {
+    /// QUIC packets sent.
+    pub sent_packets: u64,
+    /// Packets quinn declared lost.
+    pub lost_packets: u64,
+    /// Congestion events (window reductions).
+    pub congestion_events: u64,
+    /// Congestion window at the end, bytes.
+    pub cwnd: u64,
+    /// Smoothed RTT at the end, microseconds.
+    pub rtt_us: u64,
+}
+
+impl QuicReport {
+    fn between(before: &quinn::ConnectionStats, after: &quinn::ConnectionStats) -> Self {
+        QuicReport {
+            sent_packets: after.path.sent_packets - before.path.sent_packets,
+            lost_packets: after.path.lost_packets - before.path.lost_packets,
+            congestion_events: after.path.congestion_events - before.path.congestion_events,
+            cwnd: after.path.cwnd,
+            rtt_us: u64::try_from(after.path.rtt.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 impl TunnelReport {
@@ -369,6 +412,11 @@ fn end_report(
         },
         recovered: fec.1.recovered - fec.0.recovered,
         repair_bytes: fec.1.repair_bytes - fec.0.repair_bytes,
+        source_packets: fec.1.source_packets - fec.0.source_packets,
+        source_bytes: fec.1.source_bytes - fec.0.source_bytes,
+        plain_packets: fec.1.plain_packets - fec.0.plain_packets,
+        repair_packets: fec.1.repair_packets - fec.0.repair_packets,
+        feedback_sent: fec.1.feedback_sent - fec.0.feedback_sent,
     }
 }
 
@@ -410,6 +458,8 @@ pub async fn run_tunnel(setup: &TunnelSetup, stream: StreamConfig) -> Result<Tun
         builder.min_mtu(bytes);
         client.min_mtu(bytes);
     }
+    builder.congestion(setup.congestion);
+    client.congestion(setup.congestion);
     if let Some(impairment) = &setup.server_impairment {
         builder.impairment(impairment.clone());
     }
@@ -446,6 +496,7 @@ pub async fn run_tunnel(setup: &TunnelSetup, stream: StreamConfig) -> Result<Tun
                 server_counters.snapshot(),
                 connection.fec.stats(),
                 server.socket().total_stats(),
+                connection.connection.stats(),
             )
         };
         // Path MTU discovery raises quinn's datagram limit from its
@@ -480,6 +531,7 @@ pub async fn run_tunnel(setup: &TunnelSetup, stream: StreamConfig) -> Result<Tun
                 (before.3, after.3),
                 (before.5, after.5),
             ),
+            client_quic: QuicReport::between(&before.6, &after.6),
         })
     }
     .await;
