@@ -11,11 +11,14 @@
 //! No traffic leaves those namespaces. The kernel here has no netem, so loss
 //! comes from the binary's own impairment (`--loss`) or its relay.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pquic-host");
 const SERVER_V4: &str = "10.77.0.1";
@@ -25,6 +28,91 @@ const CLIENT_V6: &str = "fd77::2";
 /// The name the client's namespace resolves to the server (its
 /// `/etc/netns/NAME/hosts`, which `ip netns exec` mounts over /etc/hosts).
 const SERVER_NAME: &str = "fec-server.test";
+
+/// Sends `count` ICMP echo requests to `to` from inside namespace `ns`
+/// (20 ms apart, as `ping -i 0.02` would; `ping` itself is not installed
+/// here) and returns the round-trip time of each reply that came back
+/// within a second, by sequence number.
+fn ping(ns: &str, to: Ipv4Addr, count: u16) -> Vec<(u16, Duration)> {
+    let ns = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let handle = std::fs::File::open(&ns).unwrap_or_else(|e| panic!("open {ns}: {e}"));
+        // Only this thread moves: the socket below lives in that namespace.
+        nix::sched::setns(handle, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("setns into {ns}: {e}"));
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+            .unwrap_or_else(|e| panic!("raw ICMP socket in {ns} (needs root): {e}"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("read timeout");
+        let id = (std::process::id() & 0xffff) as u16;
+        let target = SockAddr::from(SocketAddrV4::new(to, 0));
+        let mut sent_at = vec![None; usize::from(count)];
+        let mut replies = Vec::new();
+        let mut buffer = [0u8; 1500];
+        let deadline = |sent: Instant| sent + Duration::from_secs(1);
+        let mut next = 0u16;
+        let start = Instant::now();
+        loop {
+            if next < count && start.elapsed() >= Duration::from_millis(20) * u32::from(next) {
+                sent_at[usize::from(next)] = Some(Instant::now());
+                socket
+                    .send_to(&echo_request(id, next), &target)
+                    .unwrap_or_else(|e| panic!("send echo request {next} to {to}: {e}"));
+                next += 1;
+            }
+            if let Ok(len) = (&socket).read(&mut buffer) {
+                if let Some(seq) = echo_reply_seq(&buffer[..len], id) {
+                    if let Some(Some(sent)) = sent_at.get(usize::from(seq)) {
+                        if !replies.iter().any(|(s, _)| *s == seq) {
+                            replies.push((seq, sent.elapsed()));
+                        }
+                    }
+                }
+            }
+            let last = sent_at.iter().flatten().last().copied();
+            if next == count && last.is_some_and(|sent| Instant::now() > deadline(sent)) {
+                break;
+            }
+        }
+        replies
+    })
+    .join()
+    .expect("the ping thread")
+}
+
+/// An ICMP echo request (type 8) with a 56-byte payload.
+fn echo_request(id: u16, seq: u16) -> Vec<u8> {
+    let mut packet = vec![8, 0, 0, 0];
+    packet.extend_from_slice(&id.to_be_bytes());
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend((0..56).map(|i| i as u8));
+    let checksum = internet_checksum(&packet);
+    packet[2..4].copy_from_slice(&checksum.to_be_bytes());
+    packet
+}
+
+/// The sequence number of an echo reply (type 0) to `id` in an IPv4 packet
+/// as a raw socket reads it (IP header first).
+fn echo_reply_seq(packet: &[u8], id: u16) -> Option<u16> {
+    let header = usize::from(packet.first()? & 0x0f) * 4;
+    let icmp = packet.get(header..)?;
+    let field = |at: usize| Some(u16::from_be_bytes([*icmp.get(at)?, *icmp.get(at + 1)?]));
+    (icmp.first() == Some(&0) && field(4)? == id).then_some(())?;
+    field(6)
+}
+
+/// RFC 1071's one's-complement sum.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
 
 /// Runs `ip ARGS`, panicking with its output when it fails.
 fn ip(args: &[&str]) {
@@ -611,6 +699,14 @@ fn ip_tunnel_over_tun_devices_carries_a_quic_transfer_through_loss() {
             "--min-mtu",
             "1419",
         ],
+    );
+    // ICMP echo across the tunnel, from the client's TUN address to the
+    // server's: the kernels on both ends answer, FEC repairs the loss.
+    let replies = ping(&namespaces.client, Ipv4Addr::new(10, 99, 0, 1), 50);
+    assert!(
+        replies.len() >= 49,
+        "ping through the tunnel: {} of 50 echo replies ({replies:?})",
+        replies.len()
     );
     // Through the IP tunnel: the workload server and client on the TUN
     // addresses (QUIC over the tunnel's QUIC), checked as in the other tests.
