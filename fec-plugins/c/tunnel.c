@@ -11,33 +11,34 @@
  *
  * Dense traffic: repairs are paid for by the bytes they protect. Each
  * source earns its length times the target redundancy, which follows the
- * reported loss rate (over about the last HISTORY sources) (2 x loss + 3%: one full-size repair per about 4
- * full-size sources at 10% loss, per 20 at 1%), and a group of repairs goes
+ * reported loss rate over about the last HISTORY sources and the mean
+ * burst length b: (1 + b) x loss + 3%, so one full-size repair per about 4
+ * full-size sources at 10% random loss, per 20 at 1%. A repair goes
  * out when the credit pays for it at the size of the longest source it
  * covers, or when the oldest uncovered source has waited the hold time
  * (1 ms at 10% loss and above, 10 ms at 1%, 20 ms without loss). Sparse
  * traffic on a link that loses less is paid for the same way. Small
- * packets (QUIC acknowledgements) so earn little, and a group is as large
- * as the mean reported burst (1..4), so one group fills a typical burst.
+ * packets (QUIC acknowledgements) so earn little. Repairs go one at a time,
+ * never in groups: back-to-back repairs are lost in the same burst.
  *
  * Windows: repairs are as long as the longest source they cover, so sparse
  * traffic, with a repair per source, codes over a short window
  * (SPARSE_WINDOW): one large packet (a path MTU probe, say) inflates few
  * repairs, and each repair still covers the sources of the repairs before
  * it. Dense traffic codes over DENSE_WINDOW, so each source is covered by
- * several groups.
+ * many repairs, long enough to outlast a burst.
  * No loops: the verifier rejects backward jumps. */
 #include "fec_plugin.h"
 
 #define SPARSE_WINDOW 8
-#define DENSE_WINDOW 32
+#define DENSE_WINDOW 128
 #define SPARSE_GAP_US 1000
 #define MIN_HOLD_US 1000
 #define MAX_HOLD_US 20000
 #define HOLD_SCALE 100000
 #define PROMPT_LOSS_PERMILLE 20
 #define MAX_GAP_US 1000000
-#define MAX_GROUP 4
+#define MAX_BURST 4
 #define HISTORY 200
 
 struct tunnel_state {
@@ -52,7 +53,6 @@ struct tunnel_state {
     fec_u64 lost_x16;         /* of which lost, decayed, times 16 */
     fec_u64 credit;           /* dense: source bytes x target earned */
     fec_u64 longest;          /* longest source since the last repair */
-    fec_u64 group;            /* repairs per group */
     fec_u64 window;           /* the window set last */
 };
 
@@ -71,7 +71,6 @@ int configure(void *mem)
     s->lost_x16 = 0;
     s->credit = 0;
     s->longest = 0;
-    s->group = 1;
     s->window = SPARSE_WINDOW;
     fec_set_code(FEC_SCHEME_RLC, DENSE_WINDOW, 8);
     fec_window_set(SPARSE_WINDOW);
@@ -108,9 +107,8 @@ int schedule_repair(void *mem)
 {
     struct fec_schedule_ctx *ctx = mem;
     struct tunnel_state *s = FEC_STATE(struct tunnel_state, mem);
-    fec_u64 count = s->group;
     fec_u64 window = DENSE_WINDOW;
-    fec_u64 price = s->longest * 1000 * s->group;
+    fec_u64 price = s->longest * 1000;
     int sparse = s->gap_us >= SPARSE_GAP_US && s->loss_permille >= PROMPT_LOSS_PERMILLE;
 
     if (ctx->sources_since_repair == 0 || ctx->repair_budget == 0)
@@ -123,13 +121,11 @@ int schedule_repair(void *mem)
         fec_window_set(window);
         s->window = window;
     }
-    if (count > ctx->repair_budget)
-        count = ctx->repair_budget;
-    fec_emit_repair(count);
+    fec_emit_repair(1);
     s->pending = 0;
     s->longest = 0;
-    /* What is left over carries to the next group, up to one group's price
-     * (a pause must not bank a burst of repairs). */
+    /* What is left over carries to the next repair, up to one repair's
+     * price (a pause must not bank a burst of repairs). */
     s->credit = s->credit > price ? s->credit - price : 0;
     if (s->credit > price)
         s->credit = price;
@@ -143,7 +139,7 @@ int on_feedback(void *mem)
     struct tunnel_state *s = FEC_STATE(struct tunnel_state, mem);
     fec_u64 total = (fec_u64)ctx->received + ctx->lost;
     fec_u64 loss_permille = 0;
-    fec_u64 target, group;
+    fec_u64 target, burst_x16;
 
     if (total == 0)
         return FEC_RC_OK;
@@ -170,17 +166,17 @@ int on_feedback(void *mem)
         s->hold_us = HOLD_SCALE / loss_permille;
     if (s->hold_us < MIN_HOLD_US)
         s->hold_us = MIN_HOLD_US;
-    target = 2 * loss_permille + 30;
+    /* Bursts need more: a burst of b losses takes b repairs, and repairs
+     * sent back to back are lost in the same burst, so they are spread
+     * (one at a time) and there are more of them. */
+    burst_x16 = ctx->mean_burst_x16;
+    if (burst_x16 < 16)
+        burst_x16 = 16;
+    if (burst_x16 > 16 * MAX_BURST)
+        burst_x16 = 16 * MAX_BURST;
+    target = (16 + burst_x16) * loss_permille / 16 + 30;
     if (target > 500)
         target = 500;
-    /* The mean burst, rounded: a chance run of two or three losses in a
-     * random-loss interval must not make every group larger (and later). */
-    group = ((fec_u64)ctx->mean_burst_x16 + 8) / 16;
-    if (group < 1)
-        group = 1;
-    if (group > MAX_GROUP)
-        group = MAX_GROUP;
     s->target = target;
-    s->group = group;
     return FEC_RC_OK;
 }

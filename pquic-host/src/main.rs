@@ -232,9 +232,10 @@ struct ServerArgs {
     #[arg(long = "cert-out")]
     cert_out: Option<PathBuf>,
     /// Plugin to offer: realtime, adaptive, rlc-window, rs-block, tunnel, or
-    /// a .fecp file.
-    #[arg(long, default_value = "realtime")]
-    plugin: String,
+    /// a .fecp file (default: realtime for `server`, tunnel for `tunnel
+    /// server`).
+    #[arg(long)]
+    plugin: Option<String>,
     /// Validator key file (hex secret, see `plugin keygen`) to sign the plugin with.
     #[arg(long = "sign-key")]
     sign_key: Option<PathBuf>,
@@ -763,11 +764,13 @@ fn server_identity(args: &ServerArgs) -> pquic_host::Result<(Identity, Option<St
 
 /// The plugin `args` say to offer (none with --no-plugin), signed as they
 /// say.
-fn server_offer(args: &ServerArgs) -> pquic_host::Result<Option<ServerPlugin>> {
+/// The plugin a server offers: `--plugin`, or `default`.
+fn server_offer(args: &ServerArgs, default: &str) -> pquic_host::Result<Option<ServerPlugin>> {
     if args.no_plugin {
         return Ok(None);
     }
-    let shipped = plugins::SHIPPED.contains(&args.plugin.as_str());
+    let plugin = args.plugin.as_deref().unwrap_or(default);
+    let shipped = plugins::SHIPPED.contains(&plugin);
     let key = match &args.sign_key {
         Some(path) => Some(plugins::read_signing_key(path)?),
         // A shipped plugin is signed with this server's own validator
@@ -786,7 +789,7 @@ fn server_offer(args: &ServerArgs) -> pquic_host::Result<Option<ServerPlugin>> {
         // A package file is offered with its own signatures.
         None => None,
     };
-    let (offer, loaded) = plugins::prepare_offer(&args.plugin, key.as_ref())?;
+    let (offer, loaded) = plugins::prepare_offer(plugin, key.as_ref())?;
     eprintln!(
         "offering {} {} sha256 {}; signed by validator(s) {}: clients must trust one \
          (pquic-host plugin trust KEY)",
@@ -836,7 +839,7 @@ fn persist_identity(
 
 async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
     let (identity, mut stored) = server_identity(args)?;
-    let offered = server_offer(args)?;
+    let offered = server_offer(args, "realtime")?;
     let mut started = Err(Error::NoAddress {
         target: args.listen.clone(),
     });
@@ -980,7 +983,7 @@ async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()
 async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
     let settings = &args.server;
     let (identity, mut stored) = server_identity(settings)?;
-    let offered = server_offer(settings)?;
+    let offered = server_offer(settings, "tunnel")?;
     let target = match &args.forward {
         Some(forward) => Target::Udp(endpoint::resolve(forward).await?[0]),
         None => Target::Tun(open_tun(&args.tun, args.flows.min_mtu)?),
