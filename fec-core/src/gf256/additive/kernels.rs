@@ -567,6 +567,19 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                         put(dst, j, get(a, j));
                     }
                 }
+                Op::Xor { a, b, dst, len } => {
+                    let (a, b, dst) = (base(a), base(b), base(dst));
+                    for j in 0..len {
+                        put(dst, j, L::xor(get(a, j), get(b, j)));
+                    }
+                }
+                Op::Scale { a, dst, len, coef } => {
+                    let f = L::factor(table.add(coef));
+                    let (a, dst) = (base(a), base(dst));
+                    for j in 0..len {
+                        put(dst, j, L::mul(f, L::operand(get(a, j))));
+                    }
+                }
             }
         }
         let parity = base(Slots::parity(0));

@@ -53,7 +53,7 @@ fn norms() -> [u8; DIMENSIONS] {
 }
 
 /// The normalised subspace polynomials `Wn_i(x)`.
-struct Basis {
+pub(super) struct Basis {
     norms: [u8; DIMENSIONS],
 }
 
@@ -62,7 +62,7 @@ impl Basis {
         Basis { norms: norms() }
     }
 
-    fn normalised(&self, i: usize, x: u8) -> u8 {
+    pub(super) fn normalised(&self, i: usize, x: u8) -> u8 {
         // `W_i(2^i)` is nonzero: `2^i` lies outside `V_i`, the kernel of `W_i`.
         div(subspace(i, x, &self.norms), self.norms[i]).expect("W_i(2^i) != 0")
     }
@@ -464,7 +464,7 @@ impl Route {
     fn new(data: usize, parity: usize) -> Option<Route> {
         match ParityPlan::new(data, parity) {
             Some(plan) => Some(Route::Registers(plan)),
-            None => Program::new(data, parity).map(Route::Program),
+            None => Program::best(data, parity).map(Route::Program),
         }
     }
 
@@ -645,6 +645,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn coset_programs_evaluate_the_interpolating_polynomial() {
+        let shapes = (2usize..=255)
+            .step_by(3)
+            .chain([200, 255, 254, 129, 96, 100, 64, 7, 15, 31, 127])
+            .flat_map(|data| {
+                [1usize, 2, 3, 7, 20, 50, 57, 256 - data]
+                    .into_iter()
+                    .filter(move |&p| p >= 1 && data + p <= 256)
+                    .map(move |p| (data, p))
+            });
+        for (data, parity) in shapes {
+            let shard: Vec<u8> = (0..data).map(|j| exp(j * 7 + parity)).collect();
+            let expected = parity_by_interpolation(&shard, parity);
+            for log in 0..8 {
+                if let Some(program) = program::Program::cosets(data, parity, log) {
+                    assert_eq!(
+                        program.evaluate(&shard),
+                        expected,
+                        "k={data} m={parity} cosets of 2^{log}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The operation counts the module docs quote.
+    #[test]
+    fn coset_programs_cut_the_products() {
+        let products = |k, m| program::Program::best(k, m).unwrap().products();
+        assert_eq!(products(200, 50), 700);
+        assert_eq!(products(100, 20), 277);
+        assert_eq!(program::Program::new(200, 50).unwrap().products(), 1654);
     }
 
     #[test]

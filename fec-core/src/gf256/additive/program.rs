@@ -19,6 +19,8 @@
 //! or a scratch area of one vector per slot, so a 64-byte column of the whole
 //! computation stays in L1.
 
+mod cosets;
+
 use super::Basis;
 use crate::gf256::field::inv;
 #[cfg(test)]
@@ -124,6 +126,20 @@ pub(super) enum Op {
     },
     /// `dst[j] = a[j]`.
     Copy { a: Slots, dst: Slots, len: usize },
+    /// `dst[j] = a[j] + b[j]`.
+    Xor {
+        a: Slots,
+        b: Slots,
+        dst: Slots,
+        len: usize,
+    },
+    /// `dst[j] = c * a[j]`.
+    Scale {
+        a: Slots,
+        dst: Slots,
+        len: usize,
+        coef: usize,
+    },
 }
 
 /// The compiled computation for one `(data, parity)` shape.
@@ -137,21 +153,41 @@ pub(super) struct Program {
     pub coefficients: Vec<u8>,
 }
 
-struct Builder {
-    basis: Basis,
-    ops: Vec<Op>,
-    coefficients: Vec<u8>,
-    scratch: usize,
+pub(super) struct Builder {
+    pub basis: Basis,
+    pub ops: Vec<Op>,
+    pub coefficients: Vec<u8>,
+    pub scratch: usize,
 }
 
 impl Builder {
-    fn alloc(&mut self, n: usize) -> Slots {
+    pub(super) fn new() -> Builder {
+        Builder {
+            basis: Basis::new(),
+            ops: Vec::new(),
+            coefficients: Vec::new(),
+            scratch: 0,
+        }
+    }
+
+    /// The finished program.
+    pub(super) fn finish(self, data: usize, parity: usize) -> Program {
+        Program {
+            data,
+            parity,
+            scratch: self.scratch,
+            ops: self.ops,
+            coefficients: self.coefficients,
+        }
+    }
+
+    pub(super) fn alloc(&mut self, n: usize) -> Slots {
         let slots = Slots::scratch(self.scratch);
         self.scratch += n;
         slots
     }
 
-    fn coefficients(&mut self, values: impl IntoIterator<Item = u8>) -> usize {
+    pub(super) fn coefficients(&mut self, values: impl IntoIterator<Item = u8>) -> usize {
         let at = self.coefficients.len();
         self.coefficients.extend(values);
         at
@@ -165,7 +201,7 @@ impl Builder {
 
     /// Coefficients in `dst` of the polynomial with the values `src` on the
     /// points `start..start + 2^log`.
-    fn inverse(&mut self, src: Slots, dst: Slots, log: usize, start: usize) {
+    pub(super) fn inverse(&mut self, src: Slots, dst: Slots, log: usize, start: usize) {
         let low = log.min(REGISTER_LOG);
         for q in 0..1usize << (log - low) {
             let offset = q << low;
@@ -200,7 +236,15 @@ impl Builder {
     /// points `lo..hi` inside `start..start + 2^log`, left in `dst` at index
     /// `x - start` for point `x`. `src` is only read; other parts of `dst`
     /// are clobbered.
-    fn evaluate(&mut self, src: Slots, dst: Slots, log: usize, start: usize, lo: usize, hi: usize) {
+    pub(super) fn evaluate(
+        &mut self,
+        src: Slots,
+        dst: Slots,
+        log: usize,
+        start: usize,
+        lo: usize,
+        hi: usize,
+    ) {
         let size = 1usize << log;
         debug_assert!(start <= lo && lo < hi && hi <= start + size);
         if log <= REGISTER_LOG && lo == start && hi == start + size {
@@ -263,12 +307,7 @@ impl Program {
         if data < 2 || parity == 0 || data + parity > 256 {
             return None;
         }
-        let mut b = Builder {
-            basis: Basis::new(),
-            ops: Vec::new(),
-            coefficients: Vec::new(),
-            scratch: 0,
-        };
+        let mut b = Builder::new();
         // The aligned blocks of the data points, largest first.
         let mut blocks = Vec::new();
         let mut start = 0;
@@ -337,13 +376,37 @@ impl Program {
                 coset += size;
             }
         }
-        Some(Program {
-            data,
-            parity,
-            scratch: b.scratch,
-            ops: b.ops,
-            coefficients: b.coefficients,
-        })
+        Some(b.finish(data, parity))
+    }
+
+    /// The cheapest program for the shape by [`Program::vector_ops`]: the
+    /// block-by-block one or a coset program of any size.
+    pub(super) fn best(data: usize, parity: usize) -> Option<Program> {
+        (0..8)
+            .filter_map(|log| Program::cosets(data, parity, log))
+            .chain(Program::new(data, parity))
+            .min_by_key(Program::vector_ops)
+    }
+
+    /// Products per vector (zero twiddles skipped).
+    #[cfg(test)]
+    pub(super) fn products(&self) -> usize {
+        let butterflies = |log: usize| log * (1 << log) / 2;
+        self.ops
+            .iter()
+            .map(|op| match *op {
+                Op::MulAdd { len, .. }
+                | Op::SubScale { len, .. }
+                | Op::Horner { len, .. }
+                | Op::Scale { len, .. } => len,
+                Op::Butterfly { half, .. } => half,
+                Op::InverseButterfly { half, coef, .. } => coef.map_or(0, |_| half),
+                Op::Transform {
+                    log, zero_first, ..
+                } => butterflies(log) - if zero_first { (1 << log) - 1 } else { 0 },
+                Op::Copy { .. } | Op::Xor { .. } => 0,
+            })
+            .sum()
     }
 
     /// Vectors one column of the computation names: the data, the parity,
@@ -382,6 +445,8 @@ impl Program {
                 }
                 Op::Transform { log, .. } => 3 * butterflies(log) + (1 << log) / 2,
                 Op::Copy { len, .. } => len / 2,
+                Op::Xor { len, .. } => len + 3 * len / 4,
+                Op::Scale { len, .. } => 2 * len + len / 2,
             })
             .sum();
         ops
@@ -491,6 +556,18 @@ impl Program {
                 Op::Copy { a, dst, len } => {
                     for j in 0..len {
                         let v = read(a, j, &parity, &scratch);
+                        write(dst, j, v, &mut parity, &mut scratch);
+                    }
+                }
+                Op::Xor { a, b, dst, len } => {
+                    for j in 0..len {
+                        let v = read(a, j, &parity, &scratch) ^ read(b, j, &parity, &scratch);
+                        write(dst, j, v, &mut parity, &mut scratch);
+                    }
+                }
+                Op::Scale { a, dst, len, coef } => {
+                    for j in 0..len {
+                        let v = mul(c[coef], read(a, j, &parity, &scratch));
                         write(dst, j, v, &mut parity, &mut scratch);
                     }
                 }
