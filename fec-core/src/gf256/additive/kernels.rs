@@ -11,7 +11,7 @@
 
 use super::super::lanes::Lanes;
 use super::super::{avx2::Avx2, avx512::Avx512, gfni::Gfni, ssse3::Ssse3, NibbleTable};
-use super::program::{Op, Program, Slots};
+use super::program::{Area, Op, Program, Slots};
 use super::{ParityPlan, Route, Run};
 
 /// The raw view of one call: the expanded route coefficients, the route
@@ -465,8 +465,10 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
     // program, which built the table's entries for them; the instruction set
     // is present by contract.
     unsafe {
-        for (j, &input) in call.inputs.iter().enumerate() {
-            L::store(buffer.add(j * w), load::<L, PARTIAL>(input.add(pos), tail));
+        if !program.direct {
+            for (j, &input) in call.inputs.iter().enumerate() {
+                L::store(buffer.add(j * w), load::<L, PARTIAL>(input.add(pos), tail));
+            }
         }
         // Plain function items, not closures: see `evaluate_run`.
         let base = |s: Slots| buffer.add(program.index(s) * w);
@@ -529,11 +531,17 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                     inverse,
                     zero_first,
                 } => {
-                    let (s, d, t) = (base(src), base(dst), table.add(coef));
+                    let (d, t) = (base(dst), table.add(coef));
+                    let shards = (program.direct && src.area == Area::Data).then(|| Shards {
+                        inputs: &call.inputs[src.at..],
+                        pos,
+                        tail,
+                    });
+                    let s = base(src);
                     if inverse {
-                        transform_sized::<L, true>(log, s, d, t, zero_first);
+                        transform_sized::<L, true, PARTIAL>(log, s, shards, d, t, zero_first);
                     } else {
-                        transform_sized::<L, false>(log, s, d, t, zero_first);
+                        transform_sized::<L, false, PARTIAL>(log, s, shards, d, t, zero_first);
                     }
                 }
                 Op::SubScale {
@@ -561,10 +569,32 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                         );
                     }
                 }
+                Op::Copy { a, dst, len } if program.direct && dst.area == Area::Parity => {
+                    let a = base(a);
+                    for (j, &output) in call.outputs[dst.at..dst.at + len].iter().enumerate() {
+                        store::<L, PARTIAL>(output.add(pos), tail, get(a, j));
+                    }
+                }
                 Op::Copy { a, dst, len } => {
                     let (a, dst) = (base(a), base(dst));
                     for j in 0..len {
                         put(dst, j, get(a, j));
+                    }
+                }
+                Op::Sum {
+                    src,
+                    stride,
+                    count,
+                    dst,
+                    len,
+                } => {
+                    let (src, dst) = (base(src), base(dst));
+                    for j in 0..len {
+                        let mut v = get(src, j);
+                        for i in 1..count {
+                            v = L::xor(v, get(src, j + i * stride));
+                        }
+                        put(dst, j, v);
                     }
                 }
                 Op::Xor { a, b, dst, len } => {
@@ -582,9 +612,11 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                 }
             }
         }
-        let parity = base(Slots::parity(0));
-        for (j, &output) in call.outputs.iter().enumerate() {
-            store::<L, PARTIAL>(output.add(pos), tail, get(parity, j));
+        if !program.direct {
+            let parity = base(Slots::parity(0));
+            for (j, &output) in call.outputs.iter().enumerate() {
+                store::<L, PARTIAL>(output.add(pos), tail, get(parity, j));
+            }
         }
     }
 }
@@ -609,14 +641,24 @@ unsafe fn vector_store<L: Lanes>(p: *mut u8, j: usize, v: L::Vector) {
     unsafe { L::store(p.add(j * L::WIDTH), v) }
 }
 
+/// Data shards read in place: the column at `pos` (its first `tail` bytes
+/// when partial) of `inputs[0..]`.
+#[derive(Clone, Copy)]
+struct Shards<'a> {
+    inputs: &'a [*const u8],
+    pos: usize,
+    tail: usize,
+}
+
 /// [`transform`] of `2^log` vectors.
 ///
 /// # Safety
 /// As [`transform`], with `M = 2^log <= 32`.
 #[inline(always)]
-unsafe fn transform_sized<L: Lanes, const INVERSE: bool>(
+unsafe fn transform_sized<L: Lanes, const INVERSE: bool, const PARTIAL: bool>(
     log: usize,
     src: *const u8,
+    shards: Option<Shards<'_>>,
     dst: *mut u8,
     twiddles: *const L::Stored,
     zero_first: bool,
@@ -625,25 +667,28 @@ unsafe fn transform_sized<L: Lanes, const INVERSE: bool>(
     // SAFETY: forwarded contract.
     unsafe {
         match log {
-            0 => transform::<L, 1, INVERSE>(src, dst, twiddles, zero_first),
-            1 => transform::<L, 2, INVERSE>(src, dst, twiddles, zero_first),
-            2 => transform::<L, 4, INVERSE>(src, dst, twiddles, zero_first),
-            3 => transform::<L, 8, INVERSE>(src, dst, twiddles, zero_first),
-            4 => transform::<L, 16, INVERSE>(src, dst, twiddles, zero_first),
-            _ => transform::<L, 32, INVERSE>(src, dst, twiddles, zero_first),
+            0 => transform::<L, 1, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            1 => transform::<L, 2, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            2 => transform::<L, 4, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            3 => transform::<L, 8, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            4 => transform::<L, 16, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            _ => transform::<L, 32, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
         }
     }
 }
 
-/// Loads `M` vectors from `src`, transforms them in registers (inverse or
-/// forward, twiddles at `twiddles`) and stores them to `dst`.
+/// Loads `M` vectors from `src` (or, given `shards`, from the first `M`
+/// shards' column), transforms them in registers (inverse or forward,
+/// twiddles at `twiddles`) and stores them to `dst`.
 ///
 /// # Safety
-/// The [`Lanes`] contract; `src` valid for `M` vector reads, `dst` for `M`
+/// The [`Lanes`] contract; `src` valid for `M` vector reads, or `shards`
+/// holding at least `M` pointers valid for the column; `dst` valid for `M`
 /// vector writes, `twiddles` for `M - 1` entries.
 #[inline(always)]
-unsafe fn transform<L: Lanes, const M: usize, const INVERSE: bool>(
+unsafe fn transform<L: Lanes, const M: usize, const INVERSE: bool, const PARTIAL: bool>(
     src: *const u8,
+    shards: Option<Shards<'_>>,
     dst: *mut u8,
     twiddles: *const L::Stored,
     zero_first: bool,
@@ -652,8 +697,17 @@ unsafe fn transform<L: Lanes, const M: usize, const INVERSE: bool>(
     // SAFETY: forwarded contract.
     unsafe {
         let mut v = [L::zero(); M];
-        for (j, x) in v.iter_mut().enumerate() {
-            *x = L::load(src.add(j * w));
+        match shards {
+            Some(shards) => {
+                for (x, &input) in v.iter_mut().zip(&shards.inputs[..M]) {
+                    *x = load::<L, PARTIAL>(input.add(shards.pos), shards.tail);
+                }
+            }
+            None => {
+                for (j, x) in v.iter_mut().enumerate() {
+                    *x = L::load(src.add(j * w));
+                }
+            }
         }
         if INVERSE {
             inverse_registers::<L, M>(&mut v, twiddles, zero_first);

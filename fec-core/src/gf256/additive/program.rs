@@ -27,7 +27,7 @@ use crate::gf256::field::inv;
 use crate::gf256::field::mul;
 
 /// Largest transform the kernels run in registers, as a power of two.
-pub(super) const REGISTER_LOG: usize = 5;
+pub(super) const REGISTER_LOG: usize = 4;
 
 /// Which vectors a [`Slots`] names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +133,14 @@ pub(super) enum Op {
         dst: Slots,
         len: usize,
     },
+    /// `dst[j] = sum over i < count of src[j + i * stride]`.
+    Sum {
+        src: Slots,
+        stride: usize,
+        count: usize,
+        dst: Slots,
+        len: usize,
+    },
     /// `dst[j] = c * a[j]`.
     Scale {
         a: Slots,
@@ -151,6 +159,9 @@ pub(super) struct Program {
     pub scratch: usize,
     pub ops: Vec<Op>,
     pub coefficients: Vec<u8>,
+    /// Only transforms read the data and only copies write the parity, so
+    /// kernels may read and write the shards in place of staging them.
+    pub direct: bool,
 }
 
 pub(super) struct Builder {
@@ -172,7 +183,21 @@ impl Builder {
 
     /// The finished program.
     pub(super) fn finish(self, data: usize, parity: usize) -> Program {
+        let direct = self.ops.iter().all(|op| match *op {
+            Op::Transform { dst, .. } => dst.area != Area::Parity,
+            Op::Copy { a, .. } => a.area == Area::Scratch,
+            Op::MulAdd { a, b, dst, .. }
+            | Op::SubScale { a, b, dst, .. }
+            | Op::Xor { a, b, dst, .. } => [a, b, dst].iter().all(|s| s.area == Area::Scratch),
+            Op::Butterfly { src, dst, .. } | Op::Sum { src, dst, .. } => {
+                src.area == Area::Scratch && dst.area == Area::Scratch
+            }
+            Op::InverseButterfly { at, .. } => at.area == Area::Scratch,
+            Op::Horner { .. } => false,
+            Op::Scale { a, dst, .. } => a.area == Area::Scratch && dst.area == Area::Scratch,
+        });
         Program {
+            direct,
             data,
             parity,
             scratch: self.scratch,
@@ -404,7 +429,7 @@ impl Program {
                 Op::Transform {
                     log, zero_first, ..
                 } => butterflies(log) - if zero_first { (1 << log) - 1 } else { 0 },
-                Op::Copy { .. } | Op::Xor { .. } => 0,
+                Op::Copy { .. } | Op::Xor { .. } | Op::Sum { .. } => 0,
             })
             .sum()
     }
@@ -446,6 +471,7 @@ impl Program {
                 Op::Transform { log, .. } => 3 * butterflies(log) + (1 << log) / 2,
                 Op::Copy { len, .. } => len / 2,
                 Op::Xor { len, .. } => len + 3 * len / 4,
+                Op::Sum { count, len, .. } => (count - 1) * len + (count + 1) * len / 4,
                 Op::Scale { len, .. } => 2 * len + len / 2,
             })
             .sum();
@@ -562,6 +588,19 @@ impl Program {
                 Op::Xor { a, b, dst, len } => {
                     for j in 0..len {
                         let v = read(a, j, &parity, &scratch) ^ read(b, j, &parity, &scratch);
+                        write(dst, j, v, &mut parity, &mut scratch);
+                    }
+                }
+                Op::Sum {
+                    src,
+                    stride,
+                    count,
+                    dst,
+                    len,
+                } => {
+                    for j in 0..len {
+                        let v = (0..count)
+                            .fold(0, |v, i| v ^ read(src, j + i * stride, &parity, &scratch));
                         write(dst, j, v, &mut parity, &mut scratch);
                     }
                 }

@@ -107,8 +107,20 @@ struct Parity {
 impl Builder {
     /// `dst = sum_q w_q * src_q` over `len` vectors, skipping zero weights
     /// and multiplying by none of the unit ones; `false` if every weight is
-    /// zero (then `dst` is untouched).
+    /// zero (then `dst` is untouched). `srcs` are evenly spaced.
     fn weighted_sum(&mut self, srcs: &[Slots], weights: &[u8], dst: Slots, len: usize) -> bool {
+        if srcs.len() >= 2 && weights.iter().all(|&w| w == 1) {
+            // One pass over evenly spaced sources (the folds are).
+            let stride = srcs[1].at - srcs[0].at;
+            self.ops.push(Op::Sum {
+                src: srcs[0],
+                stride,
+                count: srcs.len(),
+                dst,
+                len,
+            });
+            return true;
+        }
         let mut first = true;
         for (&src, &w) in srcs.iter().zip(weights) {
             match (w, first) {
