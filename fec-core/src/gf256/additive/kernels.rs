@@ -523,6 +523,24 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                         }
                     }
                 }
+                Op::InverseButterfly2 { at, half, coefs } => {
+                    let at = base(at);
+                    let [f0, f1, f2] = coefs.map(|c| c.map(|c| L::factor(table.add(c))));
+                    for j in 0..half {
+                        let a = get(at, j);
+                        let b = get(at, j + half);
+                        let c = get(at, j + 2 * half);
+                        let d = get(at, j + 3 * half);
+                        let (a, b) = inverse_step::<L>(a, b, f0);
+                        let (c, d) = inverse_step::<L>(c, d, f1);
+                        let (a, c) = inverse_step::<L>(a, c, f2);
+                        let (b, d) = inverse_step::<L>(b, d, f2);
+                        put(at, j, a);
+                        put(at, j + half, b);
+                        put(at, j + 2 * half, c);
+                        put(at, j + 3 * half, d);
+                    }
+                }
                 Op::Transform {
                     src,
                     dst,
@@ -617,6 +635,27 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
             for (j, &output) in call.outputs.iter().enumerate() {
                 store::<L, PARTIAL>(output.add(pos), tail, get(parity, j));
             }
+        }
+    }
+}
+
+/// One inverse butterfly: `hi += lo`, then `lo += f * hi` (no product for
+/// a zero twiddle).
+///
+/// # Safety
+/// The [`Lanes`] contract.
+#[inline(always)]
+unsafe fn inverse_step<L: Lanes>(
+    lo: L::Vector,
+    hi: L::Vector,
+    f: Option<L::Factor>,
+) -> (L::Vector, L::Vector) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let hi = L::xor(hi, lo);
+        match f {
+            Some(f) => (L::xor(lo, L::mul(f, L::operand(hi))), hi),
+            None => (lo, hi),
         }
     }
 }

@@ -97,6 +97,14 @@ pub(super) enum Op {
         half: usize,
         coef: Option<usize>,
     },
+    /// Two inverse layers in one pass over `4 * half` vectors: butterflies
+    /// `half` apart with `coefs[0]` (first block) and `coefs[1]` (second),
+    /// then `2 * half` apart with `coefs[2]`.
+    InverseButterfly2 {
+        at: Slots,
+        half: usize,
+        coefs: [Option<usize>; 3],
+    },
     /// A transform of `2^log <= 32` vectors in registers, forward
     /// (coefficients to values) or inverse, twiddles from `coef` (layers from
     /// 0 up); when `zero_first`, the first block of every layer has a zero
@@ -192,7 +200,9 @@ impl Builder {
             Op::Butterfly { src, dst, .. } | Op::Sum { src, dst, .. } => {
                 src.area == Area::Scratch && dst.area == Area::Scratch
             }
-            Op::InverseButterfly { at, .. } => at.area == Area::Scratch,
+            Op::InverseButterfly { at, .. } | Op::InverseButterfly2 { at, .. } => {
+                at.area == Area::Scratch
+            }
             Op::Horner { .. } => false,
             Op::Scale { a, dst, .. } => a.area == Area::Scratch && dst.area == Area::Scratch,
         });
@@ -240,20 +250,41 @@ impl Builder {
                 zero_first: start + offset == 0,
             });
         }
-        for i in low..log {
+        // Two layers per pass where there are two left: half the loads and
+        // stores of one pass per layer.
+        let mut i = low;
+        while i < log {
             let half = 1usize << i;
-            for r in (0..1usize << log).step_by(2 * half) {
-                let point = start + r;
-                let coef = (point != 0).then(|| {
-                    let twiddle = self.basis.normalised(i, point as u8);
-                    self.coefficients([twiddle])
-                });
-                self.ops.push(Op::InverseButterfly {
-                    at: dst.plus(r),
-                    half,
-                    coef,
-                });
+            let fused = i + 1 < log;
+            let step = if fused { 4 * half } else { 2 * half };
+            for r in (0..1usize << log).step_by(step) {
+                let mut twiddle = |layer: usize, point: usize| {
+                    (point != 0).then(|| {
+                        let twiddle = self.basis.normalised(layer, point as u8);
+                        self.coefficients([twiddle])
+                    })
+                };
+                let op = if fused {
+                    let coefs = [
+                        twiddle(i, start + r),
+                        twiddle(i, start + r + 2 * half),
+                        twiddle(i + 1, start + r),
+                    ];
+                    Op::InverseButterfly2 {
+                        at: dst.plus(r),
+                        half,
+                        coefs,
+                    }
+                } else {
+                    Op::InverseButterfly {
+                        at: dst.plus(r),
+                        half,
+                        coef: twiddle(i, start + r),
+                    }
+                };
+                self.ops.push(op);
             }
+            i += if fused { 2 } else { 1 };
         }
     }
 
@@ -426,6 +457,9 @@ impl Program {
                 | Op::Scale { len, .. } => len,
                 Op::Butterfly { half, .. } => half,
                 Op::InverseButterfly { half, coef, .. } => coef.map_or(0, |_| half),
+                Op::InverseButterfly2 { half, coefs, .. } => {
+                    coefs[..2].iter().flatten().count() * half + coefs[2].map_or(0, |_| 2 * half)
+                }
                 Op::Transform {
                     log, zero_first, ..
                 } => butterflies(log) - if zero_first { (1 << log) - 1 } else { 0 },
@@ -467,6 +501,12 @@ impl Program {
                     } else {
                         half + half
                     }
+                }
+                Op::InverseButterfly2 { half, coefs, .. } => {
+                    // Four butterflies per step, with half the memory traffic.
+                    let products = coefs[..2].iter().flatten().count() * half
+                        + coefs[2].map_or(0, |_| 2 * half);
+                    2 * products + 4 * half + 2 * half
                 }
                 Op::Transform { log, .. } => 3 * butterflies(log) + (1 << log) / 2,
                 Op::Copy { len, .. } => len / 2,
@@ -538,6 +578,23 @@ impl Program {
                         let lo = coef.map_or(x, |coef| x ^ mul(c[coef], hi));
                         write(at, j, lo, &mut parity, &mut scratch);
                         write(at, j + half, hi, &mut parity, &mut scratch);
+                    }
+                }
+                Op::InverseButterfly2 { at, half, coefs } => {
+                    let step = |x: u8, y: u8, coef: Option<usize>| {
+                        let hi = x ^ y;
+                        (coef.map_or(x, |coef| x ^ mul(c[coef], hi)), hi)
+                    };
+                    for j in 0..half {
+                        let [a, b, cc, d] =
+                            [0, 1, 2, 3].map(|q| read(at, j + q * half, &parity, &scratch));
+                        let (a, b) = step(a, b, coefs[0]);
+                        let (cc, d) = step(cc, d, coefs[1]);
+                        let (a, cc) = step(a, cc, coefs[2]);
+                        let (b, d) = step(b, d, coefs[2]);
+                        for (q, v) in [a, b, cc, d].into_iter().enumerate() {
+                            write(at, j + q * half, v, &mut parity, &mut scratch);
+                        }
                     }
                 }
                 Op::Transform {
