@@ -61,12 +61,12 @@ fn weights(b: &Builder, s: usize, cosets: usize, target: usize) -> Option<Vec<u8
         for x in a[col].iter_mut() {
             *x = mul(*x, scale);
         }
-        for r in 0..cosets {
-            let factor = a[r][col];
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            let factor = row[col];
             if r != col && factor != 0 {
-                for c in 0..2 * cosets {
-                    let v = mul(factor, a[col][c]);
-                    a[r][c] ^= v;
+                for (x, &p) in row.iter_mut().zip(&pivot_row) {
+                    *x ^= mul(factor, p);
                 }
             }
         }
@@ -259,6 +259,7 @@ impl Builder {
     /// of degree `< rho` that makes it match the data there, when `need_t`
     /// (otherwise `t` is scratch), and evaluates on the coset's parity
     /// points.
+    #[allow(clippy::too_many_arguments)]
     fn tail(
         &mut self,
         r: Slots,
