@@ -11,7 +11,7 @@
 
 use super::super::lanes::Lanes;
 use super::super::{avx2::Avx2, avx512::Avx512, gfni::Gfni, ssse3::Ssse3, NibbleTable};
-use super::program::{Op, Program, Slots};
+use super::program::{Area, Op, Program, Slots};
 use super::{ParityPlan, Route, Run};
 
 /// The raw view of one call: the expanded route coefficients, the route
@@ -465,8 +465,10 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
     // program, which built the table's entries for them; the instruction set
     // is present by contract.
     unsafe {
-        for (j, &input) in call.inputs.iter().enumerate() {
-            L::store(buffer.add(j * w), load::<L, PARTIAL>(input.add(pos), tail));
+        if !program.direct {
+            for (j, &input) in call.inputs.iter().enumerate() {
+                L::store(buffer.add(j * w), load::<L, PARTIAL>(input.add(pos), tail));
+            }
         }
         // Plain function items, not closures: see `evaluate_run`.
         let base = |s: Slots| buffer.add(program.index(s) * w);
@@ -521,6 +523,24 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                         }
                     }
                 }
+                Op::InverseButterfly2 { at, half, coefs } => {
+                    let at = base(at);
+                    let [f0, f1, f2] = coefs.map(|c| c.map(|c| L::factor(table.add(c))));
+                    for j in 0..half {
+                        let a = get(at, j);
+                        let b = get(at, j + half);
+                        let c = get(at, j + 2 * half);
+                        let d = get(at, j + 3 * half);
+                        let (a, b) = inverse_step::<L>(a, b, f0);
+                        let (c, d) = inverse_step::<L>(c, d, f1);
+                        let (a, c) = inverse_step::<L>(a, c, f2);
+                        let (b, d) = inverse_step::<L>(b, d, f2);
+                        put(at, j, a);
+                        put(at, j + half, b);
+                        put(at, j + 2 * half, c);
+                        put(at, j + 3 * half, d);
+                    }
+                }
                 Op::Transform {
                     src,
                     dst,
@@ -529,11 +549,17 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                     inverse,
                     zero_first,
                 } => {
-                    let (s, d, t) = (base(src), base(dst), table.add(coef));
+                    let (d, t) = (base(dst), table.add(coef));
+                    let shards = (program.direct && src.area == Area::Data).then(|| Shards {
+                        inputs: &call.inputs[src.at..],
+                        pos,
+                        tail,
+                    });
+                    let s = base(src);
                     if inverse {
-                        transform_sized::<L, true>(log, s, d, t, zero_first);
+                        transform_sized::<L, true, PARTIAL>(log, s, shards, d, t, zero_first);
                     } else {
-                        transform_sized::<L, false>(log, s, d, t, zero_first);
+                        transform_sized::<L, false, PARTIAL>(log, s, shards, d, t, zero_first);
                     }
                 }
                 Op::SubScale {
@@ -561,17 +587,75 @@ unsafe fn program_column<L: Lanes, const PARTIAL: bool>(
                         );
                     }
                 }
+                Op::Copy { a, dst, len } if program.direct && dst.area == Area::Parity => {
+                    let a = base(a);
+                    for (j, &output) in call.outputs[dst.at..dst.at + len].iter().enumerate() {
+                        store::<L, PARTIAL>(output.add(pos), tail, get(a, j));
+                    }
+                }
                 Op::Copy { a, dst, len } => {
                     let (a, dst) = (base(a), base(dst));
                     for j in 0..len {
                         put(dst, j, get(a, j));
                     }
                 }
+                Op::Sum {
+                    src,
+                    stride,
+                    count,
+                    dst,
+                    len,
+                } => {
+                    let (src, dst) = (base(src), base(dst));
+                    for j in 0..len {
+                        let mut v = get(src, j);
+                        for i in 1..count {
+                            v = L::xor(v, get(src, j + i * stride));
+                        }
+                        put(dst, j, v);
+                    }
+                }
+                Op::Xor { a, b, dst, len } => {
+                    let (a, b, dst) = (base(a), base(b), base(dst));
+                    for j in 0..len {
+                        put(dst, j, L::xor(get(a, j), get(b, j)));
+                    }
+                }
+                Op::Scale { a, dst, len, coef } => {
+                    let f = L::factor(table.add(coef));
+                    let (a, dst) = (base(a), base(dst));
+                    for j in 0..len {
+                        put(dst, j, L::mul(f, L::operand(get(a, j))));
+                    }
+                }
             }
         }
-        let parity = base(Slots::parity(0));
-        for (j, &output) in call.outputs.iter().enumerate() {
-            store::<L, PARTIAL>(output.add(pos), tail, get(parity, j));
+        if !program.direct {
+            let parity = base(Slots::parity(0));
+            for (j, &output) in call.outputs.iter().enumerate() {
+                store::<L, PARTIAL>(output.add(pos), tail, get(parity, j));
+            }
+        }
+    }
+}
+
+/// One inverse butterfly: `hi += lo`, then `lo += f * hi` (no product for
+/// a zero twiddle).
+///
+/// # Safety
+/// The [`Lanes`] contract.
+#[inline(always)]
+unsafe fn inverse_step<L: Lanes>(
+    lo: L::Vector,
+    hi: L::Vector,
+    f: Option<L::Factor>,
+) -> (L::Vector, L::Vector) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let hi = L::xor(hi, lo);
+        match f {
+            Some(f) => (L::xor(lo, L::mul(f, L::operand(hi))), hi),
+            None => (lo, hi),
         }
     }
 }
@@ -596,14 +680,24 @@ unsafe fn vector_store<L: Lanes>(p: *mut u8, j: usize, v: L::Vector) {
     unsafe { L::store(p.add(j * L::WIDTH), v) }
 }
 
+/// Data shards read in place: the column at `pos` (its first `tail` bytes
+/// when partial) of `inputs[0..]`.
+#[derive(Clone, Copy)]
+struct Shards<'a> {
+    inputs: &'a [*const u8],
+    pos: usize,
+    tail: usize,
+}
+
 /// [`transform`] of `2^log` vectors.
 ///
 /// # Safety
 /// As [`transform`], with `M = 2^log <= 32`.
 #[inline(always)]
-unsafe fn transform_sized<L: Lanes, const INVERSE: bool>(
+unsafe fn transform_sized<L: Lanes, const INVERSE: bool, const PARTIAL: bool>(
     log: usize,
     src: *const u8,
+    shards: Option<Shards<'_>>,
     dst: *mut u8,
     twiddles: *const L::Stored,
     zero_first: bool,
@@ -612,25 +706,28 @@ unsafe fn transform_sized<L: Lanes, const INVERSE: bool>(
     // SAFETY: forwarded contract.
     unsafe {
         match log {
-            0 => transform::<L, 1, INVERSE>(src, dst, twiddles, zero_first),
-            1 => transform::<L, 2, INVERSE>(src, dst, twiddles, zero_first),
-            2 => transform::<L, 4, INVERSE>(src, dst, twiddles, zero_first),
-            3 => transform::<L, 8, INVERSE>(src, dst, twiddles, zero_first),
-            4 => transform::<L, 16, INVERSE>(src, dst, twiddles, zero_first),
-            _ => transform::<L, 32, INVERSE>(src, dst, twiddles, zero_first),
+            0 => transform::<L, 1, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            1 => transform::<L, 2, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            2 => transform::<L, 4, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            3 => transform::<L, 8, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            4 => transform::<L, 16, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
+            _ => transform::<L, 32, INVERSE, PARTIAL>(src, shards, dst, twiddles, zero_first),
         }
     }
 }
 
-/// Loads `M` vectors from `src`, transforms them in registers (inverse or
-/// forward, twiddles at `twiddles`) and stores them to `dst`.
+/// Loads `M` vectors from `src` (or, given `shards`, from the first `M`
+/// shards' column), transforms them in registers (inverse or forward,
+/// twiddles at `twiddles`) and stores them to `dst`.
 ///
 /// # Safety
-/// The [`Lanes`] contract; `src` valid for `M` vector reads, `dst` for `M`
+/// The [`Lanes`] contract; `src` valid for `M` vector reads, or `shards`
+/// holding at least `M` pointers valid for the column; `dst` valid for `M`
 /// vector writes, `twiddles` for `M - 1` entries.
 #[inline(always)]
-unsafe fn transform<L: Lanes, const M: usize, const INVERSE: bool>(
+unsafe fn transform<L: Lanes, const M: usize, const INVERSE: bool, const PARTIAL: bool>(
     src: *const u8,
+    shards: Option<Shards<'_>>,
     dst: *mut u8,
     twiddles: *const L::Stored,
     zero_first: bool,
@@ -639,8 +736,17 @@ unsafe fn transform<L: Lanes, const M: usize, const INVERSE: bool>(
     // SAFETY: forwarded contract.
     unsafe {
         let mut v = [L::zero(); M];
-        for (j, x) in v.iter_mut().enumerate() {
-            *x = L::load(src.add(j * w));
+        match shards {
+            Some(shards) => {
+                for (x, &input) in v.iter_mut().zip(&shards.inputs[..M]) {
+                    *x = load::<L, PARTIAL>(input.add(shards.pos), shards.tail);
+                }
+            }
+            None => {
+                for (j, x) in v.iter_mut().enumerate() {
+                    *x = L::load(src.add(j * w));
+                }
+            }
         }
         if INVERSE {
             inverse_registers::<L, M>(&mut v, twiddles, zero_first);

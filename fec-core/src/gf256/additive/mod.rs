@@ -53,7 +53,7 @@ fn norms() -> [u8; DIMENSIONS] {
 }
 
 /// The normalised subspace polynomials `Wn_i(x)`.
-struct Basis {
+pub(super) struct Basis {
     norms: [u8; DIMENSIONS],
 }
 
@@ -62,7 +62,7 @@ impl Basis {
         Basis { norms: norms() }
     }
 
-    fn normalised(&self, i: usize, x: u8) -> u8 {
+    pub(super) fn normalised(&self, i: usize, x: u8) -> u8 {
         // `W_i(2^i)` is nonzero: `2^i` lies outside `V_i`, the kernel of `W_i`.
         div(subspace(i, x, &self.norms), self.norms[i]).expect("W_i(2^i) != 0")
     }
@@ -464,7 +464,7 @@ impl Route {
     fn new(data: usize, parity: usize) -> Option<Route> {
         match ParityPlan::new(data, parity) {
             Some(plan) => Some(Route::Registers(plan)),
-            None => Program::new(data, parity).map(Route::Program),
+            None => Program::best(data, parity).map(Route::Program),
         }
     }
 
@@ -645,6 +645,131 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn coset_programs_evaluate_the_interpolating_polynomial() {
+        let shapes = (2usize..=255)
+            .step_by(3)
+            .chain([200, 255, 254, 129, 96, 100, 64, 7, 15, 31, 127])
+            .flat_map(|data| {
+                [1usize, 2, 3, 7, 20, 50, 57, 256 - data]
+                    .into_iter()
+                    .filter(move |&p| p >= 1 && data + p <= 256)
+                    .map(move |p| (data, p))
+            });
+        for (data, parity) in shapes {
+            let shard: Vec<u8> = (0..data).map(|j| exp(j * 7 + parity)).collect();
+            let expected = parity_by_interpolation(&shard, parity);
+            for log in 0..8 {
+                if let Some(program) = program::Program::cosets(data, parity, log) {
+                    assert_eq!(
+                        program.evaluate(&shard),
+                        expected,
+                        "k={data} m={parity} cosets of 2^{log}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A shape, a coset size for the coset program, a shard length, an
+    /// offset into the buffers and a content seed.
+    #[derive(Clone, Debug)]
+    struct Case {
+        data: usize,
+        parity: usize,
+        log: usize,
+        len: usize,
+        offset: usize,
+        seed: u64,
+    }
+
+    impl quickcheck::Arbitrary for Case {
+        fn arbitrary(g: &mut quickcheck::Gen) -> Case {
+            let data = 2 + usize::arbitrary(g) % 254;
+            let parity = 1 + usize::arbitrary(g) % (256 - data);
+            // Lengths across the vector widths, odd tails included.
+            let len = 1 + usize::arbitrary(g) % 700;
+            Case {
+                data,
+                parity,
+                log: usize::arbitrary(g) % 8,
+                len,
+                offset: usize::arbitrary(g) % 64,
+                seed: u64::arbitrary(g),
+            }
+        }
+    }
+
+    /// Every SIMD backend's coset program (of a random coset size) and the
+    /// route the shape gets, against the scalar matrix kernel.
+    #[test]
+    fn random_shapes_match_the_matrix_on_every_backend() {
+        use crate::gf256::{Backend, Engine};
+        use crate::rs::ReedSolomon;
+        use quickcheck::QuickCheck;
+        fn property(case: Case) -> bool {
+            let Case {
+                data,
+                parity,
+                log,
+                len,
+                offset,
+                seed,
+            } = case;
+            let scalar = Engine::new(Backend::Scalar).unwrap();
+            let matrix = ReedSolomon::with_engine(data, parity, scalar).unwrap();
+            let buffers: Vec<Vec<u8>> = (0..data)
+                .map(|j| {
+                    (0..len + offset)
+                        .map(|i| (seed.wrapping_mul(i as u64 * 257 + j as u64 + 1) >> 29) as u8)
+                        .collect()
+                })
+                .collect();
+            let inputs: Vec<&[u8]> = buffers.iter().map(|b| &b[offset..]).collect();
+            let mut expected = vec![vec![0u8; len]; parity];
+            matrix.encode_sep(&inputs, &mut expected).unwrap();
+            let routes = program::Program::cosets(data, parity, log)
+                .map(Route::Program)
+                .into_iter()
+                .chain(Route::new(data, parity));
+            for route in routes {
+                for backend in Backend::supported() {
+                    let Some(engine) = Engine::new(backend).filter(|_| backend != Backend::Scalar)
+                    else {
+                        continue;
+                    };
+                    let kernel = ParityKernel::with_route(engine, route.clone());
+                    let mut got = vec![vec![0x5Au8; len + offset]; parity];
+                    let mut outputs: Vec<&mut [u8]> =
+                        got.iter_mut().map(|b| &mut b[offset..]).collect();
+                    kernel.apply(&inputs, &mut outputs);
+                    for (g, e) in got.iter().zip(&expected) {
+                        assert_eq!(
+                            &g[offset..],
+                            &e[..],
+                            "{backend:?} {:?}",
+                            (data, parity, log, len)
+                        );
+                        assert!(g[..offset].iter().all(|&b| b == 0x5A));
+                    }
+                }
+            }
+            true
+        }
+        QuickCheck::new()
+            .tests(60)
+            .quickcheck(property as fn(Case) -> bool);
+    }
+
+    /// The operation counts the module docs quote.
+    #[test]
+    fn coset_programs_cut_the_products() {
+        let products = |k, m| program::Program::best(k, m).unwrap().products();
+        assert_eq!(products(200, 50), 700);
+        assert_eq!(products(100, 20), 277);
+        assert_eq!(program::Program::new(200, 50).unwrap().products(), 1654);
     }
 
     #[test]

@@ -19,13 +19,15 @@
 //! or a scratch area of one vector per slot, so a 64-byte column of the whole
 //! computation stays in L1.
 
+mod cosets;
+
 use super::Basis;
 use crate::gf256::field::inv;
 #[cfg(test)]
 use crate::gf256::field::mul;
 
 /// Largest transform the kernels run in registers, as a power of two.
-pub(super) const REGISTER_LOG: usize = 5;
+pub(super) const REGISTER_LOG: usize = 4;
 
 /// Which vectors a [`Slots`] names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,14 @@ pub(super) enum Op {
         half: usize,
         coef: Option<usize>,
     },
+    /// Two inverse layers in one pass over `4 * half` vectors: butterflies
+    /// `half` apart with `coefs[0]` (first block) and `coefs[1]` (second),
+    /// then `2 * half` apart with `coefs[2]`.
+    InverseButterfly2 {
+        at: Slots,
+        half: usize,
+        coefs: [Option<usize>; 3],
+    },
     /// A transform of `2^log <= 32` vectors in registers, forward
     /// (coefficients to values) or inverse, twiddles from `coef` (layers from
     /// 0 up); when `zero_first`, the first block of every layer has a zero
@@ -124,6 +134,28 @@ pub(super) enum Op {
     },
     /// `dst[j] = a[j]`.
     Copy { a: Slots, dst: Slots, len: usize },
+    /// `dst[j] = a[j] + b[j]`.
+    Xor {
+        a: Slots,
+        b: Slots,
+        dst: Slots,
+        len: usize,
+    },
+    /// `dst[j] = sum over i < count of src[j + i * stride]`.
+    Sum {
+        src: Slots,
+        stride: usize,
+        count: usize,
+        dst: Slots,
+        len: usize,
+    },
+    /// `dst[j] = c * a[j]`.
+    Scale {
+        a: Slots,
+        dst: Slots,
+        len: usize,
+        coef: usize,
+    },
 }
 
 /// The compiled computation for one `(data, parity)` shape.
@@ -135,23 +167,62 @@ pub(super) struct Program {
     pub scratch: usize,
     pub ops: Vec<Op>,
     pub coefficients: Vec<u8>,
+    /// Only transforms read the data and only copies write the parity, so
+    /// kernels may read and write the shards in place of staging them.
+    pub direct: bool,
 }
 
-struct Builder {
-    basis: Basis,
-    ops: Vec<Op>,
-    coefficients: Vec<u8>,
-    scratch: usize,
+pub(super) struct Builder {
+    pub basis: Basis,
+    pub ops: Vec<Op>,
+    pub coefficients: Vec<u8>,
+    pub scratch: usize,
 }
 
 impl Builder {
-    fn alloc(&mut self, n: usize) -> Slots {
+    pub(super) fn new() -> Builder {
+        Builder {
+            basis: Basis::new(),
+            ops: Vec::new(),
+            coefficients: Vec::new(),
+            scratch: 0,
+        }
+    }
+
+    /// The finished program.
+    pub(super) fn finish(self, data: usize, parity: usize) -> Program {
+        let direct = self.ops.iter().all(|op| match *op {
+            Op::Transform { dst, .. } => dst.area != Area::Parity,
+            Op::Copy { a, .. } => a.area == Area::Scratch,
+            Op::MulAdd { a, b, dst, .. }
+            | Op::SubScale { a, b, dst, .. }
+            | Op::Xor { a, b, dst, .. } => [a, b, dst].iter().all(|s| s.area == Area::Scratch),
+            Op::Butterfly { src, dst, .. } | Op::Sum { src, dst, .. } => {
+                src.area == Area::Scratch && dst.area == Area::Scratch
+            }
+            Op::InverseButterfly { at, .. } | Op::InverseButterfly2 { at, .. } => {
+                at.area == Area::Scratch
+            }
+            Op::Horner { .. } => false,
+            Op::Scale { a, dst, .. } => a.area == Area::Scratch && dst.area == Area::Scratch,
+        });
+        Program {
+            direct,
+            data,
+            parity,
+            scratch: self.scratch,
+            ops: self.ops,
+            coefficients: self.coefficients,
+        }
+    }
+
+    pub(super) fn alloc(&mut self, n: usize) -> Slots {
         let slots = Slots::scratch(self.scratch);
         self.scratch += n;
         slots
     }
 
-    fn coefficients(&mut self, values: impl IntoIterator<Item = u8>) -> usize {
+    pub(super) fn coefficients(&mut self, values: impl IntoIterator<Item = u8>) -> usize {
         let at = self.coefficients.len();
         self.coefficients.extend(values);
         at
@@ -165,7 +236,7 @@ impl Builder {
 
     /// Coefficients in `dst` of the polynomial with the values `src` on the
     /// points `start..start + 2^log`.
-    fn inverse(&mut self, src: Slots, dst: Slots, log: usize, start: usize) {
+    pub(super) fn inverse(&mut self, src: Slots, dst: Slots, log: usize, start: usize) {
         let low = log.min(REGISTER_LOG);
         for q in 0..1usize << (log - low) {
             let offset = q << low;
@@ -179,20 +250,41 @@ impl Builder {
                 zero_first: start + offset == 0,
             });
         }
-        for i in low..log {
+        // Two layers per pass where there are two left: half the loads and
+        // stores of one pass per layer.
+        let mut i = low;
+        while i < log {
             let half = 1usize << i;
-            for r in (0..1usize << log).step_by(2 * half) {
-                let point = start + r;
-                let coef = (point != 0).then(|| {
-                    let twiddle = self.basis.normalised(i, point as u8);
-                    self.coefficients([twiddle])
-                });
-                self.ops.push(Op::InverseButterfly {
-                    at: dst.plus(r),
-                    half,
-                    coef,
-                });
+            let fused = i + 1 < log;
+            let step = if fused { 4 * half } else { 2 * half };
+            for r in (0..1usize << log).step_by(step) {
+                let mut twiddle = |layer: usize, point: usize| {
+                    (point != 0).then(|| {
+                        let twiddle = self.basis.normalised(layer, point as u8);
+                        self.coefficients([twiddle])
+                    })
+                };
+                let op = if fused {
+                    let coefs = [
+                        twiddle(i, start + r),
+                        twiddle(i, start + r + 2 * half),
+                        twiddle(i + 1, start + r),
+                    ];
+                    Op::InverseButterfly2 {
+                        at: dst.plus(r),
+                        half,
+                        coefs,
+                    }
+                } else {
+                    Op::InverseButterfly {
+                        at: dst.plus(r),
+                        half,
+                        coef: twiddle(i, start + r),
+                    }
+                };
+                self.ops.push(op);
             }
+            i += if fused { 2 } else { 1 };
         }
     }
 
@@ -200,7 +292,15 @@ impl Builder {
     /// points `lo..hi` inside `start..start + 2^log`, left in `dst` at index
     /// `x - start` for point `x`. `src` is only read; other parts of `dst`
     /// are clobbered.
-    fn evaluate(&mut self, src: Slots, dst: Slots, log: usize, start: usize, lo: usize, hi: usize) {
+    pub(super) fn evaluate(
+        &mut self,
+        src: Slots,
+        dst: Slots,
+        log: usize,
+        start: usize,
+        lo: usize,
+        hi: usize,
+    ) {
         let size = 1usize << log;
         debug_assert!(start <= lo && lo < hi && hi <= start + size);
         if log <= REGISTER_LOG && lo == start && hi == start + size {
@@ -263,12 +363,7 @@ impl Program {
         if data < 2 || parity == 0 || data + parity > 256 {
             return None;
         }
-        let mut b = Builder {
-            basis: Basis::new(),
-            ops: Vec::new(),
-            coefficients: Vec::new(),
-            scratch: 0,
-        };
+        let mut b = Builder::new();
         // The aligned blocks of the data points, largest first.
         let mut blocks = Vec::new();
         let mut start = 0;
@@ -337,13 +432,40 @@ impl Program {
                 coset += size;
             }
         }
-        Some(Program {
-            data,
-            parity,
-            scratch: b.scratch,
-            ops: b.ops,
-            coefficients: b.coefficients,
-        })
+        Some(b.finish(data, parity))
+    }
+
+    /// The cheapest program for the shape by [`Program::vector_ops`]: the
+    /// block-by-block one or a coset program of any size.
+    pub(super) fn best(data: usize, parity: usize) -> Option<Program> {
+        (0..8)
+            .filter_map(|log| Program::cosets(data, parity, log))
+            .chain(Program::new(data, parity))
+            .min_by_key(Program::vector_ops)
+    }
+
+    /// Products per vector (zero twiddles skipped).
+    #[cfg(test)]
+    pub(super) fn products(&self) -> usize {
+        let butterflies = |log: usize| log * (1 << log) / 2;
+        self.ops
+            .iter()
+            .map(|op| match *op {
+                Op::MulAdd { len, .. }
+                | Op::SubScale { len, .. }
+                | Op::Horner { len, .. }
+                | Op::Scale { len, .. } => len,
+                Op::Butterfly { half, .. } => half,
+                Op::InverseButterfly { half, coef, .. } => coef.map_or(0, |_| half),
+                Op::InverseButterfly2 { half, coefs, .. } => {
+                    coefs[..2].iter().flatten().count() * half + coefs[2].map_or(0, |_| 2 * half)
+                }
+                Op::Transform {
+                    log, zero_first, ..
+                } => butterflies(log) - if zero_first { (1 << log) - 1 } else { 0 },
+                Op::Copy { .. } | Op::Xor { .. } | Op::Sum { .. } => 0,
+            })
+            .sum()
     }
 
     /// Vectors one column of the computation names: the data, the parity,
@@ -380,8 +502,17 @@ impl Program {
                         half + half
                     }
                 }
+                Op::InverseButterfly2 { half, coefs, .. } => {
+                    // Four butterflies per step, with half the memory traffic.
+                    let products = coefs[..2].iter().flatten().count() * half
+                        + coefs[2].map_or(0, |_| 2 * half);
+                    2 * products + 4 * half + 2 * half
+                }
                 Op::Transform { log, .. } => 3 * butterflies(log) + (1 << log) / 2,
                 Op::Copy { len, .. } => len / 2,
+                Op::Xor { len, .. } => len + 3 * len / 4,
+                Op::Sum { count, len, .. } => (count - 1) * len + (count + 1) * len / 4,
+                Op::Scale { len, .. } => 2 * len + len / 2,
             })
             .sum();
         ops
@@ -449,6 +580,23 @@ impl Program {
                         write(at, j + half, hi, &mut parity, &mut scratch);
                     }
                 }
+                Op::InverseButterfly2 { at, half, coefs } => {
+                    let step = |x: u8, y: u8, coef: Option<usize>| {
+                        let hi = x ^ y;
+                        (coef.map_or(x, |coef| x ^ mul(c[coef], hi)), hi)
+                    };
+                    for j in 0..half {
+                        let [a, b, cc, d] =
+                            [0, 1, 2, 3].map(|q| read(at, j + q * half, &parity, &scratch));
+                        let (a, b) = step(a, b, coefs[0]);
+                        let (cc, d) = step(cc, d, coefs[1]);
+                        let (a, cc) = step(a, cc, coefs[2]);
+                        let (b, d) = step(b, d, coefs[2]);
+                        for (q, v) in [a, b, cc, d].into_iter().enumerate() {
+                            write(at, j + q * half, v, &mut parity, &mut scratch);
+                        }
+                    }
+                }
                 Op::Transform {
                     src,
                     dst,
@@ -491,6 +639,31 @@ impl Program {
                 Op::Copy { a, dst, len } => {
                     for j in 0..len {
                         let v = read(a, j, &parity, &scratch);
+                        write(dst, j, v, &mut parity, &mut scratch);
+                    }
+                }
+                Op::Xor { a, b, dst, len } => {
+                    for j in 0..len {
+                        let v = read(a, j, &parity, &scratch) ^ read(b, j, &parity, &scratch);
+                        write(dst, j, v, &mut parity, &mut scratch);
+                    }
+                }
+                Op::Sum {
+                    src,
+                    stride,
+                    count,
+                    dst,
+                    len,
+                } => {
+                    for j in 0..len {
+                        let v = (0..count)
+                            .fold(0, |v, i| v ^ read(src, j + i * stride, &parity, &scratch));
+                        write(dst, j, v, &mut parity, &mut scratch);
+                    }
+                }
+                Op::Scale { a, dst, len, coef } => {
+                    for j in 0..len {
+                        let v = mul(c[coef], read(a, j, &parity, &scratch));
                         write(dst, j, v, &mut parity, &mut scratch);
                     }
                 }
