@@ -541,10 +541,10 @@ impl MatrixKernel {
         add: bool,
     ) {
         // The pointers come from slices of exactly `len` bytes (checked by
-        // `check_shapes`); the outputs are distinct `&mut` borrows and so
-        // overlap neither each other nor the shared inputs, and all borrows
-        // outlive the call.
-        with_pointers(inputs, outputs, |input_ptrs, output_ptrs| {
+        // `with_pointers` on the very slices they point into); the outputs
+        // are distinct `&mut` borrows and so overlap neither each other nor
+        // the shared inputs, and all borrows outlive the call.
+        with_pointers(inputs, outputs, len, |input_ptrs, output_ptrs| {
             self.run_simd_pointers(input_ptrs, output_ptrs, len, add)
         })
     }
@@ -614,13 +614,30 @@ impl MatrixKernel {
 }
 
 /// Calls `f` with raw pointers to the starts of `inputs` and `outputs`,
-/// collected on the stack for the common small counts.
+/// collected on the stack for the common small counts. Each pointer comes
+/// from a slice checked here to hold `len` bytes: the callers checked the
+/// lengths too, but a caller's `AsRef`/`AsMut` may return another slice on
+/// its next call, so the check that the kernels rely on is this one.
+///
+/// # Panics
+/// If a slice does not hold `len` bytes.
 #[cfg(target_arch = "x86_64")]
 fn with_pointers<S: AsRef<[u8]>, D: AsMut<[u8]>>(
     inputs: &[S],
     outputs: &mut [D],
+    len: usize,
     f: impl FnOnce(&[*const u8], &[*mut u8]),
 ) {
+    let input_ptr = |input: &S| {
+        let slice = input.as_ref();
+        assert_eq!(slice.len(), len, "kernel input length");
+        slice.as_ptr()
+    };
+    let output_ptr = |output: &mut D| {
+        let slice = output.as_mut();
+        assert_eq!(slice.len(), len, "kernel output length");
+        slice.as_mut_ptr()
+    };
     const ON_STACK: usize = 64;
     let mut input_buf = [std::ptr::null::<u8>(); ON_STACK];
     let mut output_buf = [std::ptr::null_mut::<u8>(); ON_STACK];
@@ -628,23 +645,20 @@ fn with_pointers<S: AsRef<[u8]>, D: AsMut<[u8]>>(
     let output_vec: Vec<*mut u8>;
     let input_ptrs: &[*const u8] = if inputs.len() <= ON_STACK {
         for (slot, input) in input_buf.iter_mut().zip(inputs) {
-            *slot = input.as_ref().as_ptr();
+            *slot = input_ptr(input);
         }
         &input_buf[..inputs.len()]
     } else {
-        input_vec = inputs.iter().map(|s| s.as_ref().as_ptr()).collect();
+        input_vec = inputs.iter().map(input_ptr).collect();
         &input_vec
     };
     let output_ptrs: &[*mut u8] = if outputs.len() <= ON_STACK {
         for (slot, output) in output_buf.iter_mut().zip(outputs.iter_mut()) {
-            *slot = output.as_mut().as_mut_ptr();
+            *slot = output_ptr(output);
         }
         &output_buf[..outputs.len()]
     } else {
-        output_vec = outputs
-            .iter_mut()
-            .map(|d| d.as_mut().as_mut_ptr())
-            .collect();
+        output_vec = outputs.iter_mut().map(output_ptr).collect();
         &output_vec
     };
     f(input_ptrs, output_ptrs)

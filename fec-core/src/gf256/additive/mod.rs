@@ -402,12 +402,13 @@ impl ParityKernel {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        super::with_pointers(inputs, outputs, |inputs, outputs| {
+        super::with_pointers(inputs, outputs, len, |inputs, outputs| {
             // Soundness of the calls below: the engine's backend is supported
             // by this CPU (an `Engine` only exists after that check) and
             // `expanded` was built for it from the route's coefficients, which
             // the route's runs or operations index; there are exactly `data` input and `parity`
-            // output pointers, each to `len` bytes (asserted above), the
+            // output pointers, each to `len` bytes (asserted by `with_pointers` on
+            // the slices they come from), the
             // outputs are distinct `&mut` borrows that overlap nothing else,
             // and every borrow outlives the call.
             match &self.expanded {

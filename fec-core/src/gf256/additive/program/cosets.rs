@@ -39,12 +39,19 @@ fn fold_factor(b: &Builder, s: usize, base: usize, q: usize) -> u8 {
         .fold(1u8, |f, l| mul(f, b.basis.normalised(s + l, base as u8)))
 }
 
-/// The weights `lambda_(P, q)` of `F`'s folds `u_q` for the fold on the
-/// coset `target + V_s`, or `None` if the `Q x Q` system is singular (it is
+/// Most data cosets a coset program takes: the construction solves a
+/// `Q x Q` system (`Q^3` products), and programs of many small cosets are
+/// never the cheapest (each coset costs an inverse transform and a fold
+/// onto every parity coset).
+const MAX_COSETS: usize = 32;
+
+/// The inverse of `A[q'][q'']` (the factor of block `q''` of `F`'s
+/// coefficients on data coset `q'`), or `None` if it is singular (it is
 /// not: it is the evaluation of the quotient's basis on distinct cosets).
-fn weights(b: &Builder, s: usize, cosets: usize, target: usize) -> Option<Vec<u8>> {
+/// Solved once per program; [`weights`] then costs `Q^2` per parity coset.
+fn inverse(b: &Builder, s: usize, cosets: usize) -> Option<Vec<Vec<u8>>> {
     let size = 1usize << s;
-    // A[q'][q''] = factor of block q'' on coset q'; augmented with I.
+    // A augmented with I, reduced to I augmented with A^-1.
     let mut a: Vec<Vec<u8>> = (0..cosets)
         .map(|row| {
             let mut r: Vec<u8> = (0..cosets)
@@ -61,23 +68,29 @@ fn weights(b: &Builder, s: usize, cosets: usize, target: usize) -> Option<Vec<u8
         for x in a[col].iter_mut() {
             *x = mul(*x, scale);
         }
-        let pivot_row = a[col].clone();
-        for (r, row) in a.iter_mut().enumerate() {
+        let (above, rest) = a.split_at_mut(col);
+        let (pivot_row, below) = rest.split_first_mut()?;
+        for row in above.iter_mut().chain(below.iter_mut()) {
             let factor = row[col];
-            if r != col && factor != 0 {
-                for (x, &p) in row.iter_mut().zip(&pivot_row) {
+            if factor != 0 {
+                for (x, &p) in row.iter_mut().zip(pivot_row.iter()) {
                     *x ^= mul(factor, p);
                 }
             }
         }
     }
-    // lambda_q = sum over q'' of mu_P(q'') * inverse[q''][q].
+    Some(a.into_iter().map(|row| row[cosets..].to_vec()).collect())
+}
+
+/// The weights `lambda_(P, q)` of `F`'s folds `u_q` for the fold on the
+/// coset `target + V_s`, from [`inverse`]'s matrix:
+/// `lambda_q = sum over q'' of mu_P(q'') * inverse[q''][q]`.
+fn weights(b: &Builder, s: usize, inverse: &[Vec<u8>], target: usize) -> Vec<u8> {
+    let cosets = inverse.len();
     let mu: Vec<u8> = (0..cosets).map(|q| fold_factor(b, s, target, q)).collect();
-    Some(
-        (0..cosets)
-            .map(|q| (0..cosets).fold(0u8, |acc, r| acc ^ mul(mu[r], a[r][cosets + q])))
-            .collect(),
-    )
+    (0..cosets)
+        .map(|q| (0..cosets).fold(0u8, |acc, r| acc ^ mul(mu[r], inverse[r][q])))
+        .collect()
 }
 
 /// `Z(x)` of the points `0..head`: the product over its aligned blocks
@@ -335,7 +348,8 @@ impl Builder {
 impl Program {
     /// The coset program for `data` data and `parity` parity shards with
     /// cosets of `2^log` points, or `None` when the shape or size does not
-    /// fit (fewer than `2^log` data shards, more than 256 in all).
+    /// fit (fewer than `2^log` data shards, more than 256 in all, more than
+    /// [`MAX_COSETS`] data cosets).
     pub(in crate::gf256::additive) fn cosets(
         data: usize,
         parity: usize,
@@ -345,8 +359,12 @@ impl Program {
         if data < 2 || parity == 0 || data + parity > 256 || log > 7 || size > data {
             return None;
         }
-        let mut b = Builder::new();
         let cosets = data / size;
+        if cosets > MAX_COSETS {
+            return None;
+        }
+        let mut b = Builder::new();
+        let inverse = inverse(&b, log, cosets)?;
         let rho = data % size;
         let head = cosets * size;
         let u = b.alloc(head);
@@ -366,7 +384,7 @@ impl Program {
         };
         let mut start = head;
         while start < target.n {
-            let w = weights(&b, log, cosets, start)?;
+            let w = weights(&b, log, &inverse, start);
             if !b.weighted_sum(&folds, &w, work, size) {
                 // `F` folds to zero here: start from zero coefficients.
                 b.ops.push(Op::Xor {
