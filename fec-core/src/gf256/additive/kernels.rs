@@ -7,7 +7,7 @@
 //!   parity written once.
 //! - [`Route::Program`]: the program's operations run in order over the
 //!   column, with scratch vectors in a buffer that stays in L1; transforms of
-//!   up to 32 vectors still run in registers.
+//!   up to 16 vectors (`program::REGISTER_LOG`) still run in registers.
 
 use super::super::lanes::Lanes;
 use super::super::{avx2::Avx2, avx512::Avx512, gfni::Gfni, ssse3::Ssse3, NibbleTable};

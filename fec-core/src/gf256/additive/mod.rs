@@ -731,9 +731,13 @@ mod tests {
             let inputs: Vec<&[u8]> = buffers.iter().map(|b| &b[offset..]).collect();
             let mut expected = vec![vec![0u8; len]; parity];
             matrix.encode_sep(&inputs, &mut expected).unwrap();
+            // The coset program of this size, the block-by-block Newton
+            // program (staged through scratch, no longer chosen for most
+            // shapes but kept as a candidate), and the route the code picks.
             let routes = program::Program::cosets(data, parity, log)
                 .map(Route::Program)
                 .into_iter()
+                .chain(program::Program::new(data, parity).map(Route::Program))
                 .chain(Route::new(data, parity));
             for route in routes {
                 for backend in Backend::supported() {
