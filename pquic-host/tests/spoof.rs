@@ -760,10 +760,12 @@ fn check(clean: &Baseline, run: &Figures) -> Vec<String> {
         }
     }
     // Every datagram the injector sent without a valid tag was counted
-    // (less what the 2% loss took), and nothing else was.
+    // (less what the 2% loss took: up to a tenth, and at least 3 of a few,
+    // since 2 of 13 go about 2.5% of the time), and nothing else was.
     let forged = run.injected.forged();
     let unauthenticated = run.server.unauthenticated;
-    if forged == 0 || unauthenticated * 10 < forged * 9 || unauthenticated > forged {
+    let loss_allowance = (forged / 10).max(3);
+    if forged == 0 || unauthenticated + loss_allowance < forged || unauthenticated > forged {
         failures.push(format!(
             "{name}: {unauthenticated} datagrams failed the tag on the server, for {forged} forged or damaged ones sent"
         ));
