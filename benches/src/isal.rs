@@ -29,6 +29,7 @@ pub struct Isal {
     init_tables: InitTablesFn,
     encode_data: EncodeDataFn,
     invert_matrix: InvertMatrixFn,
+    encoder_name: &'static str,
     // Keeps the function pointers above valid: they point into this library.
     _library: Library,
 }
@@ -40,33 +41,65 @@ impl std::fmt::Debug for Isal {
 }
 
 impl Isal {
-    /// Opens ISA-L, or says why it could not.
+    /// Opens ISA-L, or says why it could not. Encoding goes through its own
+    /// dispatcher (`ec_encode_data`: the best code for this CPU).
     pub fn load() -> Result<Self, String> {
+        Self::load_encoder(b"ec_encode_data\0")
+    }
+
+    /// Opens ISA-L with the encoder of the instruction set matching
+    /// fec-core's `backend`, so a forced backend is compared with ISA-L's
+    /// code for the same instructions: `ec_encode_data_base` for scalar,
+    /// `_sse` for SSSE3, `_avx2` for AVX2, and the dispatcher above that
+    /// (AVX-512, with GFNI where the CPU has it). The name it ran on is
+    /// [`encoder_name`](Self::encoder_name).
+    pub fn load_matching(backend: fec_core::gf256::Backend) -> Result<Self, String> {
+        use fec_core::gf256::Backend;
+        let symbol: &[u8] = match backend {
+            Backend::Scalar => b"ec_encode_data_base\0",
+            Backend::Ssse3 => b"ec_encode_data_sse\0",
+            Backend::Avx2 => b"ec_encode_data_avx2\0",
+            _ => b"ec_encode_data\0",
+        };
+        Self::load_encoder(symbol)
+    }
+
+    /// The encoder symbol in use, without its terminating NUL.
+    pub fn encoder_name(&self) -> &'static str {
+        self.encoder_name
+    }
+
+    fn load_encoder(symbol: &'static [u8]) -> Result<Self, String> {
         let mut reasons = Vec::new();
         for name in LIBRARY_NAMES {
             // SAFETY: loading ISA-L runs no initialisation code with preconditions
             // (it has no constructors that depend on the host program's state).
             match unsafe { Library::new(name) } {
-                Ok(library) => return Self::from_library(library),
+                Ok(library) => return Self::from_library(library, symbol),
                 Err(error) => reasons.push(format!("{name}: {error}")),
             }
         }
         Err(reasons.join("; "))
     }
 
-    fn from_library(library: Library) -> Result<Self, String> {
+    fn from_library(library: Library, encoder: &'static [u8]) -> Result<Self, String> {
+        let encoder_name = std::str::from_utf8(encoder.strip_suffix(b"\0").unwrap_or(encoder))
+            .map_err(|error| error.to_string())?;
         // SAFETY: the symbol types match the prototypes in ISA-L's
         // `erasure_code.h` (2.x): `void ec_init_tables(int, int, unsigned char *,
         // unsigned char *)`, `void ec_encode_data(int, int, int, unsigned char *,
-        // unsigned char **, unsigned char **)`, `int gf_invert_matrix(unsigned char
-        // *, unsigned char *, const int)`. The pointers are only used while
-        // `library`, stored beside them, stays loaded.
+        // unsigned char **, unsigned char **)` (and its `_base`, `_sse`, `_avx2`
+        // variants, same prototype; a variant is only asked for with the fec-core
+        // backend of the same instructions, which exists only on a CPU that has
+        // them), `int gf_invert_matrix(unsigned char *, unsigned char *, const
+        // int)`. The pointers are only used while `library`, stored beside them,
+        // stays loaded.
         unsafe {
             let init_tables = *library
                 .get::<InitTablesFn>(b"ec_init_tables\0")
                 .map_err(|error| error.to_string())?;
             let encode_data = *library
-                .get::<EncodeDataFn>(b"ec_encode_data\0")
+                .get::<EncodeDataFn>(encoder)
                 .map_err(|error| error.to_string())?;
             let invert_matrix = *library
                 .get::<InvertMatrixFn>(b"gf_invert_matrix\0")
@@ -75,6 +108,7 @@ impl Isal {
                 init_tables,
                 encode_data,
                 invert_matrix,
+                encoder_name,
                 _library: library,
             })
         }
@@ -323,8 +357,16 @@ mod tests {
     /// nothing installed) the test says it did not run.
     #[test]
     fn isal_matches_reed_solomon_erasure_and_recovers_data() {
-        let isal = match Isal::load() {
-            Ok(isal) => isal,
+        let loaded = Isal::load().and_then(|default| {
+            // Every encoder the compare binary can pick on this CPU.
+            let mut all = vec![default];
+            for backend in fec_core::gf256::Backend::supported() {
+                all.push(Isal::load_matching(backend)?);
+            }
+            Ok(all)
+        });
+        let all = match loaded {
+            Ok(all) => all,
             Err(why) => {
                 assert!(
                     std::env::var_os("CI").is_none(),
@@ -337,8 +379,12 @@ mod tests {
                 return;
             }
         };
-        for (data, parity, len) in [(10, 4, 1000), (32, 8, 1280), (64, 16, 64)] {
-            let codec = IsalCodec::new(&isal, data, parity);
+        for (isal, (data, parity, len)) in all.iter().flat_map(|isal| {
+            [(10, 4, 1000), (32, 8, 1280), (64, 16, 64)]
+                .into_iter()
+                .map(move |shape| (isal, shape))
+        }) {
+            let codec = IsalCodec::new(isal, data, parity);
             let mut expected = random_shards(data + parity, len, 11);
             reed_solomon_erasure::galois_8::ReedSolomon::new(data, parity)
                 .unwrap()
@@ -349,7 +395,8 @@ mod tests {
             assert_eq!(
                 parity_out,
                 expected[data..],
-                "parity for k={data} m={parity}"
+                "{}: parity for k={data} m={parity}",
+                isal.encoder_name()
             );
 
             let lost: Vec<usize> = (0..data).step_by(data / parity).take(parity).collect();
