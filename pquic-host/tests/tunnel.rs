@@ -208,26 +208,38 @@ async fn a_datagram_too_large_for_the_path_is_counted_not_cut() {
     tunnel.server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_probe_measures_a_lossy_tunnel_from_its_own_counters() {
+/// Two seconds of `rate` datagrams of `size` bytes through an in-process
+/// tunnel running the tunnel plugin on BBR, 10% loss each way (seeds
+/// `seeds`: server, client).
+async fn probe_tunnel_plugin(
+    seeds: (u64, u64),
+    min_mtu: Option<u16>,
+    rate: f64,
+    size: usize,
+) -> probe::TunnelReport {
     let setup = TunnelSetup {
         plugin: Some("tunnel".into()),
-        server_impairment: Some(lossy(10.0, 21)),
-        client_impairment: Some(lossy(10.0, 22)),
+        server_impairment: Some(lossy(10.0, seeds.0)),
+        client_impairment: Some(lossy(10.0, seeds.1)),
         flows: FlowConfig::default(),
-        min_mtu: None,
+        min_mtu,
         congestion: Algorithm::Bbr,
     };
     let stream = StreamConfig {
-        rate: 200.0,
-        size: 200,
+        rate,
+        size,
         duration: Duration::from_secs(2),
         drain: Duration::from_millis(500),
     };
-    let report = tokio::time::timeout(Duration::from_secs(30), probe::run_tunnel(&setup, stream))
+    tokio::time::timeout(Duration::from_secs(30), probe::run_tunnel(&setup, stream))
         .await
         .expect("probe in time")
-        .expect("probe");
+        .expect("probe")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_measures_a_lossy_tunnel_from_its_own_counters() {
+    let report = probe_tunnel_plugin((21, 22), None, 200.0, 200).await;
     assert_eq!(report.stream.sent, 400);
     assert!(report.stream.up_loss() < 0.05, "{report:?}");
     assert!(report.stream.down_loss() < 0.05, "{report:?}");
@@ -252,24 +264,7 @@ async fn the_probe_measures_a_lossy_tunnel_from_its_own_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tunnel_plugin_spends_fewer_repairs_on_a_dense_stream() {
-    let setup = TunnelSetup {
-        plugin: Some("tunnel".into()),
-        server_impairment: Some(lossy(10.0, 23)),
-        client_impairment: Some(lossy(10.0, 24)),
-        flows: FlowConfig::default(),
-        min_mtu: Some(1419),
-        congestion: Algorithm::Bbr,
-    };
-    let stream = StreamConfig {
-        rate: 2000.0,
-        size: 1200,
-        duration: Duration::from_secs(2),
-        drain: Duration::from_millis(500),
-    };
-    let report = tokio::time::timeout(Duration::from_secs(30), probe::run_tunnel(&setup, stream))
-        .await
-        .expect("probe in time")
-        .expect("probe");
+    let report = probe_tunnel_plugin((23, 24), Some(1419), 2000.0, 1200).await;
     assert_eq!(report.stream.sent, 4000);
     assert!(report.stream.up_loss() < 0.01, "{report:?}");
     assert!(report.stream.down_loss() < 0.01, "{report:?}");
