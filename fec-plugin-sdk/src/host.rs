@@ -254,6 +254,7 @@ impl PluginPolicy {
             repairs: decisions.repair as usize,
             window: decisions.window.map(|w| w as usize),
             code: decisions.code.map(layer_code),
+            repair_path: None,
         }
     }
 }

@@ -59,6 +59,7 @@
 
 pub mod auth;
 pub mod feedback;
+pub mod paths;
 pub mod policy;
 mod receiver;
 mod sender;
@@ -70,6 +71,7 @@ use bytes::Bytes;
 use crate::pipeline::wire::{self, ADU_INFO_LEN};
 use auth::{Keys, Opener, Sealer, TRAILER_LEN};
 use feedback::{Feedback, FEEDBACK_TYPE};
+use paths::{Carried, PathEvent, PathId, PathView, Paths, MAX_PATHS, PROBE_TYPE, RESPONSE_TYPE};
 use policy::{CodeChoice, Limits, Loss, Plan, Policy, Recovered, Schedule, Source, View};
 use receiver::Receiver;
 use sender::Sender;
@@ -115,6 +117,10 @@ pub enum DatagramKind {
     Fec,
     /// A receiver report ([`feedback`]).
     Feedback,
+    /// A path probe ([`paths`]).
+    Probe,
+    /// A path probe's response ([`paths`]).
+    Response,
     /// Nothing this layer makes (including the empty datagram).
     Unknown,
 }
@@ -126,6 +132,8 @@ impl DatagramKind {
             Some(b) if b & PLAIN_BIT != 0 => DatagramKind::Plain,
             Some(&PLAIN_PREFIX) => DatagramKind::PrefixedPlain,
             Some(&FEEDBACK_TYPE) => DatagramKind::Feedback,
+            Some(&PROBE_TYPE) => DatagramKind::Probe,
+            Some(&RESPONSE_TYPE) => DatagramKind::Response,
             Some(b) if b & 0x80 != 0 => DatagramKind::Fec,
             _ => DatagramKind::Unknown,
         }
@@ -388,6 +396,11 @@ pub struct Layer {
     sent: u64,
     /// Repaired losses reported by the peer and not yet taken.
     unclaimed_peer_recovered: u64,
+    paths: Paths,
+    /// The policy's path for repair symbols.
+    repair_path: Option<PathId>,
+    /// Path tokens: in this end's probes, in the peer's ([`paths::token`]).
+    tokens: Option<([u8; paths::TOKEN_LEN], [u8; paths::TOKEN_LEN])>,
 }
 
 impl std::fmt::Debug for Layer {
@@ -422,6 +435,9 @@ impl Layer {
             rtt: None,
             sent: 0,
             unclaimed_peer_recovered: 0,
+            paths: Paths::new(now),
+            repair_path: None,
+            tokens: None,
             config,
         };
         layer.set_policy(policy, now);
@@ -462,6 +478,53 @@ impl Layer {
     pub fn set_keys(&mut self, keys: &Keys) {
         self.sealer = Some(Sealer::new(&keys.send));
         self.opener = Some(Opener::new(&keys.receive));
+        self.tokens = Some((paths::token(&keys.send), paths::token(&keys.receive)));
+    }
+
+    /// The token the peer puts in its path probes (keyed layers only): how
+    /// a transport finds this layer for a probe from an address it does not
+    /// know yet.
+    pub fn peer_token(&self) -> Option<[u8; paths::TOKEN_LEN]> {
+        self.tokens.map(|(_, peer)| peer)
+    }
+
+    /// Opens path `path` (1..[`MAX_PATHS`]) from this end: it is probed from
+    /// now on, and carries traffic once the peer answers ([`paths`]). False
+    /// when `path` is out of range or already in use.
+    pub fn open_path(&mut self, now: Instant, path: PathId) -> bool {
+        self.paths.open(now, path)
+    }
+
+    /// The paths as they stand.
+    pub fn paths(&self) -> [PathView; MAX_PATHS] {
+        self.paths.view()
+    }
+
+    /// The path of each datagram the last call to [`send`](Self::send),
+    /// [`send_slice`](Self::send_slice), [`receive_on`](Self::receive_on) or
+    /// [`handle_timeout`](Self::handle_timeout) pushed, in order (all 0 while
+    /// only path 0 is in use).
+    pub fn routes(&self) -> &[PathId] {
+        self.paths.routes()
+    }
+
+    /// The next path event (opened, validated, failed, abandoned) not yet
+    /// taken, oldest first (the last 64 are kept).
+    pub fn take_path_event(&mut self) -> Option<PathEvent> {
+        self.paths.take_event()
+    }
+
+    /// Chooses the path of every datagram pushed since `start` (sealed).
+    fn route(&mut self, start: usize, out: &[Bytes]) {
+        let classify = |datagram: &Bytes| match DatagramKind::of(datagram) {
+            DatagramKind::Fec if wire::is_repair_packet(datagram) => Carried::Repair,
+            DatagramKind::Fec => Carried::Source,
+            DatagramKind::Probe | DatagramKind::Response => {
+                Carried::Own(paths::peek(datagram).map_or(0, |(_, path)| path))
+            }
+            _ => Carried::Other,
+        };
+        self.paths.route(out, start, self.repair_path, classify);
     }
 
     /// True once [`set_keys`](Self::set_keys) was called.
@@ -520,6 +583,7 @@ impl Layer {
             window_target: self.sender.as_ref().map_or(0, Sender::window),
             pending: self.pending(),
             rtt: self.rtt,
+            paths: self.paths.view(),
         }
     }
 
@@ -549,6 +613,9 @@ impl Layer {
     }
 
     fn apply(&mut self, plan: Plan, out: &mut Vec<Bytes>) {
+        if let Some(path) = plan.repair_path {
+            self.repair_path = Some(path);
+        }
         if let Some(code) = plan.code.map(|c| self.config.clamp_code(c)) {
             if self.code() != Some(code) {
                 // Close what the old code protected before switching.
@@ -596,6 +663,7 @@ impl Layer {
         let start = out.len();
         self.send_unsealed(now, Input::Owned(adu), out);
         self.seal(start, out);
+        self.route(start, out);
     }
 
     /// [`send`](Self::send) for a borrowed ADU (a packet in the sender's own
@@ -604,6 +672,7 @@ impl Layer {
         let start = out.len();
         self.send_unsealed(now, Input::Borrowed(adu), out);
         self.seal(start, out);
+        self.route(start, out);
     }
 
     fn send_unsealed(&mut self, now: Instant, adu: Input<'_>, out: &mut Vec<Bytes>) {
@@ -642,7 +711,8 @@ impl Layer {
 
     /// `datagram` arrived from the peer: pushes ADUs for the application
     /// into `delivered` (the one it carried and any it let the layer
-    /// rebuild) and datagrams to send back into `out`.
+    /// rebuild) and datagrams to send back into `out`. The same as
+    /// [`receive_on`](Self::receive_on) path 0.
     pub fn receive(
         &mut self,
         now: Instant,
@@ -650,36 +720,63 @@ impl Layer {
         delivered: &mut Vec<Bytes>,
         out: &mut Vec<Bytes>,
     ) {
+        self.receive_on(now, 0, datagram, delivered, out);
+    }
+
+    /// [`receive`](Self::receive) for a datagram that arrived on `path`
+    /// ([`paths`]; out of range counts as path 0). Returns false when the
+    /// datagram was dropped unread: its tag was wrong, or it was a replay.
+    /// A transport learns a peer's new address from an authentic probe
+    /// ([`paths::peek`] tells probes) for which this returns true.
+    pub fn receive_on(
+        &mut self,
+        now: Instant,
+        path: PathId,
+        datagram: Bytes,
+        delivered: &mut Vec<Bytes>,
+        out: &mut Vec<Bytes>,
+    ) -> bool {
+        let path = if usize::from(path) < MAX_PATHS {
+            path
+        } else {
+            0
+        };
+        self.paths.on_arrival(path, datagram.len());
         let start = out.len();
         let kind = DatagramKind::of(&datagram);
         let datagram = match self.opener.as_mut() {
             Some(opener) if kind != DatagramKind::Plain => {
                 let Some((body, number)) = opener.open(&datagram) else {
                     self.stats.unauthenticated += 1;
-                    return;
+                    return false;
                 };
                 let datagram = datagram.slice(..body);
                 // A replayed source is harmless (decoders drop duplicates,
                 // and a genuine late one must still be delivered); a
                 // replayed repair or report would be counted again.
-                let replayable = kind == DatagramKind::Feedback
-                    || (kind == DatagramKind::Fec
-                        && wire::Header::parse(&datagram).is_ok_and(|(h, _)| h.is_repair()));
+                let replayable = matches!(
+                    kind,
+                    DatagramKind::Feedback | DatagramKind::Probe | DatagramKind::Response
+                ) || (kind == DatagramKind::Fec
+                    && wire::Header::parse(&datagram).is_ok_and(|(h, _)| h.is_repair()));
                 if replayable && !opener.first_sight(number) {
                     self.stats.replayed += 1;
-                    return;
+                    return false;
                 }
                 datagram
             }
             _ => datagram,
         };
-        self.receive_opened(now, kind, datagram, delivered, out);
+        self.receive_opened(now, path, kind, datagram, delivered, out);
         self.seal(start, out);
+        self.route(start, out);
+        true
     }
 
     fn receive_opened(
         &mut self,
         now: Instant,
+        path: PathId,
         kind: DatagramKind,
         datagram: Bytes,
         delivered: &mut Vec<Bytes>,
@@ -699,6 +796,18 @@ impl Layer {
                 None => self.stats.rejected += 1,
             },
             DatagramKind::Fec => self.on_fec(now, datagram, delivered, out),
+            DatagramKind::Probe => {
+                let token = self.tokens.map_or([0; paths::TOKEN_LEN], |(own, _)| own);
+                match self.paths.on_probe(now, path, &datagram, token) {
+                    Some(response) => out.push(response),
+                    None => self.stats.rejected += 1,
+                }
+            }
+            DatagramKind::Response => {
+                if !self.paths.on_response(now, path, &datagram) {
+                    self.stats.rejected += 1;
+                }
+            }
             DatagramKind::Unknown => self.stats.rejected += 1,
         }
     }
@@ -765,10 +874,10 @@ impl Layer {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let idle = self.idle_deadline.filter(|_| self.pending() > 0);
-        match (idle, self.next_feedback) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [idle, self.next_feedback, self.paths.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Time passed: pushes datagrams that are due (idle repairs, reports).
@@ -776,6 +885,7 @@ impl Layer {
         let start = out.len();
         self.handle_timeout_unsealed(now, out);
         self.seal(start, out);
+        self.route(start, out);
     }
 
     /// Adds the trailer to every datagram pushed since `start` but plain
@@ -836,6 +946,8 @@ impl Layer {
             out.push(Bytes::from(report.to_vec()));
             self.stats.feedback_sent += 1;
         }
+        let token = self.tokens.map_or([0; paths::TOKEN_LEN], |(own, _)| own);
+        self.paths.handle_timeout(now, token, out);
     }
 }
 

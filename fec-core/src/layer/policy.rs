@@ -44,6 +44,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::feedback::Feedback;
+use super::paths::{PathId, PathView, MAX_PATHS};
 use super::Stats;
 
 /// The code a sender runs.
@@ -90,6 +91,9 @@ pub struct Plan {
     pub window: Option<usize>,
     /// New code.
     pub code: Option<CodeChoice>,
+    /// The path repair symbols take from now on ([`super::paths`]; `None`:
+    /// keep the last choice, at first the usable path losing least).
+    pub repair_path: Option<PathId>,
 }
 
 impl Plan {
@@ -138,6 +142,9 @@ pub struct View {
     pub pending: usize,
     /// The transport's smoothed round-trip time, if it told the layer.
     pub rtt: Option<Duration>,
+    /// The layer's paths ([`super::paths`]): only path 0 is in use unless the
+    /// transport opened more.
+    pub paths: [PathView; MAX_PATHS],
 }
 
 /// An ADU about to be sent.

@@ -64,6 +64,12 @@ pub fn is_fec_packet(first_byte: u8) -> bool {
     first_byte & QUIC_FIXED_BIT == 0
 }
 
+/// Whether `packet`, an FEC packet, is a repair packet, by its kind nibble
+/// (cheaper than parsing the header; malformed packets may answer either).
+pub fn is_repair_packet(packet: &[u8]) -> bool {
+    packet.get(1).is_some_and(|b| b & 0x0f == KIND_REPAIR)
+}
+
 /// Length of a source packet's header for each scheme.
 pub fn source_header_len(scheme: SchemeId) -> usize {
     match scheme {

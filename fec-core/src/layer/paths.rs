@@ -1,0 +1,549 @@
+//! Paths: one layer over several network paths at once (multipath).
+//!
+//! A transport that reaches its peer over more than one path (two local
+//! addresses, two links) tells the layer which path each datagram arrived
+//! on ([`super::Layer::receive_on`]) and asks it which path each datagram
+//! it made goes out on ([`super::Layer::routes`]). Path 0 is the one the
+//! transport started on; extra paths are opened by one end
+//! ([`super::Layer::open_path`]) and learnt by the other from the first
+//! authentic probe that arrives on them.
+//!
+//! While more than one path is in use, each end probes every path
+//! ([`PROBE_INTERVAL`]): a probe carries a sequence number, the peer answers
+//! on the same path with what it has received on that path so far
+//! (datagrams and bytes, counted when the probe arrived). So each end knows,
+//! per path and for its own sending direction:
+//! - the round-trip time (probe to response, smoothed);
+//! - the loss rate: between two responses, `1 - received / sent` over the
+//!   datagrams sent between the two probes (every datagram counts: QUIC
+//!   packets, sources, repairs, reports, probes), taken over about the last
+//!   [`LOSS_HORIZON`];
+//! - liveness: a validated path that answers nothing for
+//!   `max(4 x RTT, FAIL_AFTER)` fails (nothing is scheduled on it; probes
+//!   go on, and an answer validates it again), and one failed for
+//!   [`ABANDON_AFTER`] is abandoned (no more probes).
+//!
+//! Which path a datagram takes:
+//! - repair packets: the policy's choice ([`super::policy::Plan::repair_path`])
+//!   when that path is usable, else the usable path losing least (ties: the
+//!   shorter RTT): a loss on one path is repaired from the other without a
+//!   round trip;
+//! - probes and responses: their own path;
+//! - everything else (sources, plain packets, reports): shared among the
+//!   usable paths in proportion to `(1 - loss)^8 / RTT`, by bytes (a
+//!   smooth weighted round robin), so two clean paths carry half each and
+//!   a lossy one little.
+//!
+//! Wire forms (big-endian; both sealed like every datagram a keyed layer
+//! makes, see [`super::auth`]; bits 0x80 and 0x40 of the first byte clear):
+//! - probe: [`PROBE_TYPE`], the sender's 8-byte path token, path id (u8),
+//!   sequence (u32);
+//! - response: [`RESPONSE_TYPE`], the sender's token, path id, the probe's
+//!   sequence, datagrams received on the path (u64), bytes received (u64).
+//!
+//! The token ([`token`]) names the connection to a receiver that gets a
+//! probe from an address it does not know yet; it is no secret (it is sent
+//! in clear), the tag is what proves the probe.
+
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// A path's number on both ends: 0 is the transport's first path.
+pub type PathId = u8;
+/// Most paths of one layer (path 0 and three more).
+pub const MAX_PATHS: usize = 4;
+/// First byte of a path probe.
+pub const PROBE_TYPE: u8 = 0x11;
+/// First byte of a probe's response.
+pub const RESPONSE_TYPE: u8 = 0x12;
+/// Bytes of a path token.
+pub const TOKEN_LEN: usize = 8;
+/// Length of a probe before its trailer.
+pub const PROBE_LEN: usize = 1 + TOKEN_LEN + 1 + 4;
+/// Length of a response before its trailer.
+pub const RESPONSE_LEN: usize = PROBE_LEN + 8 + 8;
+/// How often each path is probed while more than one is in use.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(25);
+/// Shortest silence after which a validated path fails (4 RTTs when longer).
+pub const FAIL_AFTER: Duration = Duration::from_millis(150);
+/// How long a path may take to answer its first probe before it fails.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a failed path is probed before it is abandoned.
+pub const ABANDON_AFTER: Duration = Duration::from_secs(10);
+/// Loss rates are taken over about this much of the latest responses.
+pub const LOSS_HORIZON: Duration = Duration::from_secs(1);
+/// Most probes awaiting an answer remembered per path.
+const PROBES_KEPT: usize = 64;
+/// Most path events kept for the transport to read.
+const EVENTS_KEPT: usize = 64;
+
+/// The token a layer keyed with `send_key` puts in its probes: bytes 16..24
+/// of the key (the MAC uses the first 16), so the peer, whose receive key
+/// it is, knows it without another derivation.
+pub fn token(send_key: &[u8; 32]) -> [u8; TOKEN_LEN] {
+    let mut token = [0; TOKEN_LEN];
+    token.copy_from_slice(&send_key[16..16 + TOKEN_LEN]);
+    token
+}
+
+/// The token and path id of a probe or response, read without
+/// authenticating it (what a transport needs to find the layer that will).
+pub fn peek(datagram: &[u8]) -> Option<([u8; TOKEN_LEN], PathId)> {
+    match datagram.first() {
+        Some(&PROBE_TYPE) | Some(&RESPONSE_TYPE) if datagram.len() >= PROBE_LEN => {
+            let mut token = [0; TOKEN_LEN];
+            token.copy_from_slice(&datagram[1..1 + TOKEN_LEN]);
+            let path = datagram[1 + TOKEN_LEN];
+            (usize::from(path) < MAX_PATHS).then_some((token, path))
+        }
+        _ => None,
+    }
+}
+
+/// Where a path stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PathState {
+    /// Not in use.
+    #[default]
+    Unused = 0,
+    /// Opened (by this end, or by the peer's first probe), not answered yet.
+    Opening = 1,
+    /// Answered probes recently: carries traffic.
+    Validated = 2,
+    /// Went silent: carries nothing but probes.
+    Failed = 3,
+    /// Failed for too long: not probed any more.
+    Abandoned = 4,
+}
+
+/// What happened to a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathEventKind {
+    /// This end opened it, or the peer's first authentic probe arrived on it.
+    Opened,
+    /// It answered a probe (first time, or again after failing).
+    Validated,
+    /// It went silent.
+    Failed,
+    /// It stayed silent for [`ABANDON_AFTER`].
+    Abandoned,
+}
+
+/// A path event, for the transport's log and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PathEvent {
+    /// The path.
+    pub path: PathId,
+    /// What happened.
+    pub kind: PathEventKind,
+}
+
+/// One path as a policy and the transport see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathView {
+    /// Where it stands.
+    pub state: PathState,
+    /// Loss rate of this end's datagrams on it, per mille (0 until measured).
+    pub loss_permille: u32,
+    /// Smoothed probe round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// Datagrams this end sent on it.
+    pub sent_datagrams: u64,
+    /// Bytes of those.
+    pub sent_bytes: u64,
+    /// Source packets among them.
+    pub source_packets: u64,
+    /// Repair packets among them.
+    pub repair_packets: u64,
+    /// Datagrams from the peer that arrived on it.
+    pub received_datagrams: u64,
+    /// Bytes of those.
+    pub received_bytes: u64,
+}
+
+impl PathView {
+    /// True when traffic may be scheduled on it.
+    pub fn is_usable(&self) -> bool {
+        self.state == PathState::Validated
+    }
+}
+
+/// A probe this end sent and has not had answered.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    seq: u32,
+    at: Instant,
+    /// Datagrams sent on the path up to and including the probe; `None`
+    /// until the probe was routed.
+    sent: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Path {
+    view: PathView,
+    since: Option<Instant>,
+    last_answer: Option<Instant>,
+    next_probe: Option<Instant>,
+    probes: VecDeque<Probe>,
+    /// (when, sent, received) from responses, oldest first.
+    samples: VecDeque<(Instant, u64, u64)>,
+    /// Smooth weighted round-robin credit, in bytes.
+    credit: f64,
+}
+
+/// The paths of one layer (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Paths {
+    paths: [Path; MAX_PATHS],
+    /// More than path 0 in use: probes run, and routing chooses.
+    multipath: bool,
+    next_seq: u32,
+    events: VecDeque<PathEvent>,
+    /// Routes of the datagrams the layer's last call pushed.
+    routes: Vec<PathId>,
+}
+
+/// What a datagram is, for routing and the per-path counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Carried {
+    Source,
+    Repair,
+    /// Probe or response: on its own path.
+    Own(PathId),
+    Other,
+}
+
+impl Paths {
+    pub(super) fn new(now: Instant) -> Self {
+        let mut paths = Paths::default();
+        paths.paths[0].view.state = PathState::Validated;
+        paths.paths[0].since = Some(now);
+        paths
+    }
+
+    pub(super) fn view(&self) -> [PathView; MAX_PATHS] {
+        std::array::from_fn(|i| self.paths[i].view)
+    }
+
+    pub(super) fn routes(&self) -> &[PathId] {
+        &self.routes
+    }
+
+    pub(super) fn take_event(&mut self) -> Option<PathEvent> {
+        self.events.pop_front()
+    }
+
+    fn event(&mut self, path: PathId, kind: PathEventKind) {
+        if self.events.len() >= EVENTS_KEPT {
+            self.events.pop_front();
+        }
+        self.events.push_back(PathEvent { path, kind });
+    }
+
+    fn set_state(&mut self, now: Instant, path: PathId, state: PathState, kind: PathEventKind) {
+        let p = &mut self.paths[usize::from(path)];
+        p.view.state = state;
+        p.since = Some(now);
+        self.event(path, kind);
+    }
+
+    /// Opens `path` (1..MAX_PATHS) from this end; false when it is out of
+    /// range or already in use.
+    pub(super) fn open(&mut self, now: Instant, path: PathId) -> bool {
+        let index = usize::from(path);
+        if index == 0 || index >= MAX_PATHS {
+            return false;
+        }
+        if !matches!(
+            self.paths[index].view.state,
+            PathState::Unused | PathState::Abandoned
+        ) {
+            return false;
+        }
+        self.start(now, path);
+        true
+    }
+
+    fn start(&mut self, now: Instant, path: PathId) {
+        let p = &mut self.paths[usize::from(path)];
+        p.probes.clear();
+        p.samples.clear();
+        p.last_answer = None;
+        p.next_probe = Some(now);
+        self.set_state(now, path, PathState::Opening, PathEventKind::Opened);
+        if !self.multipath {
+            self.multipath = true;
+            self.paths[0].next_probe = Some(now);
+        }
+    }
+
+    /// Counts a datagram from the peer on `path` (out of range: path 0).
+    pub(super) fn on_arrival(&mut self, path: PathId, len: usize) {
+        let p = &mut self.paths[usize::from(path).min(MAX_PATHS - 1)];
+        p.view.received_datagrams += 1;
+        p.view.received_bytes += len as u64;
+    }
+
+    /// An authentic probe (body without trailer) arrived on `path`: the
+    /// response to send on the same path, if it is well-formed. A probe on
+    /// a path this end did not use opens it.
+    pub(super) fn on_probe(
+        &mut self,
+        now: Instant,
+        path: PathId,
+        body: &[u8],
+        token: [u8; TOKEN_LEN],
+    ) -> Option<Bytes> {
+        if body.len() != PROBE_LEN || usize::from(path) >= MAX_PATHS {
+            return None;
+        }
+        if body[1 + TOKEN_LEN] != path {
+            return None;
+        }
+        let seq = &body[2 + TOKEN_LEN..PROBE_LEN];
+        if matches!(
+            self.paths[usize::from(path)].view.state,
+            PathState::Unused | PathState::Abandoned
+        ) {
+            self.start(now, path);
+        }
+        let view = self.paths[usize::from(path)].view;
+        let mut out = Vec::with_capacity(RESPONSE_LEN + super::auth::TRAILER_LEN);
+        out.push(RESPONSE_TYPE);
+        out.extend_from_slice(&token);
+        out.push(path);
+        out.extend_from_slice(seq);
+        out.extend_from_slice(&view.received_datagrams.to_be_bytes());
+        out.extend_from_slice(&view.received_bytes.to_be_bytes());
+        Some(Bytes::from(out))
+    }
+
+    /// An authentic response (body without trailer) arrived on `path`;
+    /// false when it is malformed or answers no probe of ours.
+    pub(super) fn on_response(&mut self, now: Instant, path: PathId, body: &[u8]) -> bool {
+        if body.len() != RESPONSE_LEN || usize::from(path) >= MAX_PATHS {
+            return false;
+        }
+        if body[1 + TOKEN_LEN] != path {
+            return false;
+        }
+        let field = |at: usize, n: usize| {
+            body[at..at + n]
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+        };
+        let seq = field(2 + TOKEN_LEN, 4) as u32;
+        let received = field(PROBE_LEN, 8);
+        let p = &mut self.paths[usize::from(path)];
+        let Some(i) = p.probes.iter().position(|probe| probe.seq == seq) else {
+            return false;
+        };
+        let probe = p.probes[i];
+        // Older probes than an answered one are not waited for any more.
+        p.probes.drain(..=i);
+        let sample = now.saturating_duration_since(probe.at);
+        p.view.rtt = Some(match p.view.rtt {
+            Some(srtt) => (srtt * 7 + sample) / 8,
+            None => sample,
+        });
+        p.last_answer = Some(now);
+        if let Some(sent) = probe.sent {
+            p.samples.push_back((now, sent, received));
+            while p.samples.len() > 2
+                && p.samples
+                    .get(1)
+                    .is_some_and(|s| now.saturating_duration_since(s.0) > LOSS_HORIZON)
+            {
+                p.samples.pop_front();
+            }
+            if let (Some(&(_, s0, r0)), Some(&(_, s1, r1))) = (p.samples.front(), p.samples.back())
+            {
+                let sent = s1.saturating_sub(s0);
+                let got = r1.saturating_sub(r0).min(sent);
+                if sent >= 20 {
+                    p.view.loss_permille = ((sent - got) * 1000 / sent) as u32;
+                }
+            }
+        }
+        if matches!(p.view.state, PathState::Opening | PathState::Failed) {
+            self.set_state(now, path, PathState::Validated, PathEventKind::Validated);
+        }
+        true
+    }
+
+    /// The next probe or state change due.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        if !self.multipath {
+            return None;
+        }
+        self.paths
+            .iter()
+            .filter_map(|p| match p.view.state {
+                PathState::Unused | PathState::Abandoned => None,
+                _ => p.next_probe,
+            })
+            .min()
+    }
+
+    fn fail_after(p: &Path) -> Duration {
+        p.view
+            .rtt
+            .map_or(FAIL_AFTER, |rtt| (rtt * 4).max(FAIL_AFTER))
+    }
+
+    /// Time passed: state changes, and probes due (pushed, unsealed, to
+    /// `out`).
+    pub(super) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        token: [u8; TOKEN_LEN],
+        out: &mut Vec<Bytes>,
+    ) {
+        if !self.multipath {
+            return;
+        }
+        for index in 0..MAX_PATHS {
+            let path = index as PathId;
+            let p = &self.paths[index];
+            let since = p.since.unwrap_or(now);
+            let silent_since = p.last_answer.unwrap_or(since).max(since);
+            let silence = now.saturating_duration_since(silent_since);
+            match p.view.state {
+                PathState::Unused | PathState::Abandoned => continue,
+                PathState::Opening if silence > OPEN_TIMEOUT => {
+                    self.set_state(now, path, PathState::Failed, PathEventKind::Failed);
+                }
+                PathState::Validated if silence > Self::fail_after(p) => {
+                    self.set_state(now, path, PathState::Failed, PathEventKind::Failed);
+                }
+                PathState::Failed if now.saturating_duration_since(since) > ABANDON_AFTER => {
+                    self.set_state(now, path, PathState::Abandoned, PathEventKind::Abandoned);
+                    continue;
+                }
+                _ => {}
+            }
+            let p = &mut self.paths[index];
+            if p.next_probe.is_some_and(|at| at <= now) {
+                p.next_probe = Some(now + PROBE_INTERVAL);
+                let seq = self.next_seq;
+                self.next_seq = self.next_seq.wrapping_add(1);
+                if p.probes.len() >= PROBES_KEPT {
+                    p.probes.pop_front();
+                }
+                p.probes.push_back(Probe {
+                    seq,
+                    at: now,
+                    sent: None,
+                });
+                let mut probe = Vec::with_capacity(PROBE_LEN + super::auth::TRAILER_LEN);
+                probe.push(PROBE_TYPE);
+                probe.extend_from_slice(&token);
+                probe.push(path);
+                probe.extend_from_slice(&seq.to_be_bytes());
+                out.push(Bytes::from(probe));
+            }
+        }
+    }
+
+    /// The usable path losing least (ties: the shorter RTT, then the lower
+    /// id); path 0 when none is usable.
+    pub(super) fn best(&self) -> PathId {
+        self.usable()
+            .min_by_key(|&i| {
+                let v = &self.paths[i].view;
+                (v.loss_permille, v.rtt.unwrap_or(Duration::MAX), i)
+            })
+            .map_or(0, |i| i as PathId)
+    }
+
+    fn usable(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_PATHS).filter(|&i| self.paths[i].view.is_usable())
+    }
+
+    /// A path for `len` bytes of shared traffic (smooth weighted round
+    /// robin by bytes, weights `(1 - loss)^8 / RTT`).
+    fn share(&mut self, len: usize) -> PathId {
+        let weight = |v: &PathView| {
+            let keep = 1.0 - f64::from(v.loss_permille.min(1000)) / 1000.0;
+            let rtt = v.rtt.unwrap_or(Duration::from_millis(1)).as_secs_f64();
+            keep.powi(8) / rtt.max(1e-4)
+        };
+        let total: f64 = self.usable().map(|i| weight(&self.paths[i].view)).sum();
+        if total <= 0.0 {
+            return self.best();
+        }
+        let mut chosen = None;
+        for i in 0..MAX_PATHS {
+            if !self.paths[i].view.is_usable() {
+                self.paths[i].credit = 0.0;
+                continue;
+            }
+            let share = weight(&self.paths[i].view) / total;
+            // Credit stays within a few packets of even, whatever happened
+            // before (a path just validated does not get a burst).
+            let credit = (self.paths[i].credit + len as f64 * share).min(4.0 * 1500.0);
+            self.paths[i].credit = credit;
+            if chosen.is_none_or(|c: usize| credit > self.paths[c].credit) {
+                chosen = Some(i);
+            }
+        }
+        let Some(chosen) = chosen else {
+            return self.best();
+        };
+        self.paths[chosen].credit -= len as f64;
+        chosen as PathId
+    }
+
+    /// Chooses the path of each datagram in `out[start..]` and counts it
+    /// there; `repair_path` is the policy's choice for repairs.
+    pub(super) fn route(
+        &mut self,
+        out: &[Bytes],
+        start: usize,
+        repair_path: Option<PathId>,
+        classify: impl Fn(&Bytes) -> Carried,
+    ) {
+        self.routes.clear();
+        for datagram in &out[start.min(out.len())..] {
+            let carried = classify(datagram);
+            let path = if !self.multipath {
+                0
+            } else {
+                match carried {
+                    Carried::Own(path) => path,
+                    Carried::Repair => repair_path
+                        .filter(|&p| {
+                            usize::from(p) < MAX_PATHS
+                                && self.paths[usize::from(p)].view.is_usable()
+                        })
+                        .unwrap_or_else(|| self.best()),
+                    Carried::Source | Carried::Other => self.share(datagram.len()),
+                }
+            };
+            let p = &mut self.paths[usize::from(path)];
+            p.view.sent_datagrams += 1;
+            p.view.sent_bytes += datagram.len() as u64;
+            match carried {
+                Carried::Source => p.view.source_packets += 1,
+                Carried::Repair => p.view.repair_packets += 1,
+                Carried::Own(_) if datagram.first() == Some(&PROBE_TYPE) => {
+                    let sent = p.view.sent_datagrams;
+                    if let Some(probe) =
+                        p.probes.iter_mut().rev().find(|probe| probe.sent.is_none())
+                    {
+                        probe.sent = Some(sent);
+                    }
+                }
+                _ => {}
+            }
+            self.routes.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
