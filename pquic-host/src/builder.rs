@@ -89,7 +89,7 @@ use crate::identity::{self, Identity};
 use crate::impair::Impairment;
 use crate::layer::LayerStats;
 use crate::plugin::{accept_plugin, offer_nothing, offer_plugin, Offer, Outcome, PluginCache};
-use crate::socket::{FecSocketHandle, LayerId, PeerLimits};
+use crate::socket::{ExtraSocket, FecSocketHandle, LayerId, PeerLimits};
 
 /// How long either end waits for the plugin exchange to settle.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -306,13 +306,50 @@ fn socket_options(
     bind: SocketAddr,
     impairment: Option<Impairment>,
     charge_rule: ChargeRule,
+    paths: &[PathSpec],
 ) -> SocketOptions {
     SocketOptions {
         bind,
         limits: PeerLimits::default(),
         impairment,
+        extra: paths
+            .iter()
+            .map(|p| ExtraSocket {
+                addr: p.local,
+                impairment: p.impairment.clone(),
+            })
+            .collect(),
         repaired: RepairedLosses::default(),
         charge_rule,
+    }
+}
+
+/// An extra path (multipath, [`crate::socket`]): a local address of its
+/// own and, for a client, the server's address for it (default: the one
+/// it connected to), with the emulated impairment of what arrives on it.
+#[derive(Debug, Clone)]
+pub struct PathSpec {
+    /// Local address of the path's socket (port 0: any).
+    pub local: SocketAddr,
+    /// The server's address on this path (clients; `None`: the address
+    /// connected to).
+    pub remote: Option<SocketAddr>,
+    /// Receive-side impairment of this path alone.
+    pub impairment: Option<Impairment>,
+}
+
+/// Opens the extra paths `paths` (socket 1, 2, ...) to `server` once its
+/// layer is installed; logs those that cannot be opened.
+fn open_paths(socket: &FecSocketHandle, server: SocketAddr, paths: &[PathSpec]) {
+    for (i, spec) in paths.iter().enumerate() {
+        let remote = spec.remote.unwrap_or(server);
+        match socket.open_path(server, i + 1, remote) {
+            Some(path) => tracing::info!("path {path} to {remote} from {} opening", spec.local),
+            None => tracing::warn!(
+                "path from {} to {remote} not opened: no FEC layer with a free path",
+                spec.local
+            ),
+        }
     }
 }
 
@@ -327,6 +364,8 @@ pub struct ServerBuilder {
     impairment: Option<Impairment>,
     congestion: Congestion,
     min_mtu: Option<u16>,
+    paths: Vec<PathSpec>,
+    multipath: bool,
 }
 
 /// The transport of a connection whose path is known to carry `min_mtu`.
@@ -356,6 +395,8 @@ impl ServerBuilder {
             offer: None,
             fec: FecMode::On,
             impairment: None,
+            paths: Vec::new(),
+            multipath: false,
             congestion: Congestion::default(),
             min_mtu: None,
         }
@@ -392,6 +433,21 @@ impl ServerBuilder {
     /// off by default).
     pub fn impairment(&mut self, impairment: Impairment) -> &mut Self {
         self.impairment = Some(impairment);
+        self
+    }
+
+    /// Listens on one more local address too (its `remote` is ignored):
+    /// clients' extra paths may arrive there, or on any other of the
+    /// server's sockets. Implies [`multipath`](Self::multipath).
+    pub fn path(&mut self, path: PathSpec) -> &mut Self {
+        self.paths.push(path);
+        self
+    }
+
+    /// Keeps a layer for every connection, with or without FEC, so clients
+    /// can open extra paths (plain multipath when no plugin is accepted).
+    pub fn multipath(&mut self, on: bool) -> &mut Self {
+        self.multipath = on;
         self
     }
 
@@ -441,7 +497,12 @@ impl ServerBuilder {
         } else {
             self.alpn.clone()
         };
-        let options = socket_options(addr, self.impairment.clone(), self.congestion.charge);
+        let options = socket_options(
+            addr,
+            self.impairment.clone(),
+            self.congestion.charge,
+            &self.paths,
+        );
         let repaired = RepairedLosses::default();
         let mut default =
             endpoint::server_config(&identity, &alpn, repaired.clone(), self.congestion)?;
@@ -463,6 +524,7 @@ impl ServerBuilder {
             fec: self.fec,
             congestion: self.congestion,
             min_mtu: self.min_mtu,
+            multipath: self.multipath || !self.paths.is_empty(),
         })
     }
 }
@@ -479,6 +541,8 @@ pub struct FecServer {
     fec: FecMode,
     congestion: Congestion,
     min_mtu: Option<u16>,
+    /// Keep a layer for every connection (its paths), FEC or not.
+    multipath: bool,
 }
 
 /// A connection attempt: `.await` it for the [`FecConnection`], after the
@@ -536,6 +600,7 @@ impl FecServer {
         let socket = self.socket.clone();
         let offer = self.offer.clone();
         let mode = self.fec;
+        let multipath = self.multipath;
         let inner = Box::pin(async move {
             let connecting = incoming
                 .accept_with(Arc::new(config?))
@@ -553,6 +618,12 @@ impl FecServer {
                         FecMode::Off => "FEC is off on the server",
                         _ => "the server offers no plugin",
                     };
+                    if multipath {
+                        // Plain multipath: a layer without a policy.
+                        if let Err(e) = install_layer(&socket, &connection, false, repaired) {
+                            tracing::warn!("{peer}: no extra paths: {e}");
+                        }
+                    }
                     fec.settle(FecState::Off {
                         reason: reason.into(),
                     });
@@ -593,7 +664,7 @@ impl FecServer {
                                     reason: "the client did not answer the plugin offer".into(),
                                 },
                             };
-                            if matches!(state, FecState::Off { .. }) {
+                            if matches!(state, FecState::Off { .. }) && !multipath {
                                 // Plain QUIC: no decoder state for this peer.
                                 socket.remove_layer(id);
                             }
@@ -672,6 +743,7 @@ pub struct ClientBuilder {
     impairment: Option<Impairment>,
     congestion: Congestion,
     min_mtu: Option<u16>,
+    paths: Vec<PathSpec>,
 }
 
 impl ClientBuilder {
@@ -743,6 +815,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Opens one more path to the server once connected, from its own
+    /// local address (multipath; the server must run with
+    /// [`ServerBuilder::multipath`] or extra paths of its own). With paths
+    /// the client keeps its FEC layer even when no plugin is accepted
+    /// (plain multipath).
+    pub fn path(&mut self, path: PathSpec) -> &mut Self {
+        self.paths.push(path);
+        self
+    }
+
     /// The QUIC packet size the path is known to carry (1200 to
     /// [`endpoint::MAX_QUIC_PACKET`]; default: 1200, what every QUIC path
     /// carries, with path MTU discovery above it). quinn starts there and
@@ -798,7 +880,12 @@ impl ClientBuilder {
             let local = self
                 .bind
                 .unwrap_or_else(|| endpoint::unspecified_for(server));
-            let options = socket_options(local, self.impairment.clone(), self.congestion.charge);
+            let options = socket_options(
+                local,
+                self.impairment.clone(),
+                self.congestion.charge,
+                &self.paths,
+            );
             let (client, socket) = endpoint::endpoint(options, None)?;
             // This connection's own congestion-controller counter, fed by
             // its own layer (RFC 9265).
@@ -851,10 +938,15 @@ impl ClientBuilder {
         let server = connection.remote_address();
         let fec = FecHandle::new(socket.clone(), server);
         let cache = self.cache.as_ref().filter(|_| self.fec != FecMode::Off);
+        let multipath = !self.paths.is_empty();
         // With FEC off the client still answers the server's control stream
-        // (so the application never meets it), but keeps no FEC state.
+        // (so the application never meets it), but keeps no FEC state
+        // unless it runs extra paths (plain multipath).
         let installed = match cache {
             Some(_) => install_layer(&socket, &connection, true, repaired).map(Some),
+            None if multipath => {
+                install_layer(&socket, &connection, true, repaired.clone()).map(Some)
+            }
             None => Ok(None),
         };
         let state = match installed {
@@ -888,8 +980,12 @@ impl ClientBuilder {
                         ),
                     },
                 };
-                if let (FecState::Off { .. }, Some(id)) = (&state, id) {
-                    socket.remove_layer(id);
+                match (&state, id) {
+                    (FecState::Off { .. }, Some(id)) if !multipath => {
+                        socket.remove_layer(id);
+                    }
+                    (_, Some(_)) if multipath => open_paths(&socket, server, &self.paths),
+                    _ => {}
                 }
                 state
             }

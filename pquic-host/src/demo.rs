@@ -180,6 +180,8 @@ pub async fn run_mode(
         &identity,
         server_plugin,
         config.charge_rule,
+        &[],
+        false,
     )?;
     let client = run_client(
         Some(loopback()),
@@ -192,6 +194,7 @@ pub async fn run_mode(
         &config.workload,
         BulkSource::Generated,
         progress,
+        &[],
     )
     .await;
     let server_stats = server.socket.total_stats();

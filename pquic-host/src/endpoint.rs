@@ -37,6 +37,8 @@ pub struct SocketOptions {
     pub limits: PeerLimits,
     /// Receive-side impairment.
     pub impairment: Option<Impairment>,
+    /// Extra sockets for more paths ([`FecSocket::bind_paths`]).
+    pub extra: Vec<crate::socket::ExtraSocket>,
     /// The repaired-loss counter of the default transport configuration
     /// ([`server`] and [`client`]); the builders of [`crate::builder`] give
     /// each connection its own instead.
@@ -155,7 +157,7 @@ fn endpoint_config() -> EndpointConfig {
 
 fn bind(options: SocketOptions) -> Result<(Arc<FecSocket>, FecSocketHandle)> {
     let addr = options.bind;
-    FecSocket::bind(addr, options.limits, options.impairment)
+    FecSocket::bind_paths(addr, options.limits, options.impairment, options.extra)
         .map_err(|source| Error::Bind { addr, source })
 }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fec_core::layer::auth::Keys;
+use fec_core::layer::paths::{PathEvent, PathId, PathView, MAX_PATHS, TOKEN_LEN};
 use fec_core::layer::policy::{Adaptive, Policy};
 use fec_core::layer::{Layer, LayerConfig};
 use fec_core::pipeline::wire::ADU_INFO_LEN;
@@ -168,8 +169,19 @@ impl FecLayer for QuicLayer {
         to_quinn: &mut Vec<Bytes>,
         out: &mut Vec<Bytes>,
     ) {
+        self.on_incoming_on(now, 0, datagram, to_quinn, out);
+    }
+
+    fn on_incoming_on(
+        &mut self,
+        now: Instant,
+        path: PathId,
+        datagram: Bytes,
+        to_quinn: &mut Vec<Bytes>,
+        out: &mut Vec<Bytes>,
+    ) -> bool {
         let was_protecting = self.layer.is_protecting();
-        self.layer.receive(now, datagram, to_quinn, out);
+        let authentic = self.layer.receive_on(now, path, datagram, to_quinn, out);
         let repaired = self.layer.take_peer_recovered();
         if repaired > 0 {
             self.repaired.add(repaired);
@@ -180,6 +192,27 @@ impl FecLayer for QuicLayer {
                 self.layer.failure().unwrap_or("unknown")
             );
         }
+        authentic
+    }
+
+    fn routes(&self) -> &[PathId] {
+        self.layer.routes()
+    }
+
+    fn open_path(&mut self, now: Instant) -> Option<PathId> {
+        (1..MAX_PATHS as PathId).find(|&path| self.layer.open_path(now, path))
+    }
+
+    fn take_path_event(&mut self) -> Option<PathEvent> {
+        self.layer.take_path_event()
+    }
+
+    fn paths(&self) -> Vec<PathView> {
+        self.layer.paths().to_vec()
+    }
+
+    fn peer_token(&self) -> Option<[u8; TOKEN_LEN]> {
+        self.layer.peer_token()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

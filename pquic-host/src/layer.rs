@@ -18,6 +18,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use fec_core::layer::paths::{PathEvent, PathId, PathView, TOKEN_LEN};
 use fec_core::layer::policy::Policy;
 use fec_core::layer::DatagramKind;
 
@@ -47,6 +48,50 @@ pub trait FecLayer: Send + std::fmt::Debug {
         to_quinn: &mut Vec<Bytes>,
         out: &mut Vec<Bytes>,
     );
+
+    /// [`on_incoming`](Self::on_incoming) for a datagram that arrived on
+    /// `path` (multipath, [`fec_core::layer::paths`]); false when it was
+    /// dropped unread (a wrong tag, a replay). A layer without paths takes
+    /// everything as path 0.
+    fn on_incoming_on(
+        &mut self,
+        now: Instant,
+        _path: PathId,
+        datagram: Bytes,
+        to_quinn: &mut Vec<Bytes>,
+        out: &mut Vec<Bytes>,
+    ) -> bool {
+        self.on_incoming(now, datagram, to_quinn, out);
+        true
+    }
+
+    /// The path of each datagram the last call pushed into `out`, in order;
+    /// fewer entries than datagrams (a layer without paths: none) mean path 0
+    /// for the rest.
+    fn routes(&self) -> &[PathId] {
+        &[]
+    }
+
+    /// Opens the next free path from this end; `None` when the layer has no
+    /// paths or all are in use.
+    fn open_path(&mut self, _now: Instant) -> Option<PathId> {
+        None
+    }
+
+    /// The next path event not yet taken.
+    fn take_path_event(&mut self) -> Option<PathEvent> {
+        None
+    }
+
+    /// The paths as they stand (empty without paths).
+    fn paths(&self) -> Vec<PathView> {
+        Vec::new()
+    }
+
+    /// The token the peer's path probes carry, for a keyed layer.
+    fn peer_token(&self) -> Option<[u8; TOKEN_LEN]> {
+        None
+    }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     fn poll_timeout(&self) -> Option<Instant>;

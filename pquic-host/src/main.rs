@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use pquic_host::builder::{ClientBuilder, FecMode, FecState, ServerBuilder};
+use pquic_host::builder::{ClientBuilder, FecMode, FecState, PathSpec, ServerBuilder};
 use pquic_host::congestion::{Algorithm, ChargeRule};
 use pquic_host::endpoint::{self, Identity};
 use pquic_host::identity::{self, StoredIdentity};
@@ -114,6 +114,67 @@ fn number(text: &str) -> Result<f64, String> {
     } else {
         Err(format!("{text} is not a finite number"))
     }
+}
+
+/// An extra path: `LOCAL[=REMOTE][,key=value...]` (see `--path`).
+fn path_spec(text: &str) -> Result<PathSpec, String> {
+    let mut parts = text.split(',');
+    let addrs = parts.next().unwrap_or_default().trim();
+    let (local, remote) = match addrs.split_once('=') {
+        Some((local, remote)) => (local, Some(remote)),
+        None => (addrs, None),
+    };
+    let socket_addr = |s: &str| -> Result<SocketAddr, String> {
+        let s = s.trim();
+        s.parse::<SocketAddr>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+            .map_err(|_| format!("{s}: not an IP address or IP:port"))
+    };
+    let local = socket_addr(local)?;
+    let remote = remote
+        .map(|r| {
+            r.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("{r}: the path's remote end must be IP:port"))
+        })
+        .transpose()?;
+    let mut impair = PathArgs {
+        loss: 0.0,
+        burst: 1.0,
+        rtt_ms: 0,
+        jitter_ms: 0,
+        reorder: 0.0,
+        rate_mbps: 0.0,
+        seed: 1,
+    };
+    for option in parts {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("{option}: path options are key=value"))?;
+        let whole = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{key}={v}: not a whole number"))
+        };
+        match key.trim() {
+            "loss" => impair.loss = loss_percent(value)?,
+            "burst" => impair.burst = burst_length(value)?,
+            "rtt-ms" => impair.rtt_ms = whole(value)?,
+            "jitter-ms" => impair.jitter_ms = whole(value)?,
+            "rate-mbps" => impair.rate_mbps = non_negative(value)?,
+            "seed" => impair.seed = whole(value)?,
+            other => {
+                return Err(format!(
+                    "{other}: unknown path option (loss, burst, rtt-ms, jitter-ms, rate-mbps, seed)"
+                ))
+            }
+        }
+    }
+    Ok(PathSpec {
+        local,
+        remote,
+        impairment: impair.impairment(local.port().into()),
+    })
 }
 
 /// A loss rate in percent: 0 <= x < 100 (100% would be no path at all).
@@ -244,6 +305,15 @@ struct ServerArgs {
     no_plugin: bool,
     #[command(flatten)]
     path: PathArgs,
+    /// Listen on one more local address for clients' extra paths
+    /// (multipath; repeatable): ADDR[,loss=P][,burst=B][,rtt-ms=N]
+    /// [,jitter-ms=N][,rate-mbps=R][,seed=S], the options impairing what
+    /// arrives there. Implies --multipath.
+    #[arg(long = "path", value_parser = path_spec)]
+    paths: Vec<PathSpec>,
+    /// Let clients open extra paths even without FEC (plain multipath).
+    #[arg(long)]
+    multipath: bool,
 }
 
 /// How a client reaches a server and what it accepts: address, trust,
@@ -278,6 +348,13 @@ struct ConnectArgs {
     store: StoreArgs,
     #[command(flatten)]
     path: PathArgs,
+    /// Open one more path once connected (multipath; repeatable):
+    /// LOCAL[=REMOTE][,loss=P][,burst=B][,rtt-ms=N][,jitter-ms=N]
+    /// [,rate-mbps=R][,seed=S]. LOCAL is the local address to send from
+    /// (an IP, or IP:port), REMOTE the server's address on that path
+    /// (default: --connect's); the options impair what arrives on it.
+    #[arg(long = "path", value_parser = path_spec)]
+    paths: Vec<PathSpec>,
 }
 
 impl ConnectArgs {
@@ -850,6 +927,8 @@ async fn server(args: &ServerArgs) -> pquic_host::Result<()> {
             &identity,
             offered.clone(),
             ChargeRule::default(),
+            &args.paths,
+            args.multipath,
         );
         if started.is_ok() {
             break;
@@ -897,6 +976,7 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
         &workload,
         bulk,
         &|f| bar.set(f),
+        &connect.paths,
     )
     .await?;
     bar.finish();
@@ -1001,6 +1081,10 @@ async fn tunnel_server(args: &TunnelServerArgs) -> pquic_host::Result<()> {
     if let Some(impairment) = settings.path.impairment(1) {
         builder.impairment(impairment);
     }
+    for path in &settings.paths {
+        builder.path(path.clone());
+    }
+    builder.multipath(settings.multipath);
     let server = Arc::new(builder.bind().await?);
     let certificate = persist_identity(settings, &identity, &mut stored)?;
     eprintln!(
@@ -1167,6 +1251,9 @@ async fn tunnel_client(args: &TunnelClientArgs) -> pquic_host::Result<()> {
     }
     if let Some(impairment) = settings.path.impairment(2) {
         builder.impairment(impairment);
+    }
+    for path in &settings.paths {
+        builder.path(path.clone());
     }
     let connection = builder.connect(&settings.connect).await?;
     let fec = connection.fec.clone();

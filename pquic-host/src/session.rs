@@ -12,7 +12,7 @@ use std::time::Duration;
 use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::Plugin;
 
-use crate::builder::{ClientBuilder, FecMode, FecServer, FecState, ServerBuilder};
+use crate::builder::{ClientBuilder, FecMode, FecServer, FecState, PathSpec, ServerBuilder};
 use crate::congestion::ChargeRule;
 use crate::endpoint::Identity;
 use crate::error::{Error, Result};
@@ -49,17 +49,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `bind` and serves every client: optional plugin offer (none:
-    /// the server says so), then the workload protocol.
+    /// Binds `bind` (and the extra `paths`) and serves every client:
+    /// optional plugin offer (none: the server says so), then the workload
+    /// protocol. `multipath`: clients may open extra paths even without FEC.
     pub fn start(
         bind: SocketAddr,
         impairment: Option<Impairment>,
         identity: &Identity,
         plugin: Option<ServerPlugin>,
         charge_rule: ChargeRule,
+        paths: &[PathSpec],
+        multipath: bool,
     ) -> Result<Self> {
         let mut builder = ServerBuilder::new(bind.to_string());
-        builder.identity(identity.clone()).charge_rule(charge_rule);
+        builder
+            .identity(identity.clone())
+            .charge_rule(charge_rule)
+            .multipath(multipath);
+        for path in paths {
+            builder.path(path.clone());
+        }
         if let Some(impairment) = impairment {
             builder.impairment(impairment);
         }
@@ -226,9 +235,13 @@ pub async fn run_client(
     workload_config: &WorkloadConfig,
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
+    paths: &[PathSpec],
 ) -> Result<ClientReport> {
     let mut builder = ClientBuilder::new();
     builder.roots(roots.clone()).charge_rule(charge_rule);
+    for path in paths {
+        builder.path(path.clone());
+    }
     if let Some(bind) = bind {
         builder.bind(bind);
     }

@@ -38,6 +38,29 @@
 //! - a small driver task runs the layers' timers, the impairment's delay
 //!   line (with an impairment every datagram takes the layer path, so each
 //!   one meets the loss model), the backlog and eviction.
+//!
+//! # Paths (multipath)
+//!
+//! The adapter may own more sockets than quinn's first one
+//! ([`FecSocket::bind_paths`]: extra local addresses, each with its own
+//! receive-side impairment). quinn still sees one peer address per
+//! connection; under it, a peer's layer runs several paths
+//! ([`fec_core::layer::paths`]), and the adapter maps each to a socket and
+//! a remote address:
+//! - path 0 is quinn's: its peer address, from the socket that peer's
+//!   packets arrive on (the one whose local IP quinn answers from);
+//! - a client opens more with [`FecSocketHandle::open_path`] (a socket of
+//!   its own and the server's address for it);
+//! - a server learns a client's extra path from the first probe that
+//!   arrives from an unknown address: the probe's token names the
+//!   connection, and only once its layer finds the probe's tag genuine is
+//!   the address mapped to the path (so a spoofer maps nothing);
+//! - every datagram a layer makes leaves on the path it chose
+//!   ([`FecLayer::routes`]), and what arrives on any path reaches quinn as
+//!   from the peer's first address.
+//!
+//! Path events (opened, validated, failed, abandoned) are logged with the
+//! peer's address and counted in [`SocketStats`].
 
 #![forbid(unsafe_code)]
 use std::cmp::Reverse;
@@ -56,6 +79,8 @@ use quinn::udp::{EcnCodepoint, RecvMeta, Transmit, UdpSocketState};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::io::Interest;
 use tokio::sync::Notify;
+
+use fec_core::layer::paths::{self, PathEvent, PathEventKind, PathId, PathView, MAX_PATHS, TOKEN_LEN};
 
 use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict, DELAY_LINE_LIMIT};
 use crate::layer::{is_quic, FecLayer, LayerStats};
@@ -125,6 +150,14 @@ pub struct SocketStats {
     pub sent_datagrams: u64,
     /// UDP payload bytes of those datagrams: the outer path's cost.
     pub sent_bytes: u64,
+    /// Path events of all layers ([`fec_core::layer::paths`]): opened.
+    pub paths_opened: u64,
+    /// Paths validated (first answer, or again after failing).
+    pub paths_validated: u64,
+    /// Paths that went silent.
+    pub paths_failed: u64,
+    /// Paths silent for too long, no longer probed.
+    pub paths_abandoned: u64,
 }
 
 /// A packet on its way to quinn, with what the socket said about it.
@@ -137,10 +170,21 @@ struct Arrival {
 
 /// Where a peer's datagrams leave from, and how they are marked: what quinn
 /// last asked for on this path.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Route {
     src_ip: Option<IpAddr>,
     ecn: Option<EcnCodepoint>,
+}
+
+/// A peer's entry, its quinn address, and the path something arrived on.
+type Sender = (Arc<Peer>, SocketAddr, PathId);
+
+/// Where a datagram goes: from which of the adapter's sockets, to where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dest {
+    socket: usize,
+    to: SocketAddr,
+    route: Route,
 }
 
 struct PeerState {
@@ -149,10 +193,61 @@ struct PeerState {
     armed: Option<Instant>,
     /// Lent to the layer as its output vectors.
     out: Vec<Bytes>,
+    /// The path of each datagram in `out` noted so far.
+    out_paths: Vec<PathId>,
     to_quinn: Vec<Bytes>,
+    /// Path 0: quinn's route to the peer, from socket `home`.
     route: Route,
+    home: usize,
+    /// Local address quinn's packets from the peer arrive at (path 0).
+    local_ip: Option<IpAddr>,
+    /// Where the other paths lead.
+    dests: [Option<Dest>; MAX_PATHS],
     /// Where GSO batches are assembled.
     batch: Vec<u8>,
+}
+
+impl PeerState {
+    fn new(layer: Box<dyn FecLayer>) -> Self {
+        PeerState {
+            layer,
+            armed: None,
+            out: Vec::new(),
+            out_paths: Vec::new(),
+            to_quinn: Vec::new(),
+            route: Route::default(),
+            home: 0,
+            local_ip: None,
+            dests: [None; MAX_PATHS],
+            batch: Vec::new(),
+        }
+    }
+
+    /// Notes the paths of what the layer's last call pushed into `out`.
+    fn note_routes(&mut self) {
+        let new = self.out.len().saturating_sub(self.out_paths.len());
+        let routes = self.layer.routes();
+        let known = &routes[routes.len().saturating_sub(new)..];
+        self.out_paths.extend_from_slice(known);
+        self.out_paths.resize(self.out.len(), 0);
+    }
+
+    fn dest(&self, peer: SocketAddr, path: PathId) -> Dest {
+        let first = Dest {
+            socket: self.home,
+            to: peer,
+            route: self.route,
+        };
+        match path {
+            0 => first,
+            p => self
+                .dests
+                .get(usize::from(p))
+                .copied()
+                .flatten()
+                .unwrap_or(first),
+        }
+    }
 }
 
 struct Peer {
@@ -172,18 +267,31 @@ impl Peer {
 #[derive(Default)]
 struct Table {
     peers: HashMap<SocketAddr, Arc<Peer>>,
+    /// Extra paths: (socket, remote address) to (peer, path).
+    aliases: HashMap<(usize, SocketAddr), (SocketAddr, PathId)>,
+    /// Path tokens of keyed layers' peers, to their peer address.
+    tokens: HashMap<[u8; TOKEN_LEN], SocketAddr>,
     next_generation: u64,
     /// Counters of layers removed or evicted.
     retired: LayerStats,
     stats: SocketStats,
 }
 
+impl Table {
+    /// Drops the paths and token of `peer` (its layer is gone).
+    fn forget(&mut self, peer: SocketAddr) {
+        self.aliases.retain(|_, (p, _)| *p != peer);
+        self.tokens.retain(|_, p| *p != peer);
+    }
+}
+
 struct Queues {
-    impairment: Option<Impairment>,
-    arriving: DelayLine<(RecvMeta, Bytes)>,
+    /// Receive-side impairment of each socket.
+    impairments: Vec<Option<Impairment>>,
+    arriving: DelayLine<(usize, RecvMeta, Bytes)>,
     to_quinn: VecDeque<Arrival>,
-    /// Datagrams the socket refused, oldest first, with their route.
-    backlog: VecDeque<(SocketAddr, Route, Bytes)>,
+    /// Datagrams the socket refused, oldest first, with where they go.
+    backlog: VecDeque<(Dest, Bytes)>,
     /// Layer deadlines: (when, peer, generation). Stale entries are checked
     /// and dropped when they come due.
     timers: BinaryHeap<Reverse<(Instant, SocketAddr, u64)>>,
@@ -216,11 +324,17 @@ impl Queues {
     }
 }
 
-struct Shared {
+/// One of the adapter's sockets.
+struct Io {
     io: tokio::net::UdpSocket,
     udp: UdpSocketState,
-    /// True when received datagrams meet an impairment (fixed at bind).
+    /// True when its received datagrams meet an impairment (fixed at bind).
     impaired: bool,
+}
+
+struct Shared {
+    /// quinn's socket first, then the extra paths' ones.
+    sockets: Vec<Io>,
     epoch: Instant,
     limits: PeerLimits,
     table: Mutex<Table>,
@@ -228,6 +342,8 @@ struct Shared {
     wake_driver: Notify,
     /// What went on the wire: datagrams, bytes.
     sent: (AtomicU64, AtomicU64),
+    /// Path events: opened, validated, failed, abandoned.
+    path_events: [AtomicU64; 4],
 }
 
 /// How many datagrams of `datagrams` (from the first) make one GSO batch of
@@ -270,12 +386,23 @@ impl Shared {
         now.saturating_duration_since(self.epoch).as_micros() as u64
     }
 
-    /// One `sendmsg` of `transmit`; `WouldBlock` clears tokio's readiness so
-    /// that the writable poll waits for the socket.
-    fn send_transmit(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        self.io.try_io(Interest::WRITABLE, || {
-            self.udp.send((&self.io).into(), transmit)
-        })?;
+    /// The socket quinn's packets from local address `ip` arrived on (the
+    /// first when none is bound to it).
+    fn socket_for(&self, ip: Option<IpAddr>) -> usize {
+        let Some(ip) = ip else {
+            return 0;
+        };
+        self.sockets
+            .iter()
+            .position(|s| s.io.local_addr().is_ok_and(|a| a.ip() == ip))
+            .unwrap_or(0)
+    }
+
+    /// One `sendmsg` of `transmit` on socket `socket`; `WouldBlock` clears
+    /// tokio's readiness so that the writable poll waits for the socket.
+    fn send_transmit(&self, socket: usize, transmit: &Transmit<'_>) -> io::Result<()> {
+        let Io { io, udp, .. } = &self.sockets[socket.min(self.sockets.len() - 1)];
+        io.try_io(Interest::WRITABLE, || udp.send(io.into(), transmit))?;
         let len = transmit.contents.len();
         let segment = transmit.segment_size.unwrap_or(len).max(1);
         self.sent
@@ -288,14 +415,9 @@ impl Shared {
     /// Sends `datagrams` to `to` as GSO batches; how many went out (fewer
     /// than all only when the socket would block). Errors other than
     /// `WouldBlock` lose the batch, as a network would (quinn-udp logs them).
-    fn send_batches(
-        &self,
-        to: SocketAddr,
-        route: Route,
-        datagrams: &[Bytes],
-        batch: &mut Vec<u8>,
-    ) -> usize {
-        let max_segments = self.udp.max_gso_segments().max(1);
+    fn send_batches(&self, dest: Dest, datagrams: &[Bytes], batch: &mut Vec<u8>) -> usize {
+        let Dest { socket, to, route } = dest;
+        let max_segments = self.max_segments(socket);
         let mut sent = 0;
         while sent < datagrams.len() {
             let count = batch_len(&datagrams[sent..], max_segments);
@@ -316,7 +438,7 @@ impl Shared {
                 segment_size: (count > 1).then_some(run[0].len()),
                 src_ip: route.src_ip,
             };
-            match self.send_transmit(&transmit) {
+            match self.send_transmit(socket, &transmit) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return sent,
                 Err(e) => tracing::debug!("send to {to} failed: {e}"),
                 Ok(()) => {}
@@ -326,9 +448,15 @@ impl Shared {
         sent
     }
 
-    /// Sends what a layer produced for `to`, behind anything already waiting
-    /// (order kept); what the socket refuses waits in the backlog.
-    fn send_out(&self, to: SocketAddr, route: Route, out: &mut Vec<Bytes>, batch: &mut Vec<u8>) {
+    fn max_segments(&self, socket: usize) -> usize {
+        self.sockets
+            .get(socket)
+            .map_or(1, |s| s.udp.max_gso_segments().max(1))
+    }
+
+    /// Sends datagrams for `dest`, behind anything already waiting (order
+    /// kept); what the socket refuses waits in the backlog.
+    fn send_out(&self, dest: Dest, out: &mut Vec<Bytes>, batch: &mut Vec<u8>) {
         if out.is_empty() {
             return;
         }
@@ -336,46 +464,72 @@ impl Shared {
         let sent = if waiting {
             0
         } else {
-            self.send_batches(to, route, out, batch)
+            self.send_batches(dest, out, batch)
         };
         if sent < out.len() {
             let mut queues = self.queues();
-            queues
-                .backlog
-                .extend(out.drain(sent..).map(|d| (to, route, d)));
+            queues.backlog.extend(out.drain(sent..).map(|d| (dest, d)));
             drop(queues);
             self.wake_driver.notify_one();
         }
         out.clear();
     }
 
+    /// Sends what a peer's layer produced, each datagram on its path.
+    fn send_routed(&self, peer: SocketAddr, state: &mut PeerState) {
+        state.note_routes();
+        if state.out_paths.iter().all(|&p| p == 0) {
+            let dest = state.dest(peer, 0);
+            self.send_out(dest, &mut state.out, &mut state.batch);
+            state.out_paths.clear();
+            return;
+        }
+        // Per path, in order; paths are independent of each other.
+        let mut runs: Vec<(Dest, Vec<Bytes>)> = Vec::new();
+        let dests: Vec<Dest> = state
+            .out_paths
+            .iter()
+            .map(|&path| state.dest(peer, path))
+            .collect();
+        state.out_paths.clear();
+        for (datagram, dest) in state.out.drain(..).zip(dests) {
+            match runs.iter_mut().find(|(d, _)| *d == dest) {
+                Some((_, run)) => run.push(datagram),
+                None => runs.push((dest, vec![datagram])),
+            }
+        }
+        for (dest, mut run) in runs {
+            self.send_out(dest, &mut run, &mut state.batch);
+        }
+    }
+
     /// Sends the backlog until the socket would block; true when it is empty.
     fn flush_backlog(&self, batch: &mut Vec<u8>) -> bool {
         let mut run = Vec::new();
         loop {
-            let (to, route) = {
+            let dest = {
                 let mut queues = self.queues();
-                let Some(&(to, route, _)) = queues.backlog.front() else {
+                let Some(&(dest, _)) = queues.backlog.front() else {
                     return true;
                 };
-                let max = self.udp.max_gso_segments().max(1);
+                let max = self.max_segments(dest.socket);
                 while run.len() < max {
                     match queues.backlog.front() {
-                        Some((t, _, _)) if *t == to => {
-                            if let Some((_, _, d)) = queues.backlog.pop_front() {
+                        Some((d, _)) if d.to == dest.to && d.socket == dest.socket => {
+                            if let Some((_, d)) = queues.backlog.pop_front() {
                                 run.push(d);
                             }
                         }
                         _ => break,
                     }
                 }
-                (to, route)
+                dest
             };
-            let sent = self.send_batches(to, route, &run, batch);
+            let sent = self.send_batches(dest, &run, batch);
             if sent < run.len() {
                 let mut queues = self.queues();
                 for datagram in run.drain(sent..).rev() {
-                    queues.backlog.push_front((to, route, datagram));
+                    queues.backlog.push_front((dest, datagram));
                 }
                 return false;
             }
@@ -383,14 +537,34 @@ impl Shared {
         }
     }
 
+    /// Logs and counts the path events of `peer`'s layer.
+    fn path_events(&self, peer: SocketAddr, state: &mut PeerState) {
+        while let Some(PathEvent { path, kind }) = state.layer.take_path_event() {
+            let (index, what) = match kind {
+                PathEventKind::Opened => (0, "opened"),
+                PathEventKind::Validated => (1, "validated"),
+                PathEventKind::Failed => (2, "failed"),
+                PathEventKind::Abandoned => (3, "abandoned"),
+            };
+            self.path_events[index].fetch_add(1, Ordering::Relaxed);
+            let dest = state.dest(peer, path);
+            tracing::info!(
+                "path {path} of {peer} ({} -> {}) {what}",
+                self.sockets
+                    .get(dest.socket)
+                    .and_then(|s| s.io.local_addr().ok())
+                    .map_or_else(|| "?".to_string(), |a| a.to_string()),
+                dest.to
+            );
+        }
+    }
+
     /// Moves what a peer's layer produced on: packets to quinn, datagrams to
     /// the wire; arms its timer. Called with the peer locked (lock order:
     /// peer, then queues).
     fn drain_peer(&self, addr: SocketAddr, peer: &Peer, state: &mut PeerState) {
-        let PeerState {
-            out, batch, route, ..
-        } = state;
-        self.send_out(addr, *route, out, batch);
+        self.send_routed(addr, state);
+        self.path_events(addr, state);
         let mut queues = self.queues();
         if let Some(at) = state.layer.poll_timeout() {
             // An armed entry stays in the heap until it fires (even when
@@ -406,54 +580,122 @@ impl Shared {
         }
     }
 
-    /// One datagram from `meta.addr`, due now: through its layer (`peer`, if
-    /// it has one); what goes up is queued for quinn (in quinn's own receive
-    /// call nobody needs waking; the driver wakes the receiver after its
-    /// delay-line releases).
-    fn receive(&self, now: Instant, meta: &RecvMeta, peer: Option<&Arc<Peer>>, datagram: Bytes) {
-        let arrival = |packet| Arrival {
-            from: meta.addr,
-            dst_ip: meta.dst_ip,
-            ecn: meta.ecn,
-            packet,
+    /// The peer (its layer, its quinn address) and path of what arrives on
+    /// `socket` from `addr`: an extra path's alias first, else the peer of
+    /// that address on path 0.
+    fn lookup(&self, socket: usize, addr: SocketAddr) -> Option<Sender> {
+        let table = self.table();
+        if let Some(&(peer, path)) = table.aliases.get(&(socket, addr)) {
+            return table.peers.get(&peer).map(|p| (p.clone(), peer, path));
+        }
+        table.peers.get(&addr).map(|p| (p.clone(), addr, 0))
+    }
+
+    /// The peer and path a probe from an unknown address claims, by its
+    /// token (authenticated by that peer's layer afterwards).
+    fn lookup_probe(&self, datagram: &[u8]) -> Option<Sender> {
+        let (token, path) = paths::peek(datagram)?;
+        let table = self.table();
+        let peer = *table.tokens.get(&token)?;
+        table.peers.get(&peer).map(|p| (p.clone(), peer, path))
+    }
+
+    /// One datagram from `meta.addr` on `socket`, due now: through its
+    /// layer (`sender`, if it has one); what goes up is queued for quinn (in
+    /// quinn's own receive call nobody needs waking; the driver wakes the
+    /// receiver after its delay-line releases).
+    fn receive(
+        &self,
+        now: Instant,
+        socket: usize,
+        meta: &RecvMeta,
+        sender: Option<&Sender>,
+        datagram: Bytes,
+    ) {
+        let probe = match sender {
+            Some(_) => None,
+            None if !is_quic(&datagram) => self.lookup_probe(&datagram),
+            None => None,
         };
-        let Some(peer) = peer else {
+        let Some((peer, addr, path)) = sender.or(probe.as_ref()) else {
             let mut queues = self.queues();
             if is_quic(&datagram) {
-                queues.deliver(arrival(datagram));
+                queues.deliver(Arrival {
+                    from: meta.addr,
+                    dst_ip: meta.dst_ip,
+                    ecn: meta.ecn,
+                    packet: datagram,
+                });
             } else {
                 queues.unrouted += 1;
             }
             return;
         };
+        let (addr, path) = (*addr, *path);
         peer.last_active.store(self.micros(now), Ordering::Relaxed);
         let mut state = peer.lock();
         let state = &mut *state;
-        state
-            .layer
-            .on_incoming(now, datagram, &mut state.to_quinn, &mut state.out);
+        if path == 0 && meta.addr == addr {
+            state.home = socket;
+            state.local_ip = meta.dst_ip;
+        }
+        let authentic =
+            state
+                .layer
+                .on_incoming_on(now, path, datagram, &mut state.to_quinn, &mut state.out);
+        state.note_routes();
+        // A genuine probe from an address not known yet: the peer's new
+        // path (keyed layers only; without a tag anyone could claim one).
+        let learnt = probe.is_some() && authentic && state.layer.peer_token().is_some();
+        if learnt {
+            state.dests[usize::from(path)] = Some(Dest {
+                socket,
+                to: meta.addr,
+                route: Route {
+                    src_ip: meta.dst_ip,
+                    ecn: None,
+                },
+            });
+        }
         if !state.to_quinn.is_empty() {
+            // quinn sees one peer address: the path-0 one.
+            let dst_ip = if path == 0 { meta.dst_ip } else { state.local_ip };
             let mut queues = self.queues();
             for packet in state.to_quinn.drain(..) {
-                queues.deliver(arrival(packet));
+                queues.deliver(Arrival {
+                    from: addr,
+                    dst_ip,
+                    ecn: meta.ecn,
+                    packet,
+                });
             }
         }
-        self.drain_peer(meta.addr, peer, state);
+        self.drain_peer(addr, peer, state);
+        if learnt {
+            let mut table = self.table();
+            table.aliases.retain(|_, a| *a != (addr, path));
+            if table.peers.contains_key(&addr) {
+                table.aliases.insert((socket, meta.addr), (addr, path));
+            }
+        }
     }
 
     /// The datagrams of one received buffer (GRO: `stride`-sized segments),
-    /// each through the impairment when there is one, then [`receive`](Self::receive).
+    /// each through the impairment of `socket` when it has one, then
+    /// [`receive`](Self::receive).
     fn receive_segments(
         &self,
         now: Instant,
+        socket: usize,
         meta: &RecvMeta,
-        peer: Option<&Arc<Peer>>,
+        sender: Option<&Sender>,
         data: &[u8],
     ) {
+        let impaired = self.sockets.get(socket).is_some_and(|s| s.impaired);
         for segment in data.chunks(meta.stride.max(1)) {
             let datagram = Bytes::copy_from_slice(segment);
-            if !self.impaired {
-                self.receive(now, meta, peer, datagram);
+            if !impaired {
+                self.receive(now, socket, meta, sender, datagram);
                 continue;
             }
             let mut queues = self.queues();
@@ -461,7 +703,7 @@ impl Shared {
                 queues.incoming_drops += 1;
                 continue;
             }
-            let verdict = match queues.impairment.as_mut() {
+            let verdict = match queues.impairments.get_mut(socket).and_then(Option::as_mut) {
                 Some(path) => path.offer(now, segment.len()),
                 None => Verdict::Deliver { at: now },
             };
@@ -469,7 +711,7 @@ impl Shared {
                 Verdict::Drop(_) => {}
                 Verdict::Deliver { at } if at <= now => {
                     drop(queues);
-                    self.receive(now, meta, peer, datagram);
+                    self.receive(now, socket, meta, sender, datagram);
                 }
                 Verdict::Deliver { at } => {
                     let single = RecvMeta {
@@ -477,7 +719,7 @@ impl Shared {
                         stride: datagram.len(),
                         ..*meta
                     };
-                    queues.arriving.push(at, (single, datagram));
+                    queues.arriving.push(at, (socket, single, datagram));
                     if queues.driver_deadline.is_none_or(|d| at < d) {
                         queues.driver_deadline = Some(at);
                         self.wake_driver.notify_one();
@@ -487,10 +729,18 @@ impl Shared {
         }
     }
 
-    /// True when quinn may take this buffer from `peer` as the kernel
-    /// delivered it: no impairment, no layer, and every segment QUIC.
-    fn passes_through(&self, meta: &RecvMeta, peer: Option<&Arc<Peer>>, data: &[u8]) -> bool {
-        !self.impaired && peer.is_none() && data.chunks(meta.stride.max(1)).all(is_quic)
+    /// True when quinn may take this buffer as the kernel delivered it: it
+    /// meets no impairment and no layer, and every segment is QUIC.
+    fn passes_through(
+        &self,
+        socket: usize,
+        meta: &RecvMeta,
+        sender: Option<&Sender>,
+        data: &[u8],
+    ) -> bool {
+        !self.sockets[socket].impaired
+            && sender.is_none()
+            && data.chunks(meta.stride.max(1)).all(is_quic)
     }
 
     /// Hands queued packets to quinn, one per buffer; how many.
@@ -536,6 +786,7 @@ impl Shared {
             state.armed = None;
             if state.layer.poll_timeout().is_some_and(|t| t <= now) {
                 state.layer.handle_timeout(now, &mut state.out);
+                state.note_routes();
             }
             self.drain_peer(addr, &peer, state);
         }
@@ -555,7 +806,10 @@ impl Shared {
                 .map(|(a, _)| *a)
                 .collect();
             idle.into_iter()
-                .filter_map(|a| table.peers.remove(&a).map(|p| (a, p)))
+                .filter_map(|a| {
+                    table.forget(a);
+                    table.peers.remove(&a).map(|p| (a, p))
+                })
                 .collect()
         };
         if evicted.is_empty() {
@@ -582,7 +836,7 @@ pub struct FecSocket {
 impl fmt::Debug for FecSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FecSocket")
-            .field("local", &self.shared.io.local_addr().ok())
+            .field("local", &self.shared.sockets[0].io.local_addr().ok())
             .finish_non_exhaustive()
     }
 }
@@ -635,17 +889,14 @@ impl FecSocketHandle {
         }
         table.next_generation += 1;
         let generation = table.next_generation;
+        table.forget(peer);
+        if let Some(token) = layer.peer_token() {
+            table.tokens.insert(token, peer);
+        }
         let entry = Arc::new(Peer {
             generation,
             last_active: AtomicU64::new(self.shared.micros(now)),
-            state: Mutex::new(PeerState {
-                layer,
-                armed: None,
-                out: Vec::new(),
-                to_quinn: Vec::new(),
-                route: Route::default(),
-                batch: Vec::new(),
-            }),
+            state: Mutex::new(PeerState::new(layer)),
         });
         table.stats.installed += 1;
         let replaced = table.peers.insert(peer, entry.clone());
@@ -672,6 +923,7 @@ impl FecSocketHandle {
                 return false;
             }
             table.stats.removed += 1;
+            table.forget(id.peer);
             table.peers.remove(&id.peer)
         };
         if let Some(peer) = removed {
@@ -749,6 +1001,11 @@ impl FecSocketHandle {
         stats.incoming_drops = queues.incoming_drops;
         stats.sent_datagrams = self.shared.sent.0.load(Ordering::Relaxed);
         stats.sent_bytes = self.shared.sent.1.load(Ordering::Relaxed);
+        let events = &self.shared.path_events;
+        stats.paths_opened = events[0].load(Ordering::Relaxed);
+        stats.paths_validated = events[1].load(Ordering::Relaxed);
+        stats.paths_failed = events[2].load(Ordering::Relaxed);
+        stats.paths_abandoned = events[3].load(Ordering::Relaxed);
         stats
     }
 
@@ -757,15 +1014,81 @@ impl FecSocketHandle {
         self.shared.table().peers.len()
     }
 
-    /// Counters of the receive-side impairment, if one is configured.
+    /// Counters of the receive-side impairment of quinn's socket, if one
+    /// is configured.
     pub fn impair_stats(&self) -> Option<ImpairStats> {
-        self.shared.queues().impairment.as_ref().map(|i| i.stats())
+        self.impair_stats_of(0)
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.io.local_addr()
+    /// Counters of the receive-side impairment of socket `socket` (0:
+    /// quinn's, then the extra paths' in the order they were bound).
+    pub fn impair_stats_of(&self, socket: usize) -> Option<ImpairStats> {
+        let queues = self.shared.queues();
+        queues.impairments.get(socket)?.as_ref().map(|i| i.stats())
     }
+
+    /// The local address (quinn's socket).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.sockets[0].io.local_addr()
+    }
+
+    /// The local addresses of every socket: quinn's, then the extra paths'.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.shared
+            .sockets
+            .iter()
+            .filter_map(|s| s.io.local_addr().ok())
+            .collect()
+    }
+
+    /// Opens a path to the peer at `peer` (quinn's address of it) from
+    /// extra socket `socket` (1.., see [`FecSocket::bind_paths`]) to
+    /// `remote`, the peer's address for it. It carries traffic once the peer
+    /// answers its probes. `None` when the peer has no layer with paths,
+    /// `socket` does not exist, or every path is in use.
+    pub fn open_path(&self, peer: SocketAddr, socket: usize, remote: SocketAddr) -> Option<PathId> {
+        if socket == 0 || socket >= self.shared.sockets.len() {
+            return None;
+        }
+        let entry = self.shared.peer(peer)?;
+        let now = Instant::now();
+        let path = {
+            let mut state = entry.lock();
+            let path = state.layer.open_path(now)?;
+            state.dests[usize::from(path)] = Some(Dest {
+                socket,
+                to: remote,
+                route: Route::default(),
+            });
+            state.note_routes();
+            self.shared.drain_peer(peer, &entry, &mut state);
+            path
+        };
+        let mut table = self.shared.table();
+        table.aliases.retain(|_, a| *a != (peer, path));
+        table.aliases.insert((socket, remote), (peer, path));
+        drop(table);
+        self.shared.wake_driver.notify_one();
+        Some(path)
+    }
+
+    /// The paths of the layer serving `peer` (empty without a layer or
+    /// paths).
+    pub fn paths(&self, peer: SocketAddr) -> Vec<PathView> {
+        self.shared
+            .peer(peer)
+            .map_or_else(Vec::new, |entry| entry.lock().layer.paths())
+    }
+}
+
+/// An extra local address for [`FecSocket::bind_paths`], with the
+/// impairment its received datagrams meet.
+#[derive(Debug, Clone)]
+pub struct ExtraSocket {
+    /// Where to bind.
+    pub addr: SocketAddr,
+    /// Receive-side impairment of this socket alone.
+    pub impairment: Option<Impairment>,
 }
 
 impl FecSocket {
@@ -776,25 +1099,47 @@ impl FecSocket {
         limits: PeerLimits,
         impairment: Option<Impairment>,
     ) -> io::Result<(Arc<Self>, FecSocketHandle)> {
-        let std_socket = std::net::UdpSocket::bind(addr)?;
-        // quinn-udp's socket options: GRO on, ECN and destination-address
-        // reporting, don't-fragment; non-blocking.
-        let udp = UdpSocketState::new((&std_socket).into())?;
-        // Larger kernel buffers absorb bursts that the delay line releases
-        // at once; failure only costs performance.
-        let _ = udp.set_send_buffer_size((&std_socket).into(), 4 << 20);
-        let _ = udp.set_recv_buffer_size((&std_socket).into(), 4 << 20);
-        let io = tokio::net::UdpSocket::from_std(std_socket)?;
-        let impairment = impairment.filter(|i| !i.config().is_transparent());
+        Self::bind_paths(addr, limits, impairment, Vec::new())
+    }
+
+    /// [`bind`](Self::bind) with extra sockets for more paths
+    /// ([`FecSocketHandle::open_path`]; a server learns its clients' extra
+    /// paths on any of its sockets). Errors name the address that failed.
+    pub fn bind_paths(
+        addr: SocketAddr,
+        limits: PeerLimits,
+        impairment: Option<Impairment>,
+        extra: Vec<ExtraSocket>,
+    ) -> io::Result<(Arc<Self>, FecSocketHandle)> {
+        let mut sockets = Vec::new();
+        let mut impairments = Vec::new();
+        let all = std::iter::once(ExtraSocket { addr, impairment }).chain(extra);
+        for ExtraSocket { addr, impairment } in all {
+            let named = |e: io::Error| io::Error::new(e.kind(), format!("{addr}: {e}"));
+            let std_socket = std::net::UdpSocket::bind(addr).map_err(named)?;
+            // quinn-udp's socket options: GRO on, ECN and destination-address
+            // reporting, don't-fragment; non-blocking.
+            let udp = UdpSocketState::new((&std_socket).into()).map_err(named)?;
+            // Larger kernel buffers absorb bursts that the delay line
+            // releases at once; failure only costs performance.
+            let _ = udp.set_send_buffer_size((&std_socket).into(), 4 << 20);
+            let _ = udp.set_recv_buffer_size((&std_socket).into(), 4 << 20);
+            let io = tokio::net::UdpSocket::from_std(std_socket).map_err(named)?;
+            let impairment = impairment.filter(|i| !i.config().is_transparent());
+            sockets.push(Io {
+                io,
+                udp,
+                impaired: impairment.is_some(),
+            });
+            impairments.push(impairment);
+        }
         let shared = Arc::new(Shared {
-            io,
-            udp,
-            impaired: impairment.is_some(),
+            sockets,
             epoch: Instant::now(),
             limits,
             table: Mutex::new(Table::default()),
             queues: Mutex::new(Queues {
-                impairment,
+                impairments,
                 arriving: DelayLine::new(),
                 to_quinn: VecDeque::new(),
                 backlog: VecDeque::new(),
@@ -806,6 +1151,7 @@ impl FecSocket {
             }),
             wake_driver: Notify::new(),
             sent: (AtomicU64::new(0), AtomicU64::new(0)),
+            path_events: Default::default(),
         });
         let driver = tokio::spawn(drive(shared.clone()));
         let handle = FecSocketHandle {
@@ -827,12 +1173,13 @@ async fn drive(shared: Arc<Shared>) {
                 .next_deadline()
                 .map_or(next_eviction, |d| d.min(next_eviction));
             queues.driver_deadline = Some(deadline);
-            (deadline, !queues.backlog.is_empty())
+            (deadline, queues.backlog.front().map(|(d, _)| d.socket))
         };
+        let writable = &shared.sockets[want_writable.unwrap_or(0).min(shared.sockets.len() - 1)];
         tokio::select! {
             () = tokio::time::sleep_until(deadline.into()) => {}
             () = shared.wake_driver.notified() => {}
-            _ = shared.io.writable(), if want_writable => {}
+            _ = writable.io.writable(), if want_writable.is_some() => {}
         }
         let now = Instant::now();
         {
@@ -842,9 +1189,9 @@ async fn drive(shared: Arc<Shared>) {
             }
         }
         if !due.is_empty() {
-            for (meta, datagram) in due.drain(..) {
-                let peer = shared.peer(meta.addr);
-                shared.receive(now, &meta, peer.as_ref(), datagram);
+            for (socket, meta, datagram) in due.drain(..) {
+                let sender = shared.lookup(socket, meta.addr);
+                shared.receive(now, socket, &meta, sender.as_ref(), datagram);
             }
             shared.queues().wake_receiver();
         }
@@ -864,7 +1211,7 @@ struct Writable {
 
 impl UdpPoller for Writable {
     fn poll_writable(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.shared.io.poll_send_ready(cx)
+        self.shared.sockets[0].io.poll_send_ready(cx)
     }
 }
 
@@ -895,8 +1242,9 @@ impl AsyncUdpSocket for FecSocket {
             }
         }
         let Some(entry) = entry else {
-            // No layer: plain QUIC, quinn's transmit as it is.
-            return match shared.send_transmit(transmit) {
+            // No layer: plain QUIC, quinn's transmit as it is, from the
+            // socket the peer's packets arrive on.
+            return match shared.send_transmit(shared.socket_for(transmit.src_ip), transmit) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
                 Err(e) => {
                     tracing::debug!("send to {peer} failed: {e}");
@@ -918,6 +1266,7 @@ impl AsyncUdpSocket for FecSocket {
         };
         for packet in transmit.contents.chunks(segment) {
             state.layer.on_outgoing(now, packet, &mut state.out);
+            state.note_routes();
         }
         shared.drain_peer(peer, &entry, state);
         Ok(())
@@ -935,47 +1284,60 @@ impl AsyncUdpSocket for FecSocket {
             if queued > 0 {
                 return Poll::Ready(Ok(queued));
             }
-            match shared.io.poll_recv_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    // Registered under the lock that guards the queue, so a
-                    // packet queued meanwhile is not missed.
-                    let mut queues = shared.queues();
-                    if queues.to_quinn.is_empty() {
-                        queues.recv_waker = Some(cx.waker().clone());
-                        return Poll::Pending;
+            let mut ready = None;
+            for (index, socket) in shared.sockets.iter().enumerate() {
+                match socket.io.poll_recv_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        ready = Some(index);
+                        break;
                     }
-                    continue;
+                    Poll::Ready(Err(e)) if index == 0 => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!("receive on path socket {index} failed: {e}");
+                    }
+                    Poll::Pending => {}
                 }
             }
-            let received = shared.io.try_io(Interest::READABLE, || {
-                shared.udp.recv((&shared.io).into(), bufs, meta)
-            });
+            let Some(socket) = ready else {
+                // Registered under the lock that guards the queue, so a
+                // packet queued meanwhile is not missed.
+                let mut queues = shared.queues();
+                if queues.to_quinn.is_empty() {
+                    queues.recv_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                continue;
+            };
+            let Io { io, udp, .. } = &shared.sockets[socket];
+            let received = io.try_io(Interest::READABLE, || udp.recv(io.into(), bufs, meta));
             let count = match received {
                 Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                Err(e) if socket == 0 => return Poll::Ready(Err(e)),
+                Err(e) => {
+                    tracing::debug!("receive on path socket {socket} failed: {e}");
+                    continue;
+                }
             };
             let now = Instant::now();
             // Buffers quinn may take as they are move to the front; the
             // rest go through their layers (or the impairment) and what
             // they hand up reaches quinn on this call or the next.
             let mut kept = 0;
-            let mut last: Option<(SocketAddr, Option<Arc<Peer>>)> = None;
+            let mut last: Option<(SocketAddr, Option<Sender>)> = None;
             for i in 0..count {
                 let m = meta[i];
                 let len = m.len.min(bufs[i].len());
                 // Consecutive buffers mostly come from one peer.
-                let peer = match &last {
-                    Some((addr, peer)) if *addr == m.addr => peer.clone(),
+                let sender = match &last {
+                    Some((addr, sender)) if *addr == m.addr => sender.clone(),
                     _ => {
-                        let peer = shared.peer(m.addr);
-                        last = Some((m.addr, peer.clone()));
-                        peer
+                        let sender = shared.lookup(socket, m.addr);
+                        last = Some((m.addr, sender.clone()));
+                        sender
                     }
                 };
-                if shared.passes_through(&m, peer.as_ref(), &bufs[i][..len]) {
+                if shared.passes_through(socket, &m, sender.as_ref(), &bufs[i][..len]) {
                     if kept != i {
                         let (front, back) = bufs.split_at_mut(i);
                         front[kept][..len].copy_from_slice(&back[0][..len]);
@@ -983,7 +1345,7 @@ impl AsyncUdpSocket for FecSocket {
                     }
                     kept += 1;
                 } else {
-                    shared.receive_segments(now, &m, peer.as_ref(), &bufs[i][..len]);
+                    shared.receive_segments(now, socket, &m, sender.as_ref(), &bufs[i][..len]);
                 }
             }
             if kept > 0 {
@@ -993,21 +1355,27 @@ impl AsyncUdpSocket for FecSocket {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.io.local_addr()
+        self.shared.sockets[0].io.local_addr()
     }
 
     fn max_transmit_segments(&self) -> usize {
-        self.shared.udp.max_gso_segments()
+        self.shared.sockets[0].udp.max_gso_segments()
     }
 
     fn max_receive_segments(&self) -> usize {
-        self.shared.udp.gro_segments()
+        // Every socket reads into quinn's buffers.
+        self.shared
+            .sockets
+            .iter()
+            .map(|s| s.udp.gro_segments())
+            .min()
+            .unwrap_or(1)
     }
 
     fn may_fragment(&self) -> bool {
         // Path MTU discovery stays on, capped by the layer overhead (see
         // `endpoint`).
-        self.shared.udp.may_fragment()
+        self.shared.sockets.iter().all(|s| s.udp.may_fragment())
     }
 }
 

@@ -100,6 +100,8 @@ async fn session(
         &identity,
         server_side,
         ChargeRule::Always,
+        &[],
+        false,
     )
     .unwrap();
     let workload = workload();
@@ -116,6 +118,7 @@ async fn session(
         &workload,
         BulkSource::Bytes(bulk_bytes(seed as u8)),
         &|_| {},
+        &[],
     );
     let report = tokio::time::timeout(Duration::from_secs(60), report)
         .await
@@ -360,6 +363,8 @@ async fn two_clients_at_once() {
         &identity,
         Some(server_side),
         ChargeRule::Always,
+        &[],
+        false,
     )
     .unwrap();
     let workload = workload();
@@ -377,6 +382,7 @@ async fn two_clients_at_once() {
                 &workload,
                 BulkSource::Bytes(bulk_bytes(seed as u8)),
                 &|_| {},
+                &[],
             )
             .await
         }
