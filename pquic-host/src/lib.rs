@@ -63,6 +63,7 @@ pub mod files;
 pub mod identity;
 pub mod impair;
 pub mod layer;
+pub mod multipath;
 pub mod plugin;
 pub mod relay;
 pub mod rng;

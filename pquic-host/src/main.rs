@@ -230,6 +230,27 @@ fn positive_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A multipath arrangement by name.
+fn arrangement(text: &str) -> Result<pquic_host::multipath::Arrangement, String> {
+    use pquic_host::multipath::Arrangement;
+    Arrangement::from_name(text).ok_or_else(|| {
+        format!(
+            "{text}: no such arrangement (one of {})",
+            Arrangement::ALL.map(Arrangement::name).join(", ")
+        )
+    })
+}
+
+/// A rate in Mbit/s, more than 0.
+fn positive_mbps(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value > 0.0 && value <= 1e6 {
+        Ok(value)
+    } else {
+        Err(format!("{text}: a rate in Mbit/s, more than 0 and at most 1000000"))
+    }
+}
+
 /// Seconds, more than 0 (and at most a day).
 fn positive_seconds(text: &str) -> Result<f64, String> {
     let value = number(text)?;
@@ -391,6 +412,37 @@ struct ClientArgs {
     bulk_s: f64,
 }
 
+#[derive(clap::Args, Debug)]
+struct MultipathArgs {
+    /// Round trip of each path, in milliseconds.
+    #[arg(long = "rtt-ms", default_value_t = 20)]
+    rtt_ms: u64,
+    /// Loss per direction of the lossy path, in percent.
+    #[arg(long, default_value_t = 10.0, value_parser = loss_percent, allow_hyphen_values = true)]
+    loss: f64,
+    /// Rate limit of each path in the bulk arrangements, in Mbit/s.
+    #[arg(long = "rate-mbps", default_value_t = 20.0, value_parser = positive_mbps, allow_hyphen_values = true)]
+    rate_mbps: f64,
+    /// When the clean path is cut in multipath-cut, in seconds.
+    #[arg(long = "cut-s", default_value_t = 3.0, value_parser = positive_seconds, allow_hyphen_values = true)]
+    cut_s: f64,
+    /// Seconds of messages (100/s, bulk alongside for the first half).
+    #[arg(long = "messages-s", default_value_t = 8.0, value_parser = positive_seconds, allow_hyphen_values = true)]
+    messages_s: f64,
+    /// Plugin the server pushes in the FEC arrangements.
+    #[arg(long, default_value = "multipath")]
+    plugin: String,
+    /// Only these arrangements (comma-separated names; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = arrangement)]
+    only: Vec<pquic_host::multipath::Arrangement>,
+    /// Seed of the impairments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object per arrangement instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Server and client in one process over impaired loopback: plain QUIC
@@ -420,6 +472,13 @@ enum Command {
     /// Connect, accept the server's plugin if trusted, send a file or a
     /// message stream, and verify what the server received.
     Client(ClientArgs),
+    /// Multipath with FEC, measured: server and client in one process
+    /// over two emulated paths on loopback (path A clean, path B lossy, each
+    /// with --rtt-ms), the same message stream plus bulk over path A alone,
+    /// the lossy path alone with FEC, both paths without FEC, both with FEC,
+    /// both with FEC and path A cut part-way; then bulk over one and over
+    /// two rate-limited clean paths. Prints a table (or JSON lines).
+    Multipath(MultipathArgs),
     /// Relay UDP from --listen to --to, impairing both directions.
     Relay {
         /// Address clients send to (address or host name with a port).
@@ -1045,6 +1104,43 @@ async fn stop_signal() {
     }
 }
 
+async fn multipath(args: &MultipathArgs) -> pquic_host::Result<()> {
+    use pquic_host::multipath::{self, Arrangement, MultipathConfig};
+    let arrangements = if args.only.is_empty() {
+        Arrangement::ALL.to_vec()
+    } else {
+        args.only.clone()
+    };
+    let config = MultipathConfig {
+        rtt: Duration::from_millis(args.rtt_ms),
+        loss_percent: args.loss,
+        rate_mbps: args.rate_mbps,
+        cut_at: Duration::from_secs_f64(args.cut_s),
+        seed: args.seed,
+        plugin: args.plugin.clone(),
+        workload: WorkloadConfig {
+            realtime: Duration::from_secs_f64(args.messages_s),
+            bulk: Duration::from_secs_f64(args.messages_s / 2.0),
+            ..WorkloadConfig::default()
+        },
+        ..MultipathConfig::default()
+    };
+    let mut reports = Vec::new();
+    for arrangement in arrangements {
+        let bar = Progress::new(args.json, arrangement.name());
+        let report = multipath::run(&config, arrangement, &|f| bar.set(f)).await?;
+        drop(bar);
+        if args.json {
+            println!("{}", report.to_json());
+        }
+        reports.push(report);
+    }
+    if !args.json {
+        print!("{}", multipath::table(&reports));
+    }
+    Ok(())
+}
+
 async fn relay(listen: &str, to: &str, path: &PathArgs) -> pquic_host::Result<()> {
     let listen = endpoint::resolve(listen).await?[0];
     let to = endpoint::resolve(to).await?[0];
@@ -1533,6 +1629,7 @@ async fn main() {
         Command::Server(args) => server(&args).await,
         Command::Client(args) => client(&args).await,
         Command::Relay { listen, to, path } => relay(&listen, &to, &path).await,
+        Command::Multipath(args) => multipath(&args).await,
         Command::Tunnel { action } => match action {
             TunnelAction::Server(args) => tunnel_server(&args).await,
             TunnelAction::Client(args) => tunnel_client(&args).await,

@@ -217,6 +217,10 @@ pub struct ClientReport {
     pub fec: LayerStats,
     /// Packets quinn declared lost on the client side.
     pub lost_packets: u64,
+    /// The client's paths at the end (multipath; empty on one path).
+    pub paths: Vec<fec_core::layer::paths::PathView>,
+    /// The client socket's counters (path events among them).
+    pub socket: crate::socket::SocketStats,
 }
 
 /// A client session: connect to the first of `servers` that answers
@@ -289,6 +293,7 @@ pub async fn run_client(
     .map_err(|_| Error::Timeout("workload"))??;
     let socket = connected.fec.socket().clone();
     report.client_fec = FecStatus::of(socket.peer_fec(connected.fec.peer()));
+    report.paths = socket.paths(connected.fec.peer());
     report.server_fec =
         match tokio::time::timeout(Duration::from_secs(5), workload::fec_status(&connection)).await
         {
@@ -319,5 +324,6 @@ pub async fn run_client(
     report.lost_packets = connection.stats().path.lost_packets;
     connected.close().await;
     report.fec = socket.total_stats();
+    report.socket = socket.socket_stats();
     Ok(report)
 }

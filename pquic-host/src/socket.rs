@@ -330,6 +330,9 @@ struct Io {
     udp: UdpSocketState,
     /// True when its received datagrams meet an impairment (fixed at bind).
     impaired: bool,
+    /// Emulated link cut ([`FecSocketHandle::set_down`]): nothing leaves,
+    /// what arrives is dropped.
+    down: std::sync::atomic::AtomicBool,
 }
 
 struct Shared {
@@ -401,7 +404,11 @@ impl Shared {
     /// One `sendmsg` of `transmit` on socket `socket`; `WouldBlock` clears
     /// tokio's readiness so that the writable poll waits for the socket.
     fn send_transmit(&self, socket: usize, transmit: &Transmit<'_>) -> io::Result<()> {
-        let Io { io, udp, .. } = &self.sockets[socket.min(self.sockets.len() - 1)];
+        let Io { io, udp, down, .. } = &self.sockets[socket.min(self.sockets.len() - 1)];
+        if down.load(Ordering::Relaxed) {
+            // The link is cut: the datagram is lost, as on a dead link.
+            return Ok(());
+        }
         io.try_io(Interest::WRITABLE, || udp.send(io.into(), transmit))?;
         let len = transmit.contents.len();
         let segment = transmit.segment_size.unwrap_or(len).max(1);
@@ -1072,6 +1079,24 @@ impl FecSocketHandle {
         Some(path)
     }
 
+    /// Cuts socket `socket` off (`down`) or back on, as if its link failed:
+    /// nothing it sends leaves, what it receives is dropped. For tests and
+    /// measurements of path failure; false when there is no such socket.
+    pub fn set_down(&self, socket: usize, down: bool) -> bool {
+        match self.shared.sockets.get(socket) {
+            Some(s) => {
+                s.down.store(down, Ordering::Relaxed);
+                tracing::info!(
+                    "socket {socket} ({}) {}",
+                    s.io.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                    if down { "cut off" } else { "back on" }
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The paths of the layer serving `peer` (empty without a layer or
     /// paths).
     pub fn paths(&self, peer: SocketAddr) -> Vec<PathView> {
@@ -1130,6 +1155,7 @@ impl FecSocket {
                 io,
                 udp,
                 impaired: impairment.is_some(),
+                down: Default::default(),
             });
             impairments.push(impairment);
         }
@@ -1308,9 +1334,10 @@ impl AsyncUdpSocket for FecSocket {
                 }
                 continue;
             };
-            let Io { io, udp, .. } = &shared.sockets[socket];
+            let Io { io, udp, down, .. } = &shared.sockets[socket];
             let received = io.try_io(Interest::READABLE, || udp.recv(io.into(), bufs, meta));
             let count = match received {
+                Ok(_) if down.load(Ordering::Relaxed) => continue,
                 Ok(count) => count,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) if socket == 0 => return Poll::Ready(Err(e)),
