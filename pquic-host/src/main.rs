@@ -127,7 +127,10 @@ fn path_spec(text: &str) -> Result<PathSpec, String> {
     let socket_addr = |s: &str| -> Result<SocketAddr, String> {
         let s = s.trim();
         s.parse::<SocketAddr>()
-            .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+            .or_else(|_| {
+                s.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 0))
+            })
             .map_err(|_| format!("{s}: not an IP address or IP:port"))
     };
     let local = socket_addr(local)?;
@@ -247,7 +250,9 @@ fn positive_mbps(text: &str) -> Result<f64, String> {
     if value > 0.0 && value <= 1e6 {
         Ok(value)
     } else {
-        Err(format!("{text}: a rate in Mbit/s, more than 0 and at most 1000000"))
+        Err(format!(
+            "{text}: a rate in Mbit/s, more than 0 and at most 1000000"
+        ))
     }
 }
 
@@ -1067,6 +1072,13 @@ async fn client(args: &ClientArgs) -> pquic_host::Result<()> {
             "fec_required": connect.require_fec,
             "trusted_validators": report.trusted_by,
             "recovered": report.fec.recovered,
+            "paths": pquic_host::multipath::paths_json(&report.paths),
+            "path_events": pquic_host::multipath::events_json([
+                report.socket.paths_opened,
+                report.socket.paths_validated,
+                report.socket.paths_failed,
+                report.socket.paths_abandoned,
+            ]),
         })
     );
     if !verified {

@@ -178,23 +178,45 @@ impl ArrangementReport {
             "bulk_intact": w.bulk_intact,
             "recovered": self.recovered,
             "lost_packets": self.lost_packets,
-            "path_events": {
-                "opened": self.path_events[0],
-                "validated": self.path_events[1],
-                "failed": self.path_events[2],
-                "abandoned": self.path_events[3],
-            },
-            "paths": self.paths.iter().filter(|p| p.sent_datagrams > 0).map(|p| serde_json::json!({
-                "state": format!("{:?}", p.state),
+            "path_events": events_json(self.path_events),
+            "paths": paths_json(&self.paths),
+        })
+    }
+}
+
+/// Path events (opened, validated, failed, abandoned) as JSON.
+pub fn events_json(events: [u64; 4]) -> serde_json::Value {
+    serde_json::json!({
+        "opened": events[0],
+        "validated": events[1],
+        "failed": events[2],
+        "abandoned": events[3],
+    })
+}
+
+/// The paths in use, as JSON (index = path id; unused ones left out at the
+/// end).
+pub fn paths_json(paths: &[PathView]) -> serde_json::Value {
+    let used = paths
+        .iter()
+        .rposition(|p| p.state != fec_core::layer::paths::PathState::Unused)
+        .map_or(0, |i| i + 1);
+    paths[..used]
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "state": format!("{:?}", p.state).to_lowercase(),
                 "loss_permille": p.loss_permille,
                 "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1000.0),
                 "sent_datagrams": p.sent_datagrams,
+                "sent_bytes": p.sent_bytes,
                 "source_packets": p.source_packets,
                 "repair_packets": p.repair_packets,
                 "received_datagrams": p.received_datagrams,
-            })).collect::<Vec<_>>(),
+                "received_bytes": p.received_bytes,
+            })
         })
-    }
+        .collect()
 }
 
 fn addr(last: u8) -> SocketAddr {

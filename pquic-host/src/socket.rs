@@ -80,7 +80,9 @@ use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::io::Interest;
 use tokio::sync::Notify;
 
-use fec_core::layer::paths::{self, PathEvent, PathEventKind, PathId, PathView, MAX_PATHS, TOKEN_LEN};
+use fec_core::layer::paths::{
+    self, PathEvent, PathEventKind, PathId, PathView, MAX_PATHS, TOKEN_LEN,
+};
 
 use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict, DELAY_LINE_LIMIT};
 use crate::layer::{is_quic, FecLayer, LayerStats};
@@ -666,7 +668,11 @@ impl Shared {
         }
         if !state.to_quinn.is_empty() {
             // quinn sees one peer address: the path-0 one.
-            let dst_ip = if path == 0 { meta.dst_ip } else { state.local_ip };
+            let dst_ip = if path == 0 {
+                meta.dst_ip
+            } else {
+                state.local_ip
+            };
             let mut queues = self.queues();
             for packet in state.to_quinn.drain(..) {
                 queues.deliver(Arrival {
@@ -1088,7 +1094,8 @@ impl FecSocketHandle {
                 s.down.store(down, Ordering::Relaxed);
                 tracing::info!(
                     "socket {socket} ({}) {}",
-                    s.io.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                    s.io.local_addr()
+                        .map_or_else(|_| "?".into(), |a| a.to_string()),
                     if down { "cut off" } else { "back on" }
                 );
                 true

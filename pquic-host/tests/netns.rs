@@ -23,6 +23,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 const BIN: &str = env!("CARGO_BIN_EXE_pquic-host");
 const SERVER_V4: &str = "10.77.0.1";
 const CLIENT_V4: &str = "10.77.0.2";
+/// The second link of the multipath tests (veth1).
+const SERVER2_V4: &str = "10.78.0.1";
+const CLIENT2_V4: &str = "10.78.0.2";
 const SERVER_V6: &str = "fd77::1";
 const CLIENT_V6: &str = "fd77::2";
 /// The name the client's namespace resolves to the server (its
@@ -220,6 +223,29 @@ impl Namespaces {
         )
         .expect("write the client namespace's hosts file");
         guard
+    }
+
+    /// A second veth pair between the two namespaces (veth1: 10.78.0.1/24
+    /// on the server's side, 10.78.0.2/24 on the client's): a second path.
+    fn add_second_link(&self) {
+        ip(&[
+            "link",
+            "add",
+            "veth1",
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth1",
+            "netns",
+            &self.client,
+        ]);
+        for (ns, v4) in [(&self.server, SERVER2_V4), (&self.client, CLIENT2_V4)] {
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", "veth1"]);
+            ip(&["-n", ns, "link", "set", "veth1", "up"]);
+        }
     }
 
     fn etc_dir(&self, ns: &str) -> PathBuf {
@@ -719,4 +745,138 @@ fn ip_tunnel_over_tun_devices_carries_a_quic_transfer_through_loss() {
         &strs(&client_args(&scratch, "10.99.0.1:4444", &["--require-fec"])),
     );
     assert_fec_active(&verdict(&output));
+}
+
+/// The client's view of path `i` in its verdict.
+fn path_of(json: &Value, i: usize) -> &Value {
+    &json["paths"][i]
+}
+
+fn number(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("not a count: {value}"))
+}
+
+#[test]
+fn multipath_over_two_links_one_lossy_repairs_on_the_clean_one() {
+    let namespaces = Namespaces::create("mp");
+    namespaces.add_second_link();
+    let scratch = Scratch::new("mp");
+    validator(&scratch);
+    let server_path = format!("{SERVER2_V4}:4433,loss=10,seed=3");
+    let _server = start_server(
+        &namespaces,
+        &strs(&server_args(
+            &scratch,
+            &format!("{SERVER_V4}:4433"),
+            &["--path", &server_path],
+        )),
+    );
+    let client_path = format!("{CLIENT2_V4}={SERVER2_V4}:4433,loss=10,seed=4");
+    let output = run_client(
+        &namespaces,
+        &strs(&client_args(
+            &scratch,
+            &format!("{SERVER_V4}:4433"),
+            &["--path", &client_path],
+        )),
+    );
+    let json = verdict(&output);
+    assert!(output.status.success(), "{json}");
+    assert_fec_active(&json);
+    let (clean, lossy) = (path_of(&json, 0), path_of(&json, 1));
+    assert_eq!(lossy["state"], "validated", "{json}");
+    assert_eq!(clean["state"], "validated", "{json}");
+    assert!(number(&lossy["received_datagrams"]) > 50, "{json}");
+    assert!(number(&lossy["source_packets"]) > 50, "{json}");
+    // Each end measures its own direction: 10% loss on veth1, none on veth0.
+    let lossy_loss = number(&lossy["loss_permille"]);
+    assert!(
+        (30..=250).contains(&lossy_loss),
+        "path 1 loss {lossy_loss}: {json}"
+    );
+    assert!(number(&clean["loss_permille"]) <= 20, "{json}");
+    // Repairs go on the path that is not losing.
+    assert!(
+        number(&clean["repair_packets"]) > 4 * number(&lossy["repair_packets"]),
+        "{json}"
+    );
+    let rtt = lossy["rtt_ms"].as_f64().expect("path 1 RTT measured");
+    assert!(rtt > 0.0 && rtt < 50.0, "{json}");
+    assert_eq!(json["path_events"]["failed"], 0, "{json}");
+    assert!(number(&json["path_events"]["validated"]) >= 1, "{json}");
+}
+
+#[test]
+fn multipath_survives_cutting_the_first_link_mid_transfer() {
+    let namespaces = Namespaces::create("mpcut");
+    namespaces.add_second_link();
+    let scratch = Scratch::new("mpcut");
+    validator(&scratch);
+    let server_path = format!("{SERVER2_V4}:4433");
+    let _server = start_server(
+        &namespaces,
+        &strs(&server_args(
+            &scratch,
+            &format!("{SERVER_V4}:4433"),
+            &["--path", &server_path],
+        )),
+    );
+    let client_path = format!("{CLIENT2_V4}={SERVER2_V4}:4433");
+    let connect = format!("{SERVER_V4}:4433");
+    let args = [
+        "client",
+        "--connect",
+        &connect,
+        "--trust",
+        &scratch.path("trusted_keys"),
+        "--cache",
+        &scratch.path("cache"),
+        "--cert",
+        &scratch.path("server.der"),
+        "--messages-s",
+        "4",
+        "--bulk-s",
+        "2",
+        "--path",
+        &client_path,
+    ];
+    let client = namespaces
+        .command(&namespaces.client, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    let id = client.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait_with_output());
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // The link quinn connected over goes away under the transfer.
+    ip(&["-n", &namespaces.client, "link", "set", "veth0", "down"]);
+    let output = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.expect("client output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(id.to_string()).status();
+            panic!("the client did not finish within 60 s of the cut");
+        }
+    };
+    let json = verdict(&output);
+    assert!(
+        output.status.success(),
+        "every message and byte arrives: {json}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(json["sent"], json["delivered"], "{json}");
+    assert_eq!(json["bulk_sha256_matches"], true, "{json}");
+    assert_eq!(path_of(&json, 0)["state"], "failed", "{json}");
+    assert_eq!(path_of(&json, 1)["state"], "validated", "{json}");
+    assert!(number(&json["path_events"]["failed"]) >= 1, "{json}");
+    // After the cut everything went over path 1.
+    assert!(
+        number(&path_of(&json, 1)["source_packets"]) > number(&path_of(&json, 0)["source_packets"]),
+        "{json}"
+    );
 }

@@ -741,7 +741,7 @@ impl Layer {
         } else {
             0
         };
-        self.paths.on_arrival(path, datagram.len());
+        self.paths.on_arrival(now, path, datagram.len());
         let start = out.len();
         let kind = DatagramKind::of(&datagram);
         let datagram = match self.opener.as_mut() {
@@ -947,7 +947,16 @@ impl Layer {
             self.stats.feedback_sent += 1;
         }
         let token = self.tokens.map_or([0; paths::TOKEN_LEN], |(own, _)| own);
-        self.paths.handle_timeout(now, token, out);
+        let uncovered = self.paths.handle_timeout(now, token, out);
+        if uncovered > 0 {
+            // What went on a path that just fell silent is repaired on the
+            // others at once ([`paths`]): one repair per such source.
+            let window = self.sender.as_ref().map_or(0, Sender::window_len);
+            self.repair(
+                usize::try_from(uncovered).unwrap_or(usize::MAX).min(window),
+                out,
+            );
+        }
     }
 }
 

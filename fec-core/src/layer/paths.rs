@@ -18,10 +18,16 @@
 //!   datagrams sent between the two probes (every datagram counts: QUIC
 //!   packets, sources, repairs, reports, probes), taken over about the last
 //!   [`LOSS_HORIZON`];
-//! - liveness: a validated path that answers nothing for
-//!   `max(4 x RTT, FAIL_AFTER)` fails (nothing is scheduled on it; probes
-//!   go on, and an answer validates it again), and one failed for
-//!   [`ABANDON_AFTER`] is abandoned (no more probes).
+//! - liveness: a validated path whose probe goes unanswered for longer than
+//!   its RTT plus a margin ([`SUSPECT_MARGIN`], or a quarter RTT) while
+//!   nothing at all arrives on it is *suspect*: nothing new is scheduled on
+//!   it until an answer comes, and the layer at once sends repair symbols
+//!   on the other paths for the sources it sent there since its last answered
+//!   probe (as many as those, within the window), so a cut link costs
+//!   about one RTT and no retransmission; a path that answers nothing for
+//!   `max(4 x RTT, FAIL_AFTER)` fails (probes go on, and an answer
+//!   validates it again), and one failed for [`ABANDON_AFTER`] is abandoned
+//!   (no more probes).
 //!
 //! Which path a datagram takes:
 //! - repair packets: the policy's choice ([`super::policy::Plan::repair_path`])
@@ -68,6 +74,8 @@ pub const PROBE_LEN: usize = 1 + TOKEN_LEN + 1 + 4;
 pub const RESPONSE_LEN: usize = PROBE_LEN + 8 + 8;
 /// How often each path is probed while more than one is in use.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(25);
+/// Least time past its RTT a probe may take before its path is suspect.
+pub const SUSPECT_MARGIN: Duration = Duration::from_millis(5);
 /// Shortest silence after which a validated path fails (4 RTTs when longer).
 pub const FAIL_AFTER: Duration = Duration::from_millis(150);
 /// How long a path may take to answer its first probe before it fails.
@@ -180,6 +188,8 @@ struct Probe {
     /// Datagrams sent on the path up to and including the probe; `None`
     /// until the probe was routed.
     sent: Option<u64>,
+    /// Source packets sent on the path before it.
+    sources: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,6 +203,38 @@ struct Path {
     samples: VecDeque<(Instant, u64, u64)>,
     /// Smooth weighted round-robin credit, in bytes.
     credit: f64,
+    /// A probe is overdue and nothing arrives: nothing new goes here.
+    suspect: bool,
+    last_arrival: Option<Instant>,
+    /// Source packets sent before the latest answered probe.
+    confirmed_sources: u64,
+    /// The overdue probe last looked at (its deadline is not a timer any
+    /// more; the probe ticks look again).
+    checked: Option<u32>,
+}
+
+impl Path {
+    fn takes_traffic(&self) -> bool {
+        self.view.is_usable() && !self.suspect
+    }
+
+    /// The oldest unanswered probe and when it makes this path suspect
+    /// (validated paths with an RTT only).
+    fn suspect_at(&self) -> Option<(u32, Instant)> {
+        if self.suspect || !self.view.is_usable() {
+            return None;
+        }
+        let rtt = self.view.rtt?;
+        let probe = self.probes.iter().find(|p| p.sent.is_some())?;
+        Some((probe.seq, probe.at + rtt + (rtt / 4).max(SUSPECT_MARGIN)))
+    }
+
+    /// That deadline as a timer, until it was looked at.
+    fn suspect_timer(&self) -> Option<Instant> {
+        self.suspect_at()
+            .filter(|(seq, _)| self.checked != Some(*seq))
+            .map(|(_, at)| at)
+    }
 }
 
 /// The paths of one layer (see the module docs).
@@ -282,10 +324,11 @@ impl Paths {
     }
 
     /// Counts a datagram from the peer on `path` (out of range: path 0).
-    pub(super) fn on_arrival(&mut self, path: PathId, len: usize) {
+    pub(super) fn on_arrival(&mut self, now: Instant, path: PathId, len: usize) {
         let p = &mut self.paths[usize::from(path).min(MAX_PATHS - 1)];
         p.view.received_datagrams += 1;
         p.view.received_bytes += len as u64;
+        p.last_arrival = Some(now);
     }
 
     /// An authentic probe (body without trailer) arrived on `path`: the
@@ -351,6 +394,8 @@ impl Paths {
             None => sample,
         });
         p.last_answer = Some(now);
+        p.suspect = false;
+        p.confirmed_sources = p.confirmed_sources.max(probe.sources);
         if let Some(sent) = probe.sent {
             p.samples.push_back((now, sent, received));
             while p.samples.len() > 2
@@ -382,10 +427,11 @@ impl Paths {
         }
         self.paths
             .iter()
-            .filter_map(|p| match p.view.state {
-                PathState::Unused | PathState::Abandoned => None,
-                _ => p.next_probe,
+            .flat_map(|p| match p.view.state {
+                PathState::Unused | PathState::Abandoned => [None, None],
+                _ => [p.next_probe, p.suspect_timer()],
             })
+            .flatten()
             .min()
     }
 
@@ -396,18 +442,34 @@ impl Paths {
     }
 
     /// Time passed: state changes, and probes due (pushed, unsealed, to
-    /// `out`).
+    /// `out`). Returns how many sources went on paths that just became
+    /// suspect since their last answered probe: the repairs to send on the
+    /// others.
     pub(super) fn handle_timeout(
         &mut self,
         now: Instant,
         token: [u8; TOKEN_LEN],
         out: &mut Vec<Bytes>,
-    ) {
+    ) -> u64 {
         if !self.multipath {
-            return;
+            return 0;
         }
+        let mut uncovered = 0;
         for index in 0..MAX_PATHS {
             let path = index as PathId;
+            let others = (0..MAX_PATHS).any(|i| i != index && self.paths[i].takes_traffic());
+            let p = &mut self.paths[index];
+            let quiet = p.view.rtt.is_some_and(|rtt| {
+                p.last_arrival
+                    .is_none_or(|at| now.saturating_duration_since(at) > rtt / 2 + SUSPECT_MARGIN)
+            });
+            if let Some((seq, _)) = p.suspect_at().filter(|(_, at)| *at <= now) {
+                p.checked = Some(seq);
+                if others && quiet {
+                    p.suspect = true;
+                    uncovered += p.view.source_packets.saturating_sub(p.confirmed_sources);
+                }
+            }
             let p = &self.paths[index];
             let since = p.since.unwrap_or(now);
             let silent_since = p.last_answer.unwrap_or(since).max(since);
@@ -438,6 +500,7 @@ impl Paths {
                     seq,
                     at: now,
                     sent: None,
+                    sources: 0,
                 });
                 let mut probe = Vec::with_capacity(PROBE_LEN + super::auth::TRAILER_LEN);
                 probe.push(PROBE_TYPE);
@@ -447,6 +510,7 @@ impl Paths {
                 out.push(Bytes::from(probe));
             }
         }
+        uncovered
     }
 
     /// The usable path losing least (ties: the shorter RTT, then the lower
@@ -461,7 +525,7 @@ impl Paths {
     }
 
     fn usable(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..MAX_PATHS).filter(|&i| self.paths[i].view.is_usable())
+        (0..MAX_PATHS).filter(|&i| self.paths[i].takes_traffic())
     }
 
     /// A path for `len` bytes of shared traffic (smooth weighted round
@@ -478,7 +542,7 @@ impl Paths {
         }
         let mut chosen = None;
         for i in 0..MAX_PATHS {
-            if !self.paths[i].view.is_usable() {
+            if !self.paths[i].takes_traffic() {
                 self.paths[i].credit = 0.0;
                 continue;
             }
@@ -517,8 +581,7 @@ impl Paths {
                     Carried::Own(path) => path,
                     Carried::Repair => repair_path
                         .filter(|&p| {
-                            usize::from(p) < MAX_PATHS
-                                && self.paths[usize::from(p)].view.is_usable()
+                            usize::from(p) < MAX_PATHS && self.paths[usize::from(p)].takes_traffic()
                         })
                         .unwrap_or_else(|| self.best()),
                     Carried::Source | Carried::Other => self.share(datagram.len()),
@@ -531,11 +594,12 @@ impl Paths {
                 Carried::Source => p.view.source_packets += 1,
                 Carried::Repair => p.view.repair_packets += 1,
                 Carried::Own(_) if datagram.first() == Some(&PROBE_TYPE) => {
-                    let sent = p.view.sent_datagrams;
+                    let (sent, sources) = (p.view.sent_datagrams, p.view.source_packets);
                     if let Some(probe) =
                         p.probes.iter_mut().rev().find(|probe| probe.sent.is_none())
                     {
                         probe.sent = Some(sent);
+                        probe.sources = sources;
                     }
                 }
                 _ => {}
