@@ -61,6 +61,29 @@ typedef unsigned long long fec_u64;
 #define FEC_STAT_REJECTED 5
 #define FEC_STAT_WINDOW_LEN 6
 
+/* Paths (multipath): ids 0 .. FEC_MAX_PATHS - 1, path 0 is the transport's
+ * first. A path not in use reads FEC_PATH_UNUSED and zeros. */
+#define FEC_MAX_PATHS 4
+
+/* Path states: fec_path_stat(path, FEC_PATH_STAT_STATE). */
+#define FEC_PATH_UNUSED 0
+#define FEC_PATH_OPENING 1
+#define FEC_PATH_VALIDATED 2
+#define FEC_PATH_FAILED 3
+#define FEC_PATH_ABANDONED 4
+
+/* Keys for fec_path_stat: loss, RTT and sent for this end's datagrams,
+ * received for the peer's. RTT is 0 while unknown. */
+#define FEC_PATH_STAT_STATE 0
+#define FEC_PATH_STAT_LOSS_PERMILLE 1
+#define FEC_PATH_STAT_RTT_US 2
+#define FEC_PATH_STAT_SENT_DATAGRAMS 3
+#define FEC_PATH_STAT_SENT_BYTES 4
+#define FEC_PATH_STAT_SOURCE_PACKETS 5
+#define FEC_PATH_STAT_REPAIR_PACKETS 6
+#define FEC_PATH_STAT_RECEIVED_DATAGRAMS 7
+#define FEC_PATH_STAT_RECEIVED_BYTES 8
+
 /* Helper ids. */
 #define FEC_HELPER_PROTECT 1
 #define FEC_HELPER_EMIT_REPAIR 2
@@ -71,6 +94,8 @@ typedef unsigned long long fec_u64;
 #define FEC_HELPER_SET_CODE 7
 #define FEC_HELPER_REPAIR_AFTER 8
 #define FEC_HELPER_REPAIR_REPEAT 9
+#define FEC_HELPER_PATH_STAT 10
+#define FEC_HELPER_REPAIR_PATH 11
 
 /* Contexts: all fields little-endian, natural alignment, no padding. */
 struct fec_configure_ctx {
@@ -134,6 +159,11 @@ static long (*fec_set_code)(fec_u64 scheme, fec_u64 source_symbols, fec_u64 repa
 static long (*fec_repair_after)(fec_u64 n) = (void *)8;
 /* Hint: the next k schedule_repair calls would decide what this one did. */
 static long (*fec_repair_repeat)(fec_u64 k) = (void *)9;
+/* A value of one path (path < FEC_MAX_PATHS, else the pluglet traps). */
+static fec_u64 (*fec_path_stat)(fec_u64 path, fec_u64 key) = (void *)10;
+/* Repairs take this path from now on (a validated one losing least while it
+ * is not validated). Decision helper. */
+static long (*fec_repair_path)(fec_u64 path) = (void *)11;
 
 #define FEC_PLUGLET(anchor, operation) \
     __attribute__((section(#anchor "/" #operation), used))

@@ -67,6 +67,10 @@ pub const MAX_WINDOW: u32 = 256;
 pub const MAX_LOG_LEN: u32 = 200;
 /// Most helper calls one pluglet execution may make before it traps.
 pub const MAX_HELPER_CALLS: u32 = 256;
+/// Paths a host reports to `fec_path_stat` and accepts in `fec_repair_path`
+/// (ids `0..MAX_PATHS`; path 0 is the transport's first). Mirrors
+/// `fec_core::layer::paths::MAX_PATHS`.
+pub const MAX_PATHS: u32 = 4;
 
 /// A protocol operation: the point in the FEC pipeline where the host calls the plugin.
 #[repr(u32)]
@@ -212,17 +216,28 @@ pub enum HelperId {
     /// `fec_repair_repeat(k)`: a hint that the next `k` (1..=256) calls to
     /// `schedule_repair` would take this call's repair decision again (the
     /// same `fec_emit_repair` total, with the same `fec_repair_after`
-    /// spacing), so the host may skip them and send that many repair symbols
-    /// itself each time a call is due. A host drops the hint when `on_feedback`
+    /// spacing, and the same `fec_repair_path` choice if it made one), so the
+    /// host may skip them and send that many repair symbols itself, on that
+    /// path, each time a call is due. A host drops the hint when `on_feedback`
     /// or `configure` runs a pluglet. Plugins must behave the same whether or
     /// not the host skips. Valid in `schedule_repair`. Decision helper.
     /// Returns 0.
     RepairRepeat = 9,
+    /// `fec_path_stat(path, key)`: a value of path `path` ([`PathStatKey`]);
+    /// a path `>= MAX_PATHS` or an unknown key traps. Paths not in use read
+    /// state [`PathState::Unused`] and zeros. Valid everywhere.
+    PathStat = 10,
+    /// `fec_repair_path(path)`: repair symbols take path `path`
+    /// (`< MAX_PATHS`, else it traps) from now on; the host keeps the last
+    /// choice, and sends a repair on the validated path losing least while
+    /// the chosen one is not validated. Valid wherever decisions are.
+    /// Decision helper. Returns 0.
+    RepairPath = 11,
 }
 
 impl HelperId {
     /// Every helper, in id order.
-    pub const ALL: [HelperId; 9] = [
+    pub const ALL: [HelperId; 11] = [
         HelperId::Protect,
         HelperId::EmitRepair,
         HelperId::WindowSet,
@@ -232,6 +247,8 @@ impl HelperId {
         HelperId::SetCode,
         HelperId::RepairAfter,
         HelperId::RepairRepeat,
+        HelperId::PathStat,
+        HelperId::RepairPath,
     ];
 
     /// The helper with this id.
@@ -251,6 +268,8 @@ impl HelperId {
             HelperId::SetCode => "fec_set_code",
             HelperId::RepairAfter => "fec_repair_after",
             HelperId::RepairRepeat => "fec_repair_repeat",
+            HelperId::PathStat => "fec_path_stat",
+            HelperId::RepairPath => "fec_repair_path",
         }
     }
 
@@ -269,6 +288,7 @@ impl HelperId {
                 | HelperId::SetCode
                 | HelperId::RepairAfter
                 | HelperId::RepairRepeat
+                | HelperId::RepairPath
         )
     }
 }
@@ -308,6 +328,104 @@ impl StatKey {
     /// The key with this id.
     pub fn from_id(id: u64) -> Option<Self> {
         Self::ALL.into_iter().find(|k| *k as u64 == id)
+    }
+}
+
+/// Where a path stands, as `fec_path_stat(path, FEC_PATH_STAT_STATE)` reads
+/// it; ids mirror `fec_core::layer::paths::PathState`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathState {
+    /// Not in use (and every value of the path reads 0).
+    #[default]
+    Unused = 0,
+    /// Opened, not answered yet: carries nothing but probes.
+    Opening = 1,
+    /// Answers probes: carries traffic, and repairs when chosen.
+    Validated = 2,
+    /// Went silent: carries nothing but probes.
+    Failed = 3,
+    /// Silent for too long: not probed any more.
+    Abandoned = 4,
+}
+
+impl PathState {
+    /// Every state, in id order.
+    pub const ALL: [PathState; 5] = [
+        PathState::Unused,
+        PathState::Opening,
+        PathState::Validated,
+        PathState::Failed,
+        PathState::Abandoned,
+    ];
+
+    /// The state with this id.
+    pub fn from_id(id: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u64 == id)
+    }
+}
+
+/// Keys for `fec_path_stat`: what one path carried, for this end's sending
+/// direction (loss, RTT, sent) and the peer's (received). A datagram is
+/// counted on its path once the host routed it, after the call that made it:
+/// during a source's own `on_source` and `schedule_repair` it is not yet.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathStatKey {
+    /// The path's [`PathState`] id.
+    State = 0,
+    /// Loss rate of this end's datagrams on the path, per mille (0 until
+    /// measured).
+    LossPermille = 1,
+    /// Smoothed probe round-trip time in microseconds; 0 while unknown (a
+    /// measured one reads at least 1).
+    RttUs = 2,
+    /// Datagrams this end sent on the path.
+    SentDatagrams = 3,
+    /// Bytes of those.
+    SentBytes = 4,
+    /// Source packets among them.
+    SourcePackets = 5,
+    /// Repair packets among them.
+    RepairPackets = 6,
+    /// Datagrams from the peer that arrived on the path.
+    ReceivedDatagrams = 7,
+    /// Bytes of those.
+    ReceivedBytes = 8,
+}
+
+impl PathStatKey {
+    /// Every key, in id order.
+    pub const ALL: [PathStatKey; 9] = [
+        PathStatKey::State,
+        PathStatKey::LossPermille,
+        PathStatKey::RttUs,
+        PathStatKey::SentDatagrams,
+        PathStatKey::SentBytes,
+        PathStatKey::SourcePackets,
+        PathStatKey::RepairPackets,
+        PathStatKey::ReceivedDatagrams,
+        PathStatKey::ReceivedBytes,
+    ];
+
+    /// The key with this id.
+    pub fn from_id(id: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u64 == id)
+    }
+
+    /// The key's name in the header (`FEC_PATH_STAT_<name>`).
+    pub fn c_suffix(self) -> &'static str {
+        match self {
+            PathStatKey::State => "STATE",
+            PathStatKey::LossPermille => "LOSS_PERMILLE",
+            PathStatKey::RttUs => "RTT_US",
+            PathStatKey::SentDatagrams => "SENT_DATAGRAMS",
+            PathStatKey::SentBytes => "SENT_BYTES",
+            PathStatKey::SourcePackets => "SOURCE_PACKETS",
+            PathStatKey::RepairPackets => "REPAIR_PACKETS",
+            PathStatKey::ReceivedDatagrams => "RECEIVED_DATAGRAMS",
+            PathStatKey::ReceivedBytes => "RECEIVED_BYTES",
+        }
     }
 }
 
@@ -543,6 +661,7 @@ pub fn constants() -> Vec<(String, u64)> {
         ),
         ("FEC_MAX_WINDOW".to_string(), MAX_WINDOW as u64),
         ("FEC_MAX_LOG_LEN".to_string(), MAX_LOG_LEN as u64),
+        ("FEC_MAX_PATHS".to_string(), u64::from(MAX_PATHS)),
         ("FEC_RC_OK".to_string(), ReturnCode::Ok as u64),
         ("FEC_RC_DEFAULT".to_string(), ReturnCode::Default as u64),
         ("FEC_RC_ERROR".to_string(), ReturnCode::Error as u64),
@@ -580,6 +699,15 @@ pub fn constants() -> Vec<(String, u64)> {
     for (key, name) in StatKey::ALL.into_iter().zip(stat_names) {
         out.push((format!("FEC_STAT_{name}"), key as u64));
     }
+    for state in PathState::ALL {
+        out.push((
+            format!("FEC_PATH_{}", format!("{state:?}").to_uppercase()),
+            state as u64,
+        ));
+    }
+    for key in PathStatKey::ALL {
+        out.push((format!("FEC_PATH_STAT_{}", key.c_suffix()), key as u64));
+    }
     out
 }
 
@@ -600,6 +728,17 @@ mod tests {
         }
         assert_eq!(HelperId::from_id(0), None);
         assert_eq!(Operation::from_id(7), None);
+        for (i, key) in PathStatKey::ALL.into_iter().enumerate() {
+            assert_eq!(key as usize, i);
+            assert_eq!(PathStatKey::from_id(i as u64), Some(key));
+        }
+        assert_eq!(PathStatKey::from_id(PathStatKey::ALL.len() as u64), None);
+        for (i, state) in PathState::ALL.into_iter().enumerate() {
+            assert_eq!(PathState::from_id(i as u64), Some(state));
+        }
+        assert_eq!(PathState::from_id(5), None);
+        assert!(HelperId::RepairPath.is_decision());
+        assert!(!HelperId::PathStat.is_decision());
     }
 
     #[test]

@@ -29,6 +29,49 @@
 //! A plugin fault disables the instance; the run continues without FEC and
 //! the report carries the reason.
 //!
+//! # Paths
+//!
+//! The link is one lossy channel, and the layers run one path: the sender's
+//! plugin sees path 0 validated with the layer's counters. To test how a
+//! plugin chooses among several paths, [`run_on_paths`] shows it the per-path
+//! views of a [`PathSchedule`] instead ([`View::paths`], what
+//! `fec_path_stat` reads), for the whole run or from given sources on. Every
+//! run records what the sender's plugin chose with `fec_repair_path`
+//! ([`Report::path_choices`]) and the path each repair it sent would take
+//! on those views ([`Report::repairs_by_path`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use fec_core::layer::paths::PathState;
+//! use fec_plugin_sdk::harness::{path_view, run_on_paths, HarnessConfig, PathSchedule};
+//! use fec_plugin_sdk::build::pack_assembly;
+//! use fec_plugin_sdk::runtime::{HostOffer, Plugin};
+//! // A repair after every 4 sources, on path 1.
+//! let package = pack_assembly(
+//!     ".section replace/schedule_repair
+//!      ldxw r2, [r1+8]\n mov r0, 0\n jlt r2, 4, +4\n mov r1, 1\n call 11\n mov r1, 1\n call 2\n mov r0, 0\n exit",
+//!     "on-path-1", "1", 256,
+//! ).unwrap();
+//! let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
+//! let ms = Some(Duration::from_millis(10));
+//! let two_paths = PathSchedule::fixed([
+//!     path_view(PathState::Validated, 0, ms),
+//!     path_view(PathState::Validated, 50, ms),
+//!     path_view(PathState::Unused, 0, None),
+//!     path_view(PathState::Unused, 0, None),
+//! ]);
+//! let config = HarnessConfig { packets: 100, ..HarnessConfig::default() };
+//! let report = run_on_paths(&plugin, &config, &two_paths).unwrap();
+//! assert_eq!(report.repairs_by_path, [0, 25, 0, 0]);
+//! assert_eq!(report.path_choices.len(), 25);
+//! // Path 1 failed from source 50 on: the chosen path is not usable, so the
+//! // repairs go on the validated one losing least.
+//! let mut failed = two_paths.at(0).copied().unwrap();
+//! failed[1].state = PathState::Failed;
+//! let report = run_on_paths(&plugin, &config, &two_paths.from_source(50, failed)).unwrap();
+//! assert_eq!(report.repairs_by_path, [13, 12, 0, 0]);
+//! ```
+//!
 //! ```
 //! use fec_plugin_sdk::harness::{run, HarnessConfig, LossTrace};
 //! use fec_plugin_sdk::build::pack_assembly;
@@ -54,14 +97,18 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fec_core::layer::feedback::Feedback;
+use fec_core::layer::paths::{PathId, PathState, PathView, MAX_PATHS};
+use fec_core::layer::policy::{Limits, Loss, Plan, Policy, Recovered, Schedule, Source, View};
 use fec_core::layer::{Layer, LayerConfig};
 use fec_core::pipeline::loss::{Bernoulli, GilbertElliott, LossModel};
 use fec_core::pipeline::wire::{Header, ADU_INFO_LEN};
 
-use crate::abi::Scheme;
+use crate::abi::{Operation, Scheme};
 use crate::host::{Call, PluginPolicy};
 use crate::runtime::{CodeChoice, Plugin};
 use crate::Error;
@@ -203,6 +250,91 @@ impl Default for HarnessConfig {
     }
 }
 
+/// The per-path views a run shows the sender's plugin ([`View::paths`],
+/// what `fec_path_stat` reads) instead of the layer's own, from given
+/// source packets on. Empty (the default): the layer's own throughout.
+///
+/// A view is shown as given, counters included (the harness does not count
+/// datagrams per scheduled path); the link stays one lossy channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PathSchedule {
+    /// `(first source, views)`, by first source.
+    steps: Vec<(usize, [PathView; MAX_PATHS])>,
+}
+
+impl PathSchedule {
+    /// The layer's own views throughout (path 0 validated, with its counters).
+    pub fn layer() -> Self {
+        PathSchedule::default()
+    }
+
+    /// `paths` for the whole run, `configure` included.
+    pub fn fixed(paths: [PathView; MAX_PATHS]) -> Self {
+        PathSchedule::default().from_source(0, paths)
+    }
+
+    /// `paths` from source `seq` on: for the decisions taken while the
+    /// harness handles source `seq` (the report due then, `on_source`,
+    /// `schedule_repair`) and later. Before the first step the layer's own
+    /// views are shown; a step for the same source replaces the earlier one.
+    pub fn from_source(mut self, seq: usize, paths: [PathView; MAX_PATHS]) -> Self {
+        match self.steps.binary_search_by_key(&seq, |(from, _)| *from) {
+            Ok(i) => self.steps[i].1 = paths,
+            Err(i) => self.steps.insert(i, (seq, paths)),
+        }
+        self
+    }
+
+    /// The views shown while source `seq` is handled; `None`: the layer's own.
+    pub fn at(&self, seq: usize) -> Option<&[PathView; MAX_PATHS]> {
+        let after = self.steps.partition_point(|(from, _)| *from <= seq);
+        after.checked_sub(1).map(|i| &self.steps[i].1)
+    }
+}
+
+/// A path view for a [`PathSchedule`]: `state`, loss rate and RTT, counters 0.
+pub fn path_view(state: PathState, loss_permille: u32, rtt: Option<Duration>) -> PathView {
+    PathView {
+        state,
+        loss_permille,
+        rtt,
+        ..PathView::default()
+    }
+}
+
+/// The path a repair takes when the policy chose `chosen`: that path while
+/// it is validated, else the validated path losing least (ties: the shorter
+/// RTT, an unknown one last, then the lower id), else path 0. The rule of
+/// `fec_core::layer::paths`, applied to the views the plugin was shown.
+pub fn repair_route(chosen: Option<PathId>, paths: &[PathView; MAX_PATHS]) -> PathId {
+    let usable = |i: usize| paths[i].is_usable();
+    if let Some(path) = chosen.filter(|&p| usize::from(p) < MAX_PATHS && usable(p.into())) {
+        return path;
+    }
+    (0..MAX_PATHS)
+        .filter(|&i| usable(i))
+        .min_by_key(|&i| {
+            (
+                paths[i].loss_permille,
+                paths[i].rtt.unwrap_or(Duration::MAX),
+                i,
+            )
+        })
+        .map_or(0, |i| i as PathId)
+}
+
+/// A repair path the sender's plugin chose (`fec_repair_path`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathChoice {
+    /// The source being handled when it was decided (0 for `configure`,
+    /// [`HarnessConfig::packets`] for the report after the last packet).
+    pub seq: usize,
+    /// The operation that decided it.
+    pub operation: Operation,
+    /// The path.
+    pub path: PathId,
+}
+
 /// What happened.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
@@ -233,6 +365,13 @@ pub struct Report {
     /// With [`HarnessConfig::record_calls`]: every call of the sender's
     /// instance, then every call of the receiver's.
     pub calls: Option<(Vec<Call>, Vec<Call>)>,
+    /// Every decision of the sender's plugin that named a repair path, in
+    /// order (a `fec_repair_repeat` hint the host followed stands for the
+    /// calls it skipped, choice included).
+    pub path_choices: Vec<PathChoice>,
+    /// Repair packets sent, by the path each would take on the views the
+    /// plugin was shown ([`repair_route`] of its latest choice).
+    pub repairs_by_path: [u64; MAX_PATHS],
 }
 
 impl Report {
@@ -273,6 +412,12 @@ impl std::fmt::Display for Report {
                 code.scheme, code.source_symbols, code.repair_symbols
             )?;
         }
+        if !self.path_choices.is_empty() {
+            let by_path: Vec<String> = (0..MAX_PATHS)
+                .map(|i| format!("{i}:{}", self.repairs_by_path[i]))
+                .collect();
+            writeln!(f, "repairs by path   {}", by_path.join(" "))?;
+        }
         writeln!(f, "plugin calls      {}", self.plugin_calls)?;
         match &self.fault {
             Some(reason) => writeln!(f, "plugin fault      {reason}"),
@@ -312,13 +457,133 @@ fn is_repair(datagram: &[u8]) -> bool {
     Header::parse(datagram).is_ok_and(|(header, _)| header.is_repair())
 }
 
+/// What the sender's plugin decided about paths, shared by the harness and
+/// the policy the sender's layer owns.
+#[derive(Debug, Default)]
+struct PathRecord {
+    /// The source being handled.
+    seq: usize,
+    choices: Vec<PathChoice>,
+    chosen: Option<PathId>,
+    /// Where a repair goes now ([`repair_route`] on the views last shown).
+    route: PathId,
+    repairs_by_path: [u64; MAX_PATHS],
+}
+
+impl PathRecord {
+    /// Counts the repairs among `datagrams` on the current route.
+    fn count_repairs(&mut self, datagrams: &[Bytes]) {
+        let repairs = datagrams.iter().filter(|d| is_repair(d)).count() as u64;
+        self.repairs_by_path[usize::from(self.route)] += repairs;
+    }
+}
+
+fn lock(record: &Mutex<PathRecord>) -> MutexGuard<'_, PathRecord> {
+    // Plain data behind the lock: a panic elsewhere leaves it usable.
+    record.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The sender's policy: shows `inner` the scheduled paths and records its
+/// repair path choices.
+#[derive(Debug)]
+struct ShownPaths<P> {
+    inner: P,
+    schedule: PathSchedule,
+    record: Arc<Mutex<PathRecord>>,
+}
+
+impl<P: Policy> ShownPaths<P> {
+    fn decide(
+        &mut self,
+        operation: Operation,
+        view: &View,
+        call: impl FnOnce(&mut P, &View) -> Plan,
+    ) -> Plan {
+        let seq = lock(&self.record).seq;
+        let mut shown = *view;
+        if let Some(paths) = self.schedule.at(seq) {
+            shown.paths = *paths;
+        }
+        let plan = call(&mut self.inner, &shown);
+        let mut record = lock(&self.record);
+        if let Some(path) = plan.repair_path {
+            record.choices.push(PathChoice {
+                seq,
+                operation,
+                path,
+            });
+            record.chosen = Some(path);
+        }
+        record.route = repair_route(record.chosen, &shown.paths);
+        plan
+    }
+}
+
+impl<P: Policy> Policy for ShownPaths<P> {
+    fn configure(&mut self, now: Instant, limits: &Limits, view: &View) -> Plan {
+        self.decide(Operation::Configure, view, |p, v| {
+            p.configure(now, limits, v)
+        })
+    }
+
+    fn on_source(&mut self, now: Instant, source: &Source, view: &View) -> Plan {
+        self.decide(Operation::OnSource, view, |p, v| {
+            p.on_source(now, source, v)
+        })
+    }
+
+    fn schedule_repair(&mut self, now: Instant, schedule: &Schedule, view: &View) -> Plan {
+        self.decide(Operation::ScheduleRepair, view, |p, v| {
+            p.schedule_repair(now, schedule, v)
+        })
+    }
+
+    fn on_feedback(&mut self, now: Instant, report: &Feedback, view: &View) -> Plan {
+        self.decide(Operation::OnFeedback, view, |p, v| {
+            p.on_feedback(now, report, v)
+        })
+    }
+
+    fn on_loss(&mut self, now: Instant, loss: &Loss, view: &View) -> Plan {
+        self.decide(Operation::OnLoss, view, |p, v| p.on_loss(now, loss, v))
+    }
+
+    fn on_recovered(&mut self, now: Instant, recovered: &Recovered, view: &View) -> Plan {
+        self.decide(Operation::OnRecovered, view, |p, v| {
+            p.on_recovered(now, recovered, v)
+        })
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.inner.failure()
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+}
+
 /// Reports due at the receiver reach the sender at once (no delay is
-/// modelled, none is lost).
-fn report_back(now: Instant, receiver: &mut Layer, sender: &mut Layer, back: &mut Vec<Bytes>) {
+/// modelled, none is lost). What the sender sends in answer is dropped
+/// (its repairs counted).
+fn report_back(
+    now: Instant,
+    receiver: &mut Layer,
+    sender: &mut Layer,
+    back: &mut Vec<Bytes>,
+    record: &Mutex<PathRecord>,
+) {
     receiver.handle_timeout(now, back);
     for datagram in back.drain(..) {
-        sender.receive(now, datagram, &mut Vec::new(), &mut Vec::new());
+        answer(now, sender, datagram, record);
     }
+}
+
+/// A report (or anything else) from the receiver reaches the sender.
+fn answer(now: Instant, sender: &mut Layer, datagram: Bytes, record: &Mutex<PathRecord>) {
+    let mut out = Vec::new();
+    sender.receive(now, datagram, &mut Vec::new(), &mut out);
+    lock(record).count_repairs(&out);
 }
 
 /// Run `plugin` over `config.packets` packets with `config.loss`.
@@ -326,8 +591,19 @@ fn report_back(now: Instant, receiver: &mut Layer, sender: &mut Layer, back: &mu
 /// Both ends are [`Layer`]s driven by [`PluginPolicy`], as on the QUIC
 /// host: the sender's instance decides; the receiver's instance (another
 /// instance of the same plugin) observes that end's losses and recoveries
-/// and sends the reports.
+/// and sends the reports. The sender's plugin sees the layer's own paths;
+/// [`run_on_paths`] shows it others.
 pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
+    run_on_paths(plugin, config, &PathSchedule::layer())
+}
+
+/// [`run`], the sender's plugin shown the per-path views of `paths` (see
+/// [the module docs](self#paths)).
+pub fn run_on_paths(
+    plugin: &Plugin,
+    config: &HarnessConfig,
+    paths: &PathSchedule,
+) -> Result<Report, Error> {
     let packets = config.packets;
     let packet_len = config.packet_len;
     if !(8..=1500).contains(&packet_len) {
@@ -350,6 +626,12 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
         receiver_policy.record_calls();
     }
     let observed = policy.observer();
+    let record = Arc::new(Mutex::new(PathRecord::default()));
+    let policy = ShownPaths {
+        inner: policy,
+        schedule: paths.clone(),
+        record: Arc::clone(&record),
+    };
     let mut sender = Layer::new(layer_config.clone(), Some(Box::new(policy)), start);
     let receiver_observed = receiver_policy.observer();
     let mut receiver = Layer::new(layer_config, Some(Box::new(receiver_policy)), start);
@@ -364,9 +646,13 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
     let mut now = start;
     for seq in 0..packets {
         now = start + PACKET_INTERVAL * seq as u32;
-        report_back(now, &mut receiver, &mut sender, &mut back);
+        lock(&record).seq = seq;
+        report_back(now, &mut receiver, &mut sender, &mut back, &record);
         sender.handle_timeout(now, &mut wire);
+        lock(&record).count_repairs(&wire);
+        let idle = wire.len();
         sender.send(now, adu(seq, packet_len), &mut wire);
+        lock(&record).count_repairs(&wire[idle..]);
         report.sources += 1;
         for datagram in wire.drain(..) {
             let source = (!is_repair(&datagram)).then_some(seq);
@@ -387,12 +673,13 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
             }
         }
         for datagram in back.drain(..) {
-            sender.receive(now, datagram, &mut Vec::new(), &mut Vec::new());
+            answer(now, &mut sender, datagram, &record);
         }
     }
     // The last report, for the packets since the one before.
+    lock(&record).seq = packets;
     if let Some(due) = receiver.poll_timeout() {
-        report_back(due.max(now), &mut receiver, &mut sender, &mut back);
+        report_back(due.max(now), &mut receiver, &mut sender, &mut back, &record);
     }
 
     let stats = sender.stats();
@@ -418,5 +705,8 @@ pub fn run(plugin: &Plugin, config: &HarnessConfig) -> Result<Report, Error> {
     }));
     report.fault = observed.fault.or(receiver_observed.fault);
     report.logs = observed.logs;
+    let mut record = lock(&record);
+    report.path_choices = std::mem::take(&mut record.choices);
+    report.repairs_by_path = record.repairs_by_path;
     Ok(report)
 }

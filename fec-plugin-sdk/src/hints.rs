@@ -7,8 +7,9 @@
 //!   `schedule_repair`): the call decides nothing while fewer than `n`
 //!   sources are pending (protected since the last repair);
 //! - `fec_repair_repeat(k)` (from `schedule_repair`): the next `k` due calls
-//!   would repeat this call's repair count, so the host sends that count
-//!   itself; the hint is dropped when `on_feedback` or `configure` runs a
+//!   would repeat this call's repair count (and its `fec_repair_path`
+//!   choice, if it made one), so the host sends that count itself, on that
+//!   path; the hint is dropped when `on_feedback` or `configure` runs a
 //!   pluglet (the plugin may have changed its mind).
 //!
 //! A host that follows them sends exactly what a host that ignores them
@@ -90,6 +91,8 @@ pub struct RepairHints {
     repeats_left: u32,
     /// The repair count each skipped call stands for.
     repeat_count: u32,
+    /// The repair path each skipped call stands for (`None`: it chose none).
+    repeat_path: Option<u8>,
     runs_schedule: bool,
     /// Whether `configure` / `on_feedback` run a pluglet (and so drop a
     /// repeat hint).
@@ -106,6 +109,7 @@ impl RepairHints {
             repair_after: 0,
             repeats_left: 0,
             repeat_count: 0,
+            repeat_path: None,
             runs_schedule: plugin.runs(Operation::ScheduleRepair),
             runs_configure: plugin.runs(Operation::Configure),
             runs_feedback: plugin.runs(Operation::OnFeedback),
@@ -128,6 +132,13 @@ impl RepairHints {
     /// The plugin's latest `fec_repair_after` hint (0 if none), followed or not.
     pub fn repair_after(&self) -> u32 {
         self.repair_after
+    }
+
+    /// The `fec_repair_path` choice of the call a standing
+    /// `fec_repair_repeat` hint repeats (`None` if it chose none): a host
+    /// applies it with every [`Due::Repeat`], as the skipped call would have.
+    pub fn repeat_path(&self) -> Option<u8> {
+        self.repeat_path
     }
 
     /// A `schedule_repair` call to `instance` with `pending` sources since
@@ -159,6 +170,7 @@ impl RepairHints {
                 if self.follow_repeat {
                     self.repeats_left = decisions.repair_repeat.unwrap_or(0);
                     self.repeat_count = decisions.repair;
+                    self.repeat_path = decisions.repair_path;
                 }
                 false
             }

@@ -7,6 +7,8 @@
 //! `fec_stat` values (every [`StatKey`](crate::abi::StatKey), filled from the
 //! layer's real counters) and the same scheduling everywhere.
 //!
+//! - `fec_path_stat` reads the layer's [`View::paths`], and
+//!   `fec_repair_path` becomes [`Plan::repair_path`].
 //! - Operations without a pluglet run no VM: the host's default applies
 //!   (`on_source`: protect; elsewhere: nothing).
 //! - `schedule_repair` follows the plugin's `fec_repair_after` and
@@ -49,16 +51,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use fec_core::layer::feedback::Feedback;
+use fec_core::layer::paths::{self, PathView};
 use fec_core::layer::policy::{
     CodeChoice as LayerCode, Limits, Loss, Plan, Policy, Recovered, Schedule, Source, View,
 };
 
 use crate::abi::{
-    ConfigureContext, Context, FeedbackContext, LossContext, Operation, RecoveredContext,
-    ScheduleContext, Scheme, SourceContext,
+    ConfigureContext, Context, FeedbackContext, LossContext, Operation, PathState,
+    RecoveredContext, ScheduleContext, Scheme, SourceContext, MAX_PATHS,
 };
 use crate::hints::{Due, RepairHints};
-use crate::runtime::{CodeChoice, Decisions, Fault, HostView, Instance, Plugin, Stats};
+use crate::runtime::{CodeChoice, Decisions, Fault, HostView, Instance, PathStats, Plugin, Stats};
+
+// The ABI's path ids are the layer's.
+const _: () = assert!(MAX_PATHS as usize == paths::MAX_PATHS);
 
 /// Every scheme a layer runs, as `schemes_offered` bits.
 pub const SCHEMES_OFFERED: u32 = (1 << Scheme::None as u32)
@@ -78,6 +84,8 @@ pub struct Call {
     pub context: String,
     /// The `fec_stat` values it could read.
     pub stats: Stats,
+    /// The `fec_path_stat` values it could read, by path.
+    pub paths: [PathStats; MAX_PATHS as usize],
     /// What it decided (`None` after a fault).
     pub decisions: Option<Decisions>,
 }
@@ -199,25 +207,20 @@ impl PluginPolicy {
             now_us,
             stats: stats(view),
             schemes_offered: SCHEMES_OFFERED,
+            paths: path_stats(view),
         };
         let decided = self.instance.invoke(&ctx, &host_view);
         if let Ok(decisions) = &decided {
             self.hints.after(C::OPERATION, decisions);
         }
-        self.take(
-            C::OPERATION,
-            &ctx,
-            host_view.stats,
-            decided,
-            default_protect,
-        )
+        self.take(C::OPERATION, &ctx, &host_view, decided, default_protect)
     }
 
     fn take<C: Context>(
         &mut self,
         operation: Operation,
         ctx: &C,
-        stats: Stats,
+        view: &HostView,
         decided: Result<Decisions, Fault>,
         default_protect: bool,
     ) -> Plan {
@@ -227,7 +230,8 @@ impl PluginPolicy {
             calls.push(Call {
                 operation,
                 context: format!("{ctx:?}"),
-                stats,
+                stats: view.stats,
+                paths: view.paths,
                 decisions: decided.as_ref().ok().cloned(),
             });
         }
@@ -254,7 +258,7 @@ impl PluginPolicy {
             repairs: decisions.repair as usize,
             window: decisions.window.map(|w| w as usize),
             code: decisions.code.map(layer_code),
-            repair_path: None,
+            repair_path: decisions.repair_path,
         }
     }
 }
@@ -269,6 +273,40 @@ fn stats(view: &View) -> Stats {
         unrecoverable: view.stats.unrecoverable,
         rejected: view.stats.rejected,
         window_len: view.window_len as u64,
+    }
+}
+
+/// The `fec_path_stat` values of a layer's view.
+fn path_stats(view: &View) -> [PathStats; MAX_PATHS as usize] {
+    std::array::from_fn(|i| path_stat(&view.paths[i]))
+}
+
+/// One path as `fec_path_stat` reads it: a measured RTT reads at least
+/// 1 µs, so 0 always means unknown.
+pub fn path_stat(path: &PathView) -> PathStats {
+    PathStats {
+        state: path_state(path.state),
+        loss_permille: u64::from(path.loss_permille),
+        rtt_us: path.rtt.map_or(0, |rtt| {
+            u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1)
+        }),
+        sent_datagrams: path.sent_datagrams,
+        sent_bytes: path.sent_bytes,
+        source_packets: path.source_packets,
+        repair_packets: path.repair_packets,
+        received_datagrams: path.received_datagrams,
+        received_bytes: path.received_bytes,
+    }
+}
+
+/// The ABI id of a layer's path state.
+pub fn path_state(state: paths::PathState) -> PathState {
+    match state {
+        paths::PathState::Unused => PathState::Unused,
+        paths::PathState::Opening => PathState::Opening,
+        paths::PathState::Validated => PathState::Validated,
+        paths::PathState::Failed => PathState::Failed,
+        paths::PathState::Abandoned => PathState::Abandoned,
     }
 }
 
@@ -322,7 +360,13 @@ impl Policy for PluginPolicy {
         let pending = u32_of(schedule.pending);
         match self.hints.due(&self.instance, pending) {
             Due::Skip => Plan::default(),
-            Due::Repeat(count) => Plan::repairs(count as usize),
+            // The standing decision's path too: a call made instead would
+            // choose it again, whatever was chosen since.
+            Due::Repeat(count) => Plan {
+                repairs: count as usize,
+                repair_path: self.hints.repeat_path(),
+                ..Plan::default()
+            },
             Due::Call => {
                 let repair_budget = self.repair_budget;
                 let context = |now_us| ScheduleContext {

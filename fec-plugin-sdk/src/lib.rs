@@ -18,7 +18,9 @@
 //! - [`hints`]: [`hints::RepairHints`], how a host follows a plugin's
 //!   `fec_repair_after` / `fec_repair_repeat` hints to skip VM calls.
 //! - [`harness`]: run a package against a packet stream and a loss trace,
-//!   through two `fec_core::layer::Layer`s and [`host::PluginPolicy`].
+//!   through two `fec_core::layer::Layer`s and [`host::PluginPolicy`]
+//!   ([`harness::run_on_paths`]: with scheduled per-path views, recording
+//!   the plugin's repair path choices).
 //! - the `fec-plugin` binary: `build`, `pack`, `inspect`, `verify`, `sign`,
 //!   `keygen`, `run`.
 //!

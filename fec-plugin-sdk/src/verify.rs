@@ -647,6 +647,45 @@ mod tests {
     }
 
     #[test]
+    fn the_path_helpers_pass_when_declared_and_offered_like_any_other() {
+        // fec_path_stat(1, loss), then fec_repair_path(1). Their arguments
+        // are checked at run time (a path >= MAX_PATHS traps), and whether
+        // an observer may take the decision too, as for every helper.
+        let code = prog(&[
+            ins(0xb7, 1, 0, 0, 1),
+            ins(0xb7, 2, 0, 0, 1),
+            ins(0x85, 0, 0, 0, HelperId::PathStat as i32),
+            ins(0xb7, 1, 0, 0, 1),
+            ins(0x85, 0, 0, 0, HelperId::RepairPath as i32),
+            ins(0xb7, 0, 0, 0, 0),
+            EXIT,
+        ]);
+        let all: Vec<u32> = HelperId::ALL.iter().map(|h| *h as u32).collect();
+        let info = verify(&code, &all, &all).unwrap();
+        assert_eq!(info.helpers_called, BTreeSet::from([10, 11]));
+        let e = verify(&code, &[10], &all).unwrap_err();
+        assert_eq!(e.index, Some(4));
+        assert_eq!(
+            e.kind,
+            Rejection::HelperNotDeclared {
+                id: 11,
+                name: "fec_repair_path"
+            }
+        );
+        let e = verify(&code, &all, &[11]).unwrap_err();
+        assert_eq!(
+            (e.index, e.kind),
+            (
+                Some(2),
+                Rejection::HelperNotOffered {
+                    id: 10,
+                    name: "fec_path_stat"
+                }
+            )
+        );
+    }
+
+    #[test]
     fn huge_program_is_rejected_without_scanning() {
         let code = vec![0u8; (MAX_INSTRUCTIONS + 1) * 8];
         assert!(matches!(

@@ -4,7 +4,9 @@
 //! runs a well-behaved plugin.
 
 use ed25519_dalek::SigningKey;
-use fec_plugin_sdk::abi::{Anchor, Operation, ScheduleContext, SourceContext, MAX_INSTRUCTIONS};
+use fec_plugin_sdk::abi::{
+    Anchor, LossContext, Operation, ScheduleContext, SourceContext, MAX_INSTRUCTIONS,
+};
 use fec_plugin_sdk::asm::assemble;
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
 use fec_plugin_sdk::runtime::{HostOffer, HostView, Plugin};
@@ -37,7 +39,7 @@ fn try_package(
         name: "hostile".into(),
         version: "0.0.1".into(),
         memory_size,
-        helpers: vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
+        helpers: HostOffer::all().helpers,
         pluglets: pluglets
             .into_iter()
             .enumerate()
@@ -77,6 +79,7 @@ fn run(op: Operation, anchor: Anchor, code: Vec<u8>, offer: &HostOffer) -> Outco
         Operation::ScheduleRepair => instance
             .schedule_repair(&ScheduleContext::default(), &view)
             .map(|_| ()),
+        Operation::OnLoss => instance.on_loss(&LossContext::default(), &view).map(|_| ()),
         _ => instance
             .on_source(
                 &SourceContext {
@@ -304,6 +307,68 @@ fn program_cases() -> Vec<Case> {
             code: asm("mov r1, 0\ncall 1\nmov r0, 0\nexit"),
             trapped: true,
             reason: "only valid in on_source",
+        },
+        // --- paths: ids below MAX_PATHS (4), known keys --------------------
+        replace(
+            "path_stat of path 4 (MAX_PATHS)",
+            asm("mov r1, 4\nmov r2, 0\ncall 10\nmov r0, 0\nexit"),
+            true,
+            "helper fec_path_stat: path 4 out of range (0..4)",
+        ),
+        replace(
+            "path_stat of path 255",
+            asm("mov r1, 255\nmov r2, 1\ncall 10\nmov r0, 0\nexit"),
+            true,
+            "helper fec_path_stat: path 255 out of range (0..4)",
+        ),
+        // 2^32 + 1 would name path 1 if the id were truncated to 32 bits.
+        replace(
+            "path_stat of a path past 32 bits",
+            asm("lddw r1, 0x100000001\nmov r2, 1\ncall 10\nmov r0, 0\nexit"),
+            true,
+            "path 4294967297 out of range",
+        ),
+        replace(
+            "path_stat with an unknown key",
+            asm("mov r1, 0\nmov r2, 9\ncall 10\nmov r0, 0\nexit"),
+            true,
+            "helper fec_path_stat: unknown path stat key 9",
+        ),
+        replace(
+            "path_stat with key -1",
+            asm("mov r1, 1\nmov r2, -1\ncall 10\nmov r0, 0\nexit"),
+            true,
+            "unknown path stat key 18446744073709551615",
+        ),
+        Case {
+            name: "repair_path 9",
+            op: Operation::ScheduleRepair,
+            anchor: Anchor::Replace,
+            code: asm("mov r1, 9\ncall 11\nmov r0, 0\nexit"),
+            trapped: true,
+            reason: "helper fec_repair_path: path 9 out of range (0..4)",
+        },
+        replace(
+            "repair_path -1",
+            asm("mov r1, -1\ncall 11\nmov r0, 0\nexit"),
+            true,
+            "path 18446744073709551615 out of range",
+        ),
+        Case {
+            name: "repair_path from a post observer",
+            op: Operation::ScheduleRepair,
+            anchor: Anchor::Post,
+            code: asm("mov r1, 0\ncall 11\nmov r0, 0\nexit"),
+            trapped: true,
+            reason: "helper fec_repair_path: decision helper called from a post observer",
+        },
+        Case {
+            name: "repair_path from an on_loss observer",
+            op: Operation::OnLoss,
+            anchor: Anchor::Post,
+            code: asm("mov r1, 1\ncall 11\nmov r0, 0\nexit"),
+            trapped: true,
+            reason: "observers are read-only",
         },
         replace(
             "too many helper calls",
@@ -664,6 +729,74 @@ fn hostile_objects_are_rejected_with_the_reason() {
     for (name, bytes, reason) in cases {
         let err = elf::load(&bytes).expect_err(name).to_string();
         assert!(err.contains(reason), "{name}: {err:?} lacks {reason:?}");
+    }
+    host_still_works();
+}
+
+/// The path cases again, inside the layer the hosts run (through the
+/// harness): the first bad call disables the plugin, the layer goes on
+/// without FEC, and nothing panics.
+#[test]
+fn hostile_path_helpers_disable_the_plugin_inside_a_layer() {
+    use fec_plugin_sdk::harness::{run, HarnessConfig, LossTrace};
+    let ok = asm("mov r0, 0\nexit");
+    let cases: [(&str, Anchor, &str, &str); 5] = [
+        (
+            "path_stat of path 4",
+            Anchor::Replace,
+            "mov r1, 4\nmov r2, 0\ncall 10\nmov r0, 0\nexit",
+            "path 4 out of range (0..4)",
+        ),
+        (
+            "path_stat of path 255",
+            Anchor::Replace,
+            "mov r1, 255\nmov r2, 2\ncall 10\nmov r0, 0\nexit",
+            "path 255 out of range (0..4)",
+        ),
+        (
+            "unknown path stat key",
+            Anchor::Replace,
+            "mov r1, 0\nmov r2, 9\ncall 10\nmov r0, 0\nexit",
+            "unknown path stat key 9",
+        ),
+        (
+            "repair_path 9",
+            Anchor::Replace,
+            "mov r1, 9\ncall 11\nmov r0, 0\nexit",
+            "path 9 out of range (0..4)",
+        ),
+        (
+            "repair_path from a post observer",
+            Anchor::Post,
+            "mov r1, 1\ncall 11\nmov r0, 0\nexit",
+            "fec_repair_path: decision helper called from a post observer",
+        ),
+    ];
+    for (name, anchor, src, reason) in cases {
+        let mut pluglets = vec![(Operation::ScheduleRepair, anchor, asm(src))];
+        if anchor == Anchor::Post {
+            pluglets.push((Operation::ScheduleRepair, Anchor::Replace, ok.clone()));
+        }
+        let plugin = Plugin::load(&package(pluglets, 256), &HostOffer::all()).unwrap();
+        let report = run(
+            &plugin,
+            &HarnessConfig {
+                packets: 100,
+                loss: LossTrace::Every(10),
+                ..HarnessConfig::default()
+            },
+        )
+        .unwrap();
+        let fault = report
+            .fault
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name}: no fault"));
+        assert!(fault.contains(reason), "{name}: {fault:?} lacks {reason:?}");
+        // The first source went out protected, then the plugin was disabled.
+        assert_eq!(report.sources, 100, "{name}");
+        assert_eq!((report.protected, report.repairs), (1, 0), "{name}");
+        assert_eq!(report.unrecovered, report.lost_sources, "{name}");
+        assert!(report.path_choices.is_empty(), "{name}");
     }
     host_still_works();
 }

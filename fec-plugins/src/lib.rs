@@ -6,6 +6,7 @@
 //! | [`RLC_WINDOW`] | sliding-window RLC (window 32), 1 repair every 4 sources | 25% |
 //! | [`ADAPTIVE`] | RLC whose rate follows `on_feedback` (loss rate, burst length) | 3%..50% |
 //! | [`TUNNEL`] | RLC for tunnels: a repair right after each source when sparse, loss-driven groups when dense | 100% sparse, 3%..100% dense |
+//! | [`MULTIPATH`] | [`TUNNEL`]'s RLC, repairs on the validated path losing least (`fec_repair_path`), the rate from the loss of the paths carrying sources | as [`TUNNEL`] |
 //!
 //! None of them has an `on_source` pluglet (the host's default protects every
 //! packet) and each tells the host with `fec_repair_after` when its next
@@ -91,5 +92,17 @@ pub const TUNNEL: ShippedPlugin = ShippedPlugin {
     package: include_bytes!("../bytecode/tunnel.fecp"),
 };
 
+/// The tunnel plugin's RLC over several paths: repairs on the validated path
+/// losing least, redundancy from the loss of the paths carrying the sources
+/// (see `c/multipath.c`).
+pub const MULTIPATH: ShippedPlugin = ShippedPlugin {
+    name: "multipath",
+    version: "0.1.0",
+    memory_size: 512,
+    source: "c/multipath.c",
+    package_path: "bytecode/multipath.fecp",
+    package: include_bytes!("../bytecode/multipath.fecp"),
+};
+
 /// Every shipped plugin.
-pub const ALL: [ShippedPlugin; 4] = [RS_BLOCK, RLC_WINDOW, ADAPTIVE, TUNNEL];
+pub const ALL: [ShippedPlugin; 5] = [RS_BLOCK, RLC_WINDOW, ADAPTIVE, TUNNEL, MULTIPATH];

@@ -23,6 +23,7 @@ pub(crate) struct Choices {
     pub(crate) code: Option<CodeChoice>,
     pub(crate) repair_after: Option<u32>,
     pub(crate) repair_repeat: Option<u32>,
+    pub(crate) repair_path: Option<u8>,
 }
 
 impl Choices {
@@ -40,6 +41,7 @@ impl Choices {
         out.code = self.code;
         out.repair_after = self.repair_after;
         out.repair_repeat = self.repair_repeat;
+        out.repair_path = self.repair_path;
     }
 }
 

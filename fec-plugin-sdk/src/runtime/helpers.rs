@@ -1,4 +1,4 @@
-//! The nine FEC helpers a pluglet can call (`crate::abi::HelperId`).
+//! The eleven FEC helpers a pluglet can call (`crate::abi::HelperId`).
 //!
 //! Each takes the calling execution's [`Call`], the instance region (read
 //! only) and the five argument registers, all of them plugin-chosen `u64`s.
@@ -13,7 +13,8 @@
 use super::call::Call;
 use super::{CodeChoice, MAX_LOGS_PER_CALL};
 use crate::abi::{
-    HelperId, Operation, Scheme, StatKey, MAX_LOG_LEN, MAX_REPAIR_PER_CALL, MAX_WINDOW,
+    HelperId, Operation, PathStatKey, Scheme, StatKey, MAX_LOG_LEN, MAX_PATHS, MAX_REPAIR_PER_CALL,
+    MAX_WINDOW,
 };
 
 /// A helper body: `(call, region, r1..r5) -> r0`, or why it refuses.
@@ -42,6 +43,8 @@ pub(crate) fn bind(id: u32) -> Option<Helper> {
         HelperId::SetCode => set_code,
         HelperId::RepairAfter => repair_after,
         HelperId::RepairRepeat => repair_repeat,
+        HelperId::PathStat => path_stat,
+        HelperId::RepairPath => repair_path,
     };
     Some(Helper {
         name: id.name(),
@@ -192,5 +195,28 @@ fn repair_repeat(s: &mut Call<'_>, _: &[u8], [k, ..]: [u64; 5]) -> Result<u64, S
         return Err(format!("{k} calls out of range (1..={MAX_WINDOW})"));
     }
     s.choices.repair_repeat = Some(k as u32);
+    Ok(0)
+}
+
+fn path_out_of_range(path: u64) -> String {
+    format!("path {path} out of range (0..{MAX_PATHS})")
+}
+
+fn path_stat(s: &mut Call<'_>, _: &[u8], [path, key, ..]: [u64; 5]) -> Result<u64, String> {
+    // `path` is any u64: no cast before the bounds check.
+    let stats = usize::try_from(path)
+        .ok()
+        .and_then(|i| s.view.paths.get(i))
+        .ok_or_else(|| path_out_of_range(path))?;
+    let key = PathStatKey::from_id(key).ok_or_else(|| format!("unknown path stat key {key}"))?;
+    Ok(stats.value(key))
+}
+
+fn repair_path(s: &mut Call<'_>, _: &[u8], [path, ..]: [u64; 5]) -> Result<u64, String> {
+    if path >= u64::from(MAX_PATHS) {
+        return Err(path_out_of_range(path));
+    }
+    // < MAX_PATHS (4), checked above.
+    s.choices.repair_path = Some(path as u8);
     Ok(0)
 }

@@ -71,7 +71,7 @@
 //!
 //! This file holds the public types; `instance` the lifecycle ([`Plugin`],
 //! [`Instance`]); `call` the per-execution state helpers see; `helpers` the
-//! nine helpers; `vm` the interpreter and its memory model, with the
+//! eleven helpers; `vm` the interpreter and its memory model, with the
 //! instruction semantics written down.
 
 #![forbid(unsafe_code)]
@@ -84,7 +84,8 @@ mod vm;
 pub use instance::{Instance, Plugin};
 
 use crate::abi::{
-    Anchor, HelperId, Operation, ReturnCode, Scheme, SourceContext, StatKey, MAX_HELPER_CALLS,
+    Anchor, HelperId, Operation, PathStatKey, PathState, ReturnCode, Scheme, SourceContext,
+    StatKey, MAX_HELPER_CALLS, MAX_PATHS,
 };
 use crate::package::Package;
 use crate::verify::VerifyError;
@@ -143,6 +144,46 @@ impl Stats {
     }
 }
 
+/// One path as `fec_path_stat` reads it (every [`PathStatKey`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// Where the path stands.
+    pub state: PathState,
+    /// Loss rate of this end's datagrams on it, per mille.
+    pub loss_permille: u64,
+    /// Smoothed round-trip time in microseconds, 0 while unknown.
+    pub rtt_us: u64,
+    /// Datagrams this end sent on it.
+    pub sent_datagrams: u64,
+    /// Bytes of those.
+    pub sent_bytes: u64,
+    /// Source packets among them.
+    pub source_packets: u64,
+    /// Repair packets among them.
+    pub repair_packets: u64,
+    /// Datagrams from the peer that arrived on it.
+    pub received_datagrams: u64,
+    /// Bytes of those.
+    pub received_bytes: u64,
+}
+
+impl PathStats {
+    /// The value for `key`.
+    pub fn value(&self, key: PathStatKey) -> u64 {
+        match key {
+            PathStatKey::State => self.state as u64,
+            PathStatKey::LossPermille => self.loss_permille,
+            PathStatKey::RttUs => self.rtt_us,
+            PathStatKey::SentDatagrams => self.sent_datagrams,
+            PathStatKey::SentBytes => self.sent_bytes,
+            PathStatKey::SourcePackets => self.source_packets,
+            PathStatKey::RepairPackets => self.repair_packets,
+            PathStatKey::ReceivedDatagrams => self.received_datagrams,
+            PathStatKey::ReceivedBytes => self.received_bytes,
+        }
+    }
+}
+
 /// What the host shows the plugin during one call (time is a parameter).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostView {
@@ -153,6 +194,10 @@ pub struct HostView {
     /// Bit `1 << scheme` for every [`Scheme`] the host can run (`fec_set_code`
     /// rejects others). 0 means "all".
     pub schemes_offered: u32,
+    /// Each path's values (`fec_path_stat`), by path id. A host that knows
+    /// no paths leaves them all [`PathState::Unused`] (the default); a
+    /// single-path host shows its one path as path 0.
+    pub paths: [PathStats; MAX_PATHS as usize],
 }
 
 /// A code choice made with `fec_set_code`.
@@ -187,6 +232,9 @@ pub struct Decisions {
     /// decide `repair` again; the host may skip them and send `repair`
     /// symbols itself whenever one is due.
     pub repair_repeat: Option<u32>,
+    /// `fec_repair_path`: the path repair symbols take from now on (`None`:
+    /// keep the last choice).
+    pub repair_path: Option<u8>,
     /// `fec_log` messages (at most [`MAX_LOGS_PER_CALL`]).
     pub logs: Vec<String>,
 }

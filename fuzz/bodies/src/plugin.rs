@@ -2,14 +2,15 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use fec_plugin_sdk::abi::{
-    Anchor, ConfigureContext, FeedbackContext, LossContext, Operation, RecoveredContext,
-    ScheduleContext, SourceContext, MAX_LOG_LEN, MAX_MEMORY_SIZE, MAX_REPAIR_PER_CALL, MAX_WINDOW,
-    MIN_MEMORY_SIZE,
+    Anchor, ConfigureContext, FeedbackContext, HelperId, LossContext, Operation, PathState,
+    RecoveredContext, ScheduleContext, SourceContext, MAX_LOG_LEN, MAX_MEMORY_SIZE, MAX_PATHS,
+    MAX_REPAIR_PER_CALL, MAX_WINDOW, MIN_MEMORY_SIZE,
 };
 use fec_plugin_sdk::elf;
 use fec_plugin_sdk::package::{Manifest, Package, PlugletEntry, TrustStore};
 use fec_plugin_sdk::runtime::{
-    Decisions, Fault, FaultKind, HostOffer, HostView, Instance, Plugin, Stats, MAX_LOGS_PER_CALL,
+    Decisions, Fault, FaultKind, HostOffer, HostView, Instance, PathStats, Plugin, Stats,
+    MAX_LOGS_PER_CALL,
 };
 use sha2::{Digest, Sha256};
 
@@ -124,9 +125,13 @@ pub fn runtime(data: &[u8]) {
     let Ok(input) = RuntimeInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
+    // Ids above 8 share a bit with id - 8, so the mask stays one byte however
+    // many helpers the ABI grows.
     let mask = |m: u8| {
-        (1..=8u32)
-            .filter(|id| m & (1 << (id - 1)) != 0)
+        HelperId::ALL
+            .iter()
+            .map(|h| *h as u32)
+            .filter(|id| m & (1 << ((id - 1) % 8)) != 0)
             .collect::<Vec<_>>()
     };
     let memory_size =
@@ -211,6 +216,7 @@ fn invoke(instance: &mut Instance, call: &Call) -> Result<Decisions, Fault> {
             window_len: s6,
         },
         schemes_offered: call.schemes_offered,
+        paths: paths(call),
     };
     let now_us = call.now_us;
     match call.operation % 6 {
@@ -277,7 +283,29 @@ fn invoke(instance: &mut Instance, call: &Call) -> Result<Decisions, Fault> {
     }
 }
 
+/// Per-path values from the call's counters (the input format stays as it
+/// was, so the corpus keeps its meaning): path `i` rotates them by `i`.
+fn paths(call: &Call) -> [PathStats; MAX_PATHS as usize] {
+    std::array::from_fn(|i| {
+        let s = |k: usize| call.stats[(i + k) % call.stats.len()];
+        PathStats {
+            state: PathState::ALL[(s(0) % PathState::ALL.len() as u64) as usize],
+            loss_permille: s(1),
+            rtt_us: s(2),
+            sent_datagrams: s(3),
+            sent_bytes: s(4),
+            source_packets: s(5),
+            repair_packets: s(6),
+            received_datagrams: s(0) >> 8,
+            received_bytes: s(1) >> 8,
+        }
+    })
+}
+
 fn check_decisions(decisions: &Decisions) {
+    if let Some(path) = decisions.repair_path {
+        assert!(u32::from(path) < MAX_PATHS, "{decisions:?}");
+    }
     assert!(decisions.repair <= MAX_REPAIR_PER_CALL, "{decisions:?}");
     if let Some(window) = decisions.window {
         assert!((1..=MAX_WINDOW).contains(&window), "{decisions:?}");

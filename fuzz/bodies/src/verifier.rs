@@ -49,7 +49,8 @@ pub(crate) fn shape(raw: &[u8]) -> Vec<u8> {
         insn.dst %= 11;
         insn.src %= 11;
         match insn.opcode {
-            0x85 => insn.imm = i32::from(slot[4] % 9),
+            // 0 (unknown) and every helper id.
+            0x85 => insn.imm = i32::from(slot[4] % (HelperId::ALL.len() as u8 + 1)),
             0xd4 | 0xdc => insn.imm = [16, 32, 64][usize::from(slot[4]) % 3],
             // Constant shifts stay inside the operand's width (the verifier
             // refuses the others, as Linux's does).
