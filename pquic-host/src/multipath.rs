@@ -359,7 +359,7 @@ pub fn table(reports: &[ArrangementReport]) -> String {
         .find(|r| r.arrangement == Arrangement::BulkSingle)
         .map(|r| r.workload.goodput_mbps);
     let mut out = String::from(
-        "arrangement      msgs      p50 ms  p99 ms  x clean  max ms   Mbit/s  x single  recovered  quinn lost  sources A/B    repairs A/B  failed\n",
+        "arrangement      msgs      p50 ms  p99 ms  x clean  max ms   Mbit/s  x single  recovered  quinn lost  datagrams A/B    repairs A/B  failed\n",
     );
     for r in reports {
         let w = &r.workload;
@@ -370,7 +370,7 @@ pub fn table(reports: &[ArrangementReport]) -> String {
         let bulk = r.arrangement.is_bulk();
         let path = |i: usize| r.paths.get(i).copied().unwrap_or_default();
         out.push_str(&format!(
-            "{:<16} {:>4}/{:<4} {:>6} {:>7} {:>8} {:>7} {:>8.1} {:>9} {:>10} {:>11} {:>6}/{:<6} {:>6}/{:<6} {:>6}\n",
+            "{:<16} {:>4}/{:<4} {:>6} {:>7} {:>8} {:>7} {:>8.1} {:>9} {:>10} {:>11} {:>7}/{:<7} {:>6}/{:<6} {:>6}\n",
             r.arrangement.name(),
             w.delivered,
             w.sent,
@@ -382,8 +382,8 @@ pub fn table(reports: &[ArrangementReport]) -> String {
             if bulk { ratio(w.goodput_mbps, single) } else { "-".into() },
             r.recovered,
             r.lost_packets,
-            path(0).source_packets,
-            path(1).source_packets,
+            path(0).sent_datagrams,
+            path(1).sent_datagrams,
             path(0).repair_packets,
             path(1).repair_packets,
             r.path_events[2],

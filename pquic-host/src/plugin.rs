@@ -93,11 +93,18 @@ pub fn sign_package(bytes: &[u8], validator: &ed25519_dalek::SigningKey) -> Resu
 }
 
 /// Names of the shipped plugins: this crate's and `fec-plugins`'.
-pub const SHIPPED: [&str; 5] = ["realtime", "rs-block", "rlc-window", "adaptive", "tunnel"];
+pub const SHIPPED: [&str; 6] = [
+    "realtime",
+    "rs-block",
+    "rlc-window",
+    "adaptive",
+    "tunnel",
+    "multipath",
+];
 
 /// The plugin called `name`, signed by `validator`: this crate's `realtime`
 /// or one shipped in `fec-plugins` (`adaptive`, `rlc-window`, `rs-block`,
-/// `tunnel`);
+/// `tunnel`, `multipath`);
 /// `None` for any other name.
 pub fn named_package(name: &str, validator: &ed25519_dalek::SigningKey) -> Result<Option<Vec<u8>>> {
     if name == "realtime" {
