@@ -136,6 +136,25 @@ fn numbers_are_validated_when_parsed_in_every_subcommand() {
 
 #[cfg(unix)]
 #[test]
+fn path_specs_and_arrangements_are_checked_when_parsed() {
+    let scratch = Scratch::new("paths");
+    let cases: [(&[&str], &str); 6] = [
+        (&["client", "--path", "nowhere"], "not an IP address"),
+        (&["client", "--path", "10.0.0.2=10.0.0.1"], "must be IP:port"),
+        (&["client", "--path", "10.0.0.2,loss=100"], "below 100"),
+        (&["tunnel", "client", "--path", "10.0.0.2,speed=3"], "unknown path option"),
+        (&["server", "--path", "10.0.0.1:4433,rtt-ms=x"], "not a whole number"),
+        (&["multipath", "--only", "clean-alone,sideways"], "no such arrangement"),
+    ];
+    for (args, expected) in cases {
+        let output = run(&scratch, args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+}
+
+#[test]
 fn validator_keys_are_private_and_never_overwritten_without_force() {
     use std::os::unix::fs::PermissionsExt;
     let scratch = Scratch::new("keys");
