@@ -437,6 +437,10 @@ struct MultipathArgs {
     /// Plugin the server pushes in the FEC arrangements.
     #[arg(long, default_value = "multipath")]
     plugin: String,
+    /// The QUIC connection's congestion controller: cubic (the default of
+    /// server and client) or bbr.
+    #[arg(long, default_value = "cubic")]
+    congestion: Algorithm,
     /// Only these arrangements (comma-separated names; default: all).
     #[arg(long, value_delimiter = ',', value_parser = arrangement)]
     only: Vec<pquic_host::multipath::Arrangement>,
@@ -1130,6 +1134,7 @@ async fn multipath(args: &MultipathArgs) -> pquic_host::Result<()> {
         cut_at: Duration::from_secs_f64(args.cut_s),
         seed: args.seed,
         plugin: args.plugin.clone(),
+        congestion: args.congestion,
         workload: WorkloadConfig {
             realtime: Duration::from_secs_f64(args.messages_s),
             bulk: Duration::from_secs_f64(args.messages_s / 2.0),

@@ -27,7 +27,7 @@ use std::time::Duration;
 use fec_core::layer::paths::PathView;
 
 use crate::builder::PathSpec;
-use crate::congestion::ChargeRule;
+use crate::congestion::{Algorithm, ChargeRule, Congestion};
 use crate::demo::FecSetup;
 use crate::identity::Identity;
 use crate::impair::{ImpairConfig, Impairment, LossModel};
@@ -50,6 +50,8 @@ pub struct MultipathConfig {
     pub seed: u64,
     /// Plugin the server pushes in the FEC arrangements.
     pub plugin: String,
+    /// The QUIC connection's congestion controller.
+    pub congestion: Algorithm,
     /// Messages at 100/s plus bulk, in the message arrangements.
     pub workload: WorkloadConfig,
     /// Seconds of bulk in the bulk arrangements.
@@ -65,6 +67,7 @@ impl Default for MultipathConfig {
             cut_at: Duration::from_secs(3),
             seed: 1,
             plugin: "multipath".into(),
+            congestion: Algorithm::Cubic,
             workload: WorkloadConfig::default(),
             bulk: Duration::from_secs(5),
         }
@@ -277,7 +280,10 @@ pub async fn run(
         Some(path_a(0)),
         &identity,
         server_plugin,
-        ChargeRule::default(),
+        Congestion {
+            algorithm: config.congestion,
+            charge: ChargeRule::default(),
+        },
         &server_paths,
         two,
     )?;
@@ -314,7 +320,10 @@ pub async fn run(
         &[server.addr],
         "localhost",
         plugins,
-        ChargeRule::default(),
+        Congestion {
+            algorithm: config.congestion,
+            charge: ChargeRule::default(),
+        },
         &workload,
         BulkSource::Generated,
         progress,

@@ -13,7 +13,7 @@ use fec_plugin_sdk::package::TrustStore;
 use fec_plugin_sdk::runtime::Plugin;
 
 use crate::builder::{ClientBuilder, FecMode, FecServer, FecState, PathSpec, ServerBuilder};
-use crate::congestion::ChargeRule;
+use crate::congestion::Congestion;
 use crate::endpoint::Identity;
 use crate::error::{Error, Result};
 use crate::impair::Impairment;
@@ -57,14 +57,16 @@ impl Server {
         impairment: Option<Impairment>,
         identity: &Identity,
         plugin: Option<ServerPlugin>,
-        charge_rule: ChargeRule,
+        congestion: impl Into<Congestion>,
         paths: &[PathSpec],
         multipath: bool,
     ) -> Result<Self> {
+        let congestion = congestion.into();
         let mut builder = ServerBuilder::new(bind.to_string());
         builder
             .identity(identity.clone())
-            .charge_rule(charge_rule)
+            .charge_rule(congestion.charge)
+            .congestion(congestion.algorithm)
             .multipath(multipath);
         for path in paths {
             builder.path(path.clone());
@@ -235,14 +237,18 @@ pub async fn run_client(
     servers: &[SocketAddr],
     server_name: &str,
     plugins: Option<ClientPlugins>,
-    charge_rule: ChargeRule,
+    congestion: impl Into<Congestion>,
     workload_config: &WorkloadConfig,
     bulk: BulkSource,
     progress: &(dyn Fn(f64) + Sync),
     paths: &[PathSpec],
 ) -> Result<ClientReport> {
     let mut builder = ClientBuilder::new();
-    builder.roots(roots.clone()).charge_rule(charge_rule);
+    let congestion = congestion.into();
+    builder
+        .roots(roots.clone())
+        .charge_rule(congestion.charge)
+        .congestion(congestion.algorithm);
     for path in paths {
         builder.path(path.clone());
     }

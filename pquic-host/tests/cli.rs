@@ -140,11 +140,23 @@ fn path_specs_and_arrangements_are_checked_when_parsed() {
     let scratch = Scratch::new("paths");
     let cases: [(&[&str], &str); 6] = [
         (&["client", "--path", "nowhere"], "not an IP address"),
-        (&["client", "--path", "10.0.0.2=10.0.0.1"], "must be IP:port"),
+        (
+            &["client", "--path", "10.0.0.2=10.0.0.1"],
+            "must be IP:port",
+        ),
         (&["client", "--path", "10.0.0.2,loss=100"], "below 100"),
-        (&["tunnel", "client", "--path", "10.0.0.2,speed=3"], "unknown path option"),
-        (&["server", "--path", "10.0.0.1:4433,rtt-ms=x"], "not a whole number"),
-        (&["multipath", "--only", "clean-alone,sideways"], "no such arrangement"),
+        (
+            &["tunnel", "client", "--path", "10.0.0.2,speed=3"],
+            "unknown path option",
+        ),
+        (
+            &["server", "--path", "10.0.0.1:4433,rtt-ms=x"],
+            "not a whole number",
+        ),
+        (
+            &["multipath", "--only", "clean-alone,sideways"],
+            "no such arrangement",
+        ),
     ];
     for (args, expected) in cases {
         let output = run(&scratch, args);
