@@ -758,14 +758,24 @@ fn number(value: &Value) -> u64 {
         .unwrap_or_else(|| panic!("not a count: {value}"))
 }
 
-#[test]
-fn multipath_over_two_links_one_lossy_repairs_on_the_clean_one() {
-    let namespaces = Namespaces::create("mp");
+/// Two namespaces joined by two links, a server listening on both (what
+/// arrives on the second impaired by `server_impair`, such as
+/// `,loss=10`), and the client's `--path` for the second link (impaired by
+/// `client_impair`). Fields drop in order: the server before the rest.
+struct TwoLinks {
+    _server: Running,
+    scratch: Scratch,
+    namespaces: Namespaces,
+    client_path: String,
+}
+
+fn two_links(tag: &str, server_impair: &str, client_impair: &str) -> TwoLinks {
+    let namespaces = Namespaces::create(tag);
     namespaces.add_second_link();
-    let scratch = Scratch::new("mp");
+    let scratch = Scratch::new(tag);
     validator(&scratch);
-    let server_path = format!("{SERVER2_V4}:4433,loss=10,seed=3");
-    let _server = start_server(
+    let server_path = format!("{SERVER2_V4}:4433{server_impair}");
+    let server = start_server(
         &namespaces,
         &strs(&server_args(
             &scratch,
@@ -773,13 +783,23 @@ fn multipath_over_two_links_one_lossy_repairs_on_the_clean_one() {
             &["--path", &server_path],
         )),
     );
-    let client_path = format!("{CLIENT2_V4}={SERVER2_V4}:4433,loss=10,seed=4");
+    TwoLinks {
+        _server: server,
+        scratch,
+        namespaces,
+        client_path: format!("{CLIENT2_V4}={SERVER2_V4}:4433{client_impair}"),
+    }
+}
+
+#[test]
+fn multipath_over_two_links_one_lossy_repairs_on_the_clean_one() {
+    let links = two_links("mp", ",loss=10,seed=3", ",loss=10,seed=4");
     let output = run_client(
-        &namespaces,
+        &links.namespaces,
         &strs(&client_args(
-            &scratch,
+            &links.scratch,
             &format!("{SERVER_V4}:4433"),
-            &["--path", &client_path],
+            &["--path", &links.client_path],
         )),
     );
     let json = verdict(&output);
@@ -810,20 +830,9 @@ fn multipath_over_two_links_one_lossy_repairs_on_the_clean_one() {
 
 #[test]
 fn multipath_survives_cutting_the_first_link_mid_transfer() {
-    let namespaces = Namespaces::create("mpcut");
-    namespaces.add_second_link();
-    let scratch = Scratch::new("mpcut");
-    validator(&scratch);
-    let server_path = format!("{SERVER2_V4}:4433");
-    let _server = start_server(
-        &namespaces,
-        &strs(&server_args(
-            &scratch,
-            &format!("{SERVER_V4}:4433"),
-            &["--path", &server_path],
-        )),
-    );
-    let client_path = format!("{CLIENT2_V4}={SERVER2_V4}:4433");
+    let links = two_links("mpcut", "", "");
+    let (namespaces, scratch) = (&links.namespaces, &links.scratch);
+    let client_path = &links.client_path;
     let connect = format!("{SERVER_V4}:4433");
     let args = [
         "client",
@@ -840,7 +849,7 @@ fn multipath_survives_cutting_the_first_link_mid_transfer() {
         "--bulk-s",
         "2",
         "--path",
-        &client_path,
+        client_path,
     ];
     let client = namespaces
         .command(&namespaces.client, &args)
