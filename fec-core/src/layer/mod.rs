@@ -741,7 +741,7 @@ impl Layer {
         } else {
             0
         };
-        self.paths.on_arrival(now, path, datagram.len());
+        let len = datagram.len();
         let start = out.len();
         let kind = DatagramKind::of(&datagram);
         let datagram = match self.opener.as_mut() {
@@ -767,6 +767,11 @@ impl Layer {
             }
             _ => datagram,
         };
+        if kind != DatagramKind::Plain {
+            // Authenticated (or the layer is unkeyed): it counts for the
+            // path's loss and liveness; forged datagrams never do.
+            self.paths.on_arrival(now, path, len);
+        }
         self.receive_opened(now, path, kind, datagram, delivered, out);
         self.seal(start, out);
         self.route(start, out);

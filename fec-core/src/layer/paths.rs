@@ -9,15 +9,16 @@
 //! authentic probe that arrives on them.
 //!
 //! While more than one path is in use, each end probes every path
-//! ([`PROBE_INTERVAL`]): a probe carries a sequence number, the peer answers
-//! on the same path with what it has received on that path so far
-//! (datagrams and bytes, counted when the probe arrived). So each end knows,
+//! ([`PROBE_INTERVAL`]): a probe carries a random 64-bit challenge, the peer
+//! answers on the same path with the challenge and what it has received on
+//! that path so far (the layer's own authenticated datagrams and their
+//! bytes, counted when the probe arrived; plain packets, which the layer
+//! cannot authenticate, count on neither side). So each end knows,
 //! per path and for its own sending direction:
 //! - the round-trip time (probe to response, smoothed);
 //! - the loss rate: between two responses, `1 - received / sent` over the
-//!   datagrams sent between the two probes (every datagram counts: QUIC
-//!   packets, sources, repairs, reports, probes), taken over about the last
-//!   [`LOSS_HORIZON`];
+//!   datagrams sent between the two probes (sources, repairs, reports,
+//!   probes, responses), taken over about the last [`LOSS_HORIZON`];
 //! - liveness: a validated path whose probe goes unanswered for longer than
 //!   its RTT plus a margin ([`SUSPECT_MARGIN`], or a quarter RTT) while
 //!   nothing at all arrives on it is *suspect*: nothing new is scheduled on
@@ -43,9 +44,18 @@
 //! Wire forms (big-endian; both sealed like every datagram a keyed layer
 //! makes, see [`super::auth`]; bits 0x80 and 0x40 of the first byte clear):
 //! - probe: [`PROBE_TYPE`], the sender's 8-byte path token, path id (u8),
-//!   sequence (u32);
+//!   challenge (8 random bytes);
 //! - response: [`RESPONSE_TYPE`], the sender's token, path id, the probe's
-//!   sequence, datagrams received on the path (u64), bytes received (u64).
+//!   challenge, datagrams received on the path (u64), bytes received (u64).
+//!
+//! A path only carries traffic once this end had an answer to a challenge
+//! it sent there, so an address is validated the way RFC 9000 section 8.2
+//! validates one. Before that, on a path the peer opened, this end sends at
+//! most three times the bytes that arrived there (probes and responses),
+//! gives up after [`OPEN_TIMEOUT`] and abandons it at once: a peer that
+//! claims a victim's address gets nothing sent there beyond that.
+//! Path 0 is never abandoned (it is the transport's own); failed, it is
+//! probed until it answers again.
 //!
 //! The token ([`token`]) names the connection to a receiver that gets a
 //! probe from an address it does not know yet; it is no secret (it is sent
@@ -69,7 +79,7 @@ pub const RESPONSE_TYPE: u8 = 0x12;
 /// Bytes of a path token.
 pub const TOKEN_LEN: usize = 8;
 /// Length of a probe before its trailer.
-pub const PROBE_LEN: usize = 1 + TOKEN_LEN + 1 + 4;
+pub const PROBE_LEN: usize = 1 + TOKEN_LEN + 1 + 8;
 /// Length of a response before its trailer.
 pub const RESPONSE_LEN: usize = PROBE_LEN + 8 + 8;
 /// How often each path is probed while more than one is in use.
@@ -183,7 +193,7 @@ impl PathView {
 /// A probe this end sent and has not had answered.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
-    seq: u32,
+    challenge: u64,
     at: Instant,
     /// Datagrams sent on the path up to and including the probe; `None`
     /// until the probe was routed.
@@ -210,7 +220,13 @@ struct Path {
     confirmed_sources: u64,
     /// The overdue probe last looked at (its deadline is not a timer any
     /// more; the probe ticks look again).
-    checked: Option<u32>,
+    checked: Option<u64>,
+    /// The peer opened it (its first probe came from an address this end
+    /// never chose).
+    by_peer: bool,
+    /// The layer's own datagrams sent on it (what the peer's responses
+    /// count on its side).
+    counted: u64,
 }
 
 impl Path {
@@ -220,13 +236,16 @@ impl Path {
 
     /// The oldest unanswered probe and when it makes this path suspect
     /// (validated paths with an RTT only).
-    fn suspect_at(&self) -> Option<(u32, Instant)> {
+    fn suspect_at(&self) -> Option<(u64, Instant)> {
         if self.suspect || !self.view.is_usable() {
             return None;
         }
         let rtt = self.view.rtt?;
         let probe = self.probes.iter().find(|p| p.sent.is_some())?;
-        Some((probe.seq, probe.at + rtt + (rtt / 4).max(SUSPECT_MARGIN)))
+        Some((
+            probe.challenge,
+            probe.at + rtt + (rtt / 4).max(SUSPECT_MARGIN),
+        ))
     }
 
     /// That deadline as a timer, until it was looked at.
@@ -243,7 +262,6 @@ pub(super) struct Paths {
     paths: [Path; MAX_PATHS],
     /// More than path 0 in use: probes run, and routing chooses.
     multipath: bool,
-    next_seq: u32,
     events: VecDeque<PathEvent>,
     /// Routes of the datagrams the layer's last call pushed.
     routes: Vec<PathId>,
@@ -306,24 +324,31 @@ impl Paths {
         ) {
             return false;
         }
-        self.start(now, path);
+        self.start(now, path, false);
         true
     }
 
-    fn start(&mut self, now: Instant, path: PathId) {
+    fn start(&mut self, now: Instant, path: PathId, by_peer: bool) {
         let p = &mut self.paths[usize::from(path)];
         p.probes.clear();
         p.samples.clear();
         p.last_answer = None;
         p.next_probe = Some(now);
+        p.by_peer = by_peer;
         self.set_state(now, path, PathState::Opening, PathEventKind::Opened);
         if !self.multipath {
+            // Path 0's liveness is measured from now on, not from when the
+            // layer was made.
             self.multipath = true;
-            self.paths[0].next_probe = Some(now);
+            let first = &mut self.paths[0];
+            first.next_probe = Some(now);
+            first.since = Some(now);
+            first.last_answer = None;
         }
     }
 
-    /// Counts a datagram from the peer on `path` (out of range: path 0).
+    /// Counts an authenticated datagram of the layer from the peer on
+    /// `path` (out of range: path 0).
     pub(super) fn on_arrival(&mut self, now: Instant, path: PathId, len: usize) {
         let p = &mut self.paths[usize::from(path).min(MAX_PATHS - 1)];
         p.view.received_datagrams += 1;
@@ -347,19 +372,19 @@ impl Paths {
         if body[1 + TOKEN_LEN] != path {
             return None;
         }
-        let seq = &body[2 + TOKEN_LEN..PROBE_LEN];
+        let challenge = &body[2 + TOKEN_LEN..PROBE_LEN];
         if matches!(
             self.paths[usize::from(path)].view.state,
             PathState::Unused | PathState::Abandoned
         ) {
-            self.start(now, path);
+            self.start(now, path, path != 0);
         }
         let view = self.paths[usize::from(path)].view;
         let mut out = Vec::with_capacity(RESPONSE_LEN + super::auth::TRAILER_LEN);
         out.push(RESPONSE_TYPE);
         out.extend_from_slice(&token);
         out.push(path);
-        out.extend_from_slice(seq);
+        out.extend_from_slice(challenge);
         out.extend_from_slice(&view.received_datagrams.to_be_bytes());
         out.extend_from_slice(&view.received_bytes.to_be_bytes());
         Some(Bytes::from(out))
@@ -379,10 +404,14 @@ impl Paths {
                 .iter()
                 .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
         };
-        let seq = field(2 + TOKEN_LEN, 4) as u32;
+        let challenge = field(2 + TOKEN_LEN, 8);
         let received = field(PROBE_LEN, 8);
         let p = &mut self.paths[usize::from(path)];
-        let Some(i) = p.probes.iter().position(|probe| probe.seq == seq) else {
+        let Some(i) = p
+            .probes
+            .iter()
+            .position(|probe| probe.challenge == challenge)
+        else {
             return false;
         };
         let probe = p.probes[i];
@@ -463,8 +492,8 @@ impl Paths {
                 p.last_arrival
                     .is_none_or(|at| now.saturating_duration_since(at) > rtt / 2 + SUSPECT_MARGIN)
             });
-            if let Some((seq, _)) = p.suspect_at().filter(|(_, at)| *at <= now) {
-                p.checked = Some(seq);
+            if let Some((challenge, _)) = p.suspect_at().filter(|(_, at)| *at <= now) {
+                p.checked = Some(challenge);
                 if others && quiet {
                     p.suspect = true;
                     uncovered += p.view.source_packets.saturating_sub(p.confirmed_sources);
@@ -476,13 +505,21 @@ impl Paths {
             let silence = now.saturating_duration_since(silent_since);
             match p.view.state {
                 PathState::Unused | PathState::Abandoned => continue,
+                PathState::Opening if silence > OPEN_TIMEOUT && p.by_peer => {
+                    // Never answered: an address the peer claimed but this
+                    // end cannot reach, or a victim's. Nothing more goes there.
+                    self.set_state(now, path, PathState::Abandoned, PathEventKind::Abandoned);
+                    continue;
+                }
                 PathState::Opening if silence > OPEN_TIMEOUT => {
                     self.set_state(now, path, PathState::Failed, PathEventKind::Failed);
                 }
                 PathState::Validated if silence > Self::fail_after(p) => {
                     self.set_state(now, path, PathState::Failed, PathEventKind::Failed);
                 }
-                PathState::Failed if now.saturating_duration_since(since) > ABANDON_AFTER => {
+                PathState::Failed
+                    if index != 0 && now.saturating_duration_since(since) > ABANDON_AFTER =>
+                {
                     self.set_state(now, path, PathState::Abandoned, PathEventKind::Abandoned);
                     continue;
                 }
@@ -491,13 +528,24 @@ impl Paths {
             let p = &mut self.paths[index];
             if p.next_probe.is_some_and(|at| at <= now) {
                 p.next_probe = Some(now + PROBE_INTERVAL);
-                let seq = self.next_seq;
-                self.next_seq = self.next_seq.wrapping_add(1);
+                // Anti-amplification before the peer's path answered: at
+                // most three times what arrived on it.
+                let wire = (PROBE_LEN + super::auth::TRAILER_LEN) as u64;
+                let limited = p.by_peer
+                    && p.view.state == PathState::Opening
+                    && p.view.sent_bytes + wire > 3 * p.view.received_bytes;
+                // The challenge must be unpredictable to the peer (it holds
+                // both keys of the connection); without randomness, no probe.
+                let mut random = [0u8; 8];
+                if limited || getrandom::getrandom(&mut random).is_err() {
+                    continue;
+                }
+                let challenge = u64::from_be_bytes(random);
                 if p.probes.len() >= PROBES_KEPT {
                     p.probes.pop_front();
                 }
                 p.probes.push_back(Probe {
-                    seq,
+                    challenge,
                     at: now,
                     sent: None,
                     sources: 0,
@@ -506,7 +554,7 @@ impl Paths {
                 probe.push(PROBE_TYPE);
                 probe.extend_from_slice(&token);
                 probe.push(path);
-                probe.extend_from_slice(&seq.to_be_bytes());
+                probe.extend_from_slice(&random);
                 out.push(Bytes::from(probe));
             }
         }
@@ -590,11 +638,14 @@ impl Paths {
             let p = &mut self.paths[usize::from(path)];
             p.view.sent_datagrams += 1;
             p.view.sent_bytes += datagram.len() as u64;
+            if datagram.first().is_some_and(|b| b & super::PLAIN_BIT == 0) {
+                p.counted += 1;
+            }
             match carried {
                 Carried::Source => p.view.source_packets += 1,
                 Carried::Repair => p.view.repair_packets += 1,
                 Carried::Own(_) if datagram.first() == Some(&PROBE_TYPE) => {
-                    let (sent, sources) = (p.view.sent_datagrams, p.view.source_packets);
+                    let (sent, sources) = (p.counted, p.view.source_packets);
                     if let Some(probe) =
                         p.probes.iter_mut().rev().find(|probe| probe.sent.is_none())
                     {

@@ -376,3 +376,54 @@ fn forged_probes_are_dropped_and_open_nothing() {
     assert_eq!(peek(&bad), None);
     assert_eq!(peek(&[RESPONSE_TYPE, 1, 2]), None);
 }
+
+#[test]
+fn a_path_opened_late_does_not_fail_path_0() {
+    let mut net = Net::new(Box::new(FixedRate::default()), [0.0, 0.0]);
+    net.run(1000);
+    net.client.layer.open_path(net.now, 1);
+    net.run(500);
+    use PathEventKind::*;
+    assert_eq!(kinds(&net.client.events, 0), []);
+    assert_eq!(kinds(&net.server.events, 0), []);
+    assert_eq!(kinds(&net.client.events, 1), [Opened, Validated]);
+}
+
+#[test]
+fn path_0_is_never_abandoned() {
+    let mut net = Net::new(Box::new(FixedRate::default()), [0.0, 0.0]);
+    net.client.layer.open_path(net.now, 1);
+    net.run(200);
+    net.up[0].cut = true;
+    net.down[0].cut = true;
+    net.run(ABANDON_AFTER.as_millis() as u32 + 1000);
+    use PathEventKind::*;
+    assert_eq!(kinds(&net.client.events, 0), [Failed]);
+    net.up[0].cut = false;
+    net.down[0].cut = false;
+    net.run(300);
+    assert_eq!(kinds(&net.client.events, 0), [Failed, Validated]);
+}
+
+#[test]
+fn a_path_the_peer_claims_gets_little_until_it_answers_then_is_abandoned() {
+    let mut net = Net::new(Box::new(FixedRate::default()), [0.0, 0.0]);
+    net.client.layer.open_path(net.now, 1);
+    // One probe gets through; the address it came from never answers (a
+    // victim's, say): nothing from the server arrives there.
+    net.run(1);
+    net.up[1].cut = true;
+    net.down[1].cut = true;
+    net.run(OPEN_TIMEOUT.as_millis() as u32 + 500);
+    let server = net.server.layer.paths()[1];
+    assert!(server.received_bytes > 0, "{server:?}");
+    assert!(
+        server.sent_bytes <= 3 * server.received_bytes,
+        "amplification: {server:?}"
+    );
+    use PathEventKind::*;
+    assert_eq!(kinds(&net.server.events, 1), [Opened, Abandoned]);
+    let probes = server.sent_datagrams;
+    net.run(500);
+    assert_eq!(net.server.layer.paths()[1].sent_datagrams, probes);
+}
