@@ -173,10 +173,15 @@ fn path_spec(text: &str) -> Result<PathSpec, String> {
             }
         }
     }
+    // Each local address gets its own loss pattern under one seed.
+    let salt = match local.ip() {
+        std::net::IpAddr::V4(ip) => u64::from(u32::from(ip)),
+        std::net::IpAddr::V6(ip) => u128::from(ip) as u64,
+    } ^ (u64::from(local.port()) << 32);
     Ok(PathSpec {
         local,
         remote,
-        impairment: impair.impairment(local.port().into()),
+        impairment: impair.impairment(salt),
     })
 }
 

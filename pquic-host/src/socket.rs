@@ -273,17 +273,67 @@ struct Table {
     aliases: HashMap<(usize, SocketAddr), (SocketAddr, PathId)>,
     /// Path tokens of keyed layers' peers, to their peer address.
     tokens: HashMap<[u8; TOKEN_LEN], SocketAddr>,
+    /// Each peer's entries in `aliases` (by path) and `tokens`, so that
+    /// forgetting a peer touches only its own.
+    paths_of: HashMap<SocketAddr, PeerPaths>,
     next_generation: u64,
     /// Counters of layers removed or evicted.
     retired: LayerStats,
     stats: SocketStats,
 }
 
+/// A peer's keys in [`Table::aliases`] and [`Table::tokens`].
+#[derive(Default)]
+struct PeerPaths {
+    aliases: [Option<(usize, SocketAddr)>; MAX_PATHS],
+    token: Option<[u8; TOKEN_LEN]>,
+}
+
 impl Table {
     /// Drops the paths and token of `peer` (its layer is gone).
     fn forget(&mut self, peer: SocketAddr) {
-        self.aliases.retain(|_, (p, _)| *p != peer);
-        self.tokens.retain(|_, p| *p != peer);
+        let Some(known) = self.paths_of.remove(&peer) else {
+            return;
+        };
+        for key in known.aliases.into_iter().flatten() {
+            self.aliases.remove(&key);
+        }
+        if let Some(token) = known.token {
+            self.tokens.remove(&token);
+        }
+    }
+
+    /// Path `path` of `peer` is reached at `key` (socket, remote) from now
+    /// on, instead of wherever it was.
+    fn alias(&mut self, peer: SocketAddr, path: PathId, key: (usize, SocketAddr)) {
+        let known = self.paths_of.entry(peer).or_default();
+        let Some(slot) = known.aliases.get_mut(usize::from(path)) else {
+            return;
+        };
+        if let Some(old) = slot.replace(key) {
+            self.aliases.remove(&old);
+        }
+        // A key another peer's path had moves to this one.
+        if let Some((other, other_path)) = self.aliases.insert(key, (peer, path)) {
+            if (other, other_path) != (peer, path) {
+                if let Some(slot) = self
+                    .paths_of
+                    .get_mut(&other)
+                    .and_then(|k| k.aliases.get_mut(usize::from(other_path)))
+                {
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    fn set_token(&mut self, peer: SocketAddr, token: [u8; TOKEN_LEN]) {
+        if let Some(other) = self.tokens.insert(token, peer) {
+            if let Some(known) = self.paths_of.get_mut(&other) {
+                known.token = None;
+            }
+        }
+        self.paths_of.entry(peer).or_default().token = Some(token);
     }
 }
 
@@ -330,6 +380,8 @@ impl Queues {
 struct Io {
     io: tokio::net::UdpSocket,
     udp: UdpSocketState,
+    /// Its local address, as bound.
+    local: SocketAddr,
     /// True when its received datagrams meet an impairment (fixed at bind).
     impaired: bool,
     /// Emulated link cut ([`FecSocketHandle::set_down`]): nothing leaves,
@@ -349,6 +401,8 @@ struct Shared {
     sent: (AtomicU64, AtomicU64),
     /// Path events: opened, validated, failed, abandoned.
     path_events: [AtomicU64; 4],
+    /// Where the next receive call starts looking.
+    next_socket: std::sync::atomic::AtomicUsize,
 }
 
 /// How many datagrams of `datagrams` (from the first) make one GSO batch of
@@ -394,12 +448,12 @@ impl Shared {
     /// The socket quinn's packets from local address `ip` arrived on (the
     /// first when none is bound to it).
     fn socket_for(&self, ip: Option<IpAddr>) -> usize {
-        let Some(ip) = ip else {
+        let Some(ip) = ip.filter(|_| self.sockets.len() > 1) else {
             return 0;
         };
         self.sockets
             .iter()
-            .position(|s| s.io.local_addr().is_ok_and(|a| a.ip() == ip))
+            .position(|s| s.local.ip() == ip)
             .unwrap_or(0)
     }
 
@@ -561,8 +615,7 @@ impl Shared {
                 "path {path} of {peer} ({} -> {}) {what}",
                 self.sockets
                     .get(dest.socket)
-                    .and_then(|s| s.io.local_addr().ok())
-                    .map_or_else(|| "?".to_string(), |a| a.to_string()),
+                    .map_or_else(|| "?".to_string(), |s| s.local.to_string()),
                 dest.to
             );
         }
@@ -642,10 +695,11 @@ impl Shared {
         };
         let (addr, path) = (*addr, *path);
         peer.last_active.store(self.micros(now), Ordering::Relaxed);
-        let mut state = peer.lock();
-        let state = &mut *state;
-        if path == 0 && meta.addr == addr {
-            state.home = socket;
+        let mut guard = peer.lock();
+        let state = &mut *guard;
+        if path == 0 && state.local_ip.is_none() {
+            // Until quinn sent (and named its local address): where it
+            // arrived.
             state.local_ip = meta.dst_ip;
         }
         let authentic =
@@ -684,11 +738,16 @@ impl Shared {
             }
         }
         self.drain_peer(addr, peer, state);
+        drop(guard);
         if learnt {
+            // Lock order: the table is never held with a peer.
             let mut table = self.table();
-            table.aliases.retain(|_, a| *a != (addr, path));
-            if table.peers.contains_key(&addr) {
-                table.aliases.insert((socket, meta.addr), (addr, path));
+            if table
+                .peers
+                .get(&addr)
+                .is_some_and(|p| p.generation == peer.generation)
+            {
+                table.alias(addr, path, (socket, meta.addr));
             }
         }
     }
@@ -904,7 +963,7 @@ impl FecSocketHandle {
         let generation = table.next_generation;
         table.forget(peer);
         if let Some(token) = layer.peer_token() {
-            table.tokens.insert(token, peer);
+            table.set_token(peer, token);
         }
         let entry = Arc::new(Peer {
             generation,
@@ -1078,8 +1137,13 @@ impl FecSocketHandle {
             path
         };
         let mut table = self.shared.table();
-        table.aliases.retain(|_, a| *a != (peer, path));
-        table.aliases.insert((socket, remote), (peer, path));
+        if table
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.generation == entry.generation)
+        {
+            table.alias(peer, path, (socket, remote));
+        }
         drop(table);
         self.shared.wake_driver.notify_one();
         Some(path)
@@ -1157,10 +1221,12 @@ impl FecSocket {
             let _ = udp.set_send_buffer_size((&std_socket).into(), 4 << 20);
             let _ = udp.set_recv_buffer_size((&std_socket).into(), 4 << 20);
             let io = tokio::net::UdpSocket::from_std(std_socket).map_err(named)?;
+            let local = io.local_addr().map_err(named)?;
             let impairment = impairment.filter(|i| !i.config().is_transparent());
             sockets.push(Io {
                 io,
                 udp,
+                local,
                 impaired: impairment.is_some(),
                 down: Default::default(),
             });
@@ -1185,6 +1251,7 @@ impl FecSocket {
             wake_driver: Notify::new(),
             sent: (AtomicU64::new(0), AtomicU64::new(0)),
             path_events: Default::default(),
+            next_socket: Default::default(),
         });
         let driver = tokio::spawn(drive(shared.clone()));
         let handle = FecSocketHandle {
@@ -1244,7 +1311,17 @@ struct Writable {
 
 impl UdpPoller for Writable {
     fn poll_writable(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.shared.sockets[0].io.poll_send_ready(cx)
+        // What blocks quinn's sends is the backlog, whichever socket its
+        // head waits for (an extra path's socket, say): wait for that one.
+        let socket = self
+            .shared
+            .queues()
+            .backlog
+            .front()
+            .map_or(0, |(dest, _)| dest.socket);
+        self.shared.sockets[socket.min(self.shared.sockets.len() - 1)]
+            .io
+            .poll_send_ready(cx)
     }
 }
 
@@ -1297,6 +1374,13 @@ impl AsyncUdpSocket for FecSocket {
             src_ip: transmit.src_ip,
             ecn: transmit.ecn,
         };
+        // Path 0 leaves from the socket of the local address quinn answers
+        // from (quinn's choice follows authenticated packets; an arrival's
+        // socket could be spoofed).
+        state.home = shared.socket_for(transmit.src_ip);
+        if transmit.src_ip.is_some() {
+            state.local_ip = transmit.src_ip;
+        }
         for packet in transmit.contents.chunks(segment) {
             state.layer.on_outgoing(now, packet, &mut state.out);
             state.note_routes();
@@ -1318,7 +1402,15 @@ impl AsyncUdpSocket for FecSocket {
                 return Poll::Ready(Ok(queued));
             }
             let mut ready = None;
-            for (index, socket) in shared.sockets.iter().enumerate() {
+            // Each call starts at the next socket, so a busy one does not
+            // starve the others (their probes would look late).
+            let count = shared.sockets.len();
+            let first = match count {
+                1 => 0,
+                _ => shared.next_socket.fetch_add(1, Ordering::Relaxed) % count,
+            };
+            for index in (0..count).map(|k| (first + k) % count) {
+                let socket = &shared.sockets[index];
                 match socket.io.poll_recv_ready(cx) {
                     Poll::Ready(Ok(())) => {
                         ready = Some(index);
