@@ -162,6 +162,46 @@ pub struct ArrangementReport {
     pub recovered: u64,
     /// Packets quinn declared lost at the client.
     pub lost_packets: u64,
+    /// `multipath-cut`: the messages sent from [`SWITCH_BEFORE`] before the
+    /// cut to [`SWITCH_AFTER`] after it, and their p99 and worst latency.
+    pub switch: Option<Switch>,
+}
+
+/// From how long before a cut messages count as sent during the switch.
+pub const SWITCH_BEFORE: Duration = Duration::from_millis(100);
+/// Until how long after it.
+pub const SWITCH_AFTER: Duration = Duration::from_millis(1000);
+
+/// Latency of the messages sent while a path was being given up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Switch {
+    /// Messages sent in the window.
+    pub messages: usize,
+    /// Their 99th percentile latency.
+    pub p99_ms: f64,
+    /// Their worst latency.
+    pub max_ms: f64,
+}
+
+impl Switch {
+    /// The messages of `series` (send time in wall-clock microseconds,
+    /// latency) sent around a cut at `cut_us`.
+    pub fn around(series: &[(u64, f64)], cut_us: u64) -> Option<Self> {
+        let from = cut_us.saturating_sub(SWITCH_BEFORE.as_micros() as u64);
+        let to = cut_us + SWITCH_AFTER.as_micros() as u64;
+        let mut window: Vec<f64> = series
+            .iter()
+            .filter(|(at, _)| (from..to).contains(at))
+            .map(|(_, ms)| *ms)
+            .collect();
+        window.sort_by(f64::total_cmp);
+        let max_ms = *window.last()?;
+        Some(Switch {
+            messages: window.len(),
+            p99_ms: crate::workload::percentile(&window, 0.99),
+            max_ms,
+        })
+    }
 }
 
 impl ArrangementReport {
@@ -182,6 +222,11 @@ impl ArrangementReport {
             "recovered": self.recovered,
             "lost_packets": self.lost_packets,
             "path_events": events_json(self.path_events),
+            "switch": self.switch.map(|s| serde_json::json!({
+                "messages": s.messages,
+                "latency_p99_ms": s.p99_ms,
+                "latency_max_ms": s.max_ms,
+            })),
             "paths": paths_json(&self.paths),
         })
     }
@@ -310,6 +355,9 @@ pub async fn run(
         tokio::spawn(async move {
             tokio::time::sleep(at).await;
             socket.set_down(0, true);
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64)
         })
     });
     let plugins = client_plugins;
@@ -330,9 +378,14 @@ pub async fn run(
         &client_paths,
     )
     .await;
-    if let Some(cut) = cut {
-        cut.abort();
-    }
+    let cut_us = match cut {
+        Some(cut) if cut.is_finished() => cut.await.ok(),
+        Some(cut) => {
+            cut.abort();
+            None
+        }
+        None => None,
+    };
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&cache_dir);
     let report = report?;
@@ -349,6 +402,7 @@ pub async fn run(
         ],
         recovered: report.fec.recovered,
         lost_packets: report.lost_packets,
+        switch: cut_us.and_then(|at| Switch::around(&report.workload.latency_series, at)),
         workload: report.workload,
     })
 }
@@ -397,6 +451,22 @@ pub fn table(reports: &[ArrangementReport]) -> String {
             path(1).repair_packets,
             r.path_events[2],
         ));
+    }
+    for r in reports {
+        if let Some(s) = r.switch {
+            out.push_str(&format!(
+                "{}: the {} messages sent from {} ms before the cut to {} ms after it: p99 {:.1} ms ({} x clean), worst {:.1} ms\n",
+                r.arrangement.name(),
+                s.messages,
+                SWITCH_BEFORE.as_millis(),
+                SWITCH_AFTER.as_millis(),
+                s.p99_ms,
+                clean
+                    .filter(|c| *c > 0.0)
+                    .map_or_else(|| "-".into(), |c| format!("{:.2}", s.p99_ms / c)),
+                s.max_ms,
+            ));
+        }
     }
     out
 }

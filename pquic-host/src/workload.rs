@@ -99,7 +99,14 @@ pub struct WorkloadReport {
     /// quantiles of them when there were more than [`LATENCY_SAMPLES`]
     /// (for a CDF).
     pub latency_cdf_ms: Vec<f64>,
+    /// Each message's send time (wall clock, microseconds since the Unix
+    /// epoch) and latency in ms, in sending order, for up to
+    /// [`LATENCY_SERIES`] messages (none beyond): latency over time.
+    pub latency_series: Vec<(u64, f64)>,
 }
+
+/// Most messages whose latencies are reported one by one.
+pub const LATENCY_SERIES: usize = 10_000;
 
 /// Most latency samples a message summary carries.
 pub const LATENCY_SAMPLES: usize = 2000;
@@ -192,6 +199,7 @@ async fn realtime(
     let mut frame = vec![0u8; MESSAGE_HEADER + config.message_size];
     let mut datagram = vec![0u8; DATAGRAM_HEADER + config.datagram_size];
     let (mut sent, mut datagrams_sent) = (0u64, 0u64);
+    let mut sent_at = Vec::new();
     let datagrams_possible = connection
         .max_datagram_size()
         .is_some_and(|max| max >= datagram.len());
@@ -204,6 +212,9 @@ async fn realtime(
         frame[12..20].copy_from_slice(&now_us.to_le_bytes());
         fill_payload(sent, &mut frame[MESSAGE_HEADER..]);
         send.write_all(&frame).await?;
+        if sent_at.len() < LATENCY_SERIES {
+            sent_at.push(now_us);
+        }
         sent += 1;
         if datagrams_possible {
             datagram[..8].copy_from_slice(&datagrams_sent.to_le_bytes());
@@ -235,6 +246,17 @@ async fn realtime(
             .get("latency_cdf_ms")
             .and_then(|v| v.as_array())
             .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default(),
+        latency_series: summary
+            .get("latency_by_seq_ms")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                sent_at
+                    .iter()
+                    .zip(a.iter().filter_map(|v| v.as_f64()))
+                    .map(|(&at, ms)| (at, ms))
+                    .collect()
+            })
             .unwrap_or_default(),
         ..WorkloadReport::default()
     })
@@ -363,6 +385,7 @@ async fn serve_messages(
         expected_seq += 1;
         latencies.push(now_us.saturating_sub(sent_us) as f64 / 1000.0);
     }
+    let by_seq: Vec<f64> = latencies.iter().copied().take(LATENCY_SERIES).collect();
     latencies.sort_by(f64::total_cmp);
     let summary = serde_json::json!({
         "delivered": latencies.len(),
@@ -371,6 +394,7 @@ async fn serve_messages(
         "latency_max_ms": latencies.last().copied().unwrap_or(0.0),
         "datagrams_delivered": datagrams.load(std::sync::atomic::Ordering::Relaxed),
         "latency_cdf_ms": quantiles(&latencies, LATENCY_SAMPLES),
+        "latency_by_seq_ms": by_seq,
     });
     send.write_all(summary.to_string().as_bytes()).await?;
     send.finish()?;
