@@ -86,6 +86,14 @@ pub const RESPONSE_LEN: usize = PROBE_LEN + 8 + 8;
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(25);
 /// Least time past its RTT a probe may take before its path is suspect.
 pub const SUSPECT_MARGIN: Duration = Duration::from_millis(5);
+/// Least silence, and how many mean gaps between arrivals, after which a
+/// busy path (those gaps under one RTT) is suspect without waiting for a
+/// probe.
+pub const SILENCE_MIN: Duration = Duration::from_millis(5);
+/// See [`SILENCE_MIN`].
+pub const SILENCE_GAPS: u32 = 4;
+/// Arrivals are counted over windows this long for the mean gap.
+const GAP_WINDOW: Duration = Duration::from_millis(50);
 /// Shortest silence after which a validated path fails (4 RTTs when longer).
 pub const FAIL_AFTER: Duration = Duration::from_millis(150);
 /// How long a path may take to answer its first probe before it fails.
@@ -221,6 +229,13 @@ struct Path {
     /// The overdue probe last looked at (its deadline is not a timer any
     /// more; the probe ticks look again).
     checked: Option<u64>,
+    /// Mean gap between the peer's datagrams on it: the time of a window
+    /// of arrivals over their count (bursts do not make it look busier).
+    gap: Option<Duration>,
+    /// The window being counted: since when, how many.
+    arrivals: Option<(Instant, u32)>,
+    /// The arrival whose silence deadline was last looked at.
+    checked_silence: Option<Instant>,
     /// The peer opened it (its first probe came from an address this end
     /// never chose).
     by_peer: bool,
@@ -250,9 +265,30 @@ impl Path {
 
     /// That deadline as a timer, until it was looked at.
     fn suspect_timer(&self) -> Option<Instant> {
-        self.suspect_at()
+        let probe = self
+            .suspect_at()
             .filter(|(seq, _)| self.checked != Some(*seq))
-            .map(|(_, at)| at)
+            .map(|(_, at)| at);
+        let silence = self
+            .silence_at()
+            .filter(|_| self.checked_silence != self.last_arrival);
+        probe.into_iter().chain(silence).min()
+    }
+
+    /// When the peer's datagrams, arriving every `gap` on average, have been
+    /// missing for long enough to make this path suspect: a cut shows here
+    /// within a few gaps on a busy path, before any probe is overdue.
+    /// Only on paths busy enough for that to come before an overdue probe
+    /// (`SILENCE_GAPS` gaps under one RTT).
+    fn silence_at(&self) -> Option<Instant> {
+        if self.suspect || !self.view.is_usable() {
+            return None;
+        }
+        let gaps = self.gap? * SILENCE_GAPS;
+        if gaps >= self.view.rtt? {
+            return None;
+        }
+        Some(self.last_arrival? + gaps.max(SILENCE_MIN))
     }
 }
 
@@ -353,6 +389,15 @@ impl Paths {
         let p = &mut self.paths[usize::from(path).min(MAX_PATHS - 1)];
         p.view.received_datagrams += 1;
         p.view.received_bytes += len as u64;
+        let (start, count) = p.arrivals.unwrap_or((now, 0));
+        let span = now.saturating_duration_since(start);
+        if span >= GAP_WINDOW && count > 0 {
+            let sample = span / count;
+            p.gap = Some(p.gap.map_or(sample, |gap| (gap * 3 + sample) / 4));
+            p.arrivals = Some((now, 1));
+        } else {
+            p.arrivals = Some((start, count + 1));
+        }
         p.last_arrival = Some(now);
     }
 
@@ -492,12 +537,18 @@ impl Paths {
                 p.last_arrival
                     .is_none_or(|at| now.saturating_duration_since(at) > rtt / 2 + SUSPECT_MARGIN)
             });
+            let mut overdue = false;
             if let Some((challenge, _)) = p.suspect_at().filter(|(_, at)| *at <= now) {
                 p.checked = Some(challenge);
-                if others && quiet {
-                    p.suspect = true;
-                    uncovered += p.view.source_packets.saturating_sub(p.confirmed_sources);
-                }
+                overdue = quiet;
+            }
+            if p.silence_at().is_some_and(|at| at <= now) {
+                p.checked_silence = p.last_arrival;
+                overdue = true;
+            }
+            if others && overdue {
+                p.suspect = true;
+                uncovered += p.view.source_packets.saturating_sub(p.confirmed_sources);
             }
             let p = &self.paths[index];
             let since = p.since.unwrap_or(now);
