@@ -64,6 +64,9 @@ typedef unsigned long long fec_u64;
 /* Paths (multipath): ids 0 .. FEC_MAX_PATHS - 1, path 0 is the transport's
  * first. A path not in use reads FEC_PATH_UNUSED and zeros. */
 #define FEC_MAX_PATHS 4
+/* fec_repair_path(FEC_PATH_OTHER): repairs on the validated path losing
+ * least other than the one the newest source took. */
+#define FEC_PATH_OTHER 255
 
 /* Path states: fec_path_stat(path, FEC_PATH_STAT_STATE). */
 #define FEC_PATH_UNUSED 0
@@ -161,8 +164,8 @@ static long (*fec_repair_after)(fec_u64 n) = (void *)8;
 static long (*fec_repair_repeat)(fec_u64 k) = (void *)9;
 /* A value of one path (path < FEC_MAX_PATHS, else the pluglet traps). */
 static fec_u64 (*fec_path_stat)(fec_u64 path, fec_u64 key) = (void *)10;
-/* Repairs take this path from now on (a validated one losing least while it
- * is not validated). Decision helper. */
+/* Repairs take this path (or FEC_PATH_OTHER) from now on (a validated one
+ * losing least while it is not validated). Decision helper. */
 static long (*fec_repair_path)(fec_u64 path) = (void *)11;
 
 #define FEC_PLUGLET(anchor, operation) \

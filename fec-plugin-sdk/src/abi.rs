@@ -71,6 +71,10 @@ pub const MAX_HELPER_CALLS: u32 = 256;
 /// (ids `0..MAX_PATHS`; path 0 is the transport's first). Mirrors
 /// `fec_core::layer::paths::MAX_PATHS`.
 pub const MAX_PATHS: u32 = 4;
+/// `fec_repair_path(PATH_OTHER)`: repairs take the validated path losing
+/// least other than the one the newest source took (mirrors
+/// `fec_core::layer::paths::OTHER_PATH`).
+pub const PATH_OTHER: u8 = 0xff;
 
 /// A protocol operation: the point in the FEC pipeline where the host calls the plugin.
 #[repr(u32)]
@@ -228,7 +232,8 @@ pub enum HelperId {
     /// state [`PathState::Unused`] and zeros. Valid everywhere.
     PathStat = 10,
     /// `fec_repair_path(path)`: repair symbols take path `path`
-    /// (`< MAX_PATHS`, else it traps) from now on; the host keeps the last
+    /// (`< MAX_PATHS`, or [`PATH_OTHER`]: not the newest source's path; else
+    /// it traps) from now on; the host keeps the last
     /// choice, and sends a repair on the validated path losing least while
     /// the chosen one is not validated. Valid wherever decisions are.
     /// Decision helper. Returns 0.
@@ -662,6 +667,7 @@ pub fn constants() -> Vec<(String, u64)> {
         ("FEC_MAX_WINDOW".to_string(), MAX_WINDOW as u64),
         ("FEC_MAX_LOG_LEN".to_string(), MAX_LOG_LEN as u64),
         ("FEC_MAX_PATHS".to_string(), u64::from(MAX_PATHS)),
+        ("FEC_PATH_OTHER".to_string(), u64::from(PATH_OTHER)),
         ("FEC_RC_OK".to_string(), ReturnCode::Ok as u64),
         ("FEC_RC_DEFAULT".to_string(), ReturnCode::Default as u64),
         ("FEC_RC_ERROR".to_string(), ReturnCode::Error as u64),

@@ -306,6 +306,9 @@ pub fn path_view(state: PathState, loss_permille: u32, rtt: Option<Duration>) ->
 /// it is validated, else the validated path losing least (ties: the shorter
 /// RTT, an unknown one last, then the lower id), else path 0. The rule of
 /// `fec_core::layer::paths`, applied to the views the plugin was shown.
+///
+/// The harness routes no sources, so `fec_repair_path(FEC_PATH_OTHER)` (not
+/// the newest source's path) resolves as if no path were chosen.
 pub fn repair_route(chosen: Option<PathId>, paths: &[PathView; MAX_PATHS]) -> PathId {
     let usable = |i: usize| paths[i].is_usable();
     if let Some(path) = chosen.filter(|&p| usize::from(p) < MAX_PATHS && usable(p.into())) {

@@ -8,11 +8,13 @@
  * oldest uncovered source is repaired anyway.
  *
  * Paths: at every on_feedback and schedule_repair the plugin reads each
- * path's state, loss and RTT (fec_path_stat) and puts repairs on the
- * validated path losing least (ties: the shorter RTT, an unknown one last,
- * then the lower id) with fec_repair_path. A loss on a bad path is then
- * repaired from the good one. With no validated path it chooses nothing (the
- * host keeps the last choice).
+ * path's state, loss and RTT (fec_path_stat). When the validated paths lose
+ * alike (the worst at most twice the best plus 10%), repairs take
+ * FEC_PATH_OTHER: never the path of the source they follow, so a cut path's
+ * sources are repaired on the other without waiting for the cut to be
+ * noticed. Otherwise repairs go on the validated path losing least (ties:
+ * the shorter RTT, an unknown one last, then the lower id). With no
+ * validated path it chooses nothing (the host keeps the last choice).
  *
  * The loss the target follows: on one path, the receiver's reports, over
  * about the last HISTORY sources (as the tunnel plugin). With more than one
@@ -35,6 +37,7 @@
 #define MAX_GAP_US 1000000
 #define MAX_BURST 4
 #define HISTORY 200
+#define OTHER_SLACK_PERMILLE 100
 #define UNKNOWN_RTT 0xffffffffffffffffULL
 
 struct multipath_state {
@@ -60,6 +63,7 @@ struct best_path {
     fec_u64 loss;
     fec_u64 rtt;
     fec_u64 validated;
+    fec_u64 worst;  /* the highest loss of a validated path */
 };
 
 static inline __attribute__((always_inline)) void consider(struct best_path *b, fec_u64 path)
@@ -73,6 +77,8 @@ static inline __attribute__((always_inline)) void consider(struct best_path *b, 
     if (rtt == 0)
         rtt = UNKNOWN_RTT;
     b->validated++;
+    if (loss > b->worst)
+        b->worst = loss;
     /* Paths come in id order: a tie keeps the lower id. */
     if (b->validated == 1 || loss < b->loss || (loss == b->loss && rtt < b->rtt)) {
         b->path = path;
@@ -84,13 +90,19 @@ static inline __attribute__((always_inline)) void consider(struct best_path *b, 
 /* Repairs on the validated path losing least; returns how many are validated. */
 static inline __attribute__((always_inline)) fec_u64 choose_repair_path(void)
 {
-    struct best_path b = {0, 0, UNKNOWN_RTT, 0};
+    struct best_path b = {0, 0, UNKNOWN_RTT, 0, 0};
 
     consider(&b, 0);
     consider(&b, 1);
     consider(&b, 2);
     consider(&b, 3);
-    if (b.validated > 0)
+    /* With two paths or more that lose alike (the worst at most twice the
+     * best plus 10%), a repair never shares its source's path: a cut of one
+     * leaves the repairs of what it carried, and what the lossier one loses
+     * is repaired from the other. Far apart, repairs stay on the best. */
+    if (b.validated > 1 && b.worst <= 2 * b.loss + OTHER_SLACK_PERMILLE)
+        fec_repair_path(FEC_PATH_OTHER);
+    else if (b.validated > 0)
         fec_repair_path(b.path);
     return b.validated;
 }

@@ -55,19 +55,22 @@ fn views(paths: [PathView; 2]) -> [PathView; MAX_PATHS] {
     [paths[0], paths[1], unused(), unused()]
 }
 
-/// The paths the plugin chose, with how many decisions chose each.
-fn chosen(report: &Report) -> [usize; MAX_PATHS] {
-    let mut count = [0; MAX_PATHS];
+/// The paths the plugin chose, with how many decisions chose each
+/// (`FEC_PATH_OTHER` counted last).
+fn chosen(report: &Report) -> [usize; MAX_PATHS + 1] {
+    let mut count = [0; MAX_PATHS + 1];
     for choice in &report.path_choices {
-        count[usize::from(choice.path)] += 1;
+        count[usize::from(choice.path).min(MAX_PATHS)] += 1;
     }
     count
 }
 
+const OTHER: usize = MAX_PATHS;
+
 /// Every `on_feedback` and `schedule_repair` call chose `path` (there is one
 /// per source and one per report), and every repair went there.
 fn all_on(report: &Report, path: usize, packets: usize) {
-    let mut expected = [0; MAX_PATHS];
+    let mut expected = [0; MAX_PATHS + 1];
     expected[path] = report.path_choices.len();
     assert_eq!(chosen(report), expected, "{report}");
     assert!(report.path_choices.len() > packets, "{report}");
@@ -75,17 +78,34 @@ fn all_on(report: &Report, path: usize, packets: usize) {
         c.operation,
         Operation::OnFeedback | Operation::ScheduleRepair
     )));
-    let mut repairs = [0; MAX_PATHS];
-    repairs[path] = report.repairs;
-    assert_eq!(report.repairs_by_path, repairs, "{report}");
+    if path < MAX_PATHS {
+        let mut repairs = [0; MAX_PATHS];
+        repairs[path] = report.repairs;
+        assert_eq!(report.repairs_by_path, repairs, "{report}");
+    }
     assert!(report.repairs > 0, "{report}");
 }
 
 #[test]
-fn repairs_go_to_the_clean_path_0() {
-    let paths = PathSchedule::fixed(views([validated(0), validated(100)]));
+fn repairs_go_to_the_clean_path_0_when_the_other_loses_far_more() {
+    let paths = PathSchedule::fixed(views([validated(0), validated(150)]));
     let report = run(MULTIPATH, 1000, "bernoulli:0.05:3", &paths);
     all_on(&report, 0, 1000);
+}
+
+#[test]
+fn paths_that_lose_alike_repair_each_other() {
+    // The worst within twice the best plus 10%: repairs never take their
+    // source's path.
+    for pair in [[0, 100], [30, 30], [50, 200]] {
+        let paths = PathSchedule::fixed(views(pair.map(validated)));
+        let report = run(MULTIPATH, 500, "bernoulli:0.05:3", &paths);
+        all_on(&report, OTHER, 500);
+    }
+    // Just beyond: the best path.
+    let paths = PathSchedule::fixed(views([validated(50), validated(201)]));
+    let report = run(MULTIPATH, 500, "bernoulli:0.05:3", &paths);
+    all_on(&report, 0, 500);
 }
 
 #[test]
@@ -112,13 +132,15 @@ fn a_failed_path_gets_no_repairs_however_little_it_lost() {
 #[test]
 fn ties_go_to_the_shorter_rtt_then_the_lower_id() {
     let rtt = |ms| Some(Duration::from_millis(ms));
+    // Beside a path losing far more, so the best one is chosen.
+    let far = validated(700);
     let cases = [
-        ([validated(30), validated(30), unused(), unused()], 0),
+        ([validated(30), validated(30), far, unused()], 0),
         (
             [
                 path_view(PathState::Validated, 30, rtt(20)),
                 path_view(PathState::Validated, 30, rtt(5)),
-                unused(),
+                far,
                 unused(),
             ],
             1,
@@ -128,7 +150,7 @@ fn ties_go_to_the_shorter_rtt_then_the_lower_id() {
             [
                 path_view(PathState::Validated, 30, None),
                 path_view(PathState::Validated, 30, rtt(40)),
-                unused(),
+                far,
                 unused(),
             ],
             1,
@@ -136,7 +158,7 @@ fn ties_go_to_the_shorter_rtt_then_the_lower_id() {
         (
             [
                 validated(40),
-                validated(30),
+                far,
                 path_view(PathState::Validated, 30, rtt(2)),
                 path_view(PathState::Validated, 30, rtt(2)),
             ],
@@ -152,7 +174,7 @@ fn ties_go_to_the_shorter_rtt_then_the_lower_id() {
 
 #[test]
 fn the_choice_follows_the_paths_as_they_change() {
-    let paths = PathSchedule::fixed(views([validated(0), validated(100)]))
+    let paths = PathSchedule::fixed(views([validated(0), validated(150)]))
         .from_source(500, views([validated(150), validated(10)]));
     let report = run(MULTIPATH, 1000, "bernoulli:0.05:3", &paths);
     assert!(report

@@ -72,6 +72,11 @@ use bytes::Bytes;
 pub type PathId = u8;
 /// Most paths of one layer (path 0 and three more).
 pub const MAX_PATHS: usize = 4;
+/// A repair path ([`super::policy::Plan::repair_path`]) meaning: the usable
+/// path losing least other than the one the newest source took (that one
+/// when it is the only usable path). Sources and their repairs then never
+/// share a fate: a cut of one path leaves the repairs of what it carried.
+pub const OTHER_PATH: PathId = 0xff;
 /// First byte of a path probe.
 pub const PROBE_TYPE: u8 = 0x11;
 /// First byte of a probe's response.
@@ -301,6 +306,8 @@ pub(super) struct Paths {
     events: VecDeque<PathEvent>,
     /// Routes of the datagrams the layer's last call pushed.
     routes: Vec<PathId>,
+    /// The path the newest source took.
+    last_source: PathId,
 }
 
 /// What a datagram is, for routing and the per-path counters.
@@ -615,7 +622,15 @@ impl Paths {
     /// The usable path losing least (ties: the shorter RTT, then the lower
     /// id); path 0 when none is usable.
     pub(super) fn best(&self) -> PathId {
+        self.best_except(None)
+    }
+
+    /// [`best`](Self::best) among the usable paths but `except` (when there
+    /// is another).
+    fn best_except(&self, except: Option<PathId>) -> PathId {
+        let others = self.usable().any(|i| Some(i as PathId) != except);
         self.usable()
+            .filter(|&i| !others || Some(i as PathId) != except)
             .min_by_key(|&i| {
                 let v = &self.paths[i].view;
                 (v.loss_permille, v.rtt.unwrap_or(Duration::MAX), i)
@@ -678,6 +693,9 @@ impl Paths {
             } else {
                 match carried {
                     Carried::Own(path) => path,
+                    Carried::Repair if repair_path == Some(OTHER_PATH) => {
+                        self.best_except(Some(self.last_source))
+                    }
                     Carried::Repair => repair_path
                         .filter(|&p| {
                             usize::from(p) < MAX_PATHS && self.paths[usize::from(p)].takes_traffic()
@@ -693,7 +711,10 @@ impl Paths {
                 p.counted += 1;
             }
             match carried {
-                Carried::Source => p.view.source_packets += 1,
+                Carried::Source => {
+                    p.view.source_packets += 1;
+                    self.last_source = path;
+                }
                 Carried::Repair => p.view.repair_packets += 1,
                 Carried::Own(_) if datagram.first() == Some(&PROBE_TYPE) => {
                     let (sent, sources) = (p.counted, p.view.source_packets);

@@ -213,10 +213,10 @@ fn path_stat(s: &mut Call<'_>, _: &[u8], [path, key, ..]: [u64; 5]) -> Result<u6
 }
 
 fn repair_path(s: &mut Call<'_>, _: &[u8], [path, ..]: [u64; 5]) -> Result<u64, String> {
-    if path >= u64::from(MAX_PATHS) {
+    if path >= u64::from(MAX_PATHS) && path != u64::from(crate::abi::PATH_OTHER) {
         return Err(path_out_of_range(path));
     }
-    // < MAX_PATHS (4), checked above.
+    // < MAX_PATHS (4) or PATH_OTHER (255), checked above.
     s.choices.repair_path = Some(path as u8);
     Ok(0)
 }

@@ -427,3 +427,30 @@ fn a_path_the_peer_claims_gets_little_until_it_answers_then_is_abandoned() {
     net.run(500);
     assert_eq!(net.server.layer.paths()[1].sent_datagrams, probes);
 }
+
+#[test]
+fn other_path_repairs_never_follow_their_source_on_its_path() {
+    let mut net = Net::new(Box::new(RepairOn(OTHER_PATH)), [0.0, 0.0]);
+    net.client.layer.open_path(net.now, 1);
+    net.run(500);
+    assert_eq!(net.client.layer.paths()[1].state, PathState::Validated);
+    let mut out = Vec::new();
+    let mut routes = Vec::new();
+    for i in 0..8u8 {
+        net.client
+            .layer
+            .send(net.now, Bytes::from(vec![0x40, i, 1, 2, 3]), &mut out);
+        routes.extend_from_slice(net.client.layer.routes());
+    }
+    let kinds: Vec<bool> = out
+        .iter()
+        .map(|d| crate::pipeline::wire::is_repair_packet(d))
+        .collect();
+    for (i, repair) in kinds.iter().enumerate() {
+        if *repair {
+            let source = (0..i).rev().find(|&j| !kinds[j]).expect("a source before");
+            assert_ne!(routes[i], routes[source], "repair {i} on its source's path");
+        }
+    }
+    assert!(kinds.iter().any(|r| *r));
+}
