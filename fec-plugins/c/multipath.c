@@ -9,7 +9,7 @@
  *
  * Paths: at every on_feedback and schedule_repair the plugin reads each
  * path's state, loss and RTT (fec_path_stat). When the validated paths lose
- * alike (the worst at most twice the best plus 10%), repairs take
+ * alike (the worst at most twice the best plus 15%), repairs take
  * FEC_PATH_OTHER: never the path of the source they follow, so a cut path's
  * sources are repaired on the other without waiting for the cut to be
  * noticed. Otherwise repairs go on the validated path losing least (ties:
@@ -37,7 +37,7 @@
 #define MAX_GAP_US 1000000
 #define MAX_BURST 4
 #define HISTORY 200
-#define OTHER_SLACK_PERMILLE 100
+#define OTHER_SLACK_PERMILLE 150
 #define UNKNOWN_RTT 0xffffffffffffffffULL
 
 struct multipath_state {
@@ -97,7 +97,7 @@ static inline __attribute__((always_inline)) fec_u64 choose_repair_path(void)
     consider(&b, 2);
     consider(&b, 3);
     /* With two paths or more that lose alike (the worst at most twice the
-     * best plus 10%), a repair never shares its source's path: a cut of one
+     * best plus 15%), a repair never shares its source's path: a cut of one
      * leaves the repairs of what it carried, and what the lossier one loses
      * is repaired from the other. Far apart, repairs stay on the best. */
     if (b.validated > 1 && b.worst <= 2 * b.loss + OTHER_SLACK_PERMILLE)
