@@ -654,9 +654,10 @@ impl Shared {
     }
 
     /// The peer and path a probe from an unknown address claims, by its
-    /// token (authenticated by that peer's layer afterwards).
+    /// token (authenticated by that peer's layer afterwards). Path 0 is
+    /// quinn's own: its address is never learnt this way.
     fn lookup_probe(&self, datagram: &[u8]) -> Option<Sender> {
-        let (token, path) = paths::peek(datagram)?;
+        let (token, path) = paths::peek(datagram).filter(|(_, path)| *path != 0)?;
         let table = self.table();
         let peer = *table.tokens.get(&token)?;
         table.peers.get(&peer).map(|p| (p.clone(), peer, path))
