@@ -314,16 +314,8 @@ pub fn repair_route(chosen: Option<PathId>, paths: &[PathView; MAX_PATHS]) -> Pa
     if let Some(path) = chosen.filter(|&p| usize::from(p) < MAX_PATHS && usable(p.into())) {
         return path;
     }
-    (0..MAX_PATHS)
-        .filter(|&i| usable(i))
-        .min_by_key(|&i| {
-            (
-                paths[i].loss_permille,
-                paths[i].rtt.unwrap_or(Duration::MAX),
-                i,
-            )
-        })
-        .map_or(0, |i| i as PathId)
+    let candidates = paths.iter().enumerate().filter(|(_, v)| v.is_usable());
+    fec_core::layer::paths::least_lossy(candidates).map_or(0, |i| i as PathId)
 }
 
 /// A repair path the sender's plugin chose (`fec_repair_path`).

@@ -121,6 +121,16 @@ pub fn token(send_key: &[u8; 32]) -> [u8; TOKEN_LEN] {
     token
 }
 
+/// Of `candidates` (path id and view), the one losing least; ties go to the
+/// shorter RTT (an unknown one counts as the longest), then to the lower id.
+/// How the layer picks a path for repairs when the policy's is not usable;
+/// harnesses apply it to the views they show.
+pub fn least_lossy<'a>(candidates: impl Iterator<Item = (usize, &'a PathView)>) -> Option<usize> {
+    candidates
+        .min_by_key(|(i, v)| (v.loss_permille, v.rtt.unwrap_or(Duration::MAX), *i))
+        .map(|(i, _)| i)
+}
+
 /// The token and path id of a probe or response, read without
 /// authenticating it (what a transport needs to find the layer that will).
 pub fn peek(datagram: &[u8]) -> Option<([u8; TOKEN_LEN], PathId)> {
@@ -629,13 +639,11 @@ impl Paths {
     /// is another).
     fn best_except(&self, except: Option<PathId>) -> PathId {
         let others = self.usable().any(|i| Some(i as PathId) != except);
-        self.usable()
+        let candidates = self
+            .usable()
             .filter(|&i| !others || Some(i as PathId) != except)
-            .min_by_key(|&i| {
-                let v = &self.paths[i].view;
-                (v.loss_permille, v.rtt.unwrap_or(Duration::MAX), i)
-            })
-            .map_or(0, |i| i as PathId)
+            .map(|i| (i, &self.paths[i].view));
+        least_lossy(candidates).map_or(0, |i| i as PathId)
     }
 
     fn usable(&self) -> impl Iterator<Item = usize> + '_ {
