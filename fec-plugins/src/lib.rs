@@ -18,8 +18,10 @@
 //!
 //! The C sources are in `c/`; the packages in `bytecode/` are built from them
 //! with [`fec_plugin_sdk::build::CLANG_FLAGS`] and committed, so using them
-//! needs no clang. A test rebuilds each one when clang is present and fails
-//! if a single byte differs (`FEC_PLUGINS_BLESS=1` rewrites them).
+//! needs no clang. A test (ignored by a plain `cargo test`, run by CI:
+//! `cargo test -p fec-plugins --test reproducible -- --ignored`) rebuilds
+//! each one with clang and fails if a single byte differs, or if clang is
+//! missing (`FEC_PLUGINS_BLESS=1` rewrites them).
 //!
 //! ```
 //! use fec_plugin_sdk::package::TrustStore;
