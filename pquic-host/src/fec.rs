@@ -243,6 +243,10 @@ impl FecLayer for QuicLayer {
         self.layer.set_policy(policy, now);
         true
     }
+
+    fn recycle(&mut self, datagram: Bytes) {
+        self.layer.recycle(datagram);
+    }
 }
 
 #[cfg(test)]

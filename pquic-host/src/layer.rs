@@ -115,6 +115,11 @@ pub trait FecLayer: Send + std::fmt::Debug {
     /// The connection's smoothed round-trip time, for the policy.
     fn set_rtt(&mut self, _rtt: std::time::Duration) {}
 
+    /// Takes back a datagram it made once the datagram is on the wire, to
+    /// reuse its buffer ([`fec_core::layer::Layer::recycle`]); the default
+    /// drops it.
+    fn recycle(&mut self, _datagram: Bytes) {}
+
     /// Protect from now on under `policy` (`None`: stop); false if this layer
     /// cannot protect (pass-through).
     fn set_policy(&mut self, _policy: Option<Box<dyn Policy>>, _now: Instant) -> bool {

@@ -69,12 +69,12 @@ use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use quinn::udp::{EcnCodepoint, RecvMeta, Transmit, UdpSocketState};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::io::Interest;
@@ -83,6 +83,7 @@ use tokio::sync::Notify;
 use fec_core::layer::paths::{
     self, PathEvent, PathEventKind, PathId, PathView, MAX_PATHS, TOKEN_LEN,
 };
+use fec_core::layer::DatagramKind;
 
 use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict, DELAY_LINE_LIMIT};
 use crate::layer::{is_quic, FecLayer, LayerStats};
@@ -93,6 +94,9 @@ const OUTGOING_BACKLOG: usize = 1024;
 /// Most packets waiting for quinn to read them; beyond this they are dropped
 /// (as a full socket buffer would).
 const INCOMING_BACKLOG: usize = 4096;
+/// Receive buffers kept for reuse at most (about 180 KiB of full-size
+/// datagrams).
+const SPARE_BUFFERS: usize = 128;
 /// Most bytes of one GSO batch (the kernel's limit for a UDP datagram).
 const MAX_GSO_BYTES: usize = 65_000;
 /// How often the driver looks for idle peers.
@@ -353,6 +357,38 @@ struct Queues {
     incoming_drops: u64,
 }
 
+/// Buffers of datagrams quinn has taken, for the next arrivals (at most
+/// [`SPARE_BUFFERS`]): receiving allocates nothing per datagram in steady
+/// state. Only quinn's receive call and the driver use it.
+#[derive(Default)]
+struct Spare(Vec<BytesMut>);
+
+impl Spare {
+    /// `data` in a buffer of its own, a spare one when there is one.
+    fn copy_in(&mut self, data: &[u8]) -> Bytes {
+        let mut buffer = match self.0.pop() {
+            Some(mut buffer) => {
+                buffer.clear();
+                buffer.reserve(data.len());
+                buffer
+            }
+            None => BytesMut::with_capacity(data.len()),
+        };
+        buffer.extend_from_slice(data);
+        buffer.freeze()
+    }
+
+    /// Keeps `packet`'s buffer for [`copy_in`](Self::copy_in) if nothing
+    /// else refers to it.
+    fn give(&mut self, packet: Bytes) {
+        if self.0.len() < SPARE_BUFFERS {
+            if let Ok(buffer) = packet.try_into_mut() {
+                self.0.push(buffer);
+            }
+        }
+    }
+}
+
 impl Queues {
     fn deliver(&mut self, arrival: Arrival) {
         if self.to_quinn.len() < INCOMING_BACKLOG {
@@ -396,13 +432,17 @@ struct Shared {
     limits: PeerLimits,
     table: Mutex<Table>,
     queues: Mutex<Queues>,
+    spare: Mutex<Spare>,
+    /// The backlog's length, readable without the queues' lock (written
+    /// under it).
+    backlogged: AtomicUsize,
     wake_driver: Notify,
     /// What went on the wire: datagrams, bytes.
     sent: (AtomicU64, AtomicU64),
     /// Path events: opened, validated, failed, abandoned.
     path_events: [AtomicU64; 4],
     /// Where the next receive call starts looking.
-    next_socket: std::sync::atomic::AtomicUsize,
+    next_socket: AtomicUsize,
 }
 
 /// How many datagrams of `datagrams` (from the first) make one GSO batch of
@@ -435,6 +475,15 @@ impl Shared {
 
     fn queues(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spare(&self) -> MutexGuard<'_, Spare> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_backlog(&self, queues: &Queues) {
+        self.backlogged
+            .store(queues.backlog.len(), Ordering::Relaxed);
     }
 
     fn peer(&self, addr: SocketAddr) -> Option<Arc<Peer>> {
@@ -518,12 +567,17 @@ impl Shared {
     }
 
     /// Sends datagrams for `dest`, behind anything already waiting (order
-    /// kept); what the socket refuses waits in the backlog.
+    /// kept); what the socket refuses waits in the backlog. What went out
+    /// stays in `out`, for the layer to reuse.
     fn send_out(&self, dest: Dest, out: &mut Vec<Bytes>, batch: &mut Vec<u8>) {
         if out.is_empty() {
             return;
         }
-        let waiting = !self.queues().backlog.is_empty();
+        // The equal-sized packets of a quinn transmit stay one GSO batch:
+        // the layer's own datagrams among them (repairs, reports) go
+        // after them (a stable sort, so each group keeps its order).
+        out.sort_by_key(|datagram| !DatagramKind::carries_adu(datagram));
+        let waiting = self.backlogged.load(Ordering::Relaxed) > 0;
         let sent = if waiting {
             0
         } else {
@@ -532,10 +586,10 @@ impl Shared {
         if sent < out.len() {
             let mut queues = self.queues();
             queues.backlog.extend(out.drain(sent..).map(|d| (dest, d)));
+            self.note_backlog(&queues);
             drop(queues);
             self.wake_driver.notify_one();
         }
-        out.clear();
     }
 
     /// Sends what a peer's layer produced, each datagram on its path.
@@ -545,6 +599,9 @@ impl Shared {
             let dest = state.dest(peer, 0);
             self.send_out(dest, &mut state.out, &mut state.batch);
             state.out_paths.clear();
+            for datagram in state.out.drain(..) {
+                state.layer.recycle(datagram);
+            }
             return;
         }
         // Per path, in order; paths are independent of each other.
@@ -563,6 +620,9 @@ impl Shared {
         }
         for (dest, mut run) in runs {
             self.send_out(dest, &mut run, &mut state.batch);
+            for datagram in run {
+                state.layer.recycle(datagram);
+            }
         }
     }
 
@@ -586,6 +646,7 @@ impl Shared {
                         _ => break,
                     }
                 }
+                self.note_backlog(&queues);
                 dest
             };
             let sent = self.send_batches(dest, &run, batch);
@@ -594,6 +655,7 @@ impl Shared {
                 for datagram in run.drain(sent..).rev() {
                     queues.backlog.push_front((dest, datagram));
                 }
+                self.note_backlog(&queues);
                 return false;
             }
             run.clear();
@@ -627,12 +689,12 @@ impl Shared {
     fn drain_peer(&self, addr: SocketAddr, peer: &Peer, state: &mut PeerState) {
         self.send_routed(addr, state);
         self.path_events(addr, state);
-        let mut queues = self.queues();
         if let Some(at) = state.layer.poll_timeout() {
             // An armed entry stays in the heap until it fires (even when
             // already due), so only an earlier deadline needs a new one.
             if state.armed.is_none_or(|armed| at < armed) {
                 state.armed = Some(at);
+                let mut queues = self.queues();
                 queues.timers.push(Reverse((at, addr, peer.generation)));
                 if queues.driver_deadline.is_none_or(|d| at < d) {
                     queues.driver_deadline = Some(at);
@@ -766,7 +828,7 @@ impl Shared {
     ) {
         let impaired = self.sockets.get(socket).is_some_and(|s| s.impaired);
         for segment in data.chunks(meta.stride.max(1)) {
-            let datagram = Bytes::copy_from_slice(segment);
+            let datagram = self.spare().copy_in(segment);
             if !impaired {
                 self.receive(now, socket, meta, sender, datagram);
                 continue;
@@ -816,23 +878,49 @@ impl Shared {
             && data.chunks(meta.stride.max(1)).all(is_quic)
     }
 
-    /// Hands queued packets to quinn, one per buffer; how many.
+    /// Hands queued packets to quinn; how many buffers it filled. Like GRO,
+    /// a buffer takes a run of packets of one length (the last one possibly
+    /// shorter) from one sender, so quinn handles the run as one receive.
     fn fill(&self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> usize {
         let mut queues = self.queues();
+        if queues.to_quinn.is_empty() {
+            return 0;
+        }
+        let mut spare = self.spare();
         let mut count = 0;
         while count < bufs.len().min(meta.len()) {
-            let Some(arrival) = queues.to_quinn.pop_front() else {
+            let Some(first) = queues.to_quinn.pop_front() else {
                 break;
             };
-            let len = arrival.packet.len().min(bufs[count].len());
-            bufs[count][..len].copy_from_slice(&arrival.packet[..len]);
+            let buf = &mut bufs[count];
+            let stride = first.packet.len().min(buf.len());
+            buf[..stride].copy_from_slice(&first.packet[..stride]);
+            let mut len = stride;
+            while let Some(next) = queues.to_quinn.front() {
+                let size = next.packet.len();
+                let joins = next.from == first.from
+                    && next.dst_ip == first.dst_ip
+                    && next.ecn == first.ecn
+                    && (1..=stride).contains(&size)
+                    && len + size <= buf.len();
+                let Some(next) = joins.then(|| queues.to_quinn.pop_front()).flatten() else {
+                    break;
+                };
+                buf[len..len + size].copy_from_slice(&next.packet);
+                len += size;
+                spare.give(next.packet);
+                if size < stride {
+                    break;
+                }
+            }
             meta[count] = RecvMeta {
-                addr: arrival.from,
+                addr: first.from,
                 len,
-                stride: len,
-                ecn: arrival.ecn,
-                dst_ip: arrival.dst_ip,
+                stride: stride.max(1),
+                ecn: first.ecn,
+                dst_ip: first.dst_ip,
             };
+            spare.give(first.packet);
             count += 1;
         }
         count
@@ -1249,6 +1337,8 @@ impl FecSocket {
                 unrouted: 0,
                 incoming_drops: 0,
             }),
+            spare: Mutex::default(),
+            backlogged: AtomicUsize::new(0),
             wake_driver: Notify::new(),
             sent: (AtomicU64::new(0), AtomicU64::new(0)),
             path_events: Default::default(),
@@ -1343,7 +1433,7 @@ impl AsyncUdpSocket for FecSocket {
         let shared = &self.shared;
         let peer = transmit.destination;
         let entry = shared.peer(peer);
-        let waiting = shared.queues().backlog.len();
+        let waiting = shared.backlogged.load(Ordering::Relaxed);
         if waiting > 0 {
             let mut batch = Vec::new();
             if !shared.flush_backlog(&mut batch) && (entry.is_none() || waiting >= OUTGOING_BACKLOG)

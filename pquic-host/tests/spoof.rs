@@ -78,9 +78,9 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
 const INJECTED_TOS: u8 = 0x20;
 /// Forged sources of the sniffed attack (the count)...
 const SNIFFED_FORGERIES: u64 = 95;
-/// ...one after every this many sniffed batches, so that they spread over
-/// most of the transfer.
-const SNIFFED_SPACING: u64 = 32;
+/// ...one after every this many sniffed batches that carry sources, so
+/// that they spread over most of the transfer.
+const SNIFFED_SPACING: u64 = 16;
 /// ESIs of the blind attack: 0..BLIND_ESIS.
 const BLIND_ESIS: u32 = 2048;
 /// Forged reports per second.
@@ -356,6 +356,8 @@ struct Tap {
     server: SocketAddrV4,
     rng: SeededRng,
     injected: Injected,
+    /// Sniffed batches with at least one source in them.
+    source_batches: u64,
 }
 
 impl Tap {
@@ -436,7 +438,7 @@ impl Tap {
         self.injected
     }
 
-    /// After every [`SNIFFED_SPACING`]th batch, if its sources end at ESI
+    /// After every [`SNIFFED_SPACING`]th batch with sources, if they end at ESI
     /// `e`, a forged source for `e + 1`, which is usually on the wire before
     /// the genuine one (while forgeries are left).
     fn next_sources(&mut self, datagrams: &[Vec<u8>], forged_esi: &mut Option<u32>) {
@@ -451,8 +453,9 @@ impl Tap {
             return;
         };
         let next = esi.wrapping_add(1);
+        self.source_batches += 1;
         if self.injected.sources >= SNIFFED_FORGERIES
-            || !self.injected.packets.is_multiple_of(SNIFFED_SPACING)
+            || !self.source_batches.is_multiple_of(SNIFFED_SPACING)
             || forged_esi.is_some_and(|f| f >= next)
         {
             return;
@@ -531,6 +534,7 @@ impl Injector {
             server,
             rng: SeededRng::new(SEED ^ 0x5eed),
             injected: Injected::default(),
+            source_batches: 0,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (ready, started) = mpsc::channel();

@@ -300,13 +300,44 @@ impl Engine {
             rows * cols,
             "prepare: coefficient count"
         );
-        MatrixKernel {
+        let mut kernel = MatrixKernel {
             engine: self,
-            rows,
-            cols,
-            coefficients: coefficients.to_vec(),
-            expanded: Expanded::new(self.backend, coefficients, rows, cols),
-        }
+            rows: 0,
+            cols: 0,
+            coefficients: Vec::new(),
+            expanded: Expanded::Plain,
+        };
+        self.prepare_into(&mut kernel, coefficients, rows, cols);
+        kernel
+    }
+
+    /// [`prepare`](Self::prepare) into an existing kernel, reusing its
+    /// memory: a caller preparing a new matrix for every call (RLC repair
+    /// symbols have coefficients of their own) allocates nothing once the
+    /// kernel has held one as large.
+    ///
+    /// # Panics
+    /// If `coefficients.len() != rows * cols`.
+    pub fn prepare_into(
+        self,
+        kernel: &mut MatrixKernel,
+        coefficients: &[u8],
+        rows: usize,
+        cols: usize,
+    ) {
+        assert_eq!(
+            coefficients.len(),
+            rows * cols,
+            "prepare: coefficient count"
+        );
+        kernel.engine = self;
+        kernel.rows = rows;
+        kernel.cols = cols;
+        kernel.coefficients.clear();
+        kernel.coefficients.extend_from_slice(coefficients);
+        kernel
+            .expanded
+            .refill(self.backend, coefficients, rows, cols);
     }
 }
 
@@ -397,23 +428,40 @@ enum Expanded {
 }
 
 impl Expanded {
+    /// The tables of `coefficients` (row-major `rows x cols`) for
+    /// `backend`, in the vector this one already has when it is of the
+    /// same kind.
     #[cfg(target_arch = "x86_64")]
-    fn new(backend: Backend, coefficients: &[u8], rows: usize, cols: usize) -> Self {
-        let input_major = |j: usize, r: usize| coefficients[r * cols + j];
-        let transposed = (0..cols).flat_map(|j| (0..rows).map(move |r| input_major(j, r)));
+    fn refill(&mut self, backend: Backend, coefficients: &[u8], rows: usize, cols: usize) {
+        let input_major = move |j: usize, r: usize| coefficients[r * cols + j];
+        let transposed = (0..cols).flat_map(move |j| (0..rows).map(move |r| input_major(j, r)));
         match backend {
-            Backend::Scalar => Expanded::Plain,
+            Backend::Scalar => *self = Expanded::Plain,
             Backend::Ssse3 | Backend::Avx2 | Backend::Avx512 => {
-                Expanded::Nibbles(transposed.map(NibbleTable::new).collect())
+                if !matches!(self, Expanded::Nibbles(_)) {
+                    *self = Expanded::Nibbles(Vec::new());
+                }
+                if let Expanded::Nibbles(tables) = self {
+                    tables.clear();
+                    tables.extend(transposed.map(NibbleTable::new));
+                }
             }
-            Backend::Gfni => Expanded::Affine(transposed.map(gfni::affine_matrix).collect()),
+            Backend::Gfni => {
+                if !matches!(self, Expanded::Affine(_)) {
+                    *self = Expanded::Affine(Vec::new());
+                }
+                if let Expanded::Affine(matrices) = self {
+                    matrices.clear();
+                    matrices.extend(transposed.map(gfni::affine_matrix));
+                }
+            }
         }
     }
 
     /// Off x86_64 only the scalar backend exists.
     #[cfg(not(target_arch = "x86_64"))]
-    fn new(_: Backend, _: &[u8], _: usize, _: usize) -> Self {
-        Expanded::Plain
+    fn refill(&mut self, _: Backend, _: &[u8], _: usize, _: usize) {
+        *self = Expanded::Plain;
     }
 }
 

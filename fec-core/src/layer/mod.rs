@@ -138,6 +138,19 @@ impl DatagramKind {
             _ => DatagramKind::Unknown,
         }
     }
+
+    /// True when `datagram` carries an ADU of the application (plain, or
+    /// as a source packet), false for the layer's own (repairs, reports,
+    /// probes). A transport that batches equal-sized datagrams (GSO) may
+    /// move the layer's own behind the ADUs of one send: repairs protect
+    /// what came before them, and the ADUs keep their order.
+    pub fn carries_adu(datagram: &[u8]) -> bool {
+        match DatagramKind::of(datagram) {
+            DatagramKind::Plain | DatagramKind::PrefixedPlain => true,
+            DatagramKind::Fec => !wire::is_repair_packet(datagram),
+            _ => false,
+        }
+    }
 }
 
 /// Configuration of a [`Layer`]; setters take `&mut self` and chain.
@@ -664,6 +677,16 @@ impl Layer {
         self.send_unsealed(now, Input::Owned(adu), out);
         self.seal(start, out);
         self.route(start, out);
+    }
+
+    /// Gives back a datagram this layer made once it is on the wire: its
+    /// buffer (when nothing else refers to it) holds a later source or
+    /// repair packet instead of a new allocation. Optional; a transport
+    /// that drops its datagrams instead only allocates more.
+    pub fn recycle(&mut self, datagram: Bytes) {
+        if let Some(sender) = self.sender.as_mut() {
+            sender.recycle(datagram);
+        }
     }
 
     /// [`send`](Self::send) for a borrowed ADU (a packet in the sender's own

@@ -107,6 +107,11 @@ impl Sender {
         Some(packet)
     }
 
+    /// Takes back a packet that is on the wire ([`Encoder::recycle`]).
+    pub(super) fn recycle(&mut self, packet: Bytes) {
+        self.encoder.recycle(packet);
+    }
+
     /// Appends up to `count` repair packets covering the recent sources;
     /// returns how many.
     pub(super) fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) -> usize {

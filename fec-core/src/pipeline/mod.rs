@@ -67,7 +67,7 @@ pub mod wire;
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::rlc::{Field, MAX_DENSITY_THRESHOLD, MAX_WINDOW};
 use crate::Error;
@@ -397,6 +397,40 @@ impl SourcePacket {
 /// authentication trailer) neither reallocates nor copies the packet.
 pub const PACKET_TAILROOM: usize = 20;
 
+/// Packet buffers a transport gave back once they were on the wire
+/// ([`Encoder::recycle`]), reused for the next packets: a sender in steady
+/// state allocates nothing per packet. At most [`Pool::MAX`] are kept.
+#[derive(Default)]
+pub(crate) struct Pool {
+    spare: Vec<BytesMut>,
+}
+
+impl Pool {
+    /// Buffers kept at most (about 90 KiB of 1400-byte packets).
+    const MAX: usize = 64;
+
+    /// An empty buffer with room for `capacity` bytes.
+    pub(crate) fn take(&mut self, capacity: usize) -> BytesMut {
+        match self.spare.pop() {
+            Some(mut buffer) => {
+                buffer.clear();
+                buffer.reserve(capacity);
+                buffer
+            }
+            None => BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// Keeps `packet`'s buffer if nothing else refers to it.
+    pub(crate) fn give(&mut self, packet: Bytes) {
+        if self.spare.len() < Self::MAX {
+            if let Ok(buffer) = packet.try_into_mut() {
+                self.spare.push(buffer);
+            }
+        }
+    }
+}
+
 /// The bounded queue of recovered ADUs.
 pub(crate) struct Recovered {
     queue: VecDeque<Adu>,
@@ -453,6 +487,7 @@ pub struct Encoder {
     engine: EncoderEngine,
     default_repair: usize,
     counters: Counters,
+    pool: Pool,
 }
 
 impl Encoder {
@@ -497,6 +532,7 @@ impl Encoder {
             engine,
             default_repair,
             counters: Counters::default(),
+            pool: Pool::default(),
         })
     }
 
@@ -532,12 +568,35 @@ impl Encoder {
     /// on the wire (header and ADU in one buffer with [`PACKET_TAILROOM`]
     /// spare bytes), with the ADU copied once into it (and once into the
     /// encoder's symbols) and nothing else allocated.
+    /// The buffer comes from those given back by [`recycle`](Self::recycle)
+    /// when there is one.
     pub fn protect_slice(&mut self, flow: u8, adu: &[u8]) -> Result<Bytes, Error> {
         let header = self.take_source(flow, adu)?;
-        let mut packet = Vec::with_capacity(header.len() + adu.len() + PACKET_TAILROOM);
+        let mut packet = self.pool.take(header.len() + adu.len() + PACKET_TAILROOM);
         packet.extend_from_slice(&header);
         packet.extend_from_slice(adu);
-        Ok(Bytes::from(packet))
+        Ok(packet.freeze())
+    }
+
+    /// Gives back a packet this encoder made (or any other) once it is on
+    /// the wire: when nothing else refers to its buffer, the buffer holds
+    /// the next source or repair packet instead of a new allocation.
+    ///
+    /// ```
+    /// use fec_core::pipeline::{Config, Encoder, Scheme};
+    /// use fec_core::rlc::Field;
+    ///
+    /// let scheme = Scheme::Rlc { field: Field::Gf256, window: 8, dt: 15 };
+    /// let mut encoder = Encoder::new(&Config::new(scheme))?;
+    /// let first = encoder.protect_slice(0, b"first")?;
+    /// let at = first.as_ptr();
+    /// encoder.recycle(first); // sent: its buffer is free again
+    /// let second = encoder.protect_slice(0, b"again")?;
+    /// assert_eq!(second.as_ptr(), at);
+    /// # Ok::<(), fec_core::Error>(())
+    /// ```
+    pub fn recycle(&mut self, packet: Bytes) {
+        self.pool.give(packet);
     }
 
     /// `count` repair packets for the current block or window. For block
@@ -554,7 +613,7 @@ impl Encoder {
     pub fn repair_into(&mut self, count: usize, out: &mut Vec<Bytes>) -> Result<usize, Error> {
         let made = match &mut self.engine {
             EncoderEngine::Block(engine) => engine.repair(count, out)?,
-            EncoderEngine::Window(engine) => engine.repair(count, out)?,
+            EncoderEngine::Window(engine) => engine.repair(count, out, &mut self.pool)?,
         };
         self.counters.repairs_sent += made as u64;
         Ok(made)

@@ -136,7 +136,12 @@ impl WindowEncoder {
         })
     }
 
-    pub(super) fn repair(&mut self, count: usize, out: &mut Vec<Bytes>) -> Result<usize, Error> {
+    pub(super) fn repair(
+        &mut self,
+        count: usize,
+        out: &mut Vec<Bytes>,
+        pool: &mut super::Pool,
+    ) -> Result<usize, Error> {
         let Some((first, held)) = self.inner.window() else {
             return Ok(0);
         };
@@ -161,7 +166,7 @@ impl WindowEncoder {
                 first_esi: first,
             }
             .encode();
-            let mut packet = Vec::with_capacity(header.len() + size + super::PACKET_TAILROOM);
+            let mut packet = pool.take(header.len() + size + super::PACKET_TAILROOM);
             packet.extend_from_slice(&header);
             packet.resize(header.len() + size, 0);
             self.inner.sub_window_repair_into(
@@ -172,7 +177,7 @@ impl WindowEncoder {
                 &mut packet[header.len()..],
             )?;
             self.inner.set_next_repair_key(key.wrapping_add(1));
-            out.push(Bytes::from(packet));
+            out.push(packet.freeze());
         }
         if count > 0 {
             self.pending = 0;

@@ -3,8 +3,16 @@
 
 use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
 use super::{Field, RepairPayloadId, MAX_WINDOW};
-use crate::gf256::engine;
+use crate::gf256::{engine, MatrixKernel};
 use crate::Error;
+
+/// An empty list of slices on `list`'s allocation: std collects a vector's
+/// own `into_iter` in place when the element layouts agree, so a list of
+/// borrowed inputs keeps its memory across calls without keeping a borrow.
+fn reuse<'b>(mut list: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    list.clear();
+    list.into_iter().map(|_| -> &'b [u8] { &[] }).collect()
+}
 
 /// An RFC 8681 encoder over fixed-size source symbols.
 ///
@@ -37,6 +45,10 @@ pub struct Encoder {
     coefficients: CoefficientCache,
     /// Reused per repair: the non-zero coefficients handed to the kernel.
     scratch_factors: Vec<u8>,
+    /// Reused per repair: the kernel over them.
+    kernel: Option<MatrixKernel>,
+    /// Reused per repair: the allocation of the kernel's input list.
+    scratch_inputs: Vec<&'static [u8]>,
 }
 
 impl Encoder {
@@ -64,6 +76,8 @@ impl Encoder {
             next_repair_key: 0,
             coefficients: CoefficientCache::default(),
             scratch_factors: Vec::new(),
+            kernel: None,
+            scratch_inputs: Vec::new(),
         })
     }
 
@@ -338,7 +352,8 @@ impl Encoder {
             .coefficients(self.field, repair_key, dt, nss);
         let mut used = std::mem::take(&mut self.scratch_factors);
         used.clear();
-        let mut inputs = Vec::with_capacity(coefficients.len());
+        let mut kernel = self.kernel.take();
+        let mut inputs = reuse(std::mem::take(&mut self.scratch_inputs));
         for (i, &c) in coefficients.iter().enumerate() {
             if c != 0 {
                 used.push(c);
@@ -348,11 +363,12 @@ impl Encoder {
         if inputs.is_empty() {
             out.fill(0);
         } else {
-            engine()
-                .prepare(&used, 1, inputs.len())
-                .apply(&inputs, &mut [out]);
+            let kernel = kernel.get_or_insert_with(|| engine().prepare(&[], 0, 0));
+            engine().prepare_into(kernel, &used, 1, inputs.len());
+            kernel.apply(&inputs, &mut [out]);
         }
-        drop(inputs);
+        self.scratch_inputs = reuse(inputs);
+        self.kernel = kernel;
         self.scratch_factors = used;
         Ok(RepairPayloadId {
             repair_key,
@@ -421,6 +437,18 @@ mod tests {
             *byte = seed.wrapping_mul(31).wrapping_add(i as u8) | 1;
         }
         len
+    }
+
+    #[test]
+    fn reused_input_lists_keep_their_memory() {
+        let data = [1u8; 4];
+        let mut list: Vec<&[u8]> = Vec::with_capacity(16);
+        list.push(&data);
+        let at = list.as_ptr() as usize;
+        let list = reuse(list);
+        assert!(list.is_empty());
+        assert_eq!(list.capacity(), 16);
+        assert_eq!(list.as_ptr() as usize, at);
     }
 
     /// The same sources through `push_source` (zero-padded copies) and

@@ -372,7 +372,8 @@ impl ParityKernel {
     /// A kernel for `route` whatever it costs (tests cover every shape).
     fn with_route(engine: Engine, route: Route) -> ParityKernel {
         let coefficients = route.coefficients();
-        let expanded = Expanded::new(engine.backend(), coefficients, 1, coefficients.len());
+        let mut expanded = Expanded::Plain;
+        expanded.refill(engine.backend(), coefficients, 1, coefficients.len());
         ParityKernel {
             engine,
             route,
