@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use quinn::udp::{EcnCodepoint, RecvMeta, Transmit, UdpSocketState};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use tokio::io::Interest;
@@ -84,6 +84,7 @@ use fec_core::layer::paths::{
     self, PathEvent, PathEventKind, PathId, PathView, MAX_PATHS, TOKEN_LEN,
 };
 use fec_core::layer::DatagramKind;
+use fec_core::pipeline::BufferPool;
 
 use crate::impair::{DelayLine, ImpairStats, Impairment, Verdict, DELAY_LINE_LIMIT};
 use crate::layer::{is_quic, FecLayer, LayerStats};
@@ -357,38 +358,6 @@ struct Queues {
     incoming_drops: u64,
 }
 
-/// Buffers of datagrams quinn has taken, for the next arrivals (at most
-/// [`SPARE_BUFFERS`]): receiving allocates nothing per datagram in steady
-/// state. Only quinn's receive call and the driver use it.
-#[derive(Default)]
-struct Spare(Vec<BytesMut>);
-
-impl Spare {
-    /// `data` in a buffer of its own, a spare one when there is one.
-    fn copy_in(&mut self, data: &[u8]) -> Bytes {
-        let mut buffer = match self.0.pop() {
-            Some(mut buffer) => {
-                buffer.clear();
-                buffer.reserve(data.len());
-                buffer
-            }
-            None => BytesMut::with_capacity(data.len()),
-        };
-        buffer.extend_from_slice(data);
-        buffer.freeze()
-    }
-
-    /// Keeps `packet`'s buffer for [`copy_in`](Self::copy_in) if nothing
-    /// else refers to it.
-    fn give(&mut self, packet: Bytes) {
-        if self.0.len() < SPARE_BUFFERS {
-            if let Ok(buffer) = packet.try_into_mut() {
-                self.0.push(buffer);
-            }
-        }
-    }
-}
-
 impl Queues {
     fn deliver(&mut self, arrival: Arrival) {
         if self.to_quinn.len() < INCOMING_BACKLOG {
@@ -432,7 +401,10 @@ struct Shared {
     limits: PeerLimits,
     table: Mutex<Table>,
     queues: Mutex<Queues>,
-    spare: Mutex<Spare>,
+    /// Buffers of datagrams quinn has taken, for the next arrivals:
+    /// receiving allocates nothing per datagram in steady state. Only
+    /// quinn's receive call and the driver use it.
+    spare: Mutex<BufferPool>,
     /// The backlog's length, readable without the queues' lock (written
     /// under it).
     backlogged: AtomicUsize,
@@ -477,7 +449,7 @@ impl Shared {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn spare(&self) -> MutexGuard<'_, Spare> {
+    fn spare(&self) -> MutexGuard<'_, BufferPool> {
         self.spare.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -828,7 +800,9 @@ impl Shared {
     ) {
         let impaired = self.sockets.get(socket).is_some_and(|s| s.impaired);
         for segment in data.chunks(meta.stride.max(1)) {
-            let datagram = self.spare().copy_in(segment);
+            let mut buffer = self.spare().take(segment.len());
+            buffer.extend_from_slice(segment);
+            let datagram = buffer.freeze();
             if !impaired {
                 self.receive(now, socket, meta, sender, datagram);
                 continue;
@@ -1337,7 +1311,7 @@ impl FecSocket {
                 unrouted: 0,
                 incoming_drops: 0,
             }),
-            spare: Mutex::default(),
+            spare: Mutex::new(BufferPool::new(SPARE_BUFFERS)),
             backlogged: AtomicUsize::new(0),
             wake_driver: Notify::new(),
             sent: (AtomicU64::new(0), AtomicU64::new(0)),

@@ -773,7 +773,8 @@ impl Layer {
                     self.stats.unauthenticated += 1;
                     return false;
                 };
-                let datagram = datagram.slice(..body);
+                let mut datagram = datagram;
+                datagram.truncate(body);
                 // A replayed source is harmless (decoders drop duplicates,
                 // and a genuine late one must still be delivered); a
                 // replayed repair or report would be counted again.

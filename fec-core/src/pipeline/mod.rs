@@ -397,39 +397,68 @@ impl SourcePacket {
 /// authentication trailer) neither reallocates nor copies the packet.
 pub const PACKET_TAILROOM: usize = 20;
 
-/// Packet buffers a transport gave back once they were on the wire
-/// ([`Encoder::recycle`]), reused for the next packets: a sender in steady
-/// state allocates nothing per packet. At most [`Pool::MAX`] are kept.
-#[derive(Default)]
-pub(crate) struct Pool {
+/// Packet buffers given back once their packets are done with (sent, or
+/// handed on), reused for the next packets: a sender or receiver in steady
+/// state allocates nothing per packet. The encoder keeps one
+/// ([`Encoder::recycle`]); transports may keep their own for what they
+/// receive.
+///
+/// ```
+/// use fec_core::pipeline::BufferPool;
+///
+/// let mut pool = BufferPool::new(8);
+/// let mut buffer = pool.take(1500);
+/// buffer.extend_from_slice(b"a datagram");
+/// let packet = buffer.freeze();
+/// let at = packet.as_ptr();
+/// pool.give(packet); // nothing else refers to it: kept
+/// assert_eq!(pool.take(1500).as_ptr(), at);
+/// ```
+#[derive(Debug)]
+pub struct BufferPool {
     spare: Vec<BytesMut>,
+    max: usize,
 }
 
-impl Pool {
-    /// Buffers kept at most (about 90 KiB of 1400-byte packets).
-    const MAX: usize = 64;
+impl BufferPool {
+    /// A pool that keeps at most `max` buffers.
+    pub fn new(max: usize) -> Self {
+        BufferPool {
+            spare: Vec::new(),
+            max,
+        }
+    }
 
-    /// An empty buffer with room for `capacity` bytes.
-    pub(crate) fn take(&mut self, capacity: usize) -> BytesMut {
+    /// An empty buffer with room for `capacity` bytes: a given-back one
+    /// when there is one.
+    pub fn take(&mut self, capacity: usize) -> BytesMut {
         match self.spare.pop() {
             Some(mut buffer) => {
                 buffer.clear();
                 buffer.reserve(capacity);
                 buffer
             }
-            None => BytesMut::with_capacity(capacity),
+            // Split off, a buffer is in the `bytes` crate's shared form
+            // from the start, so `freeze` and `try_into_mut` move it back
+            // and forth without allocating (a plain one would get a new
+            // reference-count block at every round).
+            None => BytesMut::with_capacity(capacity).split_off(0),
         }
     }
 
-    /// Keeps `packet`'s buffer if nothing else refers to it.
-    pub(crate) fn give(&mut self, packet: Bytes) {
-        if self.spare.len() < Self::MAX {
+    /// Keeps `packet`'s buffer if nothing else refers to it (and the pool
+    /// is not full); otherwise drops it.
+    pub fn give(&mut self, packet: Bytes) {
+        if self.spare.len() < self.max {
             if let Ok(buffer) = packet.try_into_mut() {
                 self.spare.push(buffer);
             }
         }
     }
 }
+
+/// Buffers an encoder keeps (about 90 KiB of 1400-byte packets).
+const ENCODER_POOL: usize = 64;
 
 /// The bounded queue of recovered ADUs.
 pub(crate) struct Recovered {
@@ -487,7 +516,7 @@ pub struct Encoder {
     engine: EncoderEngine,
     default_repair: usize,
     counters: Counters,
-    pool: Pool,
+    pool: BufferPool,
 }
 
 impl Encoder {
@@ -532,7 +561,7 @@ impl Encoder {
             engine,
             default_repair,
             counters: Counters::default(),
-            pool: Pool::default(),
+            pool: BufferPool::new(ENCODER_POOL),
         })
     }
 

@@ -140,7 +140,7 @@ impl WindowEncoder {
         &mut self,
         count: usize,
         out: &mut Vec<Bytes>,
-        pool: &mut super::Pool,
+        pool: &mut super::BufferPool,
     ) -> Result<usize, Error> {
         let Some((first, held)) = self.inner.window() else {
             return Ok(0);
