@@ -15,10 +15,10 @@ use crate::rlc::{self, DecoderConfig, Field, Reception, RepairPayloadId};
 use crate::Error;
 
 /// A symbol-sized scratch buffer whose bytes past `dirty` are zero, so that
-/// framing an ADU into it only clears what the previous ADU left behind.
-/// It also puts back the trailing zeros of shortened repair symbols.
-/// Allocated at first use: a decoder that only ever gets repair packets it
-/// does not need, or garbage, never needs it.
+/// writing a prefix into it only clears what the previous one left behind:
+/// it puts back the trailing zeros of shortened repair symbols. Allocated
+/// at first use: a decoder that only ever gets repair packets it does not
+/// need, or garbage, never needs it.
 struct Scratch {
     symbol_size: usize,
     symbol: Vec<u8>,
@@ -55,10 +55,6 @@ impl Scratch {
         }
         self.dirty = written;
         Ok(&self.symbol)
-    }
-
-    fn frame(&mut self, flow: u8, adu: &[u8]) -> Result<&[u8], Error> {
-        self.fill(|symbol| wire::frame_symbol(symbol, flow, adu))
     }
 
     /// A shortened repair symbol with its trailing zeros put back.
@@ -222,8 +218,9 @@ impl WindowDecoder {
         let result = match header {
             Header::RlcSource { flow, esi, .. } => {
                 let adu = packet.slice(payload_at..);
-                let symbol = self.scratch.frame(flow, &adu)?;
-                match self.inner.add_source(esi, symbol)? {
+                // Framed straight into the decoder's memory.
+                let framed = |slot: &mut [u8]| wire::frame_symbol(slot, flow, &adu);
+                match self.inner.add_source_with(esi, framed)? {
                     Reception::Duplicate | Reception::Redundant => {
                         counters.duplicates += 1;
                         None

@@ -82,6 +82,7 @@ impl SymbolStore {
     }
 
     /// A new symbol holding `data` (`symbol_size` bytes); its index.
+    #[cfg(test)]
     pub(super) fn insert(&mut self, data: &[u8]) -> u32 {
         debug_assert_eq!(data.len(), self.symbol_size);
         match self.free.pop() {
