@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
 use super::store::SymbolStore;
-use super::{Field, RepairPayloadId, MAX_WINDOW};
+use super::{Combiner, Field, RepairPayloadId, MAX_WINDOW};
 use crate::gf256::{self, engine, Engine};
 use crate::Error;
 
@@ -258,6 +258,8 @@ pub struct Decoder {
     scratch_known: Vec<(u8, u64)>,
     scratch_rows: Vec<(u8, usize)>,
     scratch_factors: Vec<u8>,
+    /// Reused per repair: the fused kernel and its input list.
+    combiner: Combiner,
     /// Tests only: whether [`Decoder::repair_is_known`] may say yes.
     #[cfg(test)]
     skip_known_windows: bool,
@@ -295,6 +297,7 @@ impl Decoder {
             scratch_known: Vec::new(),
             scratch_rows: Vec::new(),
             scratch_factors: Vec::new(),
+            combiner: Combiner::default(),
             #[cfg(test)]
             skip_known_windows: true,
         })
@@ -543,7 +546,7 @@ impl Decoder {
         let mut factors = std::mem::take(&mut self.scratch_factors);
         factors.clear();
         factors.reserve(1 + known_terms.len() + row_terms.len());
-        let mut inputs: Vec<&[u8]> = Vec::with_capacity(1 + known_terms.len() + row_terms.len());
+        let mut inputs = self.combiner.inputs();
         row.data = self.store.take();
         let (out, others) = self.store.split(row.data);
         factors.push(scale);
@@ -556,10 +559,7 @@ impl Decoder {
             factors.push(gf256::mul(factor, scale));
             inputs.push(others.symbol(self.rows[index].data));
         }
-        self.engine
-            .prepare(&factors, 1, inputs.len())
-            .apply(&inputs, &mut [out]);
-        drop(inputs);
+        self.combiner.combine(self.engine, &factors, inputs, out);
         self.scratch_known = known_terms;
         self.scratch_rows = row_terms;
         self.scratch_factors = factors;

@@ -2,17 +2,10 @@
 //! held window of them into repair symbols.
 
 use super::coefficients::{check_density_threshold, check_window_size, CoefficientCache};
+use super::Combiner;
 use super::{Field, RepairPayloadId, MAX_WINDOW};
-use crate::gf256::{engine, MatrixKernel};
+use crate::gf256::engine;
 use crate::Error;
-
-/// An empty list of slices on `list`'s allocation: std collects a vector's
-/// own `into_iter` in place when the element layouts agree, so a list of
-/// borrowed inputs keeps its memory across calls without keeping a borrow.
-fn reuse<'b>(mut list: Vec<&[u8]>) -> Vec<&'b [u8]> {
-    list.clear();
-    list.into_iter().map(|_| -> &'b [u8] { &[] }).collect()
-}
 
 /// An RFC 8681 encoder over fixed-size source symbols.
 ///
@@ -45,10 +38,8 @@ pub struct Encoder {
     coefficients: CoefficientCache,
     /// Reused per repair: the non-zero coefficients handed to the kernel.
     scratch_factors: Vec<u8>,
-    /// Reused per repair: the kernel over them.
-    kernel: Option<MatrixKernel>,
-    /// Reused per repair: the allocation of the kernel's input list.
-    scratch_inputs: Vec<&'static [u8]>,
+    /// Reused per repair: the kernel and its input list.
+    combiner: Combiner,
 }
 
 impl Encoder {
@@ -76,8 +67,7 @@ impl Encoder {
             next_repair_key: 0,
             coefficients: CoefficientCache::default(),
             scratch_factors: Vec::new(),
-            kernel: None,
-            scratch_inputs: Vec::new(),
+            combiner: Combiner::default(),
         })
     }
 
@@ -352,23 +342,16 @@ impl Encoder {
             .coefficients(self.field, repair_key, dt, nss);
         let mut used = std::mem::take(&mut self.scratch_factors);
         used.clear();
-        let mut kernel = self.kernel.take();
-        let mut inputs = reuse(std::mem::take(&mut self.scratch_inputs));
+        let mut combiner = std::mem::take(&mut self.combiner);
+        let mut inputs = combiner.inputs();
         for (i, &c) in coefficients.iter().enumerate() {
             if c != 0 {
                 used.push(c);
                 inputs.push(&self.slot(offset + i)[..len]);
             }
         }
-        if inputs.is_empty() {
-            out.fill(0);
-        } else {
-            let kernel = kernel.get_or_insert_with(|| engine().prepare(&[], 0, 0));
-            engine().prepare_into(kernel, &used, 1, inputs.len());
-            kernel.apply(&inputs, &mut [out]);
-        }
-        self.scratch_inputs = reuse(inputs);
-        self.kernel = kernel;
+        combiner.combine(engine(), &used, inputs, out);
+        self.combiner = combiner;
         self.scratch_factors = used;
         Ok(RepairPayloadId {
             repair_key,
@@ -437,18 +420,6 @@ mod tests {
             *byte = seed.wrapping_mul(31).wrapping_add(i as u8) | 1;
         }
         len
-    }
-
-    #[test]
-    fn reused_input_lists_keep_their_memory() {
-        let data = [1u8; 4];
-        let mut list: Vec<&[u8]> = Vec::with_capacity(16);
-        list.push(&data);
-        let at = list.as_ptr() as usize;
-        let list = reuse(list);
-        assert!(list.is_empty());
-        assert_eq!(list.capacity(), 16);
-        assert_eq!(list.as_ptr() as usize, at);
     }
 
     /// The same sources through `push_source` (zero-padded copies) and

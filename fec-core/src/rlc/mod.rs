@@ -90,6 +90,48 @@ pub use encoder::Encoder;
 pub use payload_id::{RepairPayloadId, SchemeSpecificInfo, SourcePayloadId};
 pub use tinymt::TinyMt32;
 
+use crate::gf256::{Engine, MatrixKernel};
+
+/// One output as a linear combination of symbols, on the fused matrix
+/// kernel, with the kernel's tables and the input list kept across calls:
+/// the encoder's and decoder's per-symbol passes allocate nothing once
+/// they have seen a window as large.
+#[derive(Debug, Default)]
+struct Combiner {
+    kernel: Option<MatrixKernel>,
+    /// The allocation of the input list (empty between calls).
+    inputs: Vec<&'static [u8]>,
+}
+
+impl Combiner {
+    /// An empty input list on the kept allocation, for
+    /// [`combine`](Self::combine).
+    fn inputs<'a>(&mut self) -> Vec<&'a [u8]> {
+        reuse(std::mem::take(&mut self.inputs))
+    }
+
+    /// `out = sum of factors[i] * inputs[i]` (zeros for no inputs); keeps
+    /// the list's allocation.
+    fn combine(&mut self, engine: Engine, factors: &[u8], inputs: Vec<&[u8]>, out: &mut [u8]) {
+        if inputs.is_empty() {
+            out.fill(0);
+        } else {
+            let kernel = self.kernel.get_or_insert_with(|| engine.prepare(&[], 0, 0));
+            engine.prepare_into(kernel, factors, 1, inputs.len());
+            kernel.apply(&inputs, &mut [out]);
+        }
+        self.inputs = reuse(inputs);
+    }
+}
+
+/// An empty list of slices on `list`'s allocation: std collects a vector's
+/// own `into_iter` in place when the element layouts agree, so a list of
+/// borrowed inputs keeps its memory across calls without keeping a borrow.
+fn reuse<'b>(mut list: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    list.clear();
+    list.into_iter().map(|_| -> &'b [u8] { &[] }).collect()
+}
+
 /// The finite field of the coding coefficients (RFC 8681 parameter m).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -115,3 +157,43 @@ pub const MAX_DENSITY_THRESHOLD: u8 = 15;
 
 /// The largest window a repair symbol can cover (NSS is a 12-bit field).
 pub const MAX_WINDOW: usize = 0x0fff;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reused_input_lists_keep_their_memory() {
+        let data = [1u8; 4];
+        let mut list: Vec<&[u8]> = Vec::with_capacity(16);
+        list.push(&data);
+        let at = list.as_ptr() as usize;
+        let list = reuse(list);
+        assert!(list.is_empty());
+        assert_eq!(list.capacity(), 16);
+        assert_eq!(list.as_ptr() as usize, at);
+    }
+
+    #[test]
+    fn a_combiner_matches_a_fresh_kernel_across_shapes() {
+        let engine = crate::gf256::engine();
+        let symbols: Vec<Vec<u8>> = (0..9u8)
+            .map(|i| (0..37u8).map(|b| b.wrapping_mul(i + 3) ^ i).collect())
+            .collect();
+        let mut combiner = Combiner::default();
+        for count in [3usize, 9, 1, 0, 5] {
+            let factors: Vec<u8> = (0..count as u8).map(|i| i.wrapping_mul(29) | 1).collect();
+            let mut inputs = combiner.inputs();
+            inputs.extend(symbols[..count].iter().map(Vec::as_slice));
+            let mut out = vec![0xaa; 37];
+            combiner.combine(engine, &factors, inputs, &mut out);
+            let mut expected = vec![0; 37];
+            for (c, symbol) in factors.iter().zip(&symbols) {
+                for (e, s) in expected.iter_mut().zip(symbol) {
+                    *e ^= crate::gf256::mul(*c, *s);
+                }
+            }
+            assert_eq!(out, expected, "{count} inputs");
+        }
+    }
+}
