@@ -224,7 +224,6 @@ impl PluginPolicy {
         decided: Result<Decisions, Fault>,
         default_protect: bool,
     ) -> Plan {
-        let name = self.instance.plugin().name().to_string();
         let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(calls) = observed.calls.as_mut() {
             calls.push(Call {
@@ -247,7 +246,7 @@ impl PluginPolicy {
                 observed.logs.push(line.clone());
             }
             if let Some(sink) = self.log_sink.as_mut() {
-                sink(&name, line);
+                sink(self.instance.plugin().name(), line);
             }
         }
         if operation == Operation::Configure {
