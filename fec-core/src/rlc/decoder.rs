@@ -260,6 +260,9 @@ pub struct Decoder {
     scratch_factors: Vec<u8>,
     /// Reused per repair: the fused kernel and its input list.
     combiner: Combiner,
+    /// True while [`Decoder::add_source_with`] holds a store symbol not
+    /// placed yet (which [`Decoder::holds_anything`] must not count).
+    placing: bool,
     /// Tests only: whether [`Decoder::repair_is_known`] may say yes.
     #[cfg(test)]
     skip_known_windows: bool,
@@ -298,6 +301,7 @@ impl Decoder {
             scratch_rows: Vec::new(),
             scratch_factors: Vec::new(),
             combiner: Combiner::default(),
+            placing: false,
             #[cfg(test)]
             skip_known_windows: true,
         })
@@ -369,14 +373,19 @@ impl Decoder {
             Ok(written) if written <= size => written,
             other => {
                 self.store.give_back(index);
-                return Err(other.err().unwrap_or(Error::RlcSymbolSize {
-                    expected: size,
-                    got: size + 1,
-                }));
+                return Err(match other {
+                    Ok(got) => Error::RlcSymbolSize {
+                        expected: size,
+                        got,
+                    },
+                    Err(error) => error,
+                });
             }
         };
         self.store.symbol_mut(index)[written..].fill(0);
+        self.placing = true;
         let reception = self.place_source(esi, index);
+        self.placing = false;
         if !matches!(reception, Ok(Reception::New)) {
             self.store.give_back(index);
         }
@@ -699,7 +708,7 @@ impl Decoder {
 
     /// Whether any source or pending equation is held.
     fn holds_anything(&self) -> bool {
-        self.store.held() > 0 || !self.rows.is_empty()
+        self.store.held() > usize::from(self.placing) || !self.rows.is_empty()
     }
 
     /// Makes the ring cover `from..end` (`from` in the span) besides what
@@ -1232,6 +1241,11 @@ mod tests {
                 if a != b {
                     return Err(format!("step {step} {symbol:?}: {a:?} against {b:?}"));
                 }
+                let shape = |d: &Decoder| (d.low, d.end, d.slots.len(), d.store.held());
+                if shape(&copied) != shape(&framed) {
+                    let (a, b) = (shape(&copied), shape(&framed));
+                    return Err(format!("step {step}: span/ring/store {a:?} against {b:?}"));
+                }
                 loop {
                     match (copied.poll_recovered(), framed.poll_recovered()) {
                         (None, None) => break,
@@ -1254,6 +1268,26 @@ mod tests {
             }
         }
         assert!(recovered > 200, "only {recovered} sources recovered");
+        // Sources only, then a jump by the span: everything held leaves,
+        // and both hold the one new source over the same span and ring.
+        let config = DecoderConfig::new(Field::Gf256, 24).with_window(8);
+        let mut copied = Decoder::new(config).unwrap();
+        let mut framed = Decoder::new(config).unwrap();
+        let far = 3 + config.max_span as u32;
+        for esi in [0, 1, 2, 3, far] {
+            let symbol = [esi as u8 | 1; 24];
+            let a = copied.add_source(esi, &symbol);
+            let b = framed.add_source_with(esi, |slot| {
+                slot.copy_from_slice(&symbol);
+                Ok(24)
+            });
+            assert_eq!(a, b, "esi {esi}");
+        }
+        let shape = |d: &Decoder| (d.low, d.end, d.slots.len(), d.store.held());
+        assert_eq!(shape(&copied), shape(&framed));
+        // The source being placed is not counted as held while the jump
+        // empties the span: what is held starts at the new source.
+        assert_eq!(framed.low, framed.end - 1);
     }
 
     #[test]
