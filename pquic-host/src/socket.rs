@@ -17,8 +17,9 @@
 //! Locking: each peer's layer has its own mutex, held while its policy
 //! (plugin) and decoders run; the peer table and the shared queues (delay
 //! line, packets for quinn, datagrams for the wire, timers) have short-held
-//! locks of their own, never held while a layer runs. Lock order: peer
-//! before queues; the table is never held together with either.
+//! locks of their own, never held while a layer runs; the receive buffers'
+//! pool has the shortest lock of all. Lock order: peer before queues before
+//! pool; the table is never held together with any of them.
 //!
 //! I/O is quinn-udp's, batched both ways, so the adapter keeps quinn's GSO
 //! and GRO ([`quinn::udp::UdpSocketState`]; where the OS lacks them it reports
@@ -547,7 +548,10 @@ impl Shared {
         }
         // The equal-sized packets of a quinn transmit stay one GSO batch:
         // the layer's own datagrams among them (repairs, reports) go
-        // after them (a stable sort, so each group keeps its order).
+        // after them (a stable sort, so each group keeps its order). A
+        // repair is then at most one transmit late: quinn sends at most
+        // 10 segments per transmit, fewer than the blocks a block code's
+        // receiver keeps open (16), and a probe waits behind them alike.
         out.sort_by_key(|datagram| !DatagramKind::carries_adu(datagram));
         let waiting = self.backlogged.load(Ordering::Relaxed) > 0;
         let sent = if waiting {

@@ -682,8 +682,13 @@ impl Layer {
     /// Gives back a datagram this layer made once it is on the wire: its
     /// buffer (when nothing else refers to it) holds a later source or
     /// repair packet instead of a new allocation. Optional; a transport
-    /// that drops its datagrams instead only allocates more.
+    /// that drops its datagrams instead only allocates more. Only source
+    /// and repair packets are kept: plain ADUs are the transport's own
+    /// buffers (of any size) and reports are too small to hold a packet.
     pub fn recycle(&mut self, datagram: Bytes) {
+        if DatagramKind::of(&datagram) != DatagramKind::Fec {
+            return;
+        }
         if let Some(sender) = self.sender.as_mut() {
             sender.recycle(datagram);
         }

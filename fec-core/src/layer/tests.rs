@@ -471,3 +471,41 @@ fn plain_below_leaves_short_adus_unprotected_and_asks_the_inner_policy_about_the
     let mut receiver = Layer::receive_only(LayerConfig::default());
     assert_eq!(deliver(&mut receiver, &wire), sent);
 }
+
+#[test]
+fn only_source_and_repair_packets_are_recycled() {
+    let now = Instant::now();
+    let policy = PlainBelow {
+        len: 64,
+        inner: FixedRate {
+            window: 8,
+            every: 100,
+            repairs: 1,
+        },
+    };
+    let mut sender = Layer::new(LayerConfig::default(), Some(Box::new(policy)), now);
+    let protected = |n: u32| {
+        let mut p = adu(n, 200).to_vec();
+        p[0] = 0x40;
+        Bytes::from(p)
+    };
+    let mut wire = Vec::new();
+    // A plain ADU (the caller's buffer, of any size) is not kept.
+    let mut big = vec![0x40u8; 60];
+    big.reserve(1 << 20);
+    let plain = Bytes::from(big);
+    sender.send(now, plain.clone(), &mut wire);
+    assert_eq!(wire, std::slice::from_ref(&plain));
+    let at = plain.as_ptr();
+    drop(plain);
+    sender.recycle(wire.pop().unwrap());
+    sender.send(now, protected(1), &mut wire);
+    let source = wire.pop().unwrap();
+    assert_eq!(DatagramKind::of(&source), DatagramKind::Fec);
+    assert_ne!(source.as_ptr(), at, "a plain ADU's buffer was pooled");
+    // A source packet is: the next one is written into its buffer.
+    let at = source.as_ptr();
+    sender.recycle(source);
+    sender.send(now, protected(2), &mut wire);
+    assert_eq!(wire.pop().unwrap().as_ptr(), at);
+}

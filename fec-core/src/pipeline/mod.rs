@@ -457,8 +457,10 @@ impl BufferPool {
     }
 }
 
-/// Buffers an encoder keeps (about 90 KiB of 1400-byte packets).
-const ENCODER_POOL: usize = 64;
+/// Buffers an encoder keeps (about 22 KiB of 1400-byte packets): enough
+/// for a send's packets to come back before the next send, small enough
+/// for thousands of peers.
+const ENCODER_POOL: usize = 16;
 
 /// The bounded queue of recovered ADUs.
 pub(crate) struct Recovered {

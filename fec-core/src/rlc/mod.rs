@@ -162,6 +162,10 @@ pub const MAX_WINDOW: usize = 0x0fff;
 mod tests {
     use super::*;
 
+    /// Guards a performance property, not correctness: std documents the
+    /// in-place collect as an optimisation it may drop. Should a toolchain
+    /// stop doing it, this fails and `reuse` needs another way (the
+    /// combiner would still be right, allocating a list per call).
     #[test]
     fn reused_input_lists_keep_their_memory() {
         let data = [1u8; 4];
