@@ -40,10 +40,18 @@ pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
 
 /// Source of the `realtime` plugin (eBPF assembly, see the file's comments).
 pub const REALTIME_SOURCE: &str = include_str!("../plugins/realtime.s");
+/// Version of the `realtime` plugin (0.2: no "no loss" before 256 clean
+/// sources in a row).
+pub const REALTIME_VERSION: &str = "0.2.0";
 
 /// Builds the `realtime` plugin package, signed by `validator`.
 pub fn realtime_package(validator: &ed25519_dalek::SigningKey) -> Result<Vec<u8>> {
-    package_from_assembly("realtime", "0.1.0", REALTIME_SOURCE, Some(validator))
+    package_from_assembly(
+        "realtime",
+        REALTIME_VERSION,
+        REALTIME_SOURCE,
+        Some(validator),
+    )
 }
 
 /// Builds a package from eBPF assembly with `.section anchor/operation`
@@ -159,7 +167,8 @@ pub fn prepare_offer(
 /// The shipped plugin called `name` without signatures, if there is one.
 fn named_package_unsigned(name: &str) -> Result<Option<Vec<u8>>> {
     if name == "realtime" {
-        return package_from_assembly("realtime", "0.1.0", REALTIME_SOURCE, None).map(Some);
+        return package_from_assembly("realtime", REALTIME_VERSION, REALTIME_SOURCE, None)
+            .map(Some);
     }
     Ok(fec_plugins::ALL
         .iter()
@@ -762,6 +771,7 @@ mod tests {
     use crate::layer::{FecLayer, LayerStats};
     use crate::rng::SeededRng;
     use bytes::Bytes;
+    use fec_core::layer::feedback::Feedback;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -891,6 +901,58 @@ mod tests {
         let s = sender.stats();
         assert!(s.repair_packets * 2 >= s.source_packets, "{s:?}");
         assert!(sender.is_protecting());
+    }
+
+    #[test]
+    fn realtime_plugin_trusts_no_loss_only_after_256_clean_sources() {
+        let k = key(1);
+        let bytes = realtime_package(&k).unwrap();
+        let plugin =
+            verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
+        let mut sender = layer(&plugin);
+        let now = Instant::now();
+        let mut wire = Vec::new();
+        // Back to back (no idle tick): repairs follow `every` alone.
+        let mut repairs_for = |sender: &mut QuicLayer, report: Option<Feedback>| {
+            if let Some(report) = report {
+                let datagram = Bytes::from(report.to_vec());
+                sender.on_incoming(now, datagram, &mut Vec::new(), &mut Vec::new());
+            }
+            let before = sender.stats().repair_packets;
+            for i in 0..48u8 {
+                let mut packet = vec![i; 200];
+                packet[0] = 0x40;
+                sender.on_outgoing(now, &packet, &mut wire);
+            }
+            wire.clear();
+            sender.stats().repair_packets - before
+        };
+        let clean = |sources| Feedback {
+            sources,
+            ..Feedback::default()
+        };
+        assert_eq!(
+            repairs_for(&mut sender, None),
+            12,
+            "every 4 before a report"
+        );
+        // A few packets without loss (the tail before an idle spell) say
+        // nothing: still every 4, also after 250 clean sources in all.
+        assert_eq!(repairs_for(&mut sender, Some(clean(3))), 12);
+        assert_eq!(repairs_for(&mut sender, Some(clean(247))), 12);
+        // 256 in a row: every 16.
+        assert_eq!(repairs_for(&mut sender, Some(clean(6))), 3);
+        // A loss (2%) brings every 4 back and starts the count over.
+        let lossy = Feedback {
+            sources: 100,
+            lost: 2,
+            max_burst: 1,
+            bursts: 2,
+            ..Feedback::default()
+        };
+        assert_eq!(repairs_for(&mut sender, Some(lossy)), 12);
+        assert_eq!(repairs_for(&mut sender, Some(clean(200))), 12);
+        assert_eq!(repairs_for(&mut sender, Some(clean(56))), 3);
     }
 
     #[test]

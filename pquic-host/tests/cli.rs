@@ -240,7 +240,7 @@ fn a_plugin_file_is_offered_with_its_own_signatures() {
     let unsigned = scratch.path("unsigned.fecp");
     let bytes = pquic_host::plugin::package_from_assembly(
         "realtime",
-        "0.1.0",
+        pquic_host::plugin::REALTIME_VERSION,
         pquic_host::plugin::REALTIME_SOURCE,
         None,
     )

@@ -210,7 +210,7 @@ async fn distrusted_or_unsigned_plugin_is_refused() {
         realtime_package(&signer).unwrap(),
         package_from_assembly(
             "realtime",
-            "0.1.0",
+            pquic_host::plugin::REALTIME_VERSION,
             pquic_host::plugin::REALTIME_SOURCE,
             None,
         )
