@@ -1,6 +1,7 @@
 /* Adaptive sliding-window RLC: the code rate follows the receiver's reports.
  *
- * on_feedback turns the reported loss rate and burst length into a target
+ * on_feedback turns the reported loss rate and burst length (over reports
+ * adding up to MIN_SAMPLE sources or more) into a target
  * redundancy of 2 x loss + 2% (clamped to 3%..50%), and sends repair symbols
  * in groups as large as the longest burst (1..8), so one group can fill a
  * whole burst: a group of `group` repairs after every `every` sources, with
@@ -18,7 +19,15 @@ struct adaptive_state {
     fec_u64 group;            /* repair symbols per group */
     fec_u64 target_permille;  /* last computed redundancy target */
     fec_u64 unrecovered;      /* losses reported by on_loss */
+    fec_u64 seen;             /* sources of reports not decided on yet */
+    fec_u64 seen_lost;        /* of those, lost */
+    fec_u64 seen_burst;       /* their longest burst */
 };
+
+/* Reports are decided on once they add up to this many sources: a report of
+ * a few packets (the tail before an idle spell, or a sparse stream's 50 ms)
+ * says next to nothing about the loss rate either way. */
+#define MIN_SAMPLE 32
 
 FEC_PLUGLET(replace, configure)
 int configure(void *mem)
@@ -38,18 +47,27 @@ int on_feedback(void *mem)
 {
     struct fec_feedback_ctx *ctx = mem;
     struct adaptive_state *s = FEC_STATE(struct adaptive_state, mem);
-    fec_u64 total = (fec_u64)ctx->received + ctx->lost;
-    fec_u64 loss_permille = 0;
+    fec_u64 total, lost, loss_permille;
     fec_u64 target, group, every;
 
-    if (total > 0)
-        loss_permille = (fec_u64)ctx->lost * 1000 / total;
+    s->seen += (fec_u64)ctx->received + ctx->lost;
+    s->seen_lost += ctx->lost;
+    if (ctx->max_burst > s->seen_burst)
+        s->seen_burst = ctx->max_burst;
+    if (s->seen < MIN_SAMPLE)
+        return FEC_RC_OK;
+    total = s->seen;
+    lost = s->seen_lost;
+    group = s->seen_burst;
+    s->seen = 0;
+    s->seen_lost = 0;
+    s->seen_burst = 0;
+    loss_permille = lost * 1000 / total;
     target = 2 * loss_permille + 20;
     if (target < 30)
         target = 30;
     if (target > 500)
         target = 500;
-    group = ctx->max_burst;
     if (group < 1)
         group = 1;
     if (group > 8)

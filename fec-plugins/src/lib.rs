@@ -76,7 +76,7 @@ pub const RLC_WINDOW: ShippedPlugin = ShippedPlugin {
 /// Adaptive RLC: rate and repair group size from receiver feedback.
 pub const ADAPTIVE: ShippedPlugin = ShippedPlugin {
     name: "adaptive",
-    version: "0.1.0",
+    version: "0.2.0",
     memory_size: 256,
     source: "c/adaptive.c",
     package_path: "bytecode/adaptive.fecp",

@@ -903,6 +903,31 @@ mod tests {
         assert!(sender.is_protecting());
     }
 
+    /// Gives `sender` the peer's `report` (if any), then sends 48 sources
+    /// back to back (no idle tick): how many repairs went with them.
+    fn repairs_after(sender: &mut QuicLayer, report: Option<Feedback>) -> u64 {
+        let now = Instant::now();
+        if let Some(report) = report {
+            let datagram = Bytes::from(report.to_vec());
+            sender.on_incoming(now, datagram, &mut Vec::new(), &mut Vec::new());
+        }
+        let before = sender.stats().repair_packets;
+        let mut wire = Vec::new();
+        for i in 0..48u8 {
+            let mut packet = vec![i; 200];
+            packet[0] = 0x40;
+            sender.on_outgoing(now, &packet, &mut wire);
+        }
+        sender.stats().repair_packets - before
+    }
+
+    fn clean(sources: u32) -> Feedback {
+        Feedback {
+            sources,
+            ..Feedback::default()
+        }
+    }
+
     #[test]
     fn realtime_plugin_trusts_no_loss_only_after_256_clean_sources() {
         let k = key(1);
@@ -910,27 +935,7 @@ mod tests {
         let plugin =
             verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
         let mut sender = layer(&plugin);
-        let now = Instant::now();
-        let mut wire = Vec::new();
-        // Back to back (no idle tick): repairs follow `every` alone.
-        let mut repairs_for = |sender: &mut QuicLayer, report: Option<Feedback>| {
-            if let Some(report) = report {
-                let datagram = Bytes::from(report.to_vec());
-                sender.on_incoming(now, datagram, &mut Vec::new(), &mut Vec::new());
-            }
-            let before = sender.stats().repair_packets;
-            for i in 0..48u8 {
-                let mut packet = vec![i; 200];
-                packet[0] = 0x40;
-                sender.on_outgoing(now, &packet, &mut wire);
-            }
-            wire.clear();
-            sender.stats().repair_packets - before
-        };
-        let clean = |sources| Feedback {
-            sources,
-            ..Feedback::default()
-        };
+        let repairs_for = repairs_after;
         assert_eq!(
             repairs_for(&mut sender, None),
             12,
@@ -953,6 +958,33 @@ mod tests {
         assert_eq!(repairs_for(&mut sender, Some(lossy)), 12);
         assert_eq!(repairs_for(&mut sender, Some(clean(200))), 12);
         assert_eq!(repairs_for(&mut sender, Some(clean(56))), 3);
+    }
+
+    #[test]
+    fn adaptive_plugin_decides_on_reports_of_32_sources_or_more() {
+        let package = Package::parse(fec_plugins::ADAPTIVE.package).unwrap();
+        let plugin = Plugin::load(&package, &HostOffer::all()).unwrap();
+        let mut sender = layer(&plugin);
+        assert_eq!(
+            repairs_after(&mut sender, None),
+            3,
+            "1 in 16 before a report"
+        );
+        // One loss in a report of three: no 33% loss rate from that alone.
+        let tail = Feedback {
+            sources: 3,
+            lost: 1,
+            max_burst: 1,
+            bursts: 1,
+            ..Feedback::default()
+        };
+        assert_eq!(repairs_after(&mut sender, Some(tail)), 3);
+        // With 29 more: 1 of 32 lost, target 2 x 3.1% + 2%, 1 in 12.
+        assert_eq!(repairs_after(&mut sender, Some(clean(29))), 4);
+        // Then the next 32 or more alone: no loss, the 3% floor, 1 in 32
+        // (one repair for 48 sources).
+        assert_eq!(repairs_after(&mut sender, Some(clean(31))), 4);
+        assert_eq!(repairs_after(&mut sender, Some(clean(1))), 1);
     }
 
     #[test]
