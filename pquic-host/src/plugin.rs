@@ -928,6 +928,17 @@ mod tests {
         }
     }
 
+    /// A report of `lost` single losses among `sources`.
+    fn lossy(sources: u32, lost: u16) -> Feedback {
+        Feedback {
+            sources,
+            lost: u32::from(lost),
+            max_burst: 1,
+            bursts: lost,
+            ..Feedback::default()
+        }
+    }
+
     #[test]
     fn realtime_plugin_trusts_no_loss_only_after_256_clean_sources() {
         let k = key(1);
@@ -935,29 +946,21 @@ mod tests {
         let plugin =
             verify_package(&bytes, &package_digest(&bytes).unwrap(), &trusting(&k)).unwrap();
         let mut sender = layer(&plugin);
-        let repairs_for = repairs_after;
         assert_eq!(
-            repairs_for(&mut sender, None),
+            repairs_after(&mut sender, None),
             12,
             "every 4 before a report"
         );
         // A few packets without loss (the tail before an idle spell) say
         // nothing: still every 4, also after 250 clean sources in all.
-        assert_eq!(repairs_for(&mut sender, Some(clean(3))), 12);
-        assert_eq!(repairs_for(&mut sender, Some(clean(247))), 12);
+        assert_eq!(repairs_after(&mut sender, Some(clean(3))), 12);
+        assert_eq!(repairs_after(&mut sender, Some(clean(247))), 12);
         // 256 in a row: every 16.
-        assert_eq!(repairs_for(&mut sender, Some(clean(6))), 3);
+        assert_eq!(repairs_after(&mut sender, Some(clean(6))), 3);
         // A loss (2%) brings every 4 back and starts the count over.
-        let lossy = Feedback {
-            sources: 100,
-            lost: 2,
-            max_burst: 1,
-            bursts: 2,
-            ..Feedback::default()
-        };
-        assert_eq!(repairs_for(&mut sender, Some(lossy)), 12);
-        assert_eq!(repairs_for(&mut sender, Some(clean(200))), 12);
-        assert_eq!(repairs_for(&mut sender, Some(clean(56))), 3);
+        assert_eq!(repairs_after(&mut sender, Some(lossy(100, 2))), 12);
+        assert_eq!(repairs_after(&mut sender, Some(clean(200))), 12);
+        assert_eq!(repairs_after(&mut sender, Some(clean(56))), 3);
     }
 
     #[test]
@@ -971,14 +974,7 @@ mod tests {
             "1 in 16 before a report"
         );
         // One loss in a report of three: no 33% loss rate from that alone.
-        let tail = Feedback {
-            sources: 3,
-            lost: 1,
-            max_burst: 1,
-            bursts: 1,
-            ..Feedback::default()
-        };
-        assert_eq!(repairs_after(&mut sender, Some(tail)), 3);
+        assert_eq!(repairs_after(&mut sender, Some(lossy(3, 1))), 3);
         // With 29 more: 1 of 32 lost, target 2 x 3.1% + 2%, 1 in 12.
         assert_eq!(repairs_after(&mut sender, Some(clean(29))), 4);
         // Then the next 32 or more alone: no loss, the 3% floor, 1 in 32
