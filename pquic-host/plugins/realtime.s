@@ -7,10 +7,11 @@
 ; was sent instead of after the next `every` packets. `every` follows the
 ; receiver's reports: 4 below 5% loss, 2 above; above 5% each emission is
 ; a group as large as the longest reported loss burst (1..4), so a burst can
-; be rebuilt from one group. 16 with no loss, but only once 256 sources in a
-; row were reported without one: a report of a few packets (the last ones
-; before an idle spell) says nothing about the loss, and at 2% loss 256
-; clean sources in a row happen 0.6% of the time.
+; be rebuilt from one group. A report without loss means 16, but only once
+; 256 sources in a row were reported without one (before that it means 4, as
+; light loss would): a report of a few packets (the last ones before an idle
+; spell) says little about the loss, and at 2% loss 256 clean sources in a
+; row happen 0.6% of the time.
 ;
 ; Memory: context at 0, state at 128: [128] every (u64), [136] last source
 ; time in microseconds (u64), [144] repairs per group (u64, 0 means 1),
@@ -67,13 +68,14 @@ mov r6, r1
 ldxw r2, [r6+20]     ; ctx->lost
 mov r3, 16           ; every = 16 with no loss
 mov r5, 1            ; group = 1
-jne r2, 0, +6        ; loss -> rate
+jne r2, 0, +7        ; loss -> rate
 ldxw r4, [r6+16]     ; ctx->received
 ldxdw r2, [r6+152]   ; clean sources so far
 add r2, r4
 stxdw [r6+152], r2
-jge r2, 256, +12     ; enough to tell -> store
-ja +15               ; too few: keep what is set
+jge r2, 256, +13     ; enough to tell -> store
+mov r3, 4            ; too few: as below 5% loss
+ja +11               ; -> store
 mov r4, 0
 stxdw [r6+152], r4   ; a loss: the clean count starts over
 ldxw r4, [r6+16]     ; ctx->received

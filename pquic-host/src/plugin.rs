@@ -961,6 +961,14 @@ mod tests {
         assert_eq!(repairs_after(&mut sender, Some(lossy(100, 2))), 12);
         assert_eq!(repairs_after(&mut sender, Some(clean(200))), 12);
         assert_eq!(repairs_after(&mut sender, Some(clean(56))), 3);
+        // Heavy loss in bursts of 4: every 2, in groups of 4. A clean report
+        // after it means light loss at once, not the burst setting kept.
+        let bursty = Feedback {
+            max_burst: 4,
+            ..lossy(100, 10)
+        };
+        assert_eq!(repairs_after(&mut sender, Some(bursty)), 96);
+        assert_eq!(repairs_after(&mut sender, Some(clean(100))), 12);
     }
 
     #[test]
