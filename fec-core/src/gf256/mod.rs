@@ -403,13 +403,30 @@ struct NibbleTable([u8; 32]);
 #[cfg(target_arch = "x86_64")]
 impl NibbleTable {
     fn new(c: u8) -> Self {
-        let mut table = [0u8; 32];
-        for i in 0..16u8 {
-            table[i as usize] = mul(c, i);
-            table[16 + i as usize] = mul(c, i << 4);
-        }
-        NibbleTable(table)
+        NIBBLE_TABLES[usize::from(c)]
     }
+}
+
+/// The split-nibble tables of every constant (8 KiB), built at compile
+/// time: expanding a kernel's coefficients is a copy per coefficient, not 32
+/// products (a quarter of the AVX2 RLC decoder's kernel time before).
+#[cfg(target_arch = "x86_64")]
+static NIBBLE_TABLES: [NibbleTable; 256] = build_nibble_tables();
+
+#[cfg(target_arch = "x86_64")]
+const fn build_nibble_tables() -> [NibbleTable; 256] {
+    let mut tables = [NibbleTable([0; 32]); 256];
+    let mut c = 0;
+    while c < 256 {
+        let mut i = 0;
+        while i < 16 {
+            tables[c].0[i] = field::const_mul(c as u8, i as u8);
+            tables[c].0[16 + i] = field::const_mul(c as u8, (i as u8) << 4);
+            i += 1;
+        }
+        c += 1;
+    }
+    tables
 }
 
 /// A coefficient matrix in the form a backend's fused kernel reads,
@@ -710,4 +727,20 @@ fn with_pointers<S: AsRef<[u8]>, D: AsMut<[u8]>>(
         &output_vec
     };
     f(input_ptrs, output_ptrs)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nibble_tables_hold_the_split_products() {
+        for c in 0..=255u8 {
+            let NibbleTable(table) = NibbleTable::new(c);
+            for x in 0..=255u8 {
+                let split = table[usize::from(x & 15)] ^ table[16 + usize::from(x >> 4)];
+                assert_eq!(split, mul(c, x), "{c} * {x}");
+            }
+        }
+    }
 }
