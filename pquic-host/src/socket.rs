@@ -881,7 +881,10 @@ impl Shared {
                     && next.ecn == first.ecn
                     && (1..=stride).contains(&size)
                     && len + size <= buf.len();
-                let Some(next) = joins.then(|| queues.to_quinn.pop_front()).flatten() else {
+                if !joins {
+                    break;
+                }
+                let Some(next) = queues.to_quinn.pop_front() else {
                     break;
                 };
                 buf[len..len + size].copy_from_slice(&next.packet);
