@@ -26,7 +26,8 @@
 //!   on the other paths for the sources it sent there since its last answered
 //!   probe (as many as those, within the window), so a cut link costs
 //!   about one RTT and no retransmission; a path that answers nothing for
-//!   `max(4 x RTT, FAIL_AFTER)` fails (probes go on, and an answer
+//!   `max(4 x RTT, FAIL_AFTER)`, nor any of its last [`FAIL_PROBES`]
+//!   probes or more, fails (probes go on, and an answer
 //!   validates it again), and one failed for [`ABANDON_AFTER`] is abandoned
 //!   (no more probes).
 //!
@@ -101,6 +102,10 @@ pub const SILENCE_GAPS: u32 = 4;
 const GAP_WINDOW: Duration = Duration::from_millis(50);
 /// Shortest silence after which a validated path fails (4 RTTs when longer).
 pub const FAIL_AFTER: Duration = Duration::from_millis(150);
+/// Probes a validated path must also have left unanswered to fail: a
+/// silence this end did not probe (its process stalled, the answers wait
+/// unread in the socket) proves nothing.
+pub const FAIL_PROBES: usize = 4;
 /// How long a path may take to answer its first probe before it fails.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a failed path is probed before it is abandoned.
@@ -582,7 +587,9 @@ impl Paths {
                 PathState::Opening if silence > OPEN_TIMEOUT => {
                     self.set_state(now, path, PathState::Failed, PathEventKind::Failed);
                 }
-                PathState::Validated if silence > Self::fail_after(p) => {
+                PathState::Validated
+                    if silence > Self::fail_after(p) && p.probes.len() >= FAIL_PROBES =>
+                {
                     self.set_state(now, path, PathState::Failed, PathEventKind::Failed);
                 }
                 PathState::Failed

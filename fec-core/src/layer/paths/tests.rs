@@ -454,3 +454,34 @@ fn other_path_repairs_never_follow_their_source_on_its_path() {
     }
     assert!(kinds.iter().any(|r| *r));
 }
+
+#[test]
+fn an_end_that_stalled_fails_no_path_it_did_not_probe() {
+    let mut net = Net::new(Box::new(FixedRate::default()), [0.0, 0.0]);
+    net.client.layer.open_path(net.now, 1);
+    net.run(300);
+    // The client's process stalls for 300 ms: the server runs on, and what
+    // it sends (answers too) waits unread.
+    let mut out = Vec::new();
+    for _ in 0..300 {
+        net.now += Duration::from_millis(1);
+        Net::step(
+            net.now,
+            &mut net.server,
+            &mut net.up,
+            &mut net.down,
+            &mut out,
+        );
+    }
+    // It wakes, and its timers run before it reads what waited.
+    net.client.layer.handle_timeout(net.now, &mut out);
+    net.client.ship(net.now, &mut out, &mut net.up);
+    net.run(300);
+    use PathEventKind::*;
+    assert_eq!(kinds(&net.client.events, 1), [Opened, Validated]);
+    assert!(
+        !kinds(&net.client.events, 0).contains(&Failed),
+        "{:?}",
+        net.client.events
+    );
+}
