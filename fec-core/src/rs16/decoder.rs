@@ -1,5 +1,6 @@
 //! The reusable decoder: erasure decoding by the formal derivative, as
-//! Leopard-RS does it.
+//! Leopard-RS does it, or by syndromes where few originals are lost
+//! ([`syndrome`]; the cheaper of the two by a count of block products).
 //!
 //! Every shard sits at a point of the field: at high rate recovery shard `r`
 //! at `r` and original `j` at `c + j` (`c = next_pow2(m)`), at low rate
@@ -24,6 +25,7 @@ use super::field::{self, MODULUS};
 use super::kernel::{self, Kernel, KernelJob};
 use super::locator::locator;
 use super::shards::{blocks_per_shard, ShardBuffer};
+use super::syndrome;
 use super::transform::{self, Marked};
 use super::Shape;
 use crate::gf256::Engine;
@@ -66,17 +68,20 @@ pub struct ReedSolomonDecoder {
 
 /// Where the shards of a shape sit.
 #[derive(Clone, Copy, Debug)]
-struct Layout {
-    original_base: usize,
-    recovery_base: usize,
+pub(super) struct Layout {
+    /// The point of original 0 (`c` at high rate, 0 at low rate).
+    pub(super) original_base: usize,
+    /// The point of recovery shard 0 (0 at high rate, `c` at low rate).
+    pub(super) recovery_base: usize,
     /// One past the last shard's point.
-    end: usize,
-    /// The transform size: the power of two at or above `end`.
-    window: usize,
+    pub(super) end: usize,
+    /// The locator decode's transform size: the power of two at or above
+    /// `end`.
+    pub(super) window: usize,
 }
 
 impl Layout {
-    fn new(s: Shape) -> Self {
+    pub(super) fn new(s: Shape) -> Self {
         let chunk = s.chunk();
         let (original_base, recovery_base, end) = if s.high_rate {
             (chunk, 0, chunk + s.original_count)
@@ -98,6 +103,22 @@ struct Scratch {
     erased: Vec<usize>,
     locator: Vec<u16>,
     wanted: Vec<u32>,
+    syndrome: syndrome::Scratch,
+    /// Which decode to run (tests pin each against the other).
+    route: Route,
+}
+
+/// The decode a loss takes (only tests pin one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) enum Route {
+    /// The cheaper of the two for the loss.
+    #[default]
+    Cheapest,
+    /// The locator decode (any loss).
+    Locator,
+    /// Syndromes where the loss allows it, else the locator decode.
+    Syndrome,
 }
 
 impl ReedSolomonDecoder {
@@ -163,6 +184,7 @@ impl ReedSolomonDecoder {
     ) -> Result<(), Error> {
         self.shape = Shape::new(original_count, recovery_count, shard_bytes)?;
         self.layout = Layout::new(self.shape);
+        self.scratch.syndrome.reset();
         self.allocate();
         Ok(())
     }
@@ -323,6 +345,12 @@ impl<'a> DecoderResult<'a> {
 }
 
 impl ReedSolomonDecoder {
+    /// Pins the decode route (tests of one route against the other).
+    #[cfg(test)]
+    pub(super) fn set_route(&mut self, route: Route) {
+        self.scratch.route = route;
+    }
+
     fn restored_shard(&self, index: usize) -> &[u8] {
         self.work
             .shard_bytes_of(self.layout.original_base + index, self.shape.shard_bytes)
@@ -350,8 +378,25 @@ impl KernelJob for DecodeJob<'_> {
             work,
             scratch,
         } = self;
-        let exp = &field::tables().exp;
         let bps = work.blocks_per_shard();
+        let lost = restored.len();
+        let planned = match scratch.route {
+            Route::Locator => false,
+            route => syndrome::plan(
+                s,
+                l,
+                received,
+                lost,
+                bps,
+                route == Route::Cheapest,
+                &mut scratch.syndrome,
+            ),
+        };
+        if planned {
+            syndrome::decode(kernel, s, l, restored, work, &mut scratch.syndrome);
+            return;
+        }
+        let exp = &field::tables().exp;
 
         // Points that hold a shard: the originals and the recovery shards.
         let holds_shard = |p: usize| {

@@ -14,7 +14,7 @@
 #![forbid(unsafe_code)]
 
 use super::kernel::{self, Kernel, KernelJob};
-use super::shards::{blocks_per_shard, ShardBuffer};
+use super::shards::{blocks_per_shard, Block, ShardBuffer};
 use super::transform::{self, Below};
 use super::Shape;
 use crate::gf256::Engine;
@@ -227,12 +227,26 @@ impl KernelJob for EncodeJob<'_> {
 
 fn encode_high_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
     let chunk = s.chunk();
-    let k = s.original_count;
     let bps = work.blocks_per_shard();
+    let data = work.blocks_mut();
+    interpolate_chunks(kernel, s, data, bps);
+    let wanted = Below(s.recovery_count);
+    transform::fft(kernel, &mut data[..chunk * bps], bps, chunk, 0, &wanted);
+}
+
+/// The high-rate encoding's first half: `data` holds the originals (shard
+/// `i` = original `i`, zero where missing), grouped in chunks of `c`
+/// shards; chunk `i` is inverse-transformed over its points `(i + 1) c ..
+/// (i + 2) c` and the results are summed into the first chunk, which then
+/// holds the polynomial whose values at `0..c` are the recovery shards.
+/// `data` must hold whole chunks (the last one's tail is written, not read).
+pub(super) fn interpolate_chunks<K: Kernel>(kernel: K, s: Shape, data: &mut [Block], bps: usize) {
+    let chunk = s.chunk();
+    let k = s.original_count;
     let first = k.min(chunk);
     transform::ifft(
         kernel,
-        work.shards_mut(0..chunk),
+        &mut data[..chunk * bps],
         bps,
         chunk,
         first,
@@ -242,14 +256,12 @@ fn encode_high_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
     let mut start = chunk;
     while start < k {
         let count = (k - start).min(chunk);
-        let (sum, rest) = work.blocks_mut().split_at_mut(start * bps);
+        let (sum, rest) = data.split_at_mut(start * bps);
         let part = &mut rest[..chunk * bps];
         transform::ifft(kernel, part, bps, chunk, count, start + chunk, None);
         kernel.xor(&mut sum[..chunk * bps], part);
         start += chunk;
     }
-    let wanted = Below(s.recovery_count);
-    transform::fft(kernel, work.shards_mut(0..chunk), bps, chunk, 0, &wanted);
 }
 
 fn encode_low_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {

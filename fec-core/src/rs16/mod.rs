@@ -15,12 +15,18 @@
 //! The arithmetic is reed-solomon-simd's bit for bit: the field's Cantor
 //! basis, the shard layout of 64-byte blocks with low and high bytes split
 //! (`shards`), the transform twiddles, and its choice between a high-rate and
-//! a low-rate encoding (which give different recovery bytes). The decoder is
-//! the same linear map too, so even shards that are not a codeword decode to
-//! the same bytes. The code is our own, and faster where it can be:
-//! - the decode's erasure locator is a Walsh-Hadamard convolution over the
-//!   code's window instead of all 65536 points (most of reed-solomon-simd's
-//!   time on small codes);
+//! a low-rate encoding (which give different recovery bytes). From exactly
+//! `original_count` shards the decode is the one linear map any decoder of
+//! the code computes, so even shards that are not a codeword decode to the
+//! same bytes (with more shards than that, a corrupt set may decode
+//! differently: ours may read fewer of them). The code is our own, and
+//! faster where it can be:
+//! - a decode of few losses costs about one encode plus `e^2` products per
+//!   block for `e` lost originals (syndromes and the closed-form inverse of a
+//!   Cauchy matrix, `syndrome`), not two transforms over the code's window;
+//! - otherwise the decode's erasure locator is a Walsh-Hadamard convolution
+//!   over the code's window instead of all 65536 points (most of
+//!   reed-solomon-simd's time on small codes);
 //! - the transforms run depth first, skip blocks that hold no wanted output
 //!   or no input, and skip products by the zero twiddle;
 //! - the decoder's formal derivative and its scaling of received and
@@ -57,6 +63,7 @@ mod field;
 mod kernel;
 mod locator;
 mod shards;
+mod syndrome;
 mod transform;
 
 use std::collections::HashMap;

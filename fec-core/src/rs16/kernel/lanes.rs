@@ -113,6 +113,22 @@ pub(super) unsafe fn xor<L: Lanes16>(x: &mut [Block], y: &[Block]) {
     }
 }
 
+/// `x ^= f * y` (runs of equal length).
+///
+/// # Safety
+/// The [`Lanes16`] contract.
+#[inline(always)]
+pub(super) unsafe fn mul_add<L: Lanes16>(x: &mut [Block], y: &[Block], f: &L::Factor) {
+    // SAFETY: the caller guarantees the instruction set.
+    unsafe {
+        let f = L::load_factor(f);
+        for (a, b) in x.iter_mut().zip(y) {
+            let v = L::mul_xor(L::load(a), L::load(b), f);
+            L::store(a, v);
+        }
+    }
+}
+
 /// Forward butterflies between two runs of equal length.
 ///
 /// # Safety
@@ -541,6 +557,14 @@ macro_rules! simd_kernel {
             /// # Safety
             /// The CPU supports the features enabled here.
             #[target_feature(enable = $features)]
+            pub(super) unsafe fn mul_add(x: &mut [Block], y: &[Block], f: &$factor) {
+                // SAFETY: the features are enabled on this function.
+                unsafe { lanes::mul_add::<$lanes>(x, y, f) }
+            }
+
+            /// # Safety
+            /// The CPU supports the features enabled here.
+            #[target_feature(enable = $features)]
             pub(super) unsafe fn fft2(x: &mut [Block], y: &mut [Block], f: &$factor, first: bool) {
                 // SAFETY: the features are enabled on this function.
                 unsafe {
@@ -702,6 +726,17 @@ macro_rules! simd_kernel {
                 crate::rs16::kernel::check_lengths(&[x.len(), y.len()]);
                 // SAFETY: as in `mul`.
                 unsafe { shells::xor(x, y) }
+            }
+
+            fn mul_add(
+                self,
+                x: &mut [crate::rs16::shards::Block],
+                y: &[crate::rs16::shards::Block],
+                f: &$factor,
+            ) {
+                crate::rs16::kernel::check_lengths(&[x.len(), y.len()]);
+                // SAFETY: as in `mul`.
+                unsafe { shells::mul_add(x, y, f) }
             }
 
             fn fft2(

@@ -70,6 +70,9 @@ pub(crate) trait Kernel: Copy + Send + Sync + 'static {
     /// `x ^= y`.
     fn xor(self, x: &mut [Block], y: &[Block]);
 
+    /// `x ^= f * y` (the decoder's products of a small inverse matrix).
+    fn mul_add(self, x: &mut [Block], y: &[Block], f: &Self::Factor);
+
     /// Forward butterfly: `x ^= f * y; y ^= x`.
     ///
     /// `first` promises that the twiddle is 0 (the block at the field's

@@ -90,6 +90,13 @@ impl Kernel for Scalar {
         }
     }
 
+    fn mul_add(self, x: &mut [Block], y: &[Block], f: &NibbleProducts) {
+        check_lengths(&[x.len(), y.len()]);
+        for (a, b) in x.iter_mut().zip(y) {
+            mul_block::<true>(a, b, f);
+        }
+    }
+
     // The scalar kernel ignores `first`: it multiplies by the zero twiddle's
     // tables, which is the reference result the hint must reproduce.
     fn fft2(self, x: &mut [Block], y: &mut [Block], f: &NibbleProducts, _first: bool) {

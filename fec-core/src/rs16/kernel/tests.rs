@@ -91,6 +91,19 @@ impl KernelJob for AgainstScalar {
             same(
                 kernel,
                 &runs,
+                "mul_add",
+                |k, r| {
+                    let [a, b, ..] = r;
+                    k.mul_add(a, b, &k1)
+                },
+                |s, r| {
+                    let [a, b, ..] = r;
+                    s.mul_add(a, b, &s1)
+                },
+            );
+            same(
+                kernel,
+                &runs,
                 "fft2",
                 |k, r| {
                     let [a, b, ..] = r;
