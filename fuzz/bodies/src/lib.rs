@@ -31,6 +31,7 @@ pub mod plugin;
 pub mod raptorq;
 pub mod rlc;
 pub mod rs;
+pub mod rs16;
 pub mod verifier;
 
 mod seed;
@@ -59,6 +60,10 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "rs_reconstruct",
         body: rs::reconstruct,
+    },
+    Target {
+        name: "rs16_decode",
+        body: rs16::decode,
     },
     Target {
         name: "raptorq_packets",

@@ -330,18 +330,16 @@ impl Prepared for NibbleTables {
     }
 
     fn xor(&self, other: &Self) -> Self {
-        let mut sum = *self;
-        for (a, b) in sum
-            .lo
-            .iter_mut()
-            .chain(sum.hi.iter_mut())
-            .zip(other.lo.iter().chain(&other.hi))
-        {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x ^= y;
-            }
+        // Fixed-size arrays throughout, so this compiles to a few vector
+        // XORs (a decode prepares a constant per received shard and per
+        // entry of its inverse matrix).
+        let sum = |a: &[[u8; 16]; 4], b: &[[u8; 16]; 4]| {
+            std::array::from_fn(|n| std::array::from_fn(|v| a[n][v] ^ b[n][v]))
+        };
+        NibbleTables {
+            lo: sum(&self.lo, &other.lo),
+            hi: sum(&self.hi, &other.hi),
         }
-        sum
     }
 }
 
