@@ -17,7 +17,10 @@ struct Input {
     /// Up to 2000 shards of each kind; otherwise up to 64 + 64, which keeps
     /// most executions fast.
     wide: bool,
-    shard_len: u16,
+    /// Half the shard size, less one (sizes are even and non-zero).
+    half_len: u16,
+    /// 0 asks for an odd or zero shard size instead, which must be refused.
+    bad_size: u8,
     backend: u8,
     seed: u64,
     rounds: Vec<Round>,
@@ -25,10 +28,13 @@ struct Input {
 
 #[derive(Arbitrary, Debug)]
 struct Round {
-    /// Indices (modulo the count) of lost originals.
-    lost_originals: Vec<u16>,
-    /// Indices (modulo the count) of lost recovery shards.
-    lost_recovery: Vec<u16>,
+    /// How many originals are lost: modulo `min(k, m) + 2`, so now and then
+    /// one more than the recovery shards can restore.
+    lost_originals: u16,
+    /// How many recovery shards are lost, modulo `m + 1`.
+    lost_recovery: u16,
+    /// Which ones (a seeded shuffle).
+    seed: u64,
     damage: Option<Damage>,
 }
 
@@ -62,13 +68,18 @@ pub fn decode(data: &[u8]) {
             1 + usize::from(input.recovery_count) % 64,
         )
     };
-    let shard_len = usize::from(input.shard_len) % 700;
     let supported = Backend::supported();
     let backend = supported[usize::from(input.backend) % supported.len()];
     let Some(engine) = Engine::new(backend) else {
         panic!("{backend} is listed as supported but has no engine");
     };
-    if shard_len == 0 || shard_len % 2 == 1 {
+    if input.bad_size == 0 {
+        // Odd, or zero when `half_len` is even.
+        let shard_len = if input.half_len % 2 == 1 {
+            2 * usize::from(input.half_len % 350) + 1
+        } else {
+            0
+        };
         assert!(
             matches!(
                 ReedSolomonEncoder::with_engine(k, m, shard_len, engine),
@@ -78,6 +89,7 @@ pub fn decode(data: &[u8]) {
         );
         return;
     }
+    let shard_len = 2 * (1 + usize::from(input.half_len) % 350);
     let what = format!("{k}:{m}, {shard_len} bytes, {backend}");
 
     let mut random = SplitMix::new(input.seed);
@@ -94,22 +106,25 @@ pub fn decode(data: &[u8]) {
     let mut decoder =
         ReedSolomonDecoder::with_engine(k, m, shard_len, engine).expect("a shape the encoder took");
     for round in input.rounds.iter().take(8) {
-        let mut kept_original = vec![true; k];
-        for &i in &round.lost_originals {
-            kept_original[usize::from(i) % k] = false;
-        }
-        let mut kept_recovery = vec![true; m];
-        for &i in &round.lost_recovery {
-            kept_recovery[usize::from(i) % m] = false;
-        }
+        let mut pick = SplitMix::new(round.seed);
+        let mut kept_original = survivors(
+            k,
+            usize::from(round.lost_originals) % (k.min(m) + 2),
+            &mut pick,
+        );
+        let kept_recovery = survivors(m, usize::from(round.lost_recovery) % (m + 1), &mut pick);
         for (i, shard) in original.iter().enumerate() {
             if kept_original[i] {
-                decoder.add_original_shard(i, shard).expect("a valid original");
+                decoder
+                    .add_original_shard(i, shard)
+                    .expect("a valid original");
             }
         }
         for (i, shard) in recovery.iter().enumerate() {
             if kept_recovery[i] {
-                decoder.add_recovery_shard(i, shard).expect("a valid recovery shard");
+                decoder
+                    .add_recovery_shard(i, shard)
+                    .expect("a valid recovery shard");
             }
         }
         if let Some(damage) = &round.damage {
@@ -119,7 +134,11 @@ pub fn decode(data: &[u8]) {
                 kept_original[i] = true;
             }
         }
-        let present = kept_original.iter().chain(&kept_recovery).filter(|&&p| p).count();
+        let present = kept_original
+            .iter()
+            .chain(&kept_recovery)
+            .filter(|&&p| p)
+            .count();
         let result = decoder.decode();
         if present < k {
             assert!(
@@ -144,6 +163,22 @@ pub fn decode(data: &[u8]) {
             assert!(shard == original[i], "{what}: original {i} restored wrong");
         }
     }
+}
+
+/// `count` flags, `lost` of them (at most all) false, chosen by `pick`.
+fn survivors(count: usize, lost: usize, pick: &mut SplitMix) -> Vec<bool> {
+    let mut kept = vec![true; count];
+    let mut order: Vec<usize> = (0..count).collect();
+    // Fisher-Yates on the seeded bytes.
+    for i in (1..count).rev() {
+        let bytes = pick.bytes(8);
+        let word = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+        order.swap(i, (word % (i as u64 + 1)) as usize);
+    }
+    for &i in order.iter().take(lost) {
+        kept[i] = false;
+    }
+    kept
 }
 
 fn encode(k: usize, m: usize, len: usize, engine: Engine, original: &[Vec<u8>]) -> Vec<Vec<u8>> {
