@@ -16,13 +16,20 @@ use std::hint::black_box;
 use crate::timing::{Case, Label, Reuse};
 use crate::workload::{random_shards, LossPatterns, RsConfig};
 
-/// The GF(2^16) configurations: a small code, a medium one, the largest
-/// equal-rate one; 1280-byte shards (a packet payload).
-pub const RS16_CONFIGS: [RsConfig; 3] = [
+/// The GF(2^16) configurations: a small code, a high-rate one past 256
+/// shards, a medium equal-rate one, the largest equal-rate one; 1280-byte
+/// shards (a packet payload).
+pub const RS16_CONFIGS: [RsConfig; 4] = [
     RsConfig {
         name: "RS16-100:20",
         data: 100,
         parity: 20,
+        shard_bytes: 1280,
+    },
+    RsConfig {
+        name: "RS16-1000:100",
+        data: 1000,
+        parity: 100,
         shard_bytes: 1280,
     },
     RsConfig {

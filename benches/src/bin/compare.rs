@@ -75,7 +75,7 @@ const CONFIGS: &str = "Configs (for --only):
   D                 RFC 8681 sliding-window RLC (fec-core, cu-fec)
   E32, E200         RaptorQ with 32 and 200 source symbols (pipeline, raptorq)
   P                 the FEC layer driven by the rlc-window plugin vs native
-  RS16-100:20, RS16-1000:1000, RS16-32768:32768
+  RS16-100:20, RS16-1000:100, RS16-1000:1000, RS16-32768:32768
                     GF(2^16) Reed-Solomon, 1280 B shards (fec-core, reed-solomon-simd)";
 
 impl Options {

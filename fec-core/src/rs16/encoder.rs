@@ -3,7 +3,9 @@
 //! High rate: the originals are cut into chunks of `c = next_pow2(m)`
 //! shards; chunk `i` is inverse-transformed over the points
 //! `(i + 1) c .. (i + 2) c`, the results are summed into one chunk, and one
-//! forward transform over `0..c` evaluates the recovery shards. Low rate:
+//! forward transform over `0..c` evaluates the recovery shards. The encoder
+//! transforms each chunk as soon as its last original arrives, while the
+//! chunk is still in cache, so it holds two chunks, not every original. Low rate:
 //! the originals, one chunk of `c = next_pow2(k)`, are inverse-transformed
 //! over `0..c` once, and each chunk of recovery shards is that polynomial
 //! evaluated over the points `(i + 1) c .. (i + 2) c`. Either way recovery
@@ -118,11 +120,37 @@ impl ReedSolomonEncoder {
         let s = self.shape;
         let chunk = s.chunk();
         let count = if s.high_rate {
-            s.original_count.next_multiple_of(chunk)
+            // The sum, and room for one more chunk while it fills.
+            s.original_count.next_multiple_of(chunk).min(2 * chunk)
         } else {
             s.recovery_count.next_multiple_of(chunk)
         };
         self.work.resize(count, blocks_per_shard(s.shard_bytes));
+    }
+
+    /// Where original `index` waits for its chunk's transform: chunk 0 in
+    /// the sum's place, later chunks in the room after it.
+    fn slot(&self, index: usize) -> usize {
+        let c = self.shape.chunk();
+        if self.shape.high_rate && index >= c {
+            c + index % c
+        } else {
+            index
+        }
+    }
+
+    /// At high rate, the transform of the chunk holding originals
+    /// `start..end` (all of it given), summed into the first chunk.
+    fn fold_chunk(&mut self, start: usize, end: usize) {
+        kernel::dispatch(
+            self.engine,
+            ChunkJob {
+                shape: self.shape,
+                start,
+                count: end - start,
+                work: &mut self.work,
+            },
+        );
     }
 
     /// Adds the next original shard (originals are numbered in the order
@@ -147,8 +175,12 @@ impl ReedSolomonEncoder {
                 got: shard.len(),
             });
         }
-        self.work.insert(self.received, shard);
+        self.work.insert(self.slot(self.received), shard);
         self.received += 1;
+        let c = s.chunk();
+        if s.high_rate && self.received.is_multiple_of(c) {
+            self.fold_chunk(self.received - c, self.received);
+        }
         Ok(())
     }
 
@@ -167,6 +199,12 @@ impl ReedSolomonEncoder {
             });
         }
         self.received = 0;
+        let c = s.chunk();
+        let k = s.original_count;
+        if s.high_rate && !k.is_multiple_of(c) {
+            // The last chunk, short: its missing originals are zeros.
+            self.fold_chunk(k - k % c, k);
+        }
         kernel::dispatch(
             self.engine,
             EncodeJob {
@@ -205,8 +243,10 @@ impl<'a> EncoderResult<'a> {
     }
 }
 
-/// One encode on a kernel: the originals are in `work` (shard `i` = original
-/// `i`); afterwards recovery shard `r` is shard `r`.
+/// The rest of one encode on a kernel: at high rate `work`'s first chunk
+/// holds the sum of every chunk's transform, at low rate `work` holds the
+/// originals (shard `i` = original `i`); afterwards recovery shard `r` is
+/// shard `r`.
 struct EncodeJob<'a> {
     shape: Shape,
     work: &'a mut ShardBuffer,
@@ -218,49 +258,92 @@ impl KernelJob for EncodeJob<'_> {
     fn run<K: Kernel>(self, kernel: K) {
         let EncodeJob { shape: s, work } = self;
         if s.high_rate {
-            encode_high_rate(kernel, s, work);
+            let chunk = s.chunk();
+            let bps = work.blocks_per_shard();
+            let wanted = Below(s.recovery_count);
+            transform::fft(kernel, work.shards_mut(0..chunk), bps, chunk, 0, &wanted);
         } else {
             encode_low_rate(kernel, s, work);
         }
     }
 }
 
-fn encode_high_rate<K: Kernel>(kernel: K, s: Shape, work: &mut ShardBuffer) {
-    let chunk = s.chunk();
-    let bps = work.blocks_per_shard();
-    let data = work.blocks_mut();
-    interpolate_chunks(kernel, s, data, bps);
-    let wanted = Below(s.recovery_count);
-    transform::fft(kernel, &mut data[..chunk * bps], bps, chunk, 0, &wanted);
+/// The high-rate transform of one chunk of originals, `start..start +
+/// count` (`start` a multiple of the chunk size): chunk 0 in place, a later
+/// one in the room after the sum and then added into it.
+struct ChunkJob<'a> {
+    shape: Shape,
+    start: usize,
+    count: usize,
+    work: &'a mut ShardBuffer,
 }
 
-/// The high-rate encoding's first half: `data` holds the originals (shard
-/// `i` = original `i`, zero where missing), grouped in chunks of `c`
-/// shards; chunk `i` is inverse-transformed over its points `(i + 1) c ..
-/// (i + 2) c` and the results are summed into the first chunk, which then
-/// holds the polynomial whose values at `0..c` are the recovery shards.
-/// `data` must hold whole chunks (the last one's tail is written, not read).
+impl KernelJob for ChunkJob<'_> {
+    type Output = ();
+
+    fn run<K: Kernel>(self, kernel: K) {
+        let ChunkJob {
+            shape: s,
+            start,
+            count,
+            work,
+        } = self;
+        let chunk = s.chunk();
+        let bps = work.blocks_per_shard();
+        let (sum, room) = work.blocks_mut().split_at_mut(chunk * bps);
+        let part = (start > 0).then(|| &mut room[..chunk * bps]);
+        fold(kernel, chunk, bps, start, count, sum, part);
+    }
+}
+
+/// Chunk `start / c` of the high-rate encoding (`count` originals, zeros
+/// after them), inverse-transformed over its points: in place in `sum` when
+/// it is the first (`part` is `None`), else in `part` and added to `sum`.
+fn fold<K: Kernel>(
+    kernel: K,
+    chunk: usize,
+    bps: usize,
+    start: usize,
+    count: usize,
+    sum: &mut [Block],
+    part: Option<&mut [Block]>,
+) {
+    let delta = start + chunk;
+    match part {
+        None => transform::ifft(kernel, sum, bps, chunk, count, delta, None),
+        Some(part) => {
+            transform::ifft(kernel, part, bps, chunk, count, delta, None);
+            kernel.xor(sum, part);
+        }
+    }
+}
+
+/// The high-rate encoding's first half on a buffer holding every original
+/// (shard `i` = original `i`, zero where missing), grouped in chunks of `c`
+/// shards, as the decoder keeps them: chunk `i` is inverse-transformed over
+/// its points `(i + 1) c .. (i + 2) c` and the results are summed into the
+/// first chunk, which then holds the polynomial whose values at `0..c` are
+/// the recovery shards. `data` must hold whole chunks (the last one's tail
+/// is written, not read).
 pub(super) fn interpolate_chunks<K: Kernel>(kernel: K, s: Shape, data: &mut [Block], bps: usize) {
     let chunk = s.chunk();
     let k = s.original_count;
-    let first = k.min(chunk);
-    transform::ifft(
-        kernel,
-        &mut data[..chunk * bps],
-        bps,
-        chunk,
-        first,
-        chunk,
-        None,
-    );
-    let mut start = chunk;
-    while start < k {
-        let count = (k - start).min(chunk);
-        let (sum, rest) = data.split_at_mut(start * bps);
-        let part = &mut rest[..chunk * bps];
-        transform::ifft(kernel, part, bps, chunk, count, start + chunk, None);
-        kernel.xor(&mut sum[..chunk * bps], part);
-        start += chunk;
+    let (sum, rest) = data.split_at_mut(chunk * bps);
+    fold(kernel, chunk, bps, 0, k.min(chunk), sum, None);
+    for (i, part) in rest.chunks_exact_mut(chunk * bps).enumerate() {
+        let start = (i + 1) * chunk;
+        if start >= k {
+            break;
+        }
+        fold(
+            kernel,
+            chunk,
+            bps,
+            start,
+            (k - start).min(chunk),
+            sum,
+            Some(part),
+        );
     }
 }
 
