@@ -264,7 +264,6 @@ fn inverse_logs(
     );
     let d = |i: usize, j: usize| u64::from(log_difference[i * e + j]);
 
-    // sums[i] = log A(x_i) - log A'(x_i) - log lambda(x_i) at high rate 0.
     let c = s.chunk();
     let mut scale = |point: usize| -> u64 {
         let coset = point / c;
@@ -276,36 +275,31 @@ fn inverse_logs(
         }
         u64::from(lambda[coset])
     };
-    let modulus = u64::from(MODULUS);
-    sums.clear();
-    for (i, &x) in rows.iter().enumerate() {
-        let a: u64 = (0..e).map(|j| d(i, j)).sum();
-        let a_prime: u64 = rows
+    // Subtractions as additions of the negation, kept non-negative.
+    let minus = |v: u64| u64::from(MODULUS) - v % u64::from(MODULUS);
+    // The logarithm of the product of `points[i] + q` over the other `q`.
+    let others = |points: &[usize], i: usize| -> u64 {
+        let p = points[i];
+        points
             .iter()
             .enumerate()
             .filter(|&(k, _)| k != i)
-            .map(|(_, &xk)| log(x ^ xk))
-            .sum();
+            .map(|(_, &q)| log(p ^ q))
+            .sum()
+    };
+    // sums[i]: log A(x_i) - log A'(x_i) - log rho(x_i).
+    sums.clear();
+    for (i, &x) in rows.iter().enumerate() {
+        let a: u64 = (0..e).map(|j| d(i, j)).sum();
         let rho = if s.high_rate { 0 } else { scale(x) };
-        // Subtractions as additions of (modulus - v), kept non-negative.
-        let value = a + (modulus - u64::from(reduce(a_prime))) + (modulus - rho % modulus);
-        sums.push(u32::from(reduce(value)));
+        sums.push(u32::from(reduce(a + minus(others(rows, i)) + minus(rho))));
     }
     inverse.clear();
     for (j, &y) in columns.iter().enumerate() {
         let b: u64 = (0..e).map(|i| d(i, j)).sum();
-        let b_prime: u64 = columns
-            .iter()
-            .enumerate()
-            .filter(|&(k, _)| k != j)
-            .map(|(_, &yk)| log(y ^ yk))
-            .sum();
         let gamma = if s.high_rate { scale(y) } else { 0 };
-        let column =
-            reduce(b + (modulus - u64::from(reduce(b_prime))) + (modulus - gamma % modulus));
-        inverse.extend(
-            (0..e).map(|i| reduce(u64::from(column) + u64::from(sums[i]) + (modulus - d(i, j)))),
-        );
+        let column = u64::from(reduce(b + minus(others(columns, j)) + minus(gamma)));
+        inverse.extend((0..e).map(|i| reduce(column + u64::from(sums[i]) + minus(d(i, j)))));
     }
 }
 
