@@ -94,8 +94,11 @@ pub(super) fn plan(
     } else {
         1
     };
-    let syndrome_cost =
-        (interpolated + 1) * transform(c) + lost * lost + (lost * lost * ENTRY_COST).div_ceil(bps);
+    // Saturating: `lost` can be 32768 (more than a 32-bit `usize` squares).
+    let square = lost.saturating_mul(lost);
+    let syndrome_cost = ((interpolated + 1) * transform(c))
+        .saturating_add(square)
+        .saturating_add(square.saturating_mul(ENTRY_COST).div_ceil(bps));
     let locator_cost = 2 * transform(p.window) + p.window;
     if cheaper && syndrome_cost >= locator_cost {
         return false;

@@ -63,7 +63,12 @@ fn engines() -> Vec<Engine> {
 #[test]
 fn routes_agree_on_random_losses() {
     let mut rng = StdRng::seed_from_u64(0x5d);
-    for round in 0..120 {
+    // Rounds that could not take the syndrome route (`Route::Syndrome`
+    // falls back to the locator), then rounds that did; for every shard
+    // kept and for exactly k shards.
+    let mut taken = [0usize; 2];
+    let mut taken_exact = [0usize; 2];
+    for round in 0..160 {
         let k = rng.gen_range(1..=300);
         let m = rng.gen_range(1..=300);
         let len = 2 * rng.gen_range(1..=100);
@@ -73,13 +78,26 @@ fn routes_agree_on_random_losses() {
         lost.shuffle(&mut rng);
         lost.truncate(rng.gen_range(1..=k.min(m)));
         lost.sort_unstable();
-        // Every recovery shard, or exactly as many as lost.
+        // Every recovery shard, or exactly as many as lost; at low rate the
+        // syndrome route needs them in one coset of the chunk's subspace
+        // (recovery indices `t c .. (t + 1) c`), so half the time they are.
         let mut kept: Vec<usize> = (0..m).collect();
         kept.shuffle(&mut rng);
         if round % 2 == 0 {
+            let s = Shape::new(k, m, len).unwrap();
+            let c = s.chunk();
+            if !s.high_rate && round % 4 == 0 {
+                let coset = rng.gen_range(0..m.div_ceil(c));
+                kept.retain(|r| r / c == coset);
+            }
             kept.truncate(lost.len());
         }
         kept.sort_unstable();
+        if kept.len() < lost.len() {
+            // That coset was too small; give the decoder every shard.
+            kept = (0..m).collect();
+        }
+        let syndromes = takes_syndromes((k, m, len), &lost, &kept);
         let expected: Vec<(usize, Vec<u8>)> =
             lost.iter().map(|&i| (i, original[i].clone())).collect();
         let noise = shards(&mut rng, m, len);
@@ -95,6 +113,9 @@ fn routes_agree_on_random_losses() {
             &lost,
             &exact,
         );
+        let exact_syndromes = takes_syndromes((k, m, len), &lost, &exact);
+        taken[usize::from(syndromes)] += 1;
+        taken_exact[usize::from(exact_syndromes)] += 1;
         for engine in engines() {
             for route in [Route::Locator, Route::Syndrome] {
                 let restored = decode(engine, route, (k, m), &original, &recovery, &lost, &kept);
@@ -107,6 +128,37 @@ fn routes_agree_on_random_losses() {
             }
         }
     }
+    // Most rounds must really compare the two routes.
+    assert!(
+        taken[1] >= 120 && taken_exact[1] >= 120,
+        "syndrome route taken in {} and {} of 160 rounds",
+        taken[1],
+        taken_exact[1]
+    );
+}
+
+/// Whether the syndrome route can decode this loss (what `Route::Syndrome`
+/// runs; it falls back to the locator otherwise).
+fn takes_syndromes((k, m, len): (usize, usize, usize), lost: &[usize], kept: &[usize]) -> bool {
+    let s = Shape::new(k, m, len).unwrap();
+    let l = Layout::new(s);
+    let mut received = vec![false; l.end];
+    for j in (0..k).filter(|j| !lost.contains(j)) {
+        received[l.original_base + j] = true;
+    }
+    for &r in kept {
+        received[l.recovery_base + r] = true;
+    }
+    let bps = len.div_ceil(64);
+    plan(
+        s,
+        l,
+        &received,
+        lost.len(),
+        bps,
+        false,
+        &mut Scratch::default(),
+    )
 }
 
 /// The choice: syndromes for few losses, the locator for many.
