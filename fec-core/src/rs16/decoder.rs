@@ -423,16 +423,9 @@ impl KernelJob for DecodeJob<'_> {
         let scale =
             |p: usize| (p < nonzero && received[p]).then(|| K::prepare(exp[log[p] as usize]));
 
-        let wanted = &mut scratch.wanted;
-        wanted.clear();
-        wanted.resize(l.window + 1, 0);
-        for &j in restored {
-            wanted[l.original_base + j + 1] = 1;
-        }
-        for i in 1..wanted.len() {
-            wanted[i] += wanted[i - 1];
-        }
-        let counts: &[u32] = wanted;
+        let points = restored.iter().map(|&j| l.original_base + j);
+        let wanted = Marked::fill(&mut scratch.wanted, l.window, points);
+        let counts = wanted.counts;
         // A restored original comes out of the transform times `E'(e)`.
         let reveal = |p: usize| {
             (counts[p + 1] > counts[p]).then(|| K::prepare(exp[(MODULUS - log[p]) as usize]))
@@ -440,6 +433,6 @@ impl KernelJob for DecodeJob<'_> {
 
         let data = work.blocks_mut();
         transform::ifft(kernel, data, bps, l.window, nonzero, 0, Some(&scale));
-        transform::derivative_fft(kernel, data, bps, l.window, &Marked { counts }, &reveal);
+        transform::derivative_fft(kernel, data, bps, l.window, &wanted, &reveal);
     }
 }

@@ -163,48 +163,46 @@ pub(super) fn decode<K: Kernel>(
         work.shard_mut(y).fill([0; 64]);
     }
 
-    // The received originals' contribution at the row points, in `V`'s
-    // half of the buffer (high rate: the sum lands in the chunk at `c`;
-    // low rate: the originals' own chunk at 0).
-    let (evaluated, delta) = if s.high_rate {
-        let info = work.shards_mut(c..p.window);
-        interpolate_chunks(kernel, s, info, bps);
-        (c, 0)
+    // The lost originals lie in one half of the buffer, the row shards in
+    // the other; the halves split at `c`. The received originals'
+    // contribution at the row points is evaluated in the originals' half
+    // (high rate: the chunk sum at `c`; low rate: their own chunk at 0).
+    let (rows_base, columns_base, delta) = if s.high_rate {
+        (0, c, 0)
     } else {
-        let info = work.shards_mut(0..c);
-        transform::ifft(kernel, info, bps, c, s.original_count, 0, None);
-        (0, plan.row_coset)
+        (c, 0, plan.row_coset)
     };
-    wanted.clear();
-    wanted.resize(c + 1, 0);
-    for &x in &plan.rows {
-        wanted[x - delta + 1] = 1;
+    if s.high_rate {
+        interpolate_chunks(kernel, s, work.shards_mut(c..p.window), bps);
+    } else {
+        transform::ifft(
+            kernel,
+            work.shards_mut(0..c),
+            bps,
+            c,
+            s.original_count,
+            0,
+            None,
+        );
     }
-    for i in 1..wanted.len() {
-        wanted[i] += wanted[i - 1];
-    }
-    let region = work.shards_mut(evaluated..evaluated + c);
-    transform::fft(kernel, region, bps, c, delta, &Marked { counts: wanted });
+    let rows = plan.rows.iter().map(|&x| x - delta);
+    let wanted = Marked::fill(wanted, c, rows);
+    let region = work.shards_mut(columns_base..columns_base + c);
+    transform::fft(kernel, region, bps, c, delta, &wanted);
 
-    // Syndromes in place of the row shards; the lost originals are in the
-    // other half of the buffer, so the two halves split at `c`.
-    let blocks = work.blocks_mut();
-    let (low, high) = blocks.split_at_mut(c * bps);
-    let (rows_half, columns_half, rows_base, columns_base) = if s.high_rate {
-        (low, high, 0, c)
+    // Syndromes in place of the row shards.
+    let (low, high) = work.blocks_mut().split_at_mut(c * bps);
+    let (rows_half, columns_half) = if s.high_rate {
+        (low, high)
     } else {
-        (high, low, c, 0)
+        (high, low)
     };
     for &x in &plan.rows {
-        let at = (x - rows_base) * bps;
-        let from = (x - delta + evaluated) * bps;
-        let syndrome = &mut rows_half[at..at + bps];
-        let evaluation = if s.high_rate {
-            &columns_half[from - c * bps..from - c * bps + bps]
-        } else {
-            &columns_half[from..from + bps]
-        };
-        kernel.xor(syndrome, evaluation);
+        let (at, from) = ((x - rows_base) * bps, (x - delta) * bps);
+        kernel.xor(
+            &mut rows_half[at..at + bps],
+            &columns_half[from..from + bps],
+        );
     }
 
     inverse_logs(

@@ -49,6 +49,26 @@ pub(crate) struct Marked<'a> {
     pub counts: &'a [u32],
 }
 
+impl<'a> Marked<'a> {
+    /// Fills `counts` for the wanted outputs `points` (each below `n`,
+    /// none twice) of an `n`-point transform, and marks them.
+    pub(crate) fn fill(
+        counts: &'a mut Vec<u32>,
+        n: usize,
+        points: impl IntoIterator<Item = usize>,
+    ) -> Self {
+        counts.clear();
+        counts.resize(n + 1, 0);
+        for p in points {
+            counts[p + 1] = 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        Marked { counts }
+    }
+}
+
 impl Wanted for Marked<'_> {
     fn any(&self, range: Range<usize>) -> bool {
         let end = range.end.min(self.counts.len() - 1);
