@@ -42,7 +42,10 @@ pub use ::raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
 use ::raptorq::{SourceBlockDecoder, SourceBlockEncoder, SourceBlockEncodingPlan};
 
 use crate::recent::Recent;
+
+mod schedule;
 use crate::Error;
+pub(crate) use schedule::Schedule;
 
 /// The largest number of source symbols in one block (K'max, RFC 6330
 /// section 5.1.2).

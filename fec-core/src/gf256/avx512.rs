@@ -136,6 +136,16 @@ pub(super) unsafe fn mul_add_slice(c: u8, src: &[u8], dst: &mut [u8]) {
 
 /// # Safety
 /// The CPU supports AVX-512F and AVX-512BW.
+/// Every source is at least as long as `dst`.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn sum_slices<const ADD: bool>(sources: &[&[u8]], dst: &mut [u8]) {
+    // SAFETY: the feature is enabled on this function; the lengths are the
+    // caller's contract.
+    unsafe { lanes::sum_slices::<Avx512, ADD>(sources, dst) }
+}
+
+/// # Safety
+/// The CPU supports AVX-512F and AVX-512BW.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn xor_slice(src: &[u8], dst: &mut [u8]) {
     // SAFETY: the features are enabled on this function.

@@ -159,6 +159,65 @@ pub(super) unsafe fn xor_slice<L: Lanes>(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// `dst = sources[0] ^ sources[1] ^ ..` (zero for none), or with `ADD`
+/// `dst ^= ..`: each vector of `dst` is loaded and stored once, however many
+/// sources it sums.
+///
+/// # Safety
+/// The [`Lanes`] contract: `L`'s instruction set is present. Every source
+/// is at least as long as `dst`.
+#[inline(always)]
+pub(super) unsafe fn sum_slices<L: Lanes, const ADD: bool>(sources: &[&[u8]], dst: &mut [u8]) {
+    debug_assert!(sources.iter().all(|s| s.len() >= dst.len()));
+    let len = dst.len();
+    let d = dst.as_mut_ptr();
+    let w = L::WIDTH;
+    // SAFETY: every access is below `len` bytes from the start of `dst` or
+    // of a source at least `len` long (the caller's contract), and the
+    // instruction set is present by contract.
+    unsafe {
+        let mut pos = 0;
+        while pos + 4 * w <= len {
+            let mut acc = [L::zero(); 4];
+            if ADD {
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = L::load(d.add(pos + i * w));
+                }
+            }
+            for source in sources {
+                let s = source.as_ptr().add(pos);
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = L::xor(*a, L::load(s.add(i * w)));
+                }
+            }
+            for (i, a) in acc.into_iter().enumerate() {
+                L::store(d.add(pos + i * w), a);
+            }
+            pos += 4 * w;
+        }
+        while pos < len {
+            let step = w.min(len - pos);
+            let load = |p: *const u8| {
+                if step == w {
+                    L::load(p)
+                } else {
+                    L::load_partial(p, step)
+                }
+            };
+            let mut a = if ADD { load(d.add(pos)) } else { L::zero() };
+            for source in sources {
+                a = L::xor(a, load(source.as_ptr().add(pos)));
+            }
+            if step == w {
+                L::store(d.add(pos), a);
+            } else {
+                L::store_partial(d.add(pos), step, a);
+            }
+            pos += step;
+        }
+    }
+}
+
 /// The raw view of a fused-kernel call: pointers to `cols` inputs and `rows`
 /// outputs, all `len` bytes long, and the coefficient table stored
 /// input-major (`table[j * rows + r]` multiplies input `j` into output `r`),

@@ -289,6 +289,48 @@ impl Engine {
         scalar::xor_slice(src, dst);
     }
 
+    /// `dst = sources[0] ^ sources[1] ^ ..`, all zero for no source: one
+    /// pass over `dst` however many sources it sums, where summing them
+    /// one [`xor_slice`](Self::xor_slice) at a time loads and stores `dst`
+    /// once per source.
+    ///
+    /// # Panics
+    /// If a source's length differs from `dst`'s.
+    pub fn sum_slices(self, sources: &[&[u8]], dst: &mut [u8]) {
+        self.sum::<false>(sources, dst)
+    }
+
+    /// `dst ^= sources[0] ^ sources[1] ^ ..`, in one pass over `dst` (see
+    /// [`sum_slices`](Self::sum_slices)).
+    ///
+    /// # Panics
+    /// If a source's length differs from `dst`'s.
+    pub fn add_slices(self, sources: &[&[u8]], dst: &mut [u8]) {
+        self.sum::<true>(sources, dst)
+    }
+
+    fn sum<const ADD: bool>(self, sources: &[&[u8]], dst: &mut [u8]) {
+        assert!(
+            sources.iter().all(|s| s.len() == dst.len()),
+            "sum_slices: length mismatch"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Engine` exists only for a backend the CPU supports
+        // (`Engine::new` / `Engine::detect` check), which is the shells'
+        // only requirement besides the equal lengths asserted above.
+        unsafe {
+            match self.backend {
+                Backend::Scalar => scalar::sum_slices::<ADD>(sources, dst),
+                Backend::Ssse3 => ssse3::sum_slices::<ADD>(sources, dst),
+                Backend::Avx2 => avx2::sum_slices::<ADD>(sources, dst),
+                Backend::Avx512 => avx512::sum_slices::<ADD>(sources, dst),
+                Backend::Gfni => gfni::sum_slices::<ADD>(sources, dst),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        scalar::sum_slices::<ADD>(sources, dst);
+    }
+
     /// Expands a `rows x cols` coefficient matrix (row-major) into the tables
     /// this backend's fused kernel needs. Build once, apply many times.
     ///

@@ -23,6 +23,15 @@ pub(super) fn xor_slice(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+pub(super) fn sum_slices<const ADD: bool>(sources: &[&[u8]], dst: &mut [u8]) {
+    if !ADD {
+        dst.fill(0);
+    }
+    for source in sources {
+        xor_slice(source, dst);
+    }
+}
+
 pub(super) fn matrix_apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(
     coefficients: &[u8],
     cols: usize,

@@ -112,6 +112,16 @@ pub(super) unsafe fn mul_add_slice(c: u8, src: &[u8], dst: &mut [u8]) {
 
 /// # Safety
 /// The CPU supports SSSE3.
+/// Every source is at least as long as `dst`.
+#[target_feature(enable = "ssse3")]
+pub(super) unsafe fn sum_slices<const ADD: bool>(sources: &[&[u8]], dst: &mut [u8]) {
+    // SAFETY: the feature is enabled on this function; the lengths are the
+    // caller's contract.
+    unsafe { lanes::sum_slices::<Ssse3, ADD>(sources, dst) }
+}
+
+/// # Safety
+/// The CPU supports SSSE3.
 #[target_feature(enable = "ssse3")]
 pub(super) unsafe fn xor_slice(src: &[u8], dst: &mut [u8]) {
     // SAFETY: the feature is enabled on this function.

@@ -14,7 +14,7 @@ use super::{Adu, Counters, Recovered};
 use crate::gf256::{self, MatrixKernel};
 use crate::raptorq::{
     BlockDecoder as RaptorqDecoder, BlockEncoder as RaptorqEncoder, EncodingPacket,
-    EncodingPlanCache, Generator, PayloadId, MAX_GENERATOR_SOURCE_SYMBOLS,
+    EncodingPlanCache, Generator, PayloadId, Schedule, MAX_GENERATOR_SOURCE_SYMBOLS,
 };
 use crate::recent::Recent;
 use crate::rs::matrix::Matrix;
@@ -66,6 +66,10 @@ pub(super) struct BlockEncoder {
     /// RaptorQ up to [`MAX_GENERATOR_SOURCE_SYMBOLS`]: the kernels applying
     /// the generator rows, by (K, repair count).
     kernels: Recent<(usize, usize), MatrixKernel>,
+    /// RaptorQ by [`Schedule`]: the kernels of its dense rows, by (K,
+    /// repair count), and its scratch symbols.
+    schedule_kernels: Recent<(usize, usize), MatrixKernel>,
+    schedule_work: Vec<u8>,
     /// RaptorQ beyond: the crate's encoding plans by K.
     plans: EncodingPlanCache,
 }
@@ -85,6 +89,8 @@ impl BlockEncoder {
             block: 0,
             codes: RsCache::default(),
             kernels: Recent::default(),
+            schedule_kernels: Recent::default(),
+            schedule_work: Vec::new(),
             plans: EncodingPlanCache::new(),
         }
     }
@@ -231,12 +237,47 @@ impl BlockEncoder {
             block: sbn,
             esi: (k + index) as u32,
         };
+        let engine = gf256::engine();
+        let schedule = if k as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS
+            && count as u32 <= Schedule::SHARED_REPAIRS
+        {
+            Some(Schedule::shared(k as u32)?)
+        } else {
+            None
+        };
+        if let Some(schedule) =
+            schedule.filter(|s| !by_rows(k, count) || s.beats_rows(count, engine.backend()))
+        {
+            // The intermediate symbols by fec-core's own schedule, the
+            // repairs straight into the packets: the crate's bytes.
+            let repairs: Vec<u32> = (0..count as u32).collect();
+            let kernel = self.schedule_kernels.get_or_try_insert((k, count), || {
+                schedule
+                    .kernel(&repairs, engine)
+                    .ok_or(Error::PipelineInconsistent {
+                        reason: "RaptorQ schedule holds fewer repairs than asked",
+                    })
+            })?;
+            let kernel: &MatrixKernel = kernel;
+            let (data, mut packets) =
+                parity_packets(&self.arena, self.stride, k, count, size, header);
+            schedule.encode(
+                engine,
+                kernel,
+                &repairs,
+                &data,
+                &mut packets.payloads(),
+                &mut self.schedule_work,
+            )?;
+            out.extend(packets.into_bytes());
+            return Ok(());
+        }
         if by_rows(k, count) {
             // Repair symbol = generator rows x source symbols, straight
             // into the packets: the same bytes as the crate's encoder.
             let kernel = self.kernels.get_or_try_insert((k, count), || {
                 let rows = Generator::shared(k as u32)?.repair_rows(0, count as u32)?;
-                Ok::<_, Error>(gf256::engine().prepare(&rows, count, k))
+                Ok::<_, Error>(engine.prepare(&rows, count, k))
             })?;
             let kernel: &MatrixKernel = kernel;
             let (data, mut packets) =
@@ -426,6 +467,8 @@ struct Spare {
     present: Vec<Vec<u64>>,
     held: Vec<Vec<HeldSource>>,
     repairs: Vec<Vec<(u32, Bytes)>>,
+    /// Scratch symbols of [`Schedule::encode`].
+    schedule_work: Vec<u8>,
 }
 
 impl Spare {
@@ -786,7 +829,27 @@ impl BlockDecoder {
                 deliver(block, found, counters, recovered, spare)
             }
             Code::RaptorQ => {
-                if block.raptorq.is_none() && by_rows(data, data - block.known) {
+                let missing = data - block.known;
+                if block.raptorq.is_none() && data as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS {
+                    // The schedule, like a generator, is built only when
+                    // that costs no more than the crate's work on the block.
+                    let schedule = match Schedule::cached(data as u32) {
+                        Some(schedule) => Some(schedule),
+                        None if data <= size => Some(Schedule::shared(data as u32)?),
+                        None => None,
+                    };
+                    let backend = gf256::engine().backend();
+                    if let Some(schedule) = schedule
+                        .filter(|s| !by_rows(data, missing) || s.beats_rows(missing, backend))
+                    {
+                        let work = &mut spare.schedule_work;
+                        if let Some(found) = solve_by_schedule(block, &schedule, data, size, work)?
+                        {
+                            return deliver(block, found, counters, recovered, spare);
+                        }
+                    }
+                }
+                if block.raptorq.is_none() && by_rows(data, missing) {
                     // A generator not built yet costs an encode of K symbols
                     // of K bytes: built only when that is no more than the
                     // crate's own work on this block (K symbols of `size`
@@ -898,6 +961,76 @@ fn solve_by_rows(
     ))
 }
 
+/// Rebuilds a RaptorQ block's lost sources from as many of its repairs by
+/// the block's [`Schedule`]: re-encoding the block with its `n` lost
+/// sources taken as zero gives each repair minus what the lost sources put
+/// in it, and re-encoding unit symbols at the lost positions gives the
+/// `n x n` matrix of what they put, inverted as in [`solve_by_rows`].
+/// `None` when a repair is past those the schedule prepares or the matrix is
+/// singular (the crate's decoder then takes the block).
+fn solve_by_schedule(
+    block: &RxBlock,
+    schedule: &Schedule,
+    data: usize,
+    size: usize,
+    work: &mut Vec<u8>,
+) -> Result<Option<Vec<(usize, Bytes)>>, Error> {
+    let lost: Vec<usize> = (0..data).filter(|&i| !block.is_present(i)).collect();
+    let n = lost.len();
+    let Some(repairs) = block.repairs.get(..n) else {
+        return Ok(None);
+    };
+    let numbers: Option<Vec<u32>> = repairs
+        .iter()
+        .map(|(esi, _)| esi.checked_sub(data as u32))
+        .collect();
+    let engine = gf256::engine();
+    let Some(numbers) = numbers else {
+        return Ok(None);
+    };
+    let Some(kernel) = schedule.kernel(&numbers, engine) else {
+        return Ok(None);
+    };
+    // Unit symbols: byte c of lost source lost[c] is 1, so byte c of repair
+    // r is its coefficient of lost[c].
+    let mut units = vec![0u8; data * n];
+    for (c, &index) in lost.iter().enumerate() {
+        units[index * n + c] = 1;
+    }
+    let unit_sources: Vec<&[u8]> = units.chunks_exact(n).collect();
+    let mut square = vec![vec![0u8; n]; n];
+    schedule.encode(engine, &kernel, &numbers, &unit_sources, &mut square, work)?;
+    let square = Matrix::from_fn(n, n, |r, c| square[r][c]);
+    let Some(inverse) = square.inverse(engine) else {
+        return Ok(None);
+    };
+    // The block with its lost sources as zero.
+    let mut framed = Vec::with_capacity(block.held.len());
+    for source in &block.held {
+        framed.push((
+            source.index as usize,
+            wire::framed_symbol(source.flow, &source.adu, size)?,
+        ));
+    }
+    let zero = vec![0u8; size];
+    let mut sources: Vec<&[u8]> = vec![&zero; data];
+    for (index, symbol) in &framed {
+        sources[*index] = symbol;
+    }
+    let mut partial = vec![vec![0u8; size]; n];
+    schedule.encode(engine, &kernel, &numbers, &sources, &mut partial, work)?;
+    for ((_, repair), target) in repairs.iter().zip(&mut partial) {
+        engine.xor_slice(repair, target);
+    }
+    let solved = engine.prepare(inverse.entries(), n, n).apply_new(&partial);
+    Ok(Some(
+        lost.into_iter()
+            .zip(solved)
+            .map(|(index, symbol)| (index, Bytes::from(symbol)))
+            .collect(),
+    ))
+}
+
 /// Hands out the ADUs of decoded symbols (slices, no copy) and completes the block.
 fn deliver(
     block: &mut RxBlock,
@@ -931,10 +1064,28 @@ fn deliver(
 mod tests {
     use super::*;
 
-    /// The row solve itself (not the crate's fallback) rebuilds lost
-    /// sources: a block of 12 with 3 lost and its first 3 repairs.
+    /// The row solve and the schedule solve themselves (not the crate's
+    /// fallback) rebuild lost sources: a block of 12 with 3 lost and its
+    /// first 3 repairs.
     #[test]
     fn rows_solve_a_block() {
+        solves_a_block(|block, k, size| {
+            let generator = Generator::shared(k as u32).unwrap();
+            solve_by_rows(block, &generator, k, size)
+        });
+    }
+
+    #[test]
+    fn schedule_solves_a_block() {
+        solves_a_block(|block, k, size| {
+            let schedule = Schedule::shared(k as u32).unwrap();
+            solve_by_schedule(block, &schedule, k, size, &mut Vec::new())
+        });
+    }
+
+    type Found = Result<Option<Vec<(usize, Bytes)>>, Error>;
+
+    fn solves_a_block(solve: impl Fn(&RxBlock, usize, usize) -> Found) {
         let (k, size) = (12, 40);
         let mut encoder = BlockEncoder::new(Code::RaptorQ, k, 4, size);
         let adus: Vec<Vec<u8>> = (0..k)
@@ -964,8 +1115,7 @@ mod tests {
             };
             block.repairs.push((esi, packet.slice(at..)));
         }
-        let generator = Generator::shared(k as u32).unwrap();
-        let found = solve_by_rows(&block, &generator, k, size)
+        let found = solve(&block, k, size)
             .unwrap()
             .expect("the rows of the first repairs are not singular here");
         let expected: Vec<(usize, Bytes)> = lost
