@@ -20,7 +20,7 @@
 //!   per-block state there too), each datagram freed once parsed, returning the
 //!   block. The crate keeps its encoding plans in a process-wide cache, so after
 //!   the first block neither side pays for the plan search; the pipeline keeps
-//!   its generator rows and kernels per K the same way.
+//!   its schedules, generator rows and kernels per K the same way.
 
 use std::hint::black_box;
 
@@ -626,13 +626,15 @@ fn pipeline_decode(
 /// (the case's check compares them): each symbol carries one 1277-byte ADU
 /// (the first `k * 1277` bytes of the block) after its 3 bytes of RFC
 /// 8681-style ADU information. The pipeline computes RaptorQ's repairs and lost
-/// sources from the code's generator rows with fec-core's matrix kernel (see
-/// `fec_core::raptorq::Generator`) instead of the crate's schedule. `encode` =
+/// sources with fec-core's SIMD kernels instead of the crate's schedule: by
+/// its own schedule of the constraint matrix or by the code's generator rows
+/// (see `fec_core::raptorq::Generator`), whichever costs less on the backend.
+/// `encode` =
 /// `protect` every ADU (framing copy included) and `repair(m)`; `decode` = a
 /// pipeline decoder made in the timed region, as the peer's block decoder is,
 /// `receive`s the k-m surviving source packets and the m repair packets (picked
 /// untimed, like the peer's received bytes), and the lost ADUs are taken with
-/// `poll_recovered`; the generator rows of K come from the process-wide cache,
+/// `poll_recovered`; the schedule and rows of K come from process-wide caches,
 /// as the crate's encoding plans do for the peer's encode. MB/s count
 /// ADU bytes (`k * 1277`): the 0.2% of framing is the pipeline's own cost.
 pub fn our_raptorq_cases(inputs: &RaptorqInputs) -> Vec<Case<'_>> {

@@ -1,6 +1,10 @@
 //! RaptorQ (RFC 6330) source blocks through the `raptorq` crate,
-//! with fec-core's [`Error`] instead of panics, and the code's
-//! [`Generator`] rows, read off the crate, for fec-core's SIMD kernels.
+//! with fec-core's [`Error`] instead of panics, and two ways for fec-core's
+//! SIMD kernels to make the crate's repair symbols: the code's
+//! [`Generator`] rows, read off the crate, and an encoding schedule of
+//! fec-core's own over the crate's constraint matrix (`schedule.rs`: the
+//! HDPC rows by Horner's rule, so it needs about half the crate's symbol
+//! operations). The pipeline picks one per block shape by a cost model.
 //!
 //! The `raptorq` crate asserts on many inputs a network peer controls: a
 //! short packet in `EncodingPacket::deserialize`, a symbol of the wrong size,

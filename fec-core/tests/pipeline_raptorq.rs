@@ -269,3 +269,63 @@ fn blocks_beyond_the_generator_use_the_crate() {
     expected.sort();
     assert_eq!(recovered, expected);
 }
+
+/// Blocks whose generator rows would exceed the row kernel's bound (here
+/// K = 300 with 60 repairs, and 60 sources lost), which the pipeline codes
+/// by fec-core's own schedule on every backend: the repairs are the crate's
+/// bytes, and the lost sources come back (the schedule's solve itself is
+/// tested in block.rs).
+#[test]
+fn large_blocks_take_the_schedule() {
+    use bytes::Bytes;
+    use fec_core::pipeline::wire::Header;
+    use fec_core::pipeline::{Decoder, Encoder};
+    use rand::rngs::StdRng;
+    use rand::seq::index::sample;
+    use rand::{Rng, SeedableRng};
+
+    let (k, m) = (300usize, 60usize);
+    let config = config(k, m);
+    for trial in 0..3u64 {
+        let mut rng = StdRng::seed_from_u64(trial);
+        let mut encoder = Encoder::new(&config).unwrap();
+        let adus: Vec<Bytes> = (0..k)
+            .map(|_| {
+                let len = rng.gen_range(300..=400);
+                Bytes::from((0..len).map(|_| rng.gen()).collect::<Vec<u8>>())
+            })
+            .collect();
+        let sources: Vec<Bytes> = adus
+            .iter()
+            .map(|adu| encoder.protect(4, adu.clone()).unwrap().to_bytes())
+            .collect();
+        let repairs = encoder.repair(m).unwrap();
+
+        let (framed, _, information) = framed_block(4, &adus);
+        let expected = raptorq::SourceBlockEncoder::new(trial as u8, &information, &framed)
+            .repair_packets(0, m as u32);
+        for (packet, expected) in repairs.iter().zip(&expected) {
+            let (_, at) = Header::parse(packet).unwrap();
+            assert_eq!(&packet[at..], expected.data(), "trial {trial}");
+        }
+
+        let mut lost = sample(&mut rng, k, m).into_vec();
+        lost.sort_unstable();
+        let mut decoder = Decoder::new(&config).unwrap();
+        for (i, packet) in sources.iter().enumerate() {
+            if !lost.contains(&i) {
+                decoder.receive(packet.clone()).unwrap();
+            }
+        }
+        for packet in &repairs {
+            decoder.receive(packet.clone()).unwrap();
+        }
+        let mut recovered: Vec<Bytes> = std::iter::from_fn(|| decoder.poll_recovered())
+            .map(|adu| adu.data)
+            .collect();
+        recovered.sort();
+        let mut expected: Vec<Bytes> = lost.iter().map(|&i| adus[i].clone()).collect();
+        expected.sort();
+        assert_eq!(recovered, expected, "trial {trial}");
+    }
+}

@@ -42,7 +42,8 @@ const LEGEND: [&str; 7] = [
     "D decode: fresh decoder, 28 sources + 5 repairs ingested, 4 sources recovered; \
      E decode: fresh decoder, k-m sources + m repairs.",
     "E (fec-core) runs through fec_core::pipeline: 1277 B ADUs in 1280 B symbols, \
-     MB/s of ADU bytes, RaptorQ's generator rows on the SIMD matrix kernel (same repair \
+     MB/s of ADU bytes, RaptorQ by fec-core's own schedule or the code's generator rows \
+     (whichever its cost model picks for the backend) on the SIMD kernels (same repair \
      bytes); raptorq: 1280 B symbols, the crate used directly.",
     "D source: ns per source symbol through fec_core::pipeline (fec-core) and the bare \
      rlc::Encoder (fec-core-rlc); the difference is the pipeline's cost per source.",

@@ -298,7 +298,7 @@ impl Schedule {
         let g = |h: usize, j: usize| hdpc.get(h, j).byte();
         for h in 0..hdpc_rows {
             let equation = left.len() + h;
-            for j in 0..width {
+            for (j, &state) in column.iter().enumerate() {
                 let factor = g(h, j);
                 if factor == 0 {
                     continue;
@@ -307,12 +307,12 @@ impl Schedule {
                 for x in bits.ones() {
                     system[equation * unknowns + x] ^= factor;
                 }
-                if let (Column::Value(v), true) = (column[j], j >= gamma) {
+                if let (Column::Value(v), true) = (state, j >= gamma) {
                     schedule.direct.push((h as u32, v, factor));
                 }
             }
         }
-        for j in 0..gamma {
+        for (j, &state) in column.iter().enumerate().take(gamma) {
             let start = schedule.mt.len() as u32;
             for h in 0..hdpc_rows {
                 let next = if j + 1 < gamma { g(h, j + 1) } else { 0 };
@@ -321,7 +321,7 @@ impl Schedule {
                     schedule.mt.push((h as u32, factor));
                 }
             }
-            let value = match column[j] {
+            let value = match state {
                 Column::Value(v) => Some(v),
                 _ => None,
             };
