@@ -70,6 +70,29 @@ fn small_adus_get_small_repair_symbols() {
     }
 }
 
+/// `k` random ADUs with lengths in `lengths`, and their source packets
+/// from `encoder` on `flow`.
+fn random_block(
+    rng: &mut rand::rngs::StdRng,
+    encoder: &mut fec_core::pipeline::Encoder,
+    k: usize,
+    lengths: std::ops::RangeInclusive<usize>,
+    flow: u8,
+) -> (Vec<bytes::Bytes>, Vec<bytes::Bytes>) {
+    use rand::Rng;
+    let adus: Vec<bytes::Bytes> = (0..k)
+        .map(|_| {
+            let len = rng.gen_range(lengths.clone());
+            bytes::Bytes::from((0..len).map(|_| rng.gen()).collect::<Vec<u8>>())
+        })
+        .collect();
+    let sources = adus
+        .iter()
+        .map(|adu| encoder.protect(flow, adu.clone()).unwrap().to_bytes())
+        .collect();
+    (adus, sources)
+}
+
 /// The block the pipeline's encoder codes for `adus` of `flow`, as the
 /// `raptorq` crate sees it: the framed symbols back to back, their size, and
 /// the transmission information of that one block.
@@ -147,16 +170,7 @@ fn decodes_exactly_when_the_crate_does() {
         let k = rng.gen_range(2..=10usize);
         let config = config(k, k);
         let mut encoder = Encoder::new(&config).unwrap();
-        let adus: Vec<Bytes> = (0..k)
-            .map(|_| {
-                let len = rng.gen_range(1..=24);
-                Bytes::from((0..len).map(|_| rng.gen()).collect::<Vec<u8>>())
-            })
-            .collect();
-        let sources: Vec<Bytes> = adus
-            .iter()
-            .map(|adu| encoder.protect(1, adu.clone()).unwrap().to_bytes())
-            .collect();
+        let (adus, sources) = random_block(&mut rng, &mut encoder, k, 1..=24, 1);
         let repairs = encoder.repair(k).unwrap();
         let lost_count = rng.gen_range(1..=k);
         let mut lost = sample(&mut rng, k, lost_count).into_vec();
@@ -282,23 +296,14 @@ fn large_blocks_take_the_schedule() {
     use fec_core::pipeline::{Decoder, Encoder};
     use rand::rngs::StdRng;
     use rand::seq::index::sample;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     let (k, m) = (300usize, 60usize);
     let config = config(k, m);
     for trial in 0..3u64 {
         let mut rng = StdRng::seed_from_u64(trial);
         let mut encoder = Encoder::new(&config).unwrap();
-        let adus: Vec<Bytes> = (0..k)
-            .map(|_| {
-                let len = rng.gen_range(300..=400);
-                Bytes::from((0..len).map(|_| rng.gen()).collect::<Vec<u8>>())
-            })
-            .collect();
-        let sources: Vec<Bytes> = adus
-            .iter()
-            .map(|adu| encoder.protect(4, adu.clone()).unwrap().to_bytes())
-            .collect();
+        let (adus, sources) = random_block(&mut rng, &mut encoder, k, 300..=400, 4);
         let repairs = encoder.repair(m).unwrap();
 
         let (framed, _, information) = framed_block(4, &adus);

@@ -952,13 +952,7 @@ fn solve_by_rows(
             .prepare(&coefficients, n, received.len())
             .apply_add(&symbols, &mut partial);
     }
-    let solved = engine.prepare(inverse.entries(), n, n).apply_new(&partial);
-    Ok(Some(
-        lost.into_iter()
-            .zip(solved)
-            .map(|(index, symbol)| (index, Bytes::from(symbol)))
-            .collect(),
-    ))
+    Ok(Some(apply_inverse(&inverse, &partial, lost)))
 }
 
 /// Rebuilds a RaptorQ block's lost sources from as many of its repairs by
@@ -1022,13 +1016,20 @@ fn solve_by_schedule(
     for ((_, repair), target) in repairs.iter().zip(&mut partial) {
         engine.xor_slice(repair, target);
     }
-    let solved = engine.prepare(inverse.entries(), n, n).apply_new(&partial);
-    Ok(Some(
-        lost.into_iter()
-            .zip(solved)
-            .map(|(index, symbol)| (index, Bytes::from(symbol)))
-            .collect(),
-    ))
+    Ok(Some(apply_inverse(&inverse, &partial, lost)))
+}
+
+/// The lost sources `inverse * partial` of a row or schedule solve, by
+/// index.
+fn apply_inverse(inverse: &Matrix, partial: &[Vec<u8>], lost: Vec<usize>) -> Vec<(usize, Bytes)> {
+    let n = lost.len();
+    let solved = gf256::engine()
+        .prepare(inverse.entries(), n, n)
+        .apply_new(partial);
+    lost.into_iter()
+        .zip(solved)
+        .map(|(index, symbol)| (index, Bytes::from(symbol)))
+        .collect()
 }
 
 /// Hands out the ADUs of decoded symbols (slices, no copy) and completes the block.
