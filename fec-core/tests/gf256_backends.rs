@@ -207,6 +207,80 @@ fn sums_at_every_short_length_match_scalar() {
     }
 }
 
+/// `mul_xor_spread` against scalar: the coefficient `c`, with an addend
+/// when the seed is odd, into `seed % 4` spread targets; `next` and every
+/// target buffer are compared whole.
+fn spread_matches_scalar(case: SliceCase) -> bool {
+    let mut rng = SplitMix64::seed_from_u64(case.seed);
+    let len = case.len;
+    let acc = buffer(&mut rng, case.src_offset, len);
+    let add = buffer(&mut rng, 0, len);
+    let with_add = case.seed % 2 == 1;
+    let next = buffer(&mut rng, case.dst_offset, len);
+    let targets: Vec<Vec<u8>> = (0..case.seed % 4)
+        .map(|_| buffer(&mut rng, 3, len))
+        .collect();
+    let run = |engine: Engine| {
+        let mut next = next.clone();
+        let mut targets = targets.clone();
+        let mut spread: Vec<&mut [u8]> = targets.iter_mut().map(|t| &mut t[3..3 + len]).collect();
+        engine.mul_xor_spread(
+            case.c,
+            &acc[case.src_offset..case.src_offset + len],
+            with_add.then(|| &add[..len]),
+            &mut next[case.dst_offset..case.dst_offset + len],
+            &mut spread,
+        );
+        (next, targets)
+    };
+    let expected = run(scalar());
+    simd_engines().into_iter().all(|engine| {
+        let got = run(engine);
+        if got != expected {
+            eprintln!("mul_xor_spread differs on {}: {case:?}", engine.backend());
+        }
+        got == expected
+    })
+}
+
+#[test]
+fn mul_xor_spread_matches_scalar() {
+    quickcheck(200).quickcheck(spread_matches_scalar as fn(_) -> _);
+}
+
+/// GF(2^8) product (polynomial 0x11D) by shifts and adds, independent of
+/// the library's tables.
+fn shift_and_add_mul(mut a: u8, mut b: u8) -> u8 {
+    let mut product = 0;
+    while b != 0 {
+        if b & 1 == 1 {
+            product ^= a;
+        }
+        let carry = a & 0x80 != 0;
+        a <<= 1;
+        if carry {
+            a ^= 0x1D;
+        }
+        b >>= 1;
+    }
+    product
+}
+
+/// Scalar `mul_xor_spread` against its definition, one byte at a time.
+#[test]
+fn scalar_mul_xor_spread_is_horner_step() {
+    let acc: Vec<u8> = (0..=255).collect();
+    let add: Vec<u8> = (0..=255u8).map(|b| b.wrapping_mul(7)).collect();
+    let mut next = vec![0u8; 256];
+    let mut t = vec![0x5Au8; 256];
+    scalar().mul_xor_spread(0x8E, &acc, Some(&add), &mut next, &mut [&mut t[..]]);
+    for i in 0..256 {
+        let expected = shift_and_add_mul(0x8E, acc[i]) ^ add[i];
+        assert_eq!(next[i], expected);
+        assert_eq!(t[i], expected ^ 0x5A);
+    }
+}
+
 /// Every length 0..=200 and every constant class once, deterministically:
 /// the tail paths are where SIMD kernels usually go wrong.
 #[test]

@@ -116,6 +116,22 @@ pub(super) unsafe fn mul_add_slice(c: u8, src: &[u8], dst: &mut [u8]) {
 
 /// # Safety
 /// The CPU supports AVX2.
+/// `acc`, `add` and every `spread` target are at least as long as `next`.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn mul_xor_spread(
+    c: u8,
+    acc: &[u8],
+    add: Option<&[u8]>,
+    next: &mut [u8],
+    spread: &mut [&mut [u8]],
+) {
+    // SAFETY: the feature is enabled on this function; the lengths are the
+    // caller's contract.
+    unsafe { lanes::mul_xor_spread::<Avx2>(&NibbleTable::new(c), acc, add, next, spread) }
+}
+
+/// # Safety
+/// The CPU supports AVX2.
 /// Every source is at least as long as `dst`.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn sum_slices<const ADD: bool>(sources: &[&[u8]], dst: &mut [u8]) {

@@ -218,6 +218,59 @@ pub(super) unsafe fn sum_slices<L: Lanes, const ADD: bool>(sources: &[&[u8]], ds
     }
 }
 
+/// One step of Horner's rule over symbols: `next = c * acc ^ add` (just
+/// `c * acc` without `add`), then `t ^= next` for every `t` in `spread`, in
+/// one pass.
+///
+/// # Safety
+/// The [`Lanes`] contract: `L`'s instruction set is present. `acc`, `add`
+/// and every `spread` target are at least as long as `next`.
+#[inline(always)]
+pub(super) unsafe fn mul_xor_spread<L: Lanes>(
+    stored: &L::Stored,
+    acc: &[u8],
+    add: Option<&[u8]>,
+    next: &mut [u8],
+    spread: &mut [&mut [u8]],
+) {
+    let len = next.len();
+    debug_assert!(acc.len() >= len && add.is_none_or(|a| a.len() >= len));
+    debug_assert!(spread.iter().all(|t| t.len() >= len));
+    let w = L::WIDTH;
+    // SAFETY: every access is below `len` bytes from the start of a slice
+    // at least `len` long (the caller's contract), and the instruction set
+    // is present by contract.
+    unsafe {
+        let f = L::factor(stored);
+        let (a, n) = (acc.as_ptr(), next.as_mut_ptr());
+        let mut pos = 0;
+        while pos + w <= len {
+            let mut r = L::mul(f, L::operand(L::load(a.add(pos))));
+            if let Some(add) = add {
+                r = L::xor(r, L::load(add.as_ptr().add(pos)));
+            }
+            L::store(n.add(pos), r);
+            for target in spread.iter_mut() {
+                let t = target.as_mut_ptr().add(pos);
+                L::store(t, L::xor(L::load(t), r));
+            }
+            pos += w;
+        }
+        if pos < len {
+            let rest = len - pos;
+            let mut r = L::mul(f, L::operand(L::load_partial(a.add(pos), rest)));
+            if let Some(add) = add {
+                r = L::xor(r, L::load_partial(add.as_ptr().add(pos), rest));
+            }
+            L::store_partial(n.add(pos), rest, r);
+            for target in spread.iter_mut() {
+                let t = target.as_mut_ptr().add(pos);
+                L::store_partial(t, rest, L::xor(L::load_partial(t, rest), r));
+            }
+        }
+    }
+}
+
 /// The raw view of a fused-kernel call: pointers to `cols` inputs and `rows`
 /// outputs, all `len` bytes long, and the coefficient table stored
 /// input-major (`table[j * rows + r]` multiplies input `j` into output `r`),

@@ -331,6 +331,44 @@ impl Engine {
         scalar::sum_slices::<ADD>(sources, dst);
     }
 
+    /// One step of Horner's rule over symbols, in one pass: `next = c * acc
+    /// ^ add` (`c * acc` without `add`), then `t ^= next` for each `t` in
+    /// `spread`.
+    ///
+    /// # Panics
+    /// If `acc`, `add` or a `spread` target differs from `next` in length.
+    pub fn mul_xor_spread(
+        self,
+        c: u8,
+        acc: &[u8],
+        add: Option<&[u8]>,
+        next: &mut [u8],
+        spread: &mut [&mut [u8]],
+    ) {
+        let len = next.len();
+        assert!(
+            acc.len() == len
+                && add.is_none_or(|a| a.len() == len)
+                && spread.iter().all(|t| t.len() == len),
+            "mul_xor_spread: length mismatch"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Engine` exists only for a backend the CPU supports
+        // (`Engine::new` / `Engine::detect` check), which is the shells'
+        // only requirement besides the equal lengths asserted above.
+        unsafe {
+            match self.backend {
+                Backend::Scalar => scalar::mul_xor_spread(c, acc, add, next, spread),
+                Backend::Ssse3 => ssse3::mul_xor_spread(c, acc, add, next, spread),
+                Backend::Avx2 => avx2::mul_xor_spread(c, acc, add, next, spread),
+                Backend::Avx512 => avx512::mul_xor_spread(c, acc, add, next, spread),
+                Backend::Gfni => gfni::mul_xor_spread(c, acc, add, next, spread),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        scalar::mul_xor_spread(c, acc, add, next, spread);
+    }
+
     /// Expands a `rows x cols` coefficient matrix (row-major) into the tables
     /// this backend's fused kernel needs. Build once, apply many times.
     ///

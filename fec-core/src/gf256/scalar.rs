@@ -32,6 +32,23 @@ pub(super) fn sum_slices<const ADD: bool>(sources: &[&[u8]], dst: &mut [u8]) {
     }
 }
 
+pub(super) fn mul_xor_spread(
+    c: u8,
+    acc: &[u8],
+    add: Option<&[u8]>,
+    next: &mut [u8],
+    spread: &mut [&mut [u8]],
+) {
+    let len = next.len();
+    mul_slice(c, &acc[..len], next);
+    if let Some(add) = add {
+        xor_slice(&add[..len], next);
+    }
+    for target in spread.iter_mut() {
+        xor_slice(next, &mut target[..len]);
+    }
+}
+
 pub(super) fn matrix_apply<S: AsRef<[u8]>, D: AsMut<[u8]>>(
     coefficients: &[u8],
     cols: usize,

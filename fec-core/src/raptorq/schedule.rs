@@ -61,9 +61,11 @@ struct HornerColumn {
     /// The value of a resolved column (an unknown contributes through the
     /// system's coefficients instead).
     value: Option<u32>,
-    /// `mt[start..end]`: the column's nonzero MT entries, `(row, factor)`.
+    /// `mt[start..end]`: the column's nonzero MT entries, `(row, factor)`,
+    /// the first `ones` of them of factor 1.
     start: u32,
     end: u32,
+    ones: u32,
 }
 
 /// The schedule of one K: see the module documentation.
@@ -313,7 +315,7 @@ impl Schedule {
             }
         }
         for (j, &state) in column.iter().enumerate().take(gamma) {
-            let start = schedule.mt.len() as u32;
+            let start = schedule.mt.len();
             for h in 0..hdpc_rows {
                 let next = if j + 1 < gamma { g(h, j + 1) } else { 0 };
                 let factor = g(h, j) ^ field::mul(2, next);
@@ -321,14 +323,19 @@ impl Schedule {
                     schedule.mt.push((h as u32, factor));
                 }
             }
+            // Factor-1 entries first: the Horner step adds into them in its
+            // own pass.
+            schedule.mt[start..].sort_by_key(|&(_, factor)| factor != 1);
+            let ones = schedule.mt[start..].iter().filter(|e| e.1 == 1).count();
             let value = match state {
                 Column::Value(v) => Some(v),
                 _ => None,
             };
             schedule.horner.push(HornerColumn {
                 value,
-                start,
+                start: start as u32,
                 end: schedule.mt.len() as u32,
+                ones: ones as u32,
             });
         }
         let system = Matrix::from_fn(unknowns, unknowns, |r, c| system[r * unknowns + c]);
@@ -519,28 +526,33 @@ impl Schedule {
             sum_into(engine, source, terms, value_area, size, target);
         }
         hdpc_rhs.fill(0);
+        // A_j = alpha * A_{j-1} + V_j, from A_{-1} = 0, added into the
+        // right-hand sides of MT's entries in column j.
         let (mut acc, mut next) = spare.split_at_mut(size);
-        let mut started = false;
+        acc.fill(0);
+        let mut targets: Vec<&mut [u8]> = hdpc_rhs.chunks_exact_mut(size).collect();
         for column in &self.horner {
-            if started {
-                engine.mul_slice(2, acc, next);
-                std::mem::swap(&mut acc, &mut next);
-            }
-            if let Some(v) = column.value {
-                if started {
-                    engine.xor_slice(value(v), acc);
-                } else {
-                    acc.copy_from_slice(value(v));
-                    started = true;
+            let add = column.value.map(value);
+            let entries = &self.mt[column.start as usize..column.end as usize];
+            let (ones, others) = entries.split_at(column.ones as usize);
+            let pair = match ones {
+                [(a, _), (b, _)] => targets.get_disjoint_mut([*a as usize, *b as usize]).ok(),
+                _ => None,
+            };
+            if let Some([a, b]) = pair {
+                engine.mul_xor_spread(2, acc, add, next, &mut [&mut **a, &mut **b]);
+            } else {
+                engine.mul_xor_spread(2, acc, add, next, &mut []);
+                for &(h, _) in ones {
+                    engine.xor_slice(next, targets[h as usize]);
                 }
             }
-            if started {
-                for &(h, factor) in &self.mt[column.start as usize..column.end as usize] {
-                    let target = &mut hdpc_rhs[h as usize * size..][..size];
-                    engine.mul_add_slice(factor, acc, target);
-                }
+            for &(h, factor) in others {
+                engine.mul_add_slice(factor, next, targets[h as usize]);
             }
+            std::mem::swap(&mut acc, &mut next);
         }
+        drop(targets);
         for &(h, v, factor) in &self.direct {
             let target = &mut hdpc_rhs[h as usize * size..][..size];
             engine.mul_add_slice(factor, value(v), target);
