@@ -958,7 +958,7 @@ fn solve_by_rows(
 /// Rebuilds a RaptorQ block's lost sources from as many of its repairs by
 /// the block's [`Schedule`]: re-encoding the block with its `n` lost
 /// sources taken as zero gives each repair minus what the lost sources put
-/// in it, and re-encoding unit symbols at the lost positions gives the
+/// in it, and the schedule's generator rows at the lost positions give the
 /// `n x n` matrix of what they put, inverted as in [`solve_by_rows`].
 /// `None` when a repair is past those the schedule prepares or the matrix is
 /// singular (the crate's decoder then takes the block).
@@ -985,16 +985,14 @@ fn solve_by_schedule(
     let Some(kernel) = schedule.kernel(&numbers, engine) else {
         return Ok(None);
     };
-    // Unit symbols: byte c of lost source lost[c] is 1, so byte c of repair
-    // r is its coefficient of lost[c].
-    let mut units = vec![0u8; data * n];
-    for (c, &index) in lost.iter().enumerate() {
-        units[index * n + c] = 1;
+    let mut rows = Vec::with_capacity(n);
+    for &number in &numbers {
+        match schedule.generator_row(number) {
+            Some(row) => rows.push(row),
+            None => return Ok(None),
+        }
     }
-    let unit_sources: Vec<&[u8]> = units.chunks_exact(n).collect();
-    let mut square = vec![vec![0u8; n]; n];
-    schedule.encode(engine, &kernel, &numbers, &unit_sources, &mut square, work)?;
-    let square = Matrix::from_fn(n, n, |r, c| square[r][c]);
+    let square = Matrix::from_fn(n, n, |r, c| rows[r][lost[c]]);
     let Some(inverse) = square.inverse(engine) else {
         return Ok(None);
     };

@@ -90,6 +90,11 @@ pub(crate) struct Schedule {
     repair_terms: Vec<u32>,
     /// Step 3: per repair, `u` coefficients over the right-hand sides.
     repair_rows: Vec<u8>,
+    /// The code's generator rows of the prepared repairs: repair `e` is
+    /// `sum over i of generator[e * K + i] * source_i` (the schedule run
+    /// once on the K unit symbols), for a decoder's matrix at the lost
+    /// positions.
+    generator: Vec<u8>,
 }
 
 /// How a column of the constraint matrix ends up.
@@ -186,6 +191,7 @@ impl Schedule {
             repairs: Vec::new(),
             repair_terms: Vec::new(),
             repair_rows: Vec::new(),
+            generator: Vec::new(),
         };
 
         // Step 1: peeling.
@@ -364,6 +370,17 @@ impl Schedule {
             }
             schedule.repair_rows.extend(dense);
         }
+        // The generator rows: byte i of unit symbol i is 1.
+        let mut units = vec![0u8; k * k];
+        for i in 0..k {
+            units[i * k + i] = 1;
+        }
+        let sources: Vec<&[u8]> = units.chunks_exact(k).collect();
+        let all: Vec<u32> = (0..repairs).collect();
+        let kernel = schedule.kernel(&all, engine).ok_or(inconsistent.clone())?;
+        let mut rows = vec![vec![0u8; k]; all.len()];
+        schedule.encode(engine, &kernel, &all, &sources, &mut rows, &mut Vec::new())?;
+        schedule.generator = rows.concat();
         Ok(schedule)
     }
 
@@ -423,6 +440,14 @@ impl Schedule {
         let terms = self.terms.len() + 2 * self.horner.len() + self.mt.len() + self.direct.len();
         let schedule = term_cost * (terms + repair_terms) + count * self.unknowns;
         schedule < count * self.source_symbols
+    }
+
+    /// The generator row of repair number `repair` (ESI - K): K
+    /// coefficients, one per source symbol.
+    pub(crate) fn generator_row(&self, repair: u32) -> Option<&[u8]> {
+        let k = self.source_symbols;
+        let start = repair as usize * k;
+        self.generator.get(start..start + k)
     }
 
     /// The kernel of the dense rows of `repairs` (repair numbers, ESI - K),
@@ -693,5 +718,22 @@ mod tests {
         assert!(call(&[0, 1], &sources, &mut vec![vec![0u8; 15]; 2]).is_err());
         let short: Vec<&[u8]> = data.chunks(16).map(|s| &s[..8]).collect();
         assert!(call(&[0, 1], &short, &mut outputs).is_err());
+    }
+
+    /// The schedule's generator rows are the rows read off the crate.
+    #[test]
+    fn generator_rows_are_the_crates() {
+        for k in [1u32, 13, 200] {
+            let schedule = Schedule::new(k, 20, crate::gf256::engine()).unwrap();
+            let crate_rows = crate::raptorq::Generator::new(k, 20).unwrap();
+            for e in 0..20 {
+                assert_eq!(
+                    schedule.generator_row(e).unwrap(),
+                    &crate_rows.repair_rows(e, 1).unwrap()[..],
+                    "K={k} repair {e}"
+                );
+            }
+            assert!(schedule.generator_row(20).is_none());
+        }
     }
 }
