@@ -245,8 +245,9 @@ impl BlockEncoder {
         } else {
             None
         };
-        if let Some(schedule) =
-            schedule.filter(|s| !by_rows(k, count) || s.beats_rows(count, engine.backend()))
+        if let Some(schedule) = schedule
+            .as_ref()
+            .filter(|s| !by_rows(k, count) || s.beats_rows(count, engine.backend()))
         {
             // The intermediate symbols by fec-core's own schedule, the
             // repairs straight into the packets: the crate's bytes.
@@ -275,8 +276,13 @@ impl BlockEncoder {
         if by_rows(k, count) {
             // Repair symbol = generator rows x source symbols, straight
             // into the packets: the same bytes as the crate's encoder.
+            // The schedule keeps the rows of the repairs it prepares.
             let kernel = self.kernels.get_or_try_insert((k, count), || {
-                let rows = Generator::shared(k as u32)?.repair_rows(0, count as u32)?;
+                let prepared = schedule.as_ref().and_then(|s| s.generator_rows(count));
+                let rows = match prepared {
+                    Some(rows) => rows.to_vec(),
+                    None => Generator::shared(k as u32)?.repair_rows(0, count as u32)?,
+                };
                 Ok::<_, Error>(engine.prepare(&rows, count, k))
             })?;
             let kernel: &MatrixKernel = kernel;
@@ -831,37 +837,26 @@ impl BlockDecoder {
             Code::RaptorQ => {
                 let missing = data - block.known;
                 if block.raptorq.is_none() && data as u32 <= MAX_GENERATOR_SOURCE_SYMBOLS {
-                    // The schedule, like a generator, is built only when
-                    // that costs no more than the crate's work on the block.
+                    // The schedule (with the generator rows of its repairs)
+                    // is built only when that costs no more than the
+                    // crate's own work on this block (K symbols of `size`
+                    // bytes), so a peer announcing ever new K with tiny
+                    // symbols does not make the receiver do more work.
                     let schedule = match Schedule::cached(data as u32) {
                         Some(schedule) => Some(schedule),
                         None if data <= size => Some(Schedule::shared(data as u32)?),
                         None => None,
                     };
-                    let backend = gf256::engine().backend();
-                    if let Some(schedule) = schedule
-                        .filter(|s| !by_rows(data, missing) || s.beats_rows(missing, backend))
-                    {
-                        let work = &mut spare.schedule_work;
-                        if let Some(found) = solve_by_schedule(block, &schedule, data, size, work)?
-                        {
-                            return deliver(block, found, counters, recovered, spare);
-                        }
-                    }
-                }
-                if block.raptorq.is_none() && by_rows(data, missing) {
-                    // A generator not built yet costs an encode of K symbols
-                    // of K bytes: built only when that is no more than the
-                    // crate's own work on this block (K symbols of `size`
-                    // bytes), so a peer announcing ever new K with tiny
-                    // symbols does not make the receiver do more work.
-                    let generator = match Generator::cached(data as u32) {
-                        Some(generator) => Some(generator),
-                        None if data <= size => Some(Generator::shared(data as u32)?),
-                        None => None,
-                    };
-                    if let Some(generator) = generator {
-                        if let Some(found) = solve_by_rows(block, &generator, data, size)? {
+                    if let Some(schedule) = schedule {
+                        let backend = gf256::engine().backend();
+                        let found =
+                            if !by_rows(data, missing) || schedule.beats_rows(missing, backend) {
+                                let work = &mut spare.schedule_work;
+                                solve_by_schedule(block, &schedule, data, size, work)?
+                            } else {
+                                solve_by_rows(block, &schedule, data, size)?
+                            };
+                        if let Some(found) = found {
                             return deliver(block, found, counters, recovered, spare);
                         }
                     }
@@ -909,15 +904,17 @@ impl BlockDecoder {
 }
 
 /// Rebuilds a RaptorQ block's lost sources from as many of its repairs
-/// through the generator rows (see [`Generator`]): with `n` sources lost
-/// and the rows of `n` repairs, `repair_j - sum over received i of
-/// row_j[i] * source_i = sum over lost i of row_j[i] * source_i`, an `n x n`
-/// system solved by inverting its matrix. `None` when that matrix is
-/// singular (the crate's decoder then takes the block and waits for more
-/// symbols if need be, as it would have).
+/// through the code's generator rows (those the [`Schedule`] keeps, the
+/// rows [`Generator`] reads off the crate): with `n` sources lost and the
+/// rows of `n` repairs, `repair_j - sum over received i of row_j[i] *
+/// source_i = sum over lost i of row_j[i] * source_i`, an `n x n` system
+/// solved by inverting its matrix. `None` when that matrix is singular or
+/// a repair is past those the schedule prepares (the crate's decoder then
+/// takes the block and waits for more symbols if need be, as it would
+/// have).
 fn solve_by_rows(
     block: &RxBlock,
-    generator: &Generator,
+    schedule: &Schedule,
     data: usize,
     size: usize,
 ) -> Result<Option<Vec<(usize, Bytes)>>, Error> {
@@ -930,7 +927,13 @@ fn solve_by_rows(
     };
     let mut rows = Vec::with_capacity(n * data);
     for (esi, _) in repairs {
-        generator.append_row(*esi, &mut rows)?;
+        let row = esi
+            .checked_sub(data as u32)
+            .and_then(|repair| schedule.generator_row(repair));
+        match row {
+            Some(row) => rows.extend_from_slice(row),
+            None => return Ok(None),
+        }
     }
     let engine = gf256::engine();
     let square = Matrix::from_fn(n, n, |r, c| rows[r * data + lost[c]]);
@@ -1069,8 +1072,8 @@ mod tests {
     #[test]
     fn rows_solve_a_block() {
         solves_a_block(|block, k, size| {
-            let generator = Generator::shared(k as u32).unwrap();
-            solve_by_rows(block, &generator, k, size)
+            let schedule = Schedule::shared(k as u32).unwrap();
+            solve_by_rows(block, &schedule, k, size)
         });
     }
 

@@ -450,6 +450,12 @@ impl Schedule {
         self.generator.get(start..start + k)
     }
 
+    /// The generator rows of the first `count` repairs, row-major (`count x
+    /// K`), if that many are prepared.
+    pub(crate) fn generator_rows(&self, count: usize) -> Option<&[u8]> {
+        self.generator.get(..count * self.source_symbols)
+    }
+
     /// The kernel of the dense rows of `repairs` (repair numbers, ESI - K),
     /// for [`encode`](Self::encode); `None` if one is past those prepared.
     pub(crate) fn kernel(&self, repairs: &[u32], engine: Engine) -> Option<MatrixKernel> {
