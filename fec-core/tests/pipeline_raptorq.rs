@@ -70,6 +70,22 @@ fn small_adus_get_small_repair_symbols() {
     }
 }
 
+/// What `decoder` hands out is exactly the ADUs at `lost` (in any order).
+fn assert_recovers(
+    decoder: &mut fec_core::pipeline::Decoder,
+    adus: &[bytes::Bytes],
+    lost: &[usize],
+    context: &str,
+) {
+    let mut recovered: Vec<bytes::Bytes> = std::iter::from_fn(|| decoder.poll_recovered())
+        .map(|adu| adu.data)
+        .collect();
+    recovered.sort();
+    let mut expected: Vec<bytes::Bytes> = lost.iter().map(|&i| adus[i].clone()).collect();
+    expected.sort();
+    assert_eq!(recovered, expected, "{context}");
+}
+
 /// `k` random ADUs with lengths in `lengths`, and their source packets
 /// from `encoder` on `flow`.
 fn random_block(
@@ -275,13 +291,7 @@ fn blocks_beyond_the_generator_use_the_crate() {
     for packet in encoder.repair(6).unwrap() {
         decoder.receive(packet).unwrap();
     }
-    let mut recovered: Vec<Bytes> = std::iter::from_fn(|| decoder.poll_recovered())
-        .map(|adu| adu.data)
-        .collect();
-    recovered.sort();
-    let mut expected: Vec<Bytes> = lost.iter().map(|&i| adus[i].clone()).collect();
-    expected.sort();
-    assert_eq!(recovered, expected);
+    assert_recovers(&mut decoder, &adus, &lost, "");
 }
 
 /// Blocks whose generator rows would exceed the row kernel's bound (here
@@ -291,7 +301,6 @@ fn blocks_beyond_the_generator_use_the_crate() {
 /// tested in block.rs).
 #[test]
 fn large_blocks_take_the_schedule() {
-    use bytes::Bytes;
     use fec_core::pipeline::wire::Header;
     use fec_core::pipeline::{Decoder, Encoder};
     use rand::rngs::StdRng;
@@ -325,12 +334,6 @@ fn large_blocks_take_the_schedule() {
         for packet in &repairs {
             decoder.receive(packet.clone()).unwrap();
         }
-        let mut recovered: Vec<Bytes> = std::iter::from_fn(|| decoder.poll_recovered())
-            .map(|adu| adu.data)
-            .collect();
-        recovered.sort();
-        let mut expected: Vec<Bytes> = lost.iter().map(|&i| adus[i].clone()).collect();
-        expected.sort();
-        assert_eq!(recovered, expected, "trial {trial}");
+        assert_recovers(&mut decoder, &adus, &lost, &format!("trial {trial}"));
     }
 }
