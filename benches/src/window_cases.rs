@@ -628,7 +628,7 @@ fn pipeline_decode(
 /// 8681-style ADU information. The pipeline computes RaptorQ's repairs and lost
 /// sources with fec-core's SIMD kernels instead of the crate's schedule: by
 /// its own schedule of the constraint matrix or by the code's generator rows
-/// (see `fec_core::raptorq::Generator`), whichever costs less on the backend.
+/// (which that schedule also keeps), whichever costs less on the backend.
 /// `encode` =
 /// `protect` every ADU (framing copy included) and `repair(m)`; `decode` = a
 /// pipeline decoder made in the timed region, as the peer's block decoder is,

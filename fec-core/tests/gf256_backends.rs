@@ -189,12 +189,14 @@ fn sum_slices_match_scalar() {
     quickcheck(200).quickcheck(sums_match_scalar as fn(_) -> _);
 }
 
-/// The sums at every length 0..=130 (both loop tails of every width),
-/// with 0..=6 sources, summed and added.
+/// The sums at every length 0..=300 (the 4-vector loop and both tails of
+/// every width, 64-byte vectors included), with 0, 1, 2 and 6 sources,
+/// summed and added.
 #[test]
 fn sums_at_every_short_length_match_scalar() {
-    for len in 0..=130 {
-        for c in [0u8, 1, 2, 6, 0x80, 0x83, 0x86] {
+    // `c % 7` sources, added when bit 7 is set.
+    for len in 0..=300 {
+        for c in [0u8, 1, 2, 6, 0x85, 0x86, 0x80, 0x84] {
             let case = SliceCase {
                 c,
                 len,
@@ -208,8 +210,9 @@ fn sums_at_every_short_length_match_scalar() {
 }
 
 /// `mul_xor_spread` against scalar: the coefficient `c`, with an addend
-/// when the seed is odd, into `seed % 4` spread targets; `next` and every
-/// target buffer are compared whole.
+/// when the seed is odd, into `(seed >> 1) % 4` spread targets (every
+/// count with and without an addend); `next` and every target buffer are
+/// compared whole.
 fn spread_matches_scalar(case: SliceCase) -> bool {
     let mut rng = SplitMix64::seed_from_u64(case.seed);
     let len = case.len;
@@ -217,7 +220,7 @@ fn spread_matches_scalar(case: SliceCase) -> bool {
     let add = buffer(&mut rng, 0, len);
     let with_add = case.seed % 2 == 1;
     let next = buffer(&mut rng, case.dst_offset, len);
-    let targets: Vec<Vec<u8>> = (0..case.seed % 4)
+    let targets: Vec<Vec<u8>> = (0..(case.seed >> 1) % 4)
         .map(|_| buffer(&mut rng, 3, len))
         .collect();
     let run = |engine: Engine| {

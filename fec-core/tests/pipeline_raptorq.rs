@@ -295,9 +295,10 @@ fn blocks_beyond_the_generator_use_the_crate() {
 }
 
 /// Blocks whose generator rows would exceed the row kernel's bound (here
-/// K = 300 with 60 repairs, and 60 sources lost), which the pipeline codes
-/// by fec-core's own schedule on every backend: the repairs are the crate's
-/// bytes, and the lost sources come back (the schedule's solve itself is
+/// K = 300 with 60 repairs, and 60 sources lost; `block.rs` pins that the
+/// pipeline takes its schedule for them), on the process's backend: the
+/// repairs are the crate's bytes, and the lost sources come back (the
+/// schedule's solve itself, and its agreement with the row solve, are
 /// tested in block.rs).
 #[test]
 fn large_blocks_take_the_schedule() {

@@ -32,8 +32,9 @@
 //! The constraint matrix comes from the crate itself (its `benchmarking`
 //! feature exports it), so the schedule solves the very system the crate
 //! solves, and since `A` is invertible the intermediate symbols, and hence
-//! the repair bytes, are the crate's (tested in `tests/raptorq_interop.rs`
-//! and below).
+//! the repair bytes, are the crate's (tested below for every backend, and
+//! through the pipeline in `pipeline/block.rs` and
+//! `tests/pipeline_raptorq.rs`).
 
 use ::raptorq::{
     extended_source_block_symbols, generate_constraint_matrix, BinaryMatrix, DenseBinaryMatrix,
@@ -129,9 +130,14 @@ impl Bits {
 
     fn ones(&self) -> impl Iterator<Item = usize> + '_ {
         self.0.iter().enumerate().flat_map(|(index, &word)| {
-            (0..64)
-                .filter(move |bit| word >> bit & 1 == 1)
-                .map(move |bit| index * 64 + bit)
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                let bit = rest.trailing_zeros() as usize;
+                (rest != 0).then(|| {
+                    rest &= rest - 1;
+                    index * 64 + bit
+                })
+            })
         })
     }
 }
@@ -140,6 +146,12 @@ impl Schedule {
     /// Solves the constraint matrix of K = `source_symbols` and prepares the
     /// first `repairs` repair symbols (ESIs K, K+1, ..).
     pub(crate) fn new(source_symbols: u32, repairs: u32, engine: Engine) -> Result<Self, Error> {
+        if source_symbols == 0 || source_symbols > super::MAX_GENERATOR_SOURCE_SYMBOLS {
+            return Err(Error::RaptorqSourceSymbols {
+                got: source_symbols as usize,
+                max: super::MAX_GENERATOR_SOURCE_SYMBOLS,
+            });
+        }
         let k = source_symbols as usize;
         let extended = extended_source_block_symbols(source_symbols);
         let isis: Vec<u32> = (0..extended + repairs).collect();
@@ -311,12 +323,18 @@ impl Schedule {
                 if factor == 0 {
                     continue;
                 }
-                let (bits, _) = row_bits(&mut std::iter::once(j as u32));
-                for x in bits.ones() {
-                    system[equation * unknowns + x] ^= factor;
-                }
-                if let (Column::Value(v), true) = (state, j >= gamma) {
-                    schedule.direct.push((h as u32, v, factor));
+                let row = &mut system[equation * unknowns..][..unknowns];
+                match state {
+                    Column::Value(v) => {
+                        for x in dependence[v as usize].ones() {
+                            row[x] ^= factor;
+                        }
+                        if j >= gamma {
+                            schedule.direct.push((h as u32, v, factor));
+                        }
+                    }
+                    Column::Unknown(x) => row[x as usize] ^= factor,
+                    Column::Open => {}
                 }
             }
         }
@@ -393,12 +411,6 @@ impl Schedule {
     /// from a process-wide cache of the last few K (built on first use,
     /// outside the lock), as the crate keeps its plans.
     pub(crate) fn shared(source_symbols: u32) -> Result<Arc<Schedule>, Error> {
-        if source_symbols == 0 || source_symbols > super::MAX_GENERATOR_SOURCE_SYMBOLS {
-            return Err(Error::RaptorqSourceSymbols {
-                got: source_symbols as usize,
-                max: super::MAX_GENERATOR_SOURCE_SYMBOLS,
-            });
-        }
         if let Some(schedule) = shared_schedules().get(&source_symbols) {
             return Ok(Arc::clone(schedule));
         }
@@ -422,11 +434,25 @@ impl Schedule {
     /// generator rows on `backend`. Rows cost `count * K` products of the
     /// fused kernel; the schedule costs its sums (one pass over a symbol
     /// per term, the Horner pass included) plus `count * u` products. A
-    /// term costs about a product on the `pshufb` backends, and on GFNI,
-    /// whose products are one instruction, about four (measured at K = 200:
-    /// the fused kernel makes a 1280-byte product in 5.5 ns there, a sum
-    /// adds a term in 20 ns).
+    /// term costs about a product on the `pshufb` backends, about two on
+    /// AVX-512BW, and on GFNI, whose products are one instruction, about
+    /// four (measured at K = 200: the fused kernel makes a 1280-byte
+    /// product in 5.5 ns there, a sum adds a term in 20 ns).
     pub(crate) fn beats_rows(&self, count: usize, backend: Backend) -> bool {
+        self.schedule_cost(count, backend) < count * self.source_symbols
+    }
+
+    /// [`beats_rows`](Self::beats_rows) for rebuilding `lost` sources: both
+    /// ways then apply an inverse of `lost x lost` to their partial sums,
+    /// and the rows' products over the received sources plus that inverse
+    /// are `lost * K` again.
+    pub(crate) fn beats_rows_decoding(&self, lost: usize, backend: Backend) -> bool {
+        self.schedule_cost(lost, backend) + lost * lost < lost * self.source_symbols
+    }
+
+    /// The schedule's cost of `count` repairs, in products of the fused
+    /// kernel (see [`beats_rows`](Self::beats_rows)).
+    fn schedule_cost(&self, count: usize, backend: Backend) -> usize {
         let term_cost = match backend {
             Backend::Gfni => 4,
             Backend::Avx512 => 2,
@@ -438,21 +464,31 @@ impl Schedule {
             .map(|&(start, end)| (end - start) as usize)
             .sum::<usize>();
         let terms = self.terms.len() + 2 * self.horner.len() + self.mt.len() + self.direct.len();
-        let schedule = term_cost * (terms + repair_terms) + count * self.unknowns;
-        schedule < count * self.source_symbols
+        term_cost * (terms + repair_terms) + count * self.unknowns
     }
 
     /// The generator row of repair number `repair` (ESI - K): K
     /// coefficients, one per source symbol.
     pub(crate) fn generator_row(&self, repair: u32) -> Option<&[u8]> {
+        // Checked first: a 24-bit repair number times K overflows a 32-bit
+        // `usize`.
+        let repair = self.prepared(repair)?;
         let k = self.source_symbols;
-        let start = repair as usize * k;
-        self.generator.get(start..start + k)
+        self.generator.get(repair * k..(repair + 1) * k)
+    }
+
+    /// `repair` as an index, if it is one of the prepared repairs.
+    fn prepared(&self, repair: u32) -> Option<usize> {
+        let repair = usize::try_from(repair).ok()?;
+        (repair < self.repairs.len()).then_some(repair)
     }
 
     /// The generator rows of the first `count` repairs, row-major (`count x
     /// K`), if that many are prepared.
     pub(crate) fn generator_rows(&self, count: usize) -> Option<&[u8]> {
+        if count > self.repairs.len() {
+            return None;
+        }
         self.generator.get(..count * self.source_symbols)
     }
 
@@ -462,8 +498,8 @@ impl Schedule {
         let u = self.unknowns;
         let mut rows = Vec::with_capacity(repairs.len() * u);
         for &repair in repairs {
-            let start = repair as usize * u;
-            rows.extend_from_slice(self.repair_rows.get(start..start + u)?);
+            let repair = self.prepared(repair)?;
+            rows.extend_from_slice(self.repair_rows.get(repair * u..(repair + 1) * u)?);
         }
         Some(engine.prepare(&rows, repairs.len(), u))
     }
@@ -496,10 +532,15 @@ impl Schedule {
         }
         // Strips of every symbol at a time, so that a strip's values and
         // sources stay in cache while the schedule runs over them.
-        let strip = Self::STRIP.min(size).max(1);
+        let strips = size.div_ceil(Self::MAX_STRIP).max(1);
+        // Strips of whole 64-byte lines, in scratch that starts on one, so
+        // no vector of the values straddles two cache lines.
+        let strip = size.div_ceil(strips).next_multiple_of(64);
         let symbols = self.values.len() + self.unknowns + 2;
         // Every part of `work` read is written first.
-        work.resize(symbols * strip, 0);
+        work.resize(symbols * strip + 63, 0);
+        let aligned = work.as_ptr().align_offset(64).min(63);
+        let work = &mut work[aligned..];
         let mut strip_sources = Vec::with_capacity(sources.len());
         for offset in (0..size).step_by(strip) {
             let len = strip.min(size - offset);
@@ -521,8 +562,10 @@ impl Schedule {
         Ok(())
     }
 
-    /// Bytes of each symbol one pass of the schedule covers.
-    const STRIP: usize = 2048;
+    /// Most bytes of each symbol one pass of the schedule covers: the
+    /// scratch is `(values + u + 2)` strips (1.2 MB at K = 1024), and a
+    /// symbol splits into passes of equal size (two of 640 bytes for 1280).
+    const MAX_STRIP: usize = 1024;
 
     /// [`encode`](Self::encode) over symbols of `sources[0].len()` bytes,
     /// checked by the caller.
@@ -689,6 +732,40 @@ mod tests {
         }
     }
 
+    /// Symbol sizes that split into several strips, or end in a partial
+    /// vector, give the crate's bytes too.
+    #[test]
+    fn repairs_match_the_crate_at_every_strip_shape() {
+        let k = 13;
+        for size in [1usize, 63, 64, 640, 1025, 1400, 2049, 5000] {
+            let data = block(k, size, size);
+            let expected = BlockEncoder::with_symbol_size(0, size as u16, &data)
+                .unwrap()
+                .repair_packets(0, 3)
+                .unwrap();
+            let sources: Vec<&[u8]> = data.chunks(size).collect();
+            for backend in Backend::supported() {
+                let engine = Engine::new(backend).unwrap();
+                let schedule = Schedule::new(k as u32, 3, engine).unwrap();
+                let kernel = schedule.kernel(&[0, 1, 2], engine).unwrap();
+                let mut outputs = vec![vec![0u8; size]; 3];
+                schedule
+                    .encode(
+                        engine,
+                        &kernel,
+                        &[0, 1, 2],
+                        &sources,
+                        &mut outputs,
+                        &mut Vec::new(),
+                    )
+                    .unwrap();
+                for (ours, theirs) in outputs.iter().zip(&expected) {
+                    assert_eq!(&ours[..], theirs.data(), "size {size} on {backend}");
+                }
+            }
+        }
+    }
+
     /// The cost model: at K = 200 and 50 repairs (config E200) the
     /// schedule wins where products cost several XORs, the rows win on GFNI
     /// and for a couple of repairs; the peeling leaves few unknowns.
@@ -724,6 +801,15 @@ mod tests {
         assert!(call(&[0, 1], &sources, &mut vec![vec![0u8; 15]; 2]).is_err());
         let short: Vec<&[u8]> = data.chunks(16).map(|s| &s[..8]).collect();
         assert!(call(&[0, 1], &short, &mut outputs).is_err());
+        // Repair numbers from the wire's 24 bits are checked before they
+        // index anything.
+        assert!(schedule.generator_row(4).is_none());
+        assert!(schedule.generator_row((1 << 24) - 1).is_none());
+        assert!(schedule.kernel(&[(1 << 22) + 1], engine).is_none());
+        assert!(schedule.generator_rows(5).is_none());
+        assert!(Schedule::new(0, 4, engine).is_err());
+        let past = crate::raptorq::MAX_GENERATOR_SOURCE_SYMBOLS + 1;
+        assert!(Schedule::new(past, 4, engine).is_err());
     }
 
     /// The schedule's generator rows are the rows read off the crate.
