@@ -927,44 +927,26 @@ fn solve_by_rows(
     data: usize,
     size: usize,
 ) -> Result<Option<Vec<(usize, Bytes)>>, Error> {
-    // Before the block completes, the sources present are those held.
-    let lost: Vec<usize> = (0..data).filter(|&i| !block.is_present(i)).collect();
-    let received: Vec<usize> = block.held.iter().map(|s| s.index as usize).collect();
-    let n = lost.len();
-    let Some(repairs) = block.repairs.get(..n) else {
-        return Ok(None);
-    };
-    let mut rows = Vec::with_capacity(n * data);
-    for (esi, _) in repairs {
-        let row = esi
-            .checked_sub(data as u32)
-            .and_then(|repair| schedule.generator_row(repair));
-        match row {
-            Some(row) => rows.extend_from_slice(row),
-            None => return Ok(None),
-        }
-    }
-    let engine = gf256::engine();
-    let square = Matrix::from_fn(n, n, |r, c| rows[r * data + lost[c]]);
-    let Some(inverse) = square.inverse(engine) else {
+    let Some(solve) = Solve::new(block, schedule, data) else {
         return Ok(None);
     };
     // Each repair minus what the received sources put in it.
-    let mut partial: Vec<Vec<u8>> = repairs.iter().map(|(_, symbol)| symbol.to_vec()).collect();
-    if !received.is_empty() {
-        let mut symbols = Vec::with_capacity(received.len());
-        for source in &block.held {
-            symbols.push(wire::framed_symbol(source.flow, &source.adu, size)?);
+    let mut partial: Vec<Vec<u8>> = solve
+        .repairs
+        .iter()
+        .map(|(_, symbol)| symbol.to_vec())
+        .collect();
+    if !block.held.is_empty() {
+        let symbols = framed_held(block, size)?;
+        let mut coefficients = Vec::with_capacity(solve.lost.len() * symbols.len());
+        for row in &solve.rows {
+            coefficients.extend(block.held.iter().map(|s| row[s.index as usize]));
         }
-        let mut coefficients = Vec::with_capacity(n * received.len());
-        for row in rows.chunks_exact(data) {
-            coefficients.extend(received.iter().map(|&c| row[c]));
-        }
-        engine
-            .prepare(&coefficients, n, received.len())
+        gf256::engine()
+            .prepare(&coefficients, solve.lost.len(), symbols.len())
             .apply_add(&symbols, &mut partial);
     }
-    Ok(Some(apply_inverse(&inverse, &partial, lost)))
+    Ok(Some(apply_inverse(&solve.inverse, &partial, solve.lost)))
 }
 
 /// Rebuilds a RaptorQ block's lost sources from as many of its repairs by
@@ -981,52 +963,82 @@ fn solve_by_schedule(
     size: usize,
     work: &mut Vec<u8>,
 ) -> Result<Option<Vec<(usize, Bytes)>>, Error> {
-    let lost: Vec<usize> = (0..data).filter(|&i| !block.is_present(i)).collect();
-    let n = lost.len();
-    let Some(repairs) = block.repairs.get(..n) else {
+    let Some(solve) = Solve::new(block, schedule, data) else {
         return Ok(None);
     };
-    let numbers: Option<Vec<u32>> = repairs
-        .iter()
-        .map(|(esi, _)| esi.checked_sub(data as u32))
-        .collect();
     let engine = gf256::engine();
-    let Some(numbers) = numbers else {
-        return Ok(None);
-    };
-    let Some(kernel) = schedule.kernel(&numbers, engine) else {
-        return Ok(None);
-    };
-    let mut rows = Vec::with_capacity(n);
-    for &number in &numbers {
-        match schedule.generator_row(number) {
-            Some(row) => rows.push(row),
-            None => return Ok(None),
-        }
-    }
-    let square = Matrix::from_fn(n, n, |r, c| rows[r][lost[c]]);
-    let Some(inverse) = square.inverse(engine) else {
+    let Some(kernel) = schedule.kernel(&solve.numbers, engine) else {
         return Ok(None);
     };
     // The block with its lost sources as zero.
-    let mut framed = Vec::with_capacity(block.held.len());
-    for source in &block.held {
-        framed.push((
-            source.index as usize,
-            wire::framed_symbol(source.flow, &source.adu, size)?,
-        ));
-    }
+    let framed = framed_held(block, size)?;
     let zero = vec![0u8; size];
     let mut sources: Vec<&[u8]> = vec![&zero; data];
-    for (index, symbol) in &framed {
-        sources[*index] = symbol;
+    for (source, symbol) in block.held.iter().zip(&framed) {
+        sources[source.index as usize] = symbol;
     }
-    let mut partial = vec![vec![0u8; size]; n];
-    schedule.encode(engine, &kernel, &numbers, &sources, &mut partial, work)?;
-    for ((_, repair), target) in repairs.iter().zip(&mut partial) {
+    let mut partial = vec![vec![0u8; size]; solve.lost.len()];
+    schedule.encode(
+        engine,
+        &kernel,
+        &solve.numbers,
+        &sources,
+        &mut partial,
+        work,
+    )?;
+    for ((_, repair), target) in solve.repairs.iter().zip(&mut partial) {
         engine.xor_slice(repair, target);
     }
-    Ok(Some(apply_inverse(&inverse, &partial, lost)))
+    Ok(Some(apply_inverse(&solve.inverse, &partial, solve.lost)))
+}
+
+/// What the row and schedule solves share: the lost sources, as many of
+/// the block's repairs, their repair numbers (ESI - K) and generator rows,
+/// and the inverse of those rows at the lost positions.
+struct Solve<'a> {
+    lost: Vec<usize>,
+    repairs: &'a [(u32, Bytes)],
+    numbers: Vec<u32>,
+    rows: Vec<&'a [u8]>,
+    inverse: Matrix,
+}
+
+impl<'a> Solve<'a> {
+    /// `None` when the block holds fewer repairs than lost sources, a
+    /// repair is not one the schedule prepares, or the rows are singular.
+    fn new(block: &'a RxBlock, schedule: &'a Schedule, data: usize) -> Option<Self> {
+        // Before the block completes, the sources present are those held.
+        let lost: Vec<usize> = (0..data).filter(|&i| !block.is_present(i)).collect();
+        let n = lost.len();
+        let repairs = block.repairs.get(..n)?;
+        let numbers = repairs
+            .iter()
+            .map(|(esi, _)| esi.checked_sub(data as u32))
+            .collect::<Option<Vec<u32>>>()?;
+        let rows = numbers
+            .iter()
+            .map(|&number| schedule.generator_row(number))
+            .collect::<Option<Vec<&[u8]>>>()?;
+        let square = Matrix::from_fn(n, n, |r, c| rows[r][lost[c]]);
+        let inverse = square.inverse(gf256::engine())?;
+        Some(Solve {
+            lost,
+            repairs,
+            numbers,
+            rows,
+            inverse,
+        })
+    }
+}
+
+/// The block's held sources as framed symbols of `size` bytes, in the
+/// order held.
+fn framed_held(block: &RxBlock, size: usize) -> Result<Vec<Vec<u8>>, Error> {
+    block
+        .held
+        .iter()
+        .map(|source| wire::framed_symbol(source.flow, &source.adu, size))
+        .collect()
 }
 
 /// The lost sources `inverse * partial` of a row or schedule solve, by

@@ -250,24 +250,11 @@ impl Schedule {
             used[row] = true;
             let kept = still[0];
             close(kept, &mut open);
-            let mut bits = Bits::default();
-            let start = schedule.terms.len() as u32;
-            for &c in columns {
-                match column[c as usize] {
-                    Column::Value(v) => {
-                        schedule.terms.push(v);
-                        bits.xor(&dependence[v as usize]);
-                    }
-                    Column::Unknown(x) => bits.flip(x as usize),
-                    Column::Open => {}
-                }
-            }
+            // The row's other columns are resolved or unknown by now.
+            let (bits, values) = combine(columns, &column, &dependence);
+            let sum = schedule.push_sum(*source, values);
             column[kept] = Column::Value(schedule.values.len() as u32);
-            schedule.values.push(Sum {
-                source: *source,
-                start,
-                end: schedule.terms.len() as u32,
-            });
+            schedule.values.push(sum);
             dependence.push(bits);
         }
         // A column no binary row resolved is an unknown too.
@@ -276,44 +263,21 @@ impl Schedule {
             schedule.unknowns += 1;
         }
         let unknowns = schedule.unknowns;
-        // The GF(2) row over the unknowns of a sum of columns.
-        let row_bits = |columns: &mut dyn Iterator<Item = u32>| -> (Bits, Vec<u32>) {
-            let mut bits = Bits::default();
-            let mut values = Vec::new();
-            for c in columns {
-                match column[c as usize] {
-                    Column::Value(v) => {
-                        values.push(v);
-                        bits.xor(&dependence[v as usize]);
-                    }
-                    Column::Unknown(x) => bits.flip(x as usize),
-                    Column::Open => {}
-                }
-            }
-            (bits, values)
-        };
 
-        // Step 2: the system, binary rows left over first, then HDPC.
+        // Step 2: the system, binary rows left over first, then HDPC. Each
+        // pivot used one binary row and resolved one of the L columns, so
+        // the S + K' = L - H binary rows leave `u - H` over: `u` equations.
         let mut system = vec![0u8; unknowns * unknowns];
         let left: Vec<usize> = (0..binary.len()).filter(|&row| !used[row]).collect();
-        if left.len() + hdpc_rows != unknowns {
-            return Err(Error::PipelineInconsistent {
-                reason: "RaptorQ constraint matrix is not square",
-            });
-        }
+        debug_assert_eq!(left.len() + hdpc_rows, unknowns);
         for (equation, &row) in left.iter().enumerate() {
             let (columns, source) = &binary[row];
-            let (bits, values) = row_bits(&mut columns.iter().copied());
+            let (bits, values) = combine(columns, &column, &dependence);
             for x in bits.ones() {
                 system[equation * unknowns + x] = 1;
             }
-            let start = schedule.terms.len() as u32;
-            schedule.terms.extend(values);
-            schedule.leftovers.push(Sum {
-                source: *source,
-                start,
-                end: schedule.terms.len() as u32,
-            });
+            let sum = schedule.push_sum(*source, values);
+            schedule.leftovers.push(sum);
         }
         let g = |h: usize, j: usize| hdpc.get(h, j).byte();
         for h in 0..hdpc_rows {
@@ -370,8 +334,12 @@ impl Schedule {
         // Step 3: the repairs.
         for repair in 0..repairs as usize {
             let row = ldpc_rows + hdpc_rows + extended + repair;
-            let columns = matrix.query_non_zero_columns(row, 0);
-            let (bits, values) = row_bits(&mut columns.into_iter().map(|c| c as u32));
+            let columns: Vec<u32> = matrix
+                .query_non_zero_columns(row, 0)
+                .into_iter()
+                .map(|c| c as u32)
+                .collect();
+            let (bits, values) = combine(&columns, &column, &dependence);
             let start = schedule.repair_terms.len() as u32;
             schedule.repair_terms.extend(values);
             schedule
@@ -400,6 +368,17 @@ impl Schedule {
         schedule.encode(engine, &kernel, &all, &sources, &mut rows, &mut Vec::new())?;
         schedule.generator = rows.concat();
         Ok(schedule)
+    }
+
+    /// A sum of `source` and `values`, its terms appended to `terms`.
+    fn push_sum(&mut self, source: Option<u32>, values: Vec<u32>) -> Sum {
+        let start = self.terms.len() as u32;
+        self.terms.extend(values);
+        Sum {
+            source,
+            start,
+            end: self.terms.len() as u32,
+        }
     }
 
     /// Repairs a schedule of [`shared`](Self::shared) prepares (ESIs K to
@@ -640,6 +619,25 @@ impl Schedule {
         let inputs: Vec<&[u8]> = rhs.chunks_exact(size).collect();
         kernel.apply_add(&inputs, outputs);
     }
+}
+
+/// The sum of `columns` as the peeling left them: the values of the
+/// resolved ones, and the GF(2) row over the unknowns they and the unknown
+/// columns bring.
+fn combine(columns: &[u32], column: &[Column], dependence: &[Bits]) -> (Bits, Vec<u32>) {
+    let mut bits = Bits::default();
+    let mut values = Vec::new();
+    for &c in columns {
+        match column[c as usize] {
+            Column::Value(v) => {
+                values.push(v);
+                bits.xor(&dependence[v as usize]);
+            }
+            Column::Unknown(x) => bits.flip(x as usize),
+            Column::Open => {}
+        }
+    }
+    (bits, values)
 }
 
 /// The process-wide schedules of [`Schedule::shared`], locked.
